@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Per-VM dirty-page statistics: pure code, no I/O, no globals, no logging.
+ *
+ * Pages are identified by a dense 32-bit page index assigned by the caller
+ * (the daemon maps each memslot to a contiguous index range), so memory
+ * depends on the pages dirtied, not on guest-physical layout or size.
+ *
+ * Time is counted in epochs (harvest ticks). Pages are added to the open
+ * epoch; dt_stats_close_epoch() seals it. D(T), the distinct pages dirtied
+ * in the last T epochs, is exact for every T up to the horizon.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DT_STATS_MAX_WINDOWS 16
+
+struct dt_stats_config {
+	uint32_t horizon_epochs; /* longest window, e.g. 3600 at 1 s */
+	uint32_t recent_epochs; /* per-epoch dirty sets kept exactly, e.g. 64 */
+	uint32_t coarse_epochs; /* older sets coarsened into buckets of this many epochs */
+	uint32_t region_pages; /* heatmap region size in pages (2 MiB / page size) */
+	uint32_t nwindows; /* windows whose D(T) is computed at every epoch close */
+	uint32_t windows[DT_STATS_MAX_WINDOWS]; /* in epochs, ascending, each <= horizon */
+};
+
+/* Figures of one closed epoch. */
+struct dt_epoch_record {
+	uint64_t epoch; /* 0-based sequence number */
+	uint64_t end_us; /* CLOCK_MONOTONIC µs at close, as given by the caller */
+	uint64_t pages; /* distinct pages dirtied in this epoch */
+	uint64_t entries; /* page dirtyings added (ring entries + bitmap bits) */
+};
+
+struct dt_stats;
+
+int dt_stats_new(const struct dt_stats_config *cfg, uint32_t nvcpus, struct dt_stats **ret);
+struct dt_stats *dt_stats_free(struct dt_stats *s); /* NULL-safe, returns NULL */
+
+/*
+ * Add a dirty page to the open epoch. Hot path: buffered, no allocation
+ * per call in the common case. A page from a ring also counts for its
+ * vCPU; vcpu >= nvcpus is ignored for the per-vCPU figures.
+ */
+void dt_stats_add(struct dt_stats *s, uint32_t page);
+void dt_stats_add_vcpu(struct dt_stats *s, uint32_t vcpu, uint32_t page);
+/* Add `n` pages of a 64-page bitmap word starting at page `base` (bits set). */
+void dt_stats_add_word(struct dt_stats *s, uint32_t base, uint64_t bits);
+
+/* Seal the open epoch. Returns 0 or -ENOMEM (nothing recorded is lost then). */
+int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us);
+
+uint64_t dt_stats_epochs(const struct dt_stats *s); /* closed epochs */
+const struct dt_stats_config *dt_stats_config(const struct dt_stats *s);
+
+/*
+ * D(T) for T = window epochs, as of the last closed epoch. Windows longer
+ * than the history so far count the whole history. Exact for any window
+ * (configured windows are precomputed and O(1)).
+ */
+uint64_t dt_stats_wss(const struct dt_stats *s, uint32_t window);
+/* D(T) restricted to page indexes [lo, hi) (a memslot). */
+uint64_t dt_stats_wss_range(const struct dt_stats *s, uint32_t window, uint32_t lo, uint32_t hi);
+/* D(T) of the pages a vCPU's ring reported. */
+uint64_t dt_stats_vcpu_wss(const struct dt_stats *s, uint32_t vcpu, uint32_t window);
+/* Ring entries a vCPU reported since creation. */
+uint64_t dt_stats_vcpu_entries(const struct dt_stats *s, uint32_t vcpu);
+/* Totals since creation. */
+uint64_t dt_stats_total_entries(const struct dt_stats *s);
+uint64_t dt_stats_total_pages(const struct dt_stats *s); /* sum of per-epoch distinct pages */
+
+/*
+ * Per-epoch records, oldest first, for epochs >= since (the history keeps
+ * the last horizon_epochs). Writes up to max and returns the number written.
+ */
+size_t dt_stats_history(const struct dt_stats *s, uint64_t since, struct dt_epoch_record *out,
+			size_t max);
+
+/*
+ * Heatmap over the last `window` epochs: for each region (page index /
+ * region_pages) with any dirtying, the distinct pages dirtied and the
+ * number of (epoch, page) dirtyings. Regions in ascending order; returns
+ * the number of regions written (up to max), or -ENOMEM.
+ * Uses the exact recent sets and, beyond them, the coarsened buckets
+ * (where a bucket counts once per page).
+ */
+struct dt_heat {
+	uint32_t region;
+	uint32_t pages;
+	uint64_t dirtyings;
+};
+int dt_stats_heatmap(const struct dt_stats *s, uint32_t window, struct dt_heat *out, size_t max);
+
+/* Bytes of heap held by the history (for the memory benchmark and metrics). */
+size_t dt_stats_memory(const struct dt_stats *s);
