@@ -225,7 +225,7 @@ struct dt_msg {
 	unsigned nfds;
 };
 
-/* Payload size for a type, or -EBADMSG/-EPROTO... : -EINVAL for unknown. */
+/* Payload size for a type, or -EINVAL for an unknown type. */
 int dt_msg_payload_size(uint16_t type);
 /* Number of fds a type carries (exact), or -EINVAL for unknown. */
 int dt_msg_fd_count(uint16_t type);
@@ -238,7 +238,9 @@ const char *dt_mode_name(uint32_t mode);
  * ret->u and returns 0. Errors (ret untouched except fds):
  *   -EBADMSG  shorter than a header, or bad magic
  *   -EPROTONOSUPPORT  unknown version
- *   -EPROTO   unknown type, nonzero reserved/flags fields, bad enum values,
+ *   -EOPNOTSUPP unknown type (header otherwise valid: the receiver answers
+ *             ERROR and may keep the connection, for forward compatibility)
+ *   -EPROTO   nonzero reserved/flags fields, bad enum values,
  *             strings not NUL-terminated or not printable
  *   -EMSGSIZE payload length does not match the type, or > DT_MSG_MAX
  *   -EBADF    number of fds does not match the header or the type
