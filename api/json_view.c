@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdlib.h>
+
+#include "dt_util.h"
+#include "json_view.h"
+
+static struct json_object *u64(uint64_t v)
+{
+	return json_object_new_uint64(v);
+}
+
+static void add(struct json_object *o, const char *k, struct json_object *v)
+{
+	json_object_object_add(o, k, v);
+}
+
+static double epoch_seconds(const struct dt_vm *vm)
+{
+	return (double)vm->epoch_us / 1e6;
+}
+
+/* One point of a working-set curve. */
+static struct json_object *wss_point(const struct dt_vm *vm, uint32_t window, uint64_t pages)
+{
+	struct json_object *o = json_object_new_object();
+	double seconds = window * epoch_seconds(vm);
+	uint64_t bytes = pages << vm->page_shift;
+
+	add(o, "window_seconds", json_object_new_double(seconds));
+	add(o, "window_epochs", u64(window));
+	add(o, "pages", u64(pages));
+	add(o, "bytes", u64(bytes));
+	add(o, "dirty_rate_bytes_per_second", json_object_new_double((double)bytes / seconds));
+	return o;
+}
+
+enum curve_kind { CURVE_VM, CURVE_VCPU, CURVE_SLOT };
+
+static struct json_object *wss_curve(const struct dt_vm *vm, enum curve_kind kind, uint32_t vcpu,
+				     const struct dt_slot *slot)
+{
+	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
+	struct json_object *a = json_object_new_array();
+
+	for (uint32_t i = 0; i < sc->nwindows; i++) {
+		uint32_t w = sc->windows[i];
+		uint64_t pages;
+
+		switch (kind) {
+		case CURVE_VCPU:
+			pages = dt_stats_vcpu_wss(vm->stats, vcpu, w);
+			break;
+		case CURVE_SLOT:
+			pages = dt_stats_wss_range(vm->stats, w, slot->base,
+						   slot->base + (uint32_t)slot->pages);
+			break;
+		default:
+			pages = dt_stats_wss(vm->stats, w);
+		}
+		json_object_array_add(a, wss_point(vm, w, pages));
+	}
+	return a;
+}
+
+struct json_object *dt_json_vm_summary(const struct dt_vm *vm)
+{
+	struct json_object *o = json_object_new_object();
+	char uuid[37];
+
+	dt_uuid_format(vm->uuid, uuid);
+	add(o, "id", u64(vm->id));
+	add(o, "name", json_object_new_string(vm->name));
+	add(o, "uuid", dt_uuid_is_null(vm->uuid) ? NULL : json_object_new_string(uuid));
+	add(o, "vmm", json_object_new_string(vm->vmm));
+	add(o, "state", json_object_new_string(dt_vm_state_name(vm->state)));
+	add(o, "mode", json_object_new_string(vm->collector.ops->name));
+	add(o, "page_size", u64(vm->page_size));
+	add(o, "memory_bytes", u64((vm->state == DT_VM_ATTACHED
+					    ? dt_slots_active_pages(&vm->collector.slots)
+					    : vm->detached_pages)
+				   << vm->page_shift));
+	add(o, "vcpus", u64(vm->vcpus));
+	add(o, "epoch_seconds", json_object_new_double(epoch_seconds(vm)));
+	add(o, "epochs_harvested", u64(dt_stats_epochs(vm->stats)));
+	add(o, "generation", u64(vm->generation));
+	if (vm->state == DT_VM_DETACHED)
+		add(o, "detach_reason", json_object_new_string(vm->detach_reason));
+	return o;
+}
+
+struct json_object *dt_json_vm(const struct dt_vm *vm)
+{
+	struct json_object *o = dt_json_vm_summary(vm);
+	struct json_object *vcpus = json_object_new_array();
+	struct json_object *slots = json_object_new_array();
+	struct json_object *counters = json_object_new_object();
+
+	add(o, "wss", wss_curve(vm, CURVE_VM, 0, NULL));
+	for (uint32_t v = 0; v < vm->vcpus; v++) {
+		struct json_object *c = json_object_new_object();
+		const struct dt_ring *r = vm->collector.rings ? vm->collector.rings[v] : NULL;
+
+		add(c, "vcpu", u64(v));
+		add(c, "ring", json_object_new_boolean(r != NULL));
+		add(c, "entries", u64(dt_stats_vcpu_entries(vm->stats, v)));
+		add(c, "wss", wss_curve(vm, CURVE_VCPU, v, NULL));
+		json_object_array_add(vcpus, c);
+	}
+	add(o, "vcpus_detail", vcpus);
+	for (uint32_t i = 0; i < vm->collector.slots.n; i++) {
+		const struct dt_slot *s = &vm->collector.slots.slots[i];
+		struct json_object *j;
+
+		if (!s->active && vm->state == DT_VM_ATTACHED)
+			continue;
+		j = json_object_new_object();
+		add(j, "slot", u64(s->slot));
+		add(j, "as_id", u64(s->slot >> 16));
+		add(j, "id", u64(s->slot & 0xffff));
+		add(j, "gpa", u64(s->gpa));
+		add(j, "pages", u64(s->pages));
+		add(j, "wss", wss_curve(vm, CURVE_SLOT, 0, s));
+		json_object_array_add(slots, j);
+	}
+	add(o, "slots", slots);
+	add(counters, "harvests", u64(vm->counters.harvests));
+	add(counters, "ring_entries", u64(vm->collector.ring_entries));
+	add(counters, "invalid_entries", u64(vm->collector.invalid_entries));
+	add(counters, "bitmap_pages", u64(vm->collector.bitmap_pages));
+	add(counters, "ring_full", u64(vm->counters.ring_full));
+	add(counters, "resets", u64(vm->counters.resets));
+	add(counters, "late_syncs", u64(vm->counters.late_syncs));
+	add(counters, "attaches", u64(vm->counters.attaches));
+	add(counters, "dirtied_pages", u64(dt_stats_total_pages(vm->stats)));
+	add(counters, "harvest_seconds", json_object_new_double(vm->counters.harvest_us / 1e6));
+	add(counters, "history_bytes", u64(dt_stats_memory(vm->stats)));
+	add(o, "counters", counters);
+	return o;
+}
+
+struct json_object *dt_json_vm_list(const struct dt_manager *m)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *a = json_object_new_array();
+
+	/* Oldest first: the registry is newest first. */
+	size_t n = 0;
+	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
+		n++;
+	const struct dt_vm **v = calloc(n ? n : 1, sizeof(*v));
+	if (v) {
+		size_t i = n;
+		for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
+			v[--i] = vm;
+		for (i = 0; i < n; i++) {
+			struct json_object *s = dt_json_vm_summary(v[i]);
+			add(s, "wss", wss_curve(v[i], CURVE_VM, 0, NULL));
+			json_object_array_add(a, s);
+		}
+		free(v);
+	}
+	add(o, "vms", a);
+	return o;
+}
+
+struct json_object *dt_json_vm_history(const struct dt_vm *vm, uint64_t since, size_t limit)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *a = json_object_new_array();
+	struct dt_epoch_record *recs = calloc(limit ? limit : 1, sizeof(*recs));
+	size_t n = recs ? dt_stats_history(vm->stats, since, recs, limit) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_new_object();
+		add(e, "epoch", u64(recs[i].epoch));
+		add(e, "end_us", u64(recs[i].end_us));
+		add(e, "pages", u64(recs[i].pages));
+		add(e, "entries", u64(recs[i].entries));
+		add(e, "bytes", u64(recs[i].pages << vm->page_shift));
+		json_object_array_add(a, e);
+	}
+	free(recs);
+	add(o, "id", u64(vm->id));
+	add(o, "epoch_seconds", json_object_new_double(epoch_seconds(vm)));
+	add(o, "epochs", a);
+	return o;
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Shared dirty bitmap collector. Producers (the VMM copying KVM's dirty log,
+ * or device emulation) set bits with atomic OR; we take each non-zero word
+ * with an atomic exchange to zero, so a bit set concurrently is either in
+ * the word we took or stays for the next epoch: none is lost.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "dt_collector.h"
+#include "dt_fdcheck.h"
+
+int dt_bitmap_map(int fd, uint64_t offset, const struct dt_slot *slot, struct dt_bitmap **ret,
+		  char reason[DT_REASON_LEN])
+{
+	uint64_t bytes = dt_bitmap_bytes(slot->pages);
+	long page = sysconf(_SC_PAGESIZE);
+	struct dt_bitmap *b;
+	void *map;
+	int r;
+
+	if (offset % (uint64_t)page) {
+		snprintf(reason, DT_REASON_LEN, "bitmap offset %llu is not page aligned",
+			 (unsigned long long)offset);
+		return -EINVAL;
+	}
+	if (offset > UINT64_MAX - bytes) {
+		snprintf(reason, DT_REASON_LEN, "bitmap offset %llu overflows",
+			 (unsigned long long)offset);
+		return -EINVAL;
+	}
+	r = dt_fd_check_mappable(fd, offset + bytes, DT_FD_MEMFD_NO_SHRINK | DT_FD_MEMFD_NO_GROW,
+				 reason);
+	if (r < 0)
+		return r;
+	map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
+	if (map == MAP_FAILED) {
+		r = -errno;
+		snprintf(reason, DT_REASON_LEN, "cannot map bitmap: %s", strerror(errno));
+		return r;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		munmap(map, bytes);
+		snprintf(reason, DT_REASON_LEN, "out of memory");
+		return -ENOMEM;
+	}
+	b->map = map;
+	b->map_len = bytes;
+	b->words = map;
+	b->nwords = bytes / 8;
+	b->pages = slot->pages;
+	b->last_mask = (slot->pages % 64) ? (1ull << (slot->pages % 64)) - 1 : ~0ull;
+	b->slot = slot->slot;
+	b->base = slot->base;
+	*ret = b;
+	return 0;
+}
+
+struct dt_bitmap *dt_bitmap_unmap(struct dt_bitmap *b)
+{
+	if (b) {
+		munmap(b->map, b->map_len);
+		free(b);
+	}
+	return NULL;
+}
+
+uint64_t dt_bitmap_consume(struct dt_bitmap *b, struct dt_stats *stats)
+{
+	uint64_t *w = b->words, n = b->nwords, pages = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		/*
+		 * A plain relaxed load finds the zero words cheaply (sparse
+		 * bitmaps are mostly zero); only non-zero words pay for the
+		 * locked exchange.
+		 */
+		if (!__atomic_load_n(&w[i], __ATOMIC_RELAXED))
+			continue;
+		uint64_t bits = __atomic_exchange_n(&w[i], 0, __ATOMIC_ACQ_REL);
+		if (i == n - 1)
+			bits &= b->last_mask;
+		if (!bits)
+			continue;
+		pages += (uint64_t)__builtin_popcountll(bits);
+		dt_stats_add_word(stats, b->base + (uint32_t)(i * 64), bits);
+	}
+	b->consumed += pages;
+	return pages;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Is an fd from an untrusted VMM safe to mmap for `len` bytes? */
+#pragma once
+
+#include <stdint.h>
+
+#include "dt_collector.h"
+
+enum {
+	DT_FD_KVM_VCPU = 1 << 0, /* anon inode kvm-vcpu:N (cannot shrink) */
+	DT_FD_MEMFD_NO_SHRINK = 1 << 1, /* memfd sealed F_SEAL_SHRINK */
+	DT_FD_MEMFD_NO_GROW = 1 << 2, /* ... and F_SEAL_GROW */
+};
+
+/*
+ * 0 if fd is one of the accepted kinds and covers len bytes; otherwise
+ * -EPERM (wrong kind or missing seal) or -EINVAL (too small) with a reason.
+ */
+int dt_fd_check_mappable(int fd, uint64_t len, unsigned accept, char reason[DT_REASON_LEN]);
+
+/*
+ * Touch every page of a fresh mapping through the kernel (process_vm_readv
+ * on ourselves): a page the fd cannot back returns -EFAULT here instead of
+ * a SIGBUS later on the harvest path (a vCPU fd mapped past its ring).
+ */
+int dt_map_probe(const void *addr, size_t len);

@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The attach socket: accept VMMs, check their credentials, decode their
+ * messages and route them to the VM they attached. A malformed peer costs
+ * only its own connection; its VM stays listed (detached) with its figures.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dt_util.h"
+#include "log.h"
+#include "manager.h"
+
+#define DT_MSGS_PER_WAKEUP 64 /* fairness between VMMs */
+
+struct dt_conn {
+	struct dt_conn *next;
+	struct dt_manager *m;
+	int fd;
+	sd_event_source *source;
+	struct ucred cred;
+	bool allowed;
+	struct dt_vm *vm; /* after WELCOME */
+	uint32_t seq;
+	bool busy; /* inside on_conn_io: freeing is deferred to its end */
+	bool closing;
+};
+
+static bool cred_allowed(const struct dt_config *c, const struct ucred *cred)
+{
+	if (cred->uid == 0 || cred->uid == geteuid())
+		return true;
+	for (unsigned i = 0; i < c->n_allowed_uids; i++)
+		if (c->allowed_uids[i] == cred->uid)
+			return true;
+	for (unsigned i = 0; i < c->n_allowed_gids; i++)
+		if (c->allowed_gids[i] == cred->gid)
+			return true;
+	return false;
+}
+
+int dt_conn_send(struct dt_conn *c, uint16_t type, const void *payload, uint32_t *ret_seq)
+{
+	uint32_t seq = ++c->seq;
+	int r;
+
+	if (c->closing)
+		return -ENOTCONN;
+	r = dt_msg_send(c->fd, type, seq, payload, NULL, 0);
+
+	if (r < 0) {
+		/* A VMM that does not read its socket is not harvestable either. */
+		if (c->vm)
+			dt_vm_detach(c->vm, r == -EAGAIN ? "VMM does not read its socket"
+							 : "cannot write to the VMM");
+		else
+			dt_conn_close(c);
+		return r;
+	}
+	if (ret_seq)
+		*ret_seq = seq;
+	return 0;
+}
+
+static void reply_ack(struct dt_conn *c, const struct dt_hdr *ref)
+{
+	struct dt_msg_ack a = { .ref_seq = ref->seq, .ref_type = ref->type };
+
+	dt_conn_send(c, DT_MSG_ACK, &a, NULL);
+}
+
+static void reply_error(struct dt_conn *c, uint16_t type, int error, const struct dt_hdr *ref,
+			const char *reason)
+{
+	struct dt_msg_error e;
+
+	dt_msg_error_init(&e, error < 0 ? -error : error, ref, "%s", reason);
+	dt_conn_send(c, type, &e, NULL);
+}
+
+static void conn_free(struct dt_conn *c)
+{
+	sd_event_source_disable_unref(c->source);
+	close(c->fd);
+	free(c);
+}
+
+void dt_conn_close(struct dt_conn *c)
+{
+	struct dt_manager *m = c->m;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	for (struct dt_conn **p = &m->conns; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			m->nconns--;
+			break;
+		}
+	if (c->vm) {
+		struct dt_vm *vm = c->vm;
+		c->vm = NULL;
+		if (vm->conn == c)
+			dt_vm_detach(vm, "VMM connection closed");
+	}
+	sd_event_source_set_enabled(c->source, SD_EVENT_OFF);
+	if (!c->busy)
+		conn_free(c);
+}
+
+static int hello_check(struct dt_manager *m, const struct dt_msg_hello *h, char *reason,
+		       size_t len)
+{
+	if (h->min_version > DT_PROTO_VERSION || h->max_version < DT_PROTO_VERSION) {
+		snprintf(reason, len, "protocol versions %u..%u not supported (daemon speaks %u)",
+			 h->min_version, h->max_version, DT_PROTO_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	if (h->page_size < 4096 || h->page_size > 65536 || (h->page_size & (h->page_size - 1))) {
+		snprintf(reason, len, "page size %u is not a power of two in 4096..65536",
+			 h->page_size);
+		return -EINVAL;
+	}
+	if (h->vcpus < 1 || h->vcpus > m->config.max_vcpus) {
+		snprintf(reason, len, "vcpus %u out of range 1..%u", h->vcpus,
+			 m->config.max_vcpus);
+		return -EINVAL;
+	}
+	if (h->caps & ~DT_CAP_ALL) {
+		snprintf(reason, len, "unknown capability bits 0x%x", h->caps & ~DT_CAP_ALL);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
+{
+	struct dt_manager *m = c->m;
+	const struct dt_msg_hello *h = &msg->u.hello;
+	struct dt_msg_welcome w;
+	struct dt_vm *vm = NULL;
+	char reason[DT_REASON_MAX];
+	int r;
+
+	if (!c->allowed) {
+		snprintf(reason, sizeof(reason), "uid %u gid %u may not attach (see [attach] allowed_users)",
+			 c->cred.uid, c->cred.gid);
+		r = -EPERM;
+		goto refuse;
+	}
+	r = hello_check(m, h, reason, sizeof(reason));
+	if (r < 0)
+		goto refuse;
+	if (!dt_uuid_is_null(h->uuid))
+		vm = dt_manager_find_uuid(m, h->uuid);
+	if (vm && vm->state == DT_VM_ATTACHED) {
+		snprintf(reason, sizeof(reason), "a VM with this uuid is attached (vm %u)", vm->id);
+		r = -EEXIST;
+		goto refuse;
+	}
+	if (vm && (vm->page_size != h->page_size || vm->vcpus != h->vcpus ||
+		   vm->mode != h->mode)) {
+		/* Same uuid, different machine: its old figures do not apply. */
+		dt_vm_free(vm);
+		vm = NULL;
+	}
+	if (!vm) {
+		if (dt_manager_attached(m) >= m->config.max_vms || m->nvms >= 2 * m->config.max_vms) {
+			snprintf(reason, sizeof(reason), "too many VMs (max_vms = %u)",
+				 m->config.max_vms);
+			r = -EUSERS;
+			goto refuse;
+		}
+		r = dt_vm_new(m, h, &c->cred, &vm);
+		if (r < 0) {
+			snprintf(reason, sizeof(reason), "cannot create VM: %s", strerror(-r));
+			goto refuse;
+		}
+	} else {
+		/* Reattach: a new name is fine, the figures continue. */
+		memcpy(vm->name, h->name, sizeof(vm->name));
+		memcpy(vm->vmm, h->vmm, sizeof(vm->vmm));
+		vm->caps = h->caps;
+	}
+	dt_vm_attach(vm, c, &c->cred);
+	c->vm = vm;
+	w = (struct dt_msg_welcome){
+		.version = DT_PROTO_VERSION,
+		.vm_id = vm->id,
+		.epoch_us = vm->epoch_us,
+		.max_slots = m->config.max_slots,
+		.max_ring_entries = m->config.max_ring_entries,
+		.max_vcpus = m->config.max_vcpus,
+	};
+	dt_log(LOG_INFO, "vm %u (%s): attached by %s pid %d, %u vCPUs, mode %s%s", vm->id, vm->name,
+	       vm->vmm, c->cred.pid, vm->vcpus, dt_mode_name(vm->mode),
+	       vm->counters.attaches > 1 ? " (reattached)" : "");
+	dt_conn_send(c, DT_MSG_WELCOME, &w, NULL);
+	return;
+refuse:
+	dt_log(LOG_NOTICE, "attach refused for pid %d: %s", c->cred.pid, reason);
+	reply_error(c, DT_MSG_REFUSE, r, &msg->hdr, reason);
+	dt_conn_close(c);
+}
+
+static int on_add_slot(struct dt_conn *c, const struct dt_msg *msg, char *reason, size_t len)
+{
+	struct dt_vm *vm = c->vm;
+	const struct dt_msg_add_slot *s = &msg->u.add_slot;
+	const struct dt_config *cfg = &c->m->config;
+	int r;
+
+	if (s->gpa & (vm->page_size - 1)) {
+		snprintf(reason, len, "slot 0x%x: gpa 0x%llx is not aligned to the page size",
+			 s->slot, (unsigned long long)s->gpa);
+		return -EINVAL;
+	}
+	r = dt_slots_add(&vm->collector.slots, s->slot, s->gpa, s->pages, vm->page_shift,
+			 cfg->max_slots, cfg->max_memory >> vm->page_shift);
+	switch (r) {
+	case 0:
+		vm->generation++;
+		return 0;
+	case -EEXIST:
+		snprintf(reason, len, "slot 0x%x exists or overlaps another slot", s->slot);
+		break;
+	case -ENOSPC:
+		snprintf(reason, len, "too many slots (max_slots = %u)", cfg->max_slots);
+		break;
+	case -E2BIG:
+		snprintf(reason, len, "slot 0x%x: %llu pages exceed the VM's memory limit", s->slot,
+			 (unsigned long long)s->pages);
+		break;
+	default:
+		snprintf(reason, len, "slot 0x%x: invalid geometry (%llu pages at 0x%llx)", s->slot,
+			 (unsigned long long)s->pages, (unsigned long long)s->gpa);
+	}
+	return r;
+}
+
+static int on_add_ring(struct dt_conn *c, struct dt_msg *msg, char *reason, size_t len)
+{
+	struct dt_vm *vm = c->vm;
+	const struct dt_msg_add_ring *a = &msg->u.add_ring;
+
+	if (!vm->collector.ops->add_ring) {
+		snprintf(reason, len, "mode %s has no dirty rings", dt_mode_name(vm->mode));
+		return -EOPNOTSUPP;
+	}
+	if (a->entries < 64 || a->entries > c->m->config.max_ring_entries) {
+		snprintf(reason, len, "ring entries %u out of range 64..%u", a->entries,
+			 c->m->config.max_ring_entries);
+		return -EINVAL;
+	}
+	return vm->collector.ops->add_ring(&vm->collector, msg->fds[0], a, reason);
+}
+
+static int on_add_bitmap(struct dt_conn *c, struct dt_msg *msg, char *reason, size_t len)
+{
+	struct dt_vm *vm = c->vm;
+
+	if (!vm->collector.ops->add_bitmap) {
+		snprintf(reason, len, "mode %s has no shared bitmaps", dt_mode_name(vm->mode));
+		return -EOPNOTSUPP;
+	}
+	return vm->collector.ops->add_bitmap(&vm->collector, msg->fds[0], &msg->u.add_bitmap,
+					     reason);
+}
+
+/* May close c (c->closing is then set). */
+static void handle(struct dt_conn *c, struct dt_msg *msg)
+{
+	char reason[DT_REASON_MAX] = "";
+	struct dt_vm *vm = c->vm;
+	int r;
+
+	if (msg->hdr.type == DT_MSG_HELLO) {
+		if (vm) {
+			reply_error(c, DT_MSG_ERROR, EPROTO, &msg->hdr, "HELLO after WELCOME");
+			dt_conn_close(c);
+			return;
+		}
+		on_hello(c, msg);
+		return;
+	}
+	if (!vm) {
+		reply_error(c, DT_MSG_ERROR, EPROTO, &msg->hdr, "the first message must be HELLO");
+		dt_conn_close(c);
+		return;
+	}
+
+	switch (msg->hdr.type) {
+	case DT_MSG_ADD_SLOT:
+		r = on_add_slot(c, msg, reason, sizeof(reason));
+		break;
+	case DT_MSG_REMOVE_SLOT:
+		r = dt_collector_remove_slot(&vm->collector, msg->u.remove_slot.slot);
+		if (r < 0)
+			snprintf(reason, sizeof(reason), "slot 0x%x was not added",
+				 msg->u.remove_slot.slot);
+		else
+			vm->generation++;
+		break;
+	case DT_MSG_ADD_RING:
+		r = on_add_ring(c, msg, reason, sizeof(reason));
+		break;
+	case DT_MSG_ADD_BITMAP:
+		r = on_add_bitmap(c, msg, reason, sizeof(reason));
+		break;
+	case DT_MSG_RESET_DONE:
+		dt_vm_reset_done(vm, msg->u.done.ref_seq);
+		return;
+	case DT_MSG_SYNC_DONE:
+		dt_vm_sync_done(vm, msg->u.done.ref_seq);
+		return;
+	case DT_MSG_RING_FULL:
+		dt_vm_ring_full(vm, msg->u.ring_full.vcpu);
+		return;
+	case DT_MSG_PING: {
+		struct dt_msg_ping p = msg->u.ping;
+		dt_conn_send(c, DT_MSG_PONG, &p, NULL);
+		return;
+	}
+	case DT_MSG_PONG:
+	case DT_MSG_ERROR:
+		return;
+	case DT_MSG_DETACH:
+		reply_ack(c, &msg->hdr);
+		dt_vm_detach(vm, "VMM detached"); /* closes c */
+		return;
+	default:
+		r = -EPROTO;
+		snprintf(reason, sizeof(reason), "%s is not a message a VMM sends",
+			 dt_msg_type_name(msg->hdr.type));
+	}
+	if (r < 0) {
+		dt_log(LOG_NOTICE, "vm %u (%s): %s refused: %s", vm->id, vm->name,
+		       dt_msg_type_name(msg->hdr.type), reason);
+		reply_error(c, DT_MSG_ERROR, r, &msg->hdr, reason);
+	} else {
+		reply_ack(c, &msg->hdr);
+	}
+}
+
+static const char *recv_error_reason(int r)
+{
+	switch (r) {
+	case -EBADMSG:
+		return "bad header (short message or bad magic)";
+	case -EPROTONOSUPPORT:
+		return "unsupported protocol version";
+	case -EMSGSIZE:
+		return "payload length does not match the message type";
+	case -EBADF:
+		return "wrong number of file descriptors";
+	case -EPROTO:
+		return "malformed message (reserved fields, enums or strings)";
+	default:
+		return "receive error";
+	}
+}
+
+static void conn_read(struct dt_conn *c)
+{
+	for (int i = 0; i < DT_MSGS_PER_WAKEUP && !c->closing; i++) {
+		struct dt_msg msg;
+		int r = dt_msg_recv(c->fd, &msg);
+
+		if (r == -EAGAIN || r == -EINTR)
+			return;
+		if (r == 0) {
+			if (c->vm)
+				dt_vm_detach(c->vm, "VMM closed the connection");
+			else
+				dt_conn_close(c);
+			return;
+		}
+		if (r == -EOPNOTSUPP) {
+			/* Forward compatibility: refuse the message, keep the VMM. */
+			reply_error(c, DT_MSG_ERROR, EOPNOTSUPP, NULL, "unknown message type");
+			continue;
+		}
+		if (r < 0) {
+			const char *why = recv_error_reason(r);
+			struct dt_vm *vm = c->vm;
+
+			reply_error(c, DT_MSG_ERROR, r, NULL, why);
+			dt_log(LOG_NOTICE, "attach connection of pid %d dropped: %s", c->cred.pid,
+			       why);
+			if (vm && vm->conn == c) {
+				char reason[DT_REASON_MAX];
+				snprintf(reason, sizeof(reason), "protocol error: %s", why);
+				dt_vm_detach(vm, reason);
+			} else {
+				dt_conn_close(c);
+			}
+			return;
+		}
+		handle(c, &msg);
+		dt_msg_close_fds(&msg);
+	}
+}
+
+static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct dt_conn *c = userdata;
+
+	c->busy = true;
+	conn_read(c);
+	c->busy = false;
+	if (c->closing)
+		conn_free(c);
+	return 0;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct dt_manager *m = userdata;
+	socklen_t len = sizeof(struct ucred);
+	struct dt_conn *c;
+	int cfd, r;
+
+	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (cfd < 0)
+		return 0;
+	/* Unauthenticated connections are bounded too. */
+	if (m->nconns >= 2 * m->config.max_vms + 16) {
+		dt_log(LOG_WARNING, "attach: too many connections, dropping one");
+		close(cfd);
+		return 0;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(cfd);
+		return 0;
+	}
+	c->m = m;
+	c->fd = cfd;
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+		close(cfd);
+		free(c);
+		return 0;
+	}
+	c->allowed = cred_allowed(&m->config, &c->cred);
+	r = sd_event_add_io(m->event, &c->source, cfd, EPOLLIN, on_conn_io, c);
+	if (r < 0) {
+		close(cfd);
+		free(c);
+		return 0;
+	}
+	c->next = m->conns;
+	m->conns = c;
+	m->nconns++;
+	return 0;
+}
+
+int dt_attach_listen(struct dt_manager *m, int fd)
+{
+	m->attach_fd = fd;
+	return sd_event_add_io(m->event, &m->attach_source, fd, EPOLLIN, on_accept, m);
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The daemon's configuration: defaults, INI file (libinih), command line. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define DT_MAX_ALLOWED_IDS 32
+
+struct dt_config {
+	char *runtime_dir;
+	char *attach_socket; /* default runtime_dir/attach.sock */
+	char *api_socket; /* default runtime_dir/api.sock */
+	char *api_tcp; /* "127.0.0.1:9111", or NULL for none */
+	uint64_t epoch_us;
+	uint64_t retention_us; /* keep detached VMs this long */
+	uint64_t history_us; /* longest window (horizon) */
+	uint32_t recent_epochs;
+	uint32_t coarse_epochs;
+	uint32_t max_vms;
+	uint32_t max_vcpus;
+	uint32_t max_slots;
+	uint32_t max_ring_entries;
+	uint64_t max_memory; /* bytes per VM */
+	uint32_t api_max_connections;
+	uint64_t api_timeout_us;
+	uid_t allowed_uids[DT_MAX_ALLOWED_IDS];
+	unsigned n_allowed_uids;
+	gid_t allowed_gids[DT_MAX_ALLOWED_IDS];
+	unsigned n_allowed_gids;
+};
+
+#define DT_EPOCH_MIN_US 100000ull /* 100 ms */
+#define DT_EPOCH_MAX_US 60000000ull /* 1 min */
+
+void dt_config_init(struct dt_config *c); /* defaults */
+void dt_config_done(struct dt_config *c);
+/*
+ * Load an INI file over the current values. On error returns -errno and
+ * writes "FILE:LINE: key: what is wrong" into err.
+ */
+int dt_config_load(struct dt_config *c, const char *path, char *err, size_t errlen);
+/* Set one key ("section", "key", "value"), as from the file. */
+int dt_config_set(struct dt_config *c, const char *section, const char *key, const char *value,
+		  char *err, size_t errlen);
+/* Fill socket paths from runtime_dir where unset; check cross-key rules. */
+int dt_config_finish(struct dt_config *c, char *err, size_t errlen);

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The daemon's state: event loop, configuration, VM registry, listeners. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "dt_collector.h"
+#include "dt_proto.h"
+#include "dt_stats.h"
+
+struct dt_api;
+struct dt_conn;
+
+enum dt_vm_state {
+	DT_VM_ATTACHED,
+	DT_VM_DETACHED,
+	_DT_VM_STATE_MAX,
+};
+
+struct dt_vm_counters {
+	uint64_t harvests; /* epochs closed */
+	uint64_t ring_full; /* RING_FULL notices */
+	uint64_t resets; /* RESET_RINGS completed */
+	uint64_t late_syncs; /* epochs closed without SYNC_DONE in time */
+	uint64_t attaches; /* HELLOs accepted for this VM (1 + reattaches) */
+	uint64_t harvest_us; /* time spent harvesting and closing epochs */
+};
+
+struct dt_vm {
+	struct dt_vm *next;
+	struct dt_manager *m;
+	uint32_t id;
+	char name[DT_NAME_MAX];
+	char vmm[DT_VMM_MAX];
+	uint8_t uuid[16];
+	uint32_t page_size;
+	unsigned page_shift;
+	uint32_t vcpus;
+	uint32_t mode;
+	uint32_t caps;
+	enum dt_vm_state state;
+	char detach_reason[DT_REASON_MAX];
+	uint64_t attached_us; /* CLOCK_MONOTONIC */
+	uint64_t detached_us;
+	uint64_t detached_pages; /* memory declared when it detached */
+	pid_t pid; /* VMM's pid from SO_PEERCRED */
+	uid_t uid;
+	struct dt_conn *conn; /* NULL when detached */
+	struct dt_collector collector;
+	struct dt_stats *stats;
+	uint64_t epoch_us;
+	uint64_t next_tick;
+	sd_event_source *tick; /* epoch timer */
+	sd_event_source *sync_deadline;
+	sd_event_source *retention; /* removal of a detached VM */
+	uint32_t sync_seq, reset_seq;
+	bool sync_pending, reset_pending, reset_wanted;
+	uint64_t reset_sent_us;
+	unsigned late_in_a_row;
+	struct dt_vm_counters counters;
+	uint64_t generation; /* bumped whenever its figures change */
+};
+
+struct dt_manager {
+	sd_event *event;
+	struct dt_config config;
+	struct dt_vm *vms; /* registry, newest first */
+	unsigned nvms;
+	uint32_t next_vm_id;
+	struct dt_conn *conns;
+	unsigned nconns;
+	int attach_fd;
+	sd_event_source *attach_source;
+	struct dt_api *api;
+	uint64_t generation; /* bumped when a VM is added, removed or changes */
+};
+
+int dt_manager_new(struct dt_manager **ret);
+struct dt_manager *dt_manager_free(struct dt_manager *m);
+/* Bind (or take from socket activation) the attach socket and the API. */
+int dt_manager_start(struct dt_manager *m);
+void dt_manager_stop(struct dt_manager *m); /* detach every VMM, close listeners */
+
+/* Registry */
+struct dt_vm *dt_manager_find_vm(struct dt_manager *m, const char *key); /* id, uuid or name */
+struct dt_vm *dt_manager_find_uuid(struct dt_manager *m, const uint8_t uuid[16]);
+unsigned dt_manager_attached(const struct dt_manager *m);
+
+/* VM lifecycle (vm.c) */
+int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct ucred *cred,
+	      struct dt_vm **ret);
+void dt_vm_free(struct dt_vm *vm); /* unlinks from the registry */
+int dt_vm_attach(struct dt_vm *vm, struct dt_conn *c, const struct ucred *cred);
+/* The VMM went away (or was dropped): final harvest, keep figures. */
+void dt_vm_detach(struct dt_vm *vm, const char *reason);
+/* Messages that drive the harvest */
+void dt_vm_ring_full(struct dt_vm *vm, uint32_t vcpu);
+void dt_vm_reset_done(struct dt_vm *vm, uint32_t ref_seq);
+void dt_vm_sync_done(struct dt_vm *vm, uint32_t ref_seq);
+const char *dt_vm_state_name(enum dt_vm_state s);
+/* Window (in epochs) for a duration, at least 1. */
+uint32_t dt_vm_window_epochs(const struct dt_vm *vm, uint64_t window_us);
+
+/* Attach connections (attach.c) */
+int dt_attach_listen(struct dt_manager *m, int fd);
+void dt_conn_close(struct dt_conn *c);
+/* Send a request to the VMM; -errno if the connection is gone or stuck. */
+int dt_conn_send(struct dt_conn *c, uint16_t type, const void *payload, uint32_t *ret_seq);

@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A VM in the registry: its identity, collectors, statistics and the epoch
+ * scheduler. Each epoch tick harvests the rings (no help from the VMM
+ * needed), asks for a ring reset if anything was taken, and in bitmap
+ * modes asks the VMM to sync its dirty log; the epoch closes when the
+ * sync completes, or at half an epoch if it does not (a late sync).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "dt_util.h"
+#include "log.h"
+#include "manager.h"
+
+#define DT_UNANSWERED_EPOCHS 10 /* drop a VMM that ignores requests this long */
+
+static const uint32_t window_seconds[] = { 1, 2, 5, 10, 30, 60, 300, 900, 3600 };
+
+const char *dt_vm_state_name(enum dt_vm_state s)
+{
+	static const char *const names[_DT_VM_STATE_MAX] = {
+		[DT_VM_ATTACHED] = "attached",
+		[DT_VM_DETACHED] = "detached",
+	};
+	return s < _DT_VM_STATE_MAX ? names[s] : "unknown";
+}
+
+uint32_t dt_vm_window_epochs(const struct dt_vm *vm, uint64_t window_us)
+{
+	uint64_t n = (window_us + vm->epoch_us / 2) / vm->epoch_us;
+
+	return n < 1 ? 1 : n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+static void stats_config(const struct dt_vm *vm, struct dt_stats_config *sc)
+{
+	const struct dt_config *c = &vm->m->config;
+	uint32_t last = 0;
+
+	*sc = (struct dt_stats_config){
+		.horizon_epochs = dt_vm_window_epochs(vm, c->history_us),
+		.recent_epochs = c->recent_epochs,
+		.coarse_epochs = c->coarse_epochs,
+		.region_pages = (2u << 20) / vm->page_size,
+	};
+	if (sc->region_pages == 0)
+		sc->region_pages = 1;
+	/* One epoch, then 1 s ... 1 h, as far as the history reaches. */
+	sc->windows[sc->nwindows++] = last = 1;
+	for (size_t i = 0; i < ARRAY_SIZE(window_seconds); i++) {
+		uint32_t w = dt_vm_window_epochs(vm, window_seconds[i] * 1000000ull);
+		if (w <= last || w > sc->horizon_epochs)
+			continue;
+		sc->windows[sc->nwindows++] = last = w;
+	}
+}
+
+static void vm_close_epoch(struct dt_vm *vm)
+{
+	uint64_t start = dt_now_us();
+	int r;
+
+	if (vm->collector.ops->consume)
+		vm->collector.ops->consume(&vm->collector);
+	vm->sync_pending = false;
+	if (vm->sync_deadline)
+		sd_event_source_set_enabled(vm->sync_deadline, SD_EVENT_OFF);
+	r = dt_stats_close_epoch(vm->stats, start);
+	if (r < 0)
+		dt_log(LOG_WARNING, "vm %u (%s): cannot close epoch: %s", vm->id, vm->name,
+		       strerror(-r));
+	vm->counters.harvests++;
+	vm->counters.harvest_us += dt_now_us() - start;
+	vm->generation++;
+	vm->m->generation++;
+}
+
+static void vm_request_reset(struct dt_vm *vm)
+{
+	struct dt_msg_request req = { .epoch = dt_stats_epochs(vm->stats) };
+	int r;
+
+	if (!vm->conn)
+		return;
+	if (vm->reset_pending) {
+		/* One outstanding at a time; another follows its completion. */
+		vm->reset_wanted = true;
+		return;
+	}
+	r = dt_conn_send(vm->conn, DT_MSG_RESET_RINGS, &req, &vm->reset_seq);
+	if (r < 0)
+		return; /* the connection is being dropped */
+	vm->reset_pending = true;
+	vm->reset_wanted = false;
+	vm->reset_sent_us = dt_now_us();
+}
+
+static void vm_harvest_rings(struct dt_vm *vm)
+{
+	uint64_t start = dt_now_us();
+
+	if (!vm->collector.ops->harvest)
+		return;
+	if (vm->collector.ops->harvest(&vm->collector) > 0)
+		vm_request_reset(vm);
+	vm->counters.harvest_us += dt_now_us() - start;
+}
+
+static int on_sync_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct dt_vm *vm = userdata;
+
+	if (!vm->sync_pending)
+		return 0;
+	vm->counters.late_syncs++;
+	vm->late_in_a_row++;
+	vm_close_epoch(vm);
+	return 0;
+}
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct dt_vm *vm = userdata;
+	uint64_t now = dt_now_us();
+	int r;
+
+	/* Keep the phase; skip ticks missed while the loop was busy. */
+	vm->next_tick += vm->epoch_us;
+	if (vm->next_tick <= now)
+		vm->next_tick += ((now - vm->next_tick) / vm->epoch_us + 1) * vm->epoch_us;
+	sd_event_source_set_time(s, vm->next_tick);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+
+	if (vm->reset_pending && now - vm->reset_sent_us > DT_UNANSWERED_EPOCHS * vm->epoch_us) {
+		dt_vm_detach(vm, "VMM did not answer RESET_RINGS for 10 epochs");
+		return 0;
+	}
+	if (vm->late_in_a_row >= DT_UNANSWERED_EPOCHS) {
+		dt_vm_detach(vm, "VMM did not answer SYNC_BITMAP for 10 epochs");
+		return 0;
+	}
+
+	vm_harvest_rings(vm);
+	if (!vm->collector.ops->consume) {
+		vm_close_epoch(vm);
+		return 0;
+	}
+	if (vm->sync_pending) /* still waiting from last tick: should not happen */
+		vm_close_epoch(vm);
+	struct dt_msg_request req = { .epoch = dt_stats_epochs(vm->stats) };
+	r = dt_conn_send(vm->conn, DT_MSG_SYNC_BITMAP, &req, &vm->sync_seq);
+	if (r < 0) {
+		vm_close_epoch(vm);
+		return 0;
+	}
+	vm->sync_pending = true;
+	sd_event_source_set_time(vm->sync_deadline, now + vm->epoch_us / 2);
+	sd_event_source_set_enabled(vm->sync_deadline, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+void dt_vm_sync_done(struct dt_vm *vm, uint32_t ref_seq)
+{
+	/* A late SYNC_DONE (epoch already closed) is harmless: its bits wait. */
+	if (!vm->sync_pending || ref_seq != vm->sync_seq)
+		return;
+	vm->late_in_a_row = 0;
+	vm_close_epoch(vm);
+}
+
+void dt_vm_reset_done(struct dt_vm *vm, uint32_t ref_seq)
+{
+	if (!vm->reset_pending || ref_seq != vm->reset_seq)
+		return;
+	vm->reset_pending = false;
+	vm->counters.resets++;
+	if (vm->reset_wanted)
+		vm_request_reset(vm);
+}
+
+void dt_vm_ring_full(struct dt_vm *vm, uint32_t vcpu)
+{
+	vm->counters.ring_full++;
+	/*
+	 * Reset even when nothing new was harvested: the VMM waits for a
+	 * reset after every RING_FULL it sends.
+	 */
+	if (dt_collector_harvest_vcpu(&vm->collector, vcpu) >= 0)
+		vm_request_reset(vm);
+}
+
+static int on_retention(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct dt_vm *vm = userdata;
+
+	dt_log(LOG_INFO, "vm %u (%s): retention over, removed", vm->id, vm->name);
+	dt_vm_free(vm);
+	return 0;
+}
+
+static unsigned page_shift_of(uint32_t page_size)
+{
+	return (unsigned)__builtin_ctz(page_size);
+}
+
+int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct ucred *cred,
+	      struct dt_vm **ret)
+{
+	struct dt_stats_config sc;
+	struct dt_vm *vm;
+	int r;
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->m = m;
+	vm->id = ++m->next_vm_id;
+	memcpy(vm->name, h->name, sizeof(vm->name));
+	memcpy(vm->vmm, h->vmm, sizeof(vm->vmm));
+	memcpy(vm->uuid, h->uuid, sizeof(vm->uuid));
+	vm->page_size = h->page_size;
+	vm->page_shift = page_shift_of(h->page_size);
+	vm->vcpus = h->vcpus;
+	vm->mode = h->mode;
+	vm->caps = h->caps;
+	vm->epoch_us = m->config.epoch_us;
+	vm->state = DT_VM_DETACHED;
+
+	stats_config(vm, &sc);
+	r = dt_stats_new(&sc, vm->vcpus, &vm->stats);
+	if (r < 0)
+		goto fail;
+	r = dt_collector_init(&vm->collector, vm->mode, vm->vcpus, vm->stats);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_time(m->event, &vm->tick, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_tick, vm);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_time(m->event, &vm->sync_deadline, CLOCK_MONOTONIC, UINT64_MAX, 1000,
+			      on_sync_deadline, vm);
+	if (r < 0)
+		goto fail;
+	r = sd_event_add_time(m->event, &vm->retention, CLOCK_MONOTONIC, UINT64_MAX, 1000000,
+			      on_retention, vm);
+	if (r < 0)
+		goto fail;
+	sd_event_source_set_enabled(vm->tick, SD_EVENT_OFF);
+	sd_event_source_set_enabled(vm->sync_deadline, SD_EVENT_OFF);
+	sd_event_source_set_enabled(vm->retention, SD_EVENT_OFF);
+	vm->next = m->vms;
+	m->vms = vm;
+	m->nvms++;
+	m->generation++;
+	*ret = vm;
+	(void)cred;
+	return 0;
+fail:
+	dt_vm_free(vm);
+	return r;
+}
+
+void dt_vm_free(struct dt_vm *vm)
+{
+	struct dt_manager *m;
+
+	if (!vm)
+		return;
+	m = vm->m;
+	for (struct dt_vm **p = &m->vms; *p; p = &(*p)->next)
+		if (*p == vm) {
+			*p = vm->next;
+			m->nvms--;
+			m->generation++;
+			break;
+		}
+	if (vm->conn)
+		dt_vm_detach(vm, "VM removed");
+	sd_event_source_disable_unref(vm->tick);
+	sd_event_source_disable_unref(vm->sync_deadline);
+	sd_event_source_disable_unref(vm->retention);
+	if (vm->collector.ops)
+		dt_collector_done(&vm->collector);
+	dt_stats_free(vm->stats);
+	free(vm);
+}
+
+int dt_vm_attach(struct dt_vm *vm, struct dt_conn *c, const struct ucred *cred)
+{
+	uint64_t now = dt_now_us();
+
+	vm->conn = c;
+	vm->state = DT_VM_ATTACHED;
+	vm->detach_reason[0] = 0;
+	vm->attached_us = now;
+	vm->pid = cred->pid;
+	vm->uid = cred->uid;
+	vm->counters.attaches++;
+	vm->sync_pending = vm->reset_pending = vm->reset_wanted = false;
+	vm->late_in_a_row = 0;
+	vm->next_tick = now + vm->epoch_us;
+	sd_event_source_set_enabled(vm->retention, SD_EVENT_OFF);
+	sd_event_source_set_time(vm->tick, vm->next_tick);
+	sd_event_source_set_enabled(vm->tick, SD_EVENT_ONESHOT);
+	vm->generation++;
+	vm->m->generation++;
+	return 0;
+}
+
+void dt_vm_detach(struct dt_vm *vm, const char *reason)
+{
+	struct dt_conn *c = vm->conn;
+
+	if (vm->state == DT_VM_DETACHED)
+		return;
+	vm->detached_pages = dt_slots_active_pages(&vm->collector.slots);
+	/* Everything the VMM published is counted, in a last epoch. */
+	dt_collector_release(&vm->collector);
+	vm_close_epoch(vm);
+	vm->state = DT_VM_DETACHED;
+	vm->detached_us = dt_now_us();
+	snprintf(vm->detach_reason, sizeof(vm->detach_reason), "%s", reason);
+	sd_event_source_set_enabled(vm->tick, SD_EVENT_OFF);
+	sd_event_source_set_enabled(vm->sync_deadline, SD_EVENT_OFF);
+	sd_event_source_set_time(vm->retention, vm->detached_us + vm->m->config.retention_us);
+	sd_event_source_set_enabled(vm->retention, SD_EVENT_ONESHOT);
+	vm->conn = NULL;
+	dt_log(LOG_INFO, "vm %u (%s): detached: %s", vm->id, vm->name, reason);
+	if (c)
+		dt_conn_close(c);
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* dirtytrackctl: shared state of the subcommands. */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+
+/* Exit codes (documented in dirtytrackctl --help and README.md). */
+enum {
+	CTL_EXIT_OK = 0,
+	CTL_EXIT_FAILURE = 1, /* the daemon answered with an error */
+	CTL_EXIT_USAGE = 2,
+	CTL_EXIT_UNREACHABLE = 3, /* no daemon at the socket or URL */
+	CTL_EXIT_NOT_FOUND = 4, /* unknown VM */
+};
+
+struct ctl {
+	const char *socket; /* Unix socket of the API */
+	const char *url; /* base URL for TCP instead */
+	bool json;
+};
+
+/* GET path; on success *ret is the parsed body. Returns an exit code. */
+int ctl_get(const struct ctl *ctl, const char *path, struct json_object **ret);
+/* URL-escape one path segment (a VM name). Caller frees. */
+char *ctl_escape(const char *s);
+void ctl_print_json(struct json_object *o);
+/* Human units */
+const char *ctl_bytes(double bytes, char buf[32]);
+const char *ctl_rate(double bytes_per_s, char buf[32]);
+
+int ctl_list(const struct ctl *ctl, int argc, char **argv);
+int ctl_show(const struct ctl *ctl, int argc, char **argv);
+int ctl_wss(const struct ctl *ctl, int argc, char **argv);
+int ctl_health(const struct ctl *ctl, int argc, char **argv);

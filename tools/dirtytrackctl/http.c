@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The CLI's HTTP client (libcurl): Unix socket by default, or a URL. */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+struct buf {
+	char *data;
+	size_t len;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *userdata)
+{
+	struct buf *b = userdata;
+	size_t add = size * n;
+	char *d;
+
+	if (b->len + add > 64u << 20) /* a sane cap on what we buffer */
+		return 0;
+	d = realloc(b->data, b->len + add + 1);
+	if (!d)
+		return 0;
+	memcpy(d + b->len, p, add);
+	b->data = d;
+	b->len += add;
+	d[b->len] = 0;
+	return add;
+}
+
+char *ctl_escape(const char *s)
+{
+	char *e = curl_easy_escape(NULL, s, 0);
+	char *r = e ? strdup(e) : NULL;
+
+	curl_free(e);
+	return r;
+}
+
+int ctl_get(const struct ctl *ctl, const char *path, struct json_object **ret)
+{
+	struct buf b = { 0 };
+	char url[1024];
+	long status = 0;
+	CURL *c;
+	CURLcode cr;
+	int r;
+
+	c = curl_easy_init();
+	if (!c) {
+		fprintf(stderr, "dirtytrackctl: cannot initialise libcurl\n");
+		return CTL_EXIT_FAILURE;
+	}
+	if (ctl->url) {
+		snprintf(url, sizeof(url), "%s%s", ctl->url, path);
+	} else {
+		snprintf(url, sizeof(url), "http://localhost%s", path);
+		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, ctl->socket);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	cr = curl_easy_perform(c);
+	if (cr != CURLE_OK) {
+		fprintf(stderr, "dirtytrackctl: cannot reach dirtytrackd at %s: %s\n",
+			ctl->url ? ctl->url : ctl->socket, curl_easy_strerror(cr));
+		r = CTL_EXIT_UNREACHABLE;
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	struct json_object *o = b.data ? json_tokener_parse(b.data) : NULL;
+	if (status != 200) {
+		struct json_object *d = NULL;
+		const char *msg = o && json_object_object_get_ex(o, "detail", &d)
+					  ? json_object_get_string(d)
+					  : "no detail";
+		fprintf(stderr, "dirtytrackctl: %s\n", msg);
+		json_object_put(o);
+		r = status == 404 ? CTL_EXIT_NOT_FOUND : CTL_EXIT_FAILURE;
+		goto out;
+	}
+	if (!o) {
+		fprintf(stderr, "dirtytrackctl: the daemon's answer is not JSON\n");
+		r = CTL_EXIT_FAILURE;
+		goto out;
+	}
+	*ret = o;
+	r = CTL_EXIT_OK;
+out:
+	free(b.data);
+	curl_easy_cleanup(c);
+	return r;
+}
+
+void ctl_print_json(struct json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static const char *scaled(double v, const char *const units[], int n, const char *suffix,
+			  char buf[32])
+{
+	int i = 0;
+
+	while (v >= 1024 && i < n - 1) {
+		v /= 1024;
+		i++;
+	}
+	snprintf(buf, 32, i ? "%.1f %s%s" : "%.0f %s%s", v, units[i], suffix);
+	return buf;
+}
+
+const char *ctl_bytes(double bytes, char buf[32])
+{
+	static const char *const u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	return scaled(bytes, u, 5, "", buf);
+}
+
+const char *ctl_rate(double bps, char buf[32])
+{
+	static const char *const u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	return scaled(bps, u, 5, "/s", buf);
+}

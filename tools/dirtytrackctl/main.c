@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* dirtytrackctl: a table of subcommands, one file each. */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(const struct ctl *ctl, int argc, char **argv);
+	const char *help;
+} commands[] = {
+	{ "list", ctl_list, "list VMs with their state and dirty rate" },
+	{ "show", ctl_show, "show VM: identity, working-set curve, per-vCPU figures" },
+	{ "wss", ctl_wss, "wss VM: the working-set curve" },
+	{ "health", ctl_health, "is the daemon serving" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: dirtytrackctl [--socket PATH | --url URL] [--json] COMMAND [ARGS]\n\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\nVM is an id, a uuid or a name. Default socket: /run/dirtytrackd/api.sock\n"
+		   "Exit codes: 0 ok, 1 daemon error, 2 usage, 3 daemon unreachable, 4 no such VM\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "url", required_argument, NULL, 'u' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct ctl ctl = { .socket = "/run/dirtytrackd/api.sock" };
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "+s:u:jh", opts, NULL)) >= 0) {
+		switch (c) {
+		case 's':
+			ctl.socket = optarg;
+			break;
+		case 'u':
+			ctl.url = optarg;
+			break;
+		case 'j':
+			ctl.json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[optind], commands[i].name) != 0)
+			continue;
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		r = commands[i].fn(&ctl, argc - optind, argv + optind);
+		curl_global_cleanup();
+		return r;
+	}
+	fprintf(stderr, "dirtytrackctl: unknown command '%s' (see --help)\n", argv[optind]);
+	return CTL_EXIT_USAGE;
+}
