@@ -234,8 +234,10 @@ const char *dt_mode_name(uint32_t mode);
 
 /*
  * Validate and decode one datagram of len bytes that arrived with nfds fds
- * (already stored by the caller in ret->fds). On success fills ret->hdr and
- * ret->u and returns 0. Errors (ret untouched except fds):
+ * (already stored by the caller in ret->fds; decode sets ret->nfds and never
+ * closes them). On success fills ret->hdr and ret->u and returns 0. On error
+ * ret->u is untouched; ret->hdr holds the received header whenever its magic
+ * was right (so an ERROR reply can name ref_type and ref_seq). Errors:
  *   -EBADMSG  shorter than a header, or bad magic
  *   -EPROTONOSUPPORT  unknown version
  *   -EOPNOTSUPP unknown type (header otherwise valid: the receiver answers
@@ -249,7 +251,11 @@ const char *dt_mode_name(uint32_t mode);
  */
 int dt_msg_decode(const void *buf, size_t len, unsigned nfds, struct dt_msg *ret);
 
-/* Encode header+payload into buf (cap bytes). Returns total length or -errno. */
+/*
+ * Encode header+payload into buf (cap bytes). Returns total length or -errno:
+ * -EINVAL for an unknown type, a wrong nfds, or a payload the peer's decoder
+ * would reject; -ENOBUFS when cap is too small.
+ */
 int dt_msg_encode(void *buf, size_t cap, uint16_t type, uint32_t seq, const void *payload,
 		  unsigned nfds);
 

@@ -44,7 +44,17 @@ struct dt_client_hello {
 	uint32_t caps; /* DT_CAP_* */
 };
 
-/* Connect to the attach socket (SOCK_SEQPACKET, CLOEXEC, blocking). */
+/* The daemon's attach socket when systemd's RuntimeDirectory is /run/dirtytrackd. */
+#define DT_ATTACH_SOCKET_DEFAULT "/run/dirtytrackd/attach.sock"
+/* How long a request waits for its reply unless dt_client_set_timeout() says otherwise. */
+#define DT_CLIENT_TIMEOUT_MS_DEFAULT 30000
+
+/*
+ * Connect to the attach socket (SOCK_SEQPACKET, CLOEXEC, blocking); path NULL
+ * means DT_ATTACH_SOCKET_DEFAULT. ops may be NULL; it is copied. The ops are
+ * called from inside dt_client_* calls and must not call back into this
+ * client (except dt_client_ring_full()).
+ */
 int dt_client_connect(const char *path, const struct dt_client_ops *ops, void *userdata,
 		      struct dt_client **ret);
 struct dt_client *dt_client_free(struct dt_client *c); /* closes; NULL-safe */
@@ -84,6 +94,11 @@ int dt_client_fd(const struct dt_client *c);
 int dt_client_dispatch(struct dt_client *c);
 /* Like dispatch but waits up to timeout_ms (-1: forever) for one message. */
 int dt_client_dispatch_wait(struct dt_client *c, int timeout_ms);
+/*
+ * Upper bound on how long a request (hello, add_*, remove_slot, ping, detach)
+ * waits for its reply; -1 waits forever. Past it the call returns -ETIMEDOUT.
+ */
+int dt_client_set_timeout(struct dt_client *c, int timeout_ms);
 /* Reason text of the last REFUSE/ERROR received, "" if none. */
 const char *dt_client_last_error(const struct dt_client *c);
 uint32_t dt_client_vm_id(const struct dt_client *c);
