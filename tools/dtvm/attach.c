@@ -11,6 +11,7 @@
  * indexes stay known for the next ADD_RING.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -217,6 +218,16 @@ void dtvm_detach(struct dtvm *vm)
 	r = dt_client_detach(vm->client);
 	if (r < 0 && r != -ECONNRESET)
 		fprintf(stderr, "dtvm: DETACH: %s\n", strerror(-r));
+	/*
+	 * This daemon sends the ACK before its final harvest of our rings:
+	 * touching them now would race it. Wait for it to close the socket.
+	 */
+	if (r >= 0) {
+		struct pollfd p = { .fd = dt_client_fd(vm->client), .events = 0 };
+
+		if (poll(&p, 1, 2000) <= 0)
+			fprintf(stderr, "dtvm: daemon did not close the socket after DETACH\n");
+	}
 	drop_client(vm);
 	tracking_off(vm);
 }
