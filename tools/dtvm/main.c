@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 
 #include "dtvm.h"
 
@@ -305,6 +306,32 @@ static int create_shared_bitmaps(struct dtvm *vm)
 	return 0;
 }
 
+static void teardown(struct dtvm *vm)
+{
+	for (uint32_t i = 0; vm->vcpus && i < vm->o.vcpus; i++) {
+		struct dtvm_vcpu *v = &vm->vcpus[i];
+
+		free(v->written);
+		free(v->harvested);
+		free(v->rec.v);
+		if (v->ring)
+			munmap(v->ring, vm->ring_entries * sizeof(struct kvm_dirty_gfn));
+		if (v->run)
+			munmap(v->run, v->run_size);
+		if (v->fd >= 0)
+			close(v->fd);
+	}
+	free(vm->vcpus);
+	free(vm->zipf_cdf);
+	free(vm->page_second);
+	free(vm->per_second);
+	free(vm->dma_written);
+	free(vm->bm_harvested);
+	dtvm_memory_teardown(vm);
+	close(vm->vm_fd);
+	close(vm->kvm_fd);
+}
+
 static void run(struct dtvm *vm)
 {
 	uint64_t next_harvest = vm->start_us + vm->o.self_harvest_us, next_connect = 0;
@@ -458,6 +485,6 @@ int main(int argc, char **argv)
 	if (got_signal)
 		fprintf(stderr, "dtvm: stopped by signal %d\n", (int)got_signal);
 
-	dtvm_memory_teardown(&vm);
+	teardown(&vm);
 	return mismatches ? DTVM_EXIT_MISMATCH : 0;
 }
