@@ -31,7 +31,7 @@ endif
 
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -I. -Iproto -Istats -Icommon -Icollectors -Idaemon -Iapi \
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -I. -Iproto -Istats -Icommon -Icollectors -Idaemon -Iapi -Itests/unit \
 	$(PKG_CFLAGS) -MMD -MP
 LIBS := $(PKG_LIBS) -lroaring -lpthread -lm
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "dt_util.h"
@@ -184,4 +185,60 @@ struct json_object *dt_json_vm_history(const struct dt_vm *vm, uint64_t since, s
 	add(o, "epoch_seconds", json_object_new_double(epoch_seconds(vm)));
 	add(o, "epochs", a);
 	return o;
+}
+
+struct pages_ctx {
+	const struct dt_vm *vm;
+	struct json_object *ranges;
+};
+
+/* A run of dense page indexes, split at slot boundaries into gpa pages. */
+static int add_run(uint32_t first, uint32_t count, void *ud)
+{
+	struct pages_ctx *ctx = ud;
+	const struct dt_slot_table *t = &ctx->vm->collector.slots;
+	uint64_t idx = first, end = (uint64_t)first + count;
+
+	while (idx < end) {
+		const struct dt_slot *s = NULL;
+
+		for (uint32_t i = 0; i < t->n; i++)
+			if (idx >= t->slots[i].base && idx < t->slots[i].base + t->slots[i].pages) {
+				s = &t->slots[i];
+				break;
+			}
+		if (!s) { /* alignment padding between slots: never dirtied */
+			idx++;
+			continue;
+		}
+		uint64_t stop = DT_MIN(end, (uint64_t)s->base + s->pages);
+		struct json_object *r = json_object_new_array_ext(2);
+		json_object_array_add(r, u64((s->gpa >> ctx->vm->page_shift) + (idx - s->base)));
+		json_object_array_add(r, u64(stop - idx));
+		json_object_array_add(ctx->ranges, r);
+		idx = stop;
+	}
+	return 0;
+}
+
+int dt_json_vm_epoch_pages(const struct dt_vm *vm, uint64_t epoch, struct json_object **ret)
+{
+	struct pages_ctx ctx = { .vm = vm, .ranges = json_object_new_array() };
+	struct dt_epoch_record rec;
+	struct json_object *o;
+	int r;
+
+	r = dt_stats_epoch_pages(vm->stats, epoch, add_run, &ctx);
+	if (r < 0 || dt_stats_history(vm->stats, epoch, &rec, 1) != 1 || rec.epoch != epoch) {
+		json_object_put(ctx.ranges);
+		return r < 0 ? r : -ENOENT;
+	}
+	o = json_object_new_object();
+	add(o, "id", u64(vm->id));
+	add(o, "epoch", u64(epoch));
+	add(o, "end_us", u64(rec.end_us));
+	add(o, "pages", u64(rec.pages));
+	add(o, "ranges", ctx.ranges);
+	*ret = o;
+	return 0;
 }

@@ -132,6 +132,26 @@ static enum MHD_Result route_vm(struct dt_api *a, struct MHD_Connection *conn, c
 		return send_json(conn, MHD_HTTP_OK, dt_json_vm_history(vm, since, limit),
 				 "application/json");
 	}
+	if (strncmp(sub, "/epochs/", 8) == 0) {
+		const char *n = sub + 8, *tail = strchr(n, '/');
+		char num[24];
+		uint64_t epoch;
+		struct json_object *o;
+
+		if (!tail || strcmp(tail, "/pages") != 0 || (size_t)(tail - n) >= sizeof(num))
+			return not_found(conn, url);
+		memcpy(num, n, (size_t)(tail - n));
+		num[tail - n] = 0;
+		if (dt_parse_u64(num, 0, UINT64_MAX, &epoch) < 0)
+			return send_problem(conn, MHD_HTTP_BAD_REQUEST, "Bad Request",
+					    "epoch '%s' is not a number", num);
+		if (dt_json_vm_epoch_pages(vm, epoch, &o) < 0)
+			return send_problem(conn, MHD_HTTP_NOT_FOUND, "Not Found",
+					    "epoch %llu of VM %u is not held exactly (the last "
+					    "recent_epochs are)",
+					    (unsigned long long)epoch, vm->id);
+		return send_json(conn, MHD_HTTP_OK, o, "application/json");
+	}
 	return not_found(conn, url);
 }
 

@@ -253,8 +253,10 @@ static int on_add_ring(struct dt_conn *c, struct dt_msg *msg, char *reason, size
 		snprintf(reason, len, "mode %s has no dirty rings", dt_mode_name(vm->mode));
 		return -EOPNOTSUPP;
 	}
-	if (a->entries < 64 || a->entries > c->m->config.max_ring_entries) {
-		snprintf(reason, len, "ring entries %u out of range 64..%u", a->entries,
+	/* KVM keeps 64 entries of slack: a smaller ring could never run. */
+	if (a->entries < DT_RING_MIN_ENTRIES || a->entries > c->m->config.max_ring_entries) {
+		snprintf(reason, len, "ring entries %u out of range %u..%u", a->entries,
+			 DT_RING_MIN_ENTRIES,
 			 c->m->config.max_ring_entries);
 		return -EINVAL;
 	}
@@ -331,6 +333,11 @@ static void handle(struct dt_conn *c, struct dt_msg *msg)
 	case DT_MSG_ERROR:
 		return;
 	case DT_MSG_DETACH:
+		/* Count everything before the ACK: the VMM may stop tracking then. */
+		if (vm->collector.ops->harvest)
+			vm->collector.ops->harvest(&vm->collector);
+		if (vm->collector.ops->consume)
+			vm->collector.ops->consume(&vm->collector);
 		reply_ack(c, &msg->hdr);
 		dt_vm_detach(vm, "VMM detached"); /* closes c */
 		return;
@@ -370,7 +377,12 @@ static void conn_read(struct dt_conn *c)
 {
 	for (int i = 0; i < DT_MSGS_PER_WAKEUP && !c->closing; i++) {
 		struct dt_msg msg;
-		int r = dt_msg_recv(c->fd, &msg);
+		int r;
+
+		/* On a framing error the header is kept when its magic was
+		 * right, so the ERROR can name the offending message. */
+		msg.hdr = (struct dt_hdr){ 0 };
+		r = dt_msg_recv(c->fd, &msg);
 
 		if (r == -EAGAIN || r == -EINTR)
 			return;
@@ -383,14 +395,14 @@ static void conn_read(struct dt_conn *c)
 		}
 		if (r == -EOPNOTSUPP) {
 			/* Forward compatibility: refuse the message, keep the VMM. */
-			reply_error(c, DT_MSG_ERROR, EOPNOTSUPP, NULL, "unknown message type");
+			reply_error(c, DT_MSG_ERROR, EOPNOTSUPP, &msg.hdr, "unknown message type");
 			continue;
 		}
 		if (r < 0) {
 			const char *why = recv_error_reason(r);
 			struct dt_vm *vm = c->vm;
 
-			reply_error(c, DT_MSG_ERROR, r, NULL, why);
+			reply_error(c, DT_MSG_ERROR, r, &msg.hdr, why);
 			dt_log(LOG_NOTICE, "attach connection of pid %d dropped: %s", c->cred.pid,
 			       why);
 			if (vm && vm->conn == c) {

@@ -84,6 +84,7 @@ struct dt_ring_entry {
 static_assert(sizeof(struct dt_ring_entry) == 16, "ring entry");
 #define DT_RING_DIRTY (1u << 0) /* KVM_DIRTY_GFN_F_DIRTY */
 #define DT_RING_RESET (1u << 1) /* KVM_DIRTY_GFN_F_RESET */
+#define DT_RING_MIN_ENTRIES 128 /* KVM's soft-full slack is 64 entries */
 
 struct dt_hdr {
 	uint32_t magic; /* DT_PROTO_MAGIC */

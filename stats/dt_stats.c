@@ -689,3 +689,32 @@ size_t dt_stats_memory(const struct dt_stats *s)
 	}
 	return m;
 }
+
+int dt_stats_epoch_pages(const struct dt_stats *s, uint64_t epoch,
+			 int (*fn)(uint32_t first, uint32_t count, void *ud), void *ud)
+{
+	const roaring_bitmap_t *set;
+	roaring_uint32_iterator_t it;
+	uint32_t first = 0, count = 0;
+	int r;
+
+	if (!s->recent || epoch >= s->epochs || s->epochs - epoch > s->recent)
+		return -ENOENT;
+	set = s->recent_sets[epoch % s->recent];
+	if (!set)
+		return 0; /* an idle epoch */
+	roaring_init_iterator(set, &it);
+	for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
+		if (count && it.current_value == first + count) {
+			count++;
+			continue;
+		}
+		if (count && (r = fn(first, count, ud)) < 0)
+			return r;
+		first = it.current_value;
+		count = 1;
+	}
+	if (count && (r = fn(first, count, ud)) < 0)
+		return r;
+	return 0;
+}

@@ -46,7 +46,7 @@ struct dt_stats *dt_stats_free(struct dt_stats *s); /* NULL-safe, returns NULL *
  */
 void dt_stats_add(struct dt_stats *s, uint32_t page);
 void dt_stats_add_vcpu(struct dt_stats *s, uint32_t vcpu, uint32_t page);
-/* Add `n` pages of a 64-page bitmap word starting at page `base` (bits set). */
+/* Add the pages of a 64-page bitmap word: bit i set = page base + i. */
 void dt_stats_add_word(struct dt_stats *s, uint32_t base, uint64_t bits);
 
 /* Seal the open epoch. Returns 0 or -ENOMEM (nothing recorded is lost then). */
@@ -95,3 +95,12 @@ int dt_stats_heatmap(const struct dt_stats *s, uint32_t window, struct dt_heat *
 
 /* Bytes of heap held by the history (for the memory benchmark and metrics). */
 size_t dt_stats_memory(const struct dt_stats *s);
+
+/*
+ * The exact dirty set of a closed epoch still held in the recent sets, as
+ * runs of consecutive page indexes in ascending order: fn(first, count, ud)
+ * is called once per run and may stop the walk by returning < 0 (which is
+ * then returned). -ENOENT if the epoch is not (or no longer) held exactly.
+ */
+int dt_stats_epoch_pages(const struct dt_stats *s, uint64_t epoch,
+			 int (*fn)(uint32_t first, uint32_t count, void *ud), void *ud);

@@ -42,7 +42,7 @@ for i in 1 2 3 4 5 6; do
 done
 
 kill -9 $VICTIM
-wait_until 3 test "$(vm_field victim .state)" = detached || fail "killed VMM not detached"
+wait_until 3 vm_state_is victim detached || fail "killed VMM not detached"
 echo "ok: SIGKILLed VMM detached: $(vm_field victim .detach_reason)"
 
 for p in $P1 $P2 $P3 $P4; do wait $p || fail "dtsim exited with an error"; done

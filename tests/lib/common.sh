@@ -85,3 +85,7 @@ wait_until() {
 vm_field() { # VM jq-expression
 	api "/v1/vms/$1" | jq -r "$2"
 }
+
+vm_state_is() { # VM STATE: re-read on every call, for wait_until
+	[ "$(vm_field "$1" .state 2>/dev/null)" = "$2" ]
+}

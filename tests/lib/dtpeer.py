@@ -6,6 +6,7 @@ import mmap
 import os
 import socket
 import struct
+import time
 
 MAGIC = 0x4B525444
 HDR = struct.Struct("<IHHIIIHH")  # magic version type flags len seq nfds reserved
@@ -54,9 +55,14 @@ class Peer:
         self.send_raw(hdr + payload, fds)
         return self.seq
 
-    def recv(self):
-        """(type, payload) or None on EOF; skips daemon requests it answers."""
+    def recv(self, until=None):
+        """(type, payload) or None on EOF; answers and skips daemon requests.
+        With `until` (a time.time() deadline), raises socket.timeout after it."""
         while True:
+            if until is not None:
+                if time.time() >= until:
+                    raise socket.timeout()
+                self.s.settimeout(until - time.time())
             try:
                 data = self.s.recv(8192)
             except ConnectionResetError:
@@ -72,6 +78,21 @@ class Peer:
                 self.send(T["SYNC_DONE"], struct.pack("<IiQ", seq, 0, 0))
                 continue
             return mtype, payload
+
+    def pump(self, seconds):
+        """Answer the daemon's requests for a while (a VMM's main loop)."""
+        end = time.time() + seconds
+        old = self.s.gettimeout()
+        try:
+            while time.time() < end:
+                try:
+                    if self.recv(until=end) is None:
+                        return False
+                except socket.timeout:
+                    break
+        finally:
+            self.s.settimeout(old)
+        return True
 
     def request(self, mtype, payload=b"", fds=()):
         self.send(mtype, payload, fds)

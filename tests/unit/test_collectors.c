@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Ring and bitmap collectors against memfds laid out as KVM lays them out:
+ * empty, full and wrapping rings are harvested exactly; invalid entries are
+ * counted and dropped; unsuitable fds are refused with a reason.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "dt_collector.h"
+#include "dt_test.h"
+
+static int sealed_memfd(size_t size, int seals)
+{
+	int fd = memfd_create("test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		abort();
+	if (seals && fcntl(fd, F_ADD_SEALS, seals) < 0)
+		abort();
+	return fd;
+}
+
+static struct dt_stats *new_stats(uint32_t nvcpus)
+{
+	struct dt_stats_config sc = { .horizon_epochs = 100, .recent_epochs = 8,
+				      .coarse_epochs = 4, .region_pages = 512, .nwindows = 2,
+				      .windows = { 1, 100 } };
+	struct dt_stats *s;
+
+	if (dt_stats_new(&sc, nvcpus, &s) < 0)
+		abort();
+	return s;
+}
+
+struct fixture {
+	struct dt_collector c;
+	struct dt_stats *stats;
+	struct dt_ring_entry *ring; /* the producer's view */
+	uint32_t entries;
+	uint32_t push; /* producer index */
+	int fd;
+};
+
+static void fixture_init(struct fixture *f, uint32_t entries, uint32_t fetch)
+{
+	char reason[DT_REASON_LEN];
+	struct dt_msg_add_ring m = { .vcpu = 1, .entries = entries, .fetch_index = fetch };
+
+	f->stats = new_stats(2);
+	CHECK(dt_collector_init(&f->c, DT_MODE_RING, 2, f->stats) == 0);
+	CHECK(dt_slots_add(&f->c.slots, 0, 0, 1000, 12, 8, 1 << 20) == 0);
+	CHECK(dt_slots_add(&f->c.slots, (1u << 16) | 3, 1ull << 32, 100, 12, 8, 1 << 20) == 0);
+	f->entries = entries;
+	f->push = fetch;
+	f->fd = sealed_memfd(entries * 16, F_SEAL_SHRINK | F_SEAL_GROW);
+	f->ring = mmap(NULL, entries * 16, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	CHECK(f->ring != MAP_FAILED);
+	CHECK(f->c.ops->add_ring(&f->c, f->fd, &m, reason) == 0);
+}
+
+static void fixture_done(struct fixture *f)
+{
+	munmap(f->ring, f->entries * 16);
+	close(f->fd);
+	dt_collector_done(&f->c);
+	dt_stats_free(f->stats);
+}
+
+static void push(struct fixture *f, uint32_t slot, uint64_t offset)
+{
+	struct dt_ring_entry *e = &f->ring[f->push++ & (f->entries - 1)];
+
+	CHECK(e->flags == 0); /* KVM never pushes onto an un-reset entry */
+	e->slot = slot;
+	e->offset = offset;
+	__atomic_store_n(&e->flags, DT_RING_DIRTY, __ATOMIC_RELEASE);
+}
+
+/* What KVM_RESET_DIRTY_RINGS does. */
+static uint32_t reset(struct fixture *f, uint32_t *reset_index)
+{
+	uint32_t n = 0;
+
+	while (n < f->entries) {
+		struct dt_ring_entry *e = &f->ring[*reset_index & (f->entries - 1)];
+		if (!(__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) & DT_RING_RESET))
+			break;
+		e->flags = 0;
+		(*reset_index)++;
+		n++;
+	}
+	return n;
+}
+
+static void test_ring_empty(void)
+{
+	struct fixture f;
+
+	fixture_init(&f, 64, 0);
+	CHECK_EQ(f.c.ops->harvest(&f.c), 0);
+	CHECK_EQ(f.c.ring_entries, 0);
+	fixture_done(&f);
+}
+
+static void test_ring_full_and_wrap(void)
+{
+	struct fixture f;
+	uint32_t reset_index = 40;
+
+	/* Start near the end so the full ring wraps. */
+	fixture_init(&f, 64, 40);
+	for (uint32_t i = 0; i < 64; i++)
+		push(&f, 0, i * 7 % 1000);
+	CHECK_EQ(f.c.ops->harvest(&f.c), 64);
+	CHECK_EQ(f.c.ring_entries, 64);
+	for (uint32_t i = 0; i < 64; i++)
+		CHECK_EQ(f.ring[i].flags, DT_RING_RESET);
+	/* Nothing more until the producer publishes again. */
+	CHECK_EQ(f.c.ops->harvest(&f.c), 0);
+	CHECK_EQ(reset(&f, &reset_index), 64);
+	push(&f, 0, 999);
+	CHECK_EQ(f.c.ops->harvest(&f.c), 1);
+	CHECK(dt_stats_close_epoch(f.stats, 1) == 0);
+	CHECK_EQ(dt_stats_wss(f.stats, 1), 65); /* 64 distinct multiples of 7, plus 999 */
+	CHECK_EQ(dt_stats_vcpu_entries(f.stats, 1), 65);
+	CHECK_EQ(dt_stats_vcpu_entries(f.stats, 0), 0);
+	fixture_done(&f);
+}
+
+static void test_ring_partial_publish(void)
+{
+	struct fixture f;
+
+	fixture_init(&f, 64, 0);
+	push(&f, 0, 1);
+	push(&f, 0, 2);
+	/* An entry whose slot/offset were written but flags not yet set. */
+	f.ring[2].slot = 0;
+	f.ring[2].offset = 3;
+	CHECK_EQ(f.c.ops->harvest(&f.c), 2);
+	CHECK_EQ(f.ring[2].flags, 0);
+	fixture_done(&f);
+}
+
+static void test_ring_invalid_entries(void)
+{
+	struct fixture f;
+	uint32_t s1 = (1u << 16) | 3;
+
+	fixture_init(&f, 64, 0);
+	push(&f, 0, 999); /* valid: last page of slot 0 */
+	push(&f, 0, 1000); /* offset out of range */
+	push(&f, 7, 0); /* unknown slot */
+	push(&f, s1, 99); /* valid: last page of slot 1 */
+	push(&f, s1, 100); /* out of range */
+	push(&f, 3, 0); /* same id, wrong address space */
+	push(&f, 0, UINT64_MAX);
+	CHECK_EQ(f.c.ops->harvest(&f.c), 7);
+	CHECK_EQ(f.c.ring_entries, 2);
+	CHECK_EQ(f.c.invalid_entries, 5);
+	CHECK(dt_stats_close_epoch(f.stats, 1) == 0);
+	CHECK_EQ(dt_stats_wss(f.stats, 1), 2);
+	/* Invalid ones are still handed back, or the VMM's ring would stall. */
+	for (int i = 0; i < 7; i++)
+		CHECK_EQ(f.ring[i].flags, DT_RING_RESET);
+	/* A removed slot's entries become invalid. */
+	CHECK(dt_collector_remove_slot(&f.c, s1) == 0);
+	push(&f, s1, 5);
+	CHECK_EQ(f.c.ops->harvest(&f.c), 1);
+	CHECK_EQ(f.c.invalid_entries, 6);
+	fixture_done(&f);
+}
+
+static void test_ring_refusals(void)
+{
+	struct dt_collector c;
+	struct dt_stats *s = new_stats(1);
+	char reason[DT_REASON_LEN];
+	struct dt_msg_add_ring m = { .vcpu = 0, .entries = 64 };
+	int fd;
+
+	CHECK(dt_collector_init(&c, DT_MODE_RING, 1, s) == 0);
+	fd = sealed_memfd(4096, 0);
+	CHECK_EQ(c.ops->add_ring(&c, fd, &m, reason), -EPERM);
+	CHECK(strstr(reason, "shrink") != NULL);
+	close(fd);
+	fd = sealed_memfd(512, F_SEAL_SHRINK);
+	CHECK_EQ(c.ops->add_ring(&c, fd, &m, reason), -EINVAL);
+	close(fd);
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	CHECK_EQ(c.ops->add_ring(&c, fd, &m, reason), -EPERM);
+	close(fd);
+	m.vcpu = 1;
+	fd = sealed_memfd(4096, F_SEAL_SHRINK);
+	CHECK_EQ(c.ops->add_ring(&c, fd, &m, reason), -EINVAL);
+	m.vcpu = 0;
+	CHECK_EQ(c.ops->add_ring(&c, fd, &m, reason), 0);
+	CHECK_EQ(c.ops->add_ring(&c, fd, &m, reason), -EEXIST);
+	close(fd);
+	CHECK(c.ops->add_bitmap == NULL);
+	dt_collector_done(&c);
+	dt_stats_free(s);
+}
+
+static void test_bitmap(void)
+{
+	struct dt_collector c;
+	struct dt_stats *s = new_stats(1);
+	char reason[DT_REASON_LEN];
+	struct dt_msg_add_bitmap m = { .slot = 0 };
+	uint64_t *w;
+	int fd;
+
+	CHECK(dt_collector_init(&c, DT_MODE_BITMAP, 1, s) == 0);
+	CHECK(dt_slots_add(&c.slots, 0, 0, 130, 12, 8, 1 << 20) == 0); /* 3 words, 2 bits in the last */
+	fd = sealed_memfd(4096, F_SEAL_SHRINK);
+	CHECK_EQ(c.ops->add_bitmap(&c, fd, &m, reason), -EPERM);
+	CHECK(strstr(reason, "grow") != NULL);
+	close(fd);
+	fd = sealed_memfd(16, F_SEAL_SHRINK | F_SEAL_GROW);
+	CHECK_EQ(c.ops->add_bitmap(&c, fd, &m, reason), -EINVAL);
+	close(fd);
+	fd = sealed_memfd(4096, F_SEAL_SHRINK | F_SEAL_GROW);
+	CHECK_EQ(c.ops->add_bitmap(&c, fd, &m, reason), 0);
+	w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	w[0] = 1ull << 63 | 1;
+	w[2] = ~0ull; /* only pages 128 and 129 exist */
+	CHECK_EQ(c.ops->consume(&c), 4);
+	CHECK_EQ(w[0], 0);
+	CHECK_EQ(w[2], 0);
+	CHECK_EQ(c.ops->consume(&c), 0);
+	CHECK(dt_stats_close_epoch(s, 1) == 0);
+	CHECK_EQ(dt_stats_wss(s, 1), 4);
+	CHECK_EQ(dt_stats_wss_range(s, 1, 128, 130), 2);
+	munmap(w, 4096);
+	close(fd);
+	dt_collector_done(&c);
+	dt_stats_free(s);
+}
+
+static void test_slots(void)
+{
+	struct dt_slot_table t = { 0 };
+
+	CHECK_EQ(dt_slots_add(&t, 1, 0, 100, 12, 2, 1000), 0);
+	CHECK_EQ(dt_slots_add(&t, 2, 50 * 4096, 100, 12, 2, 1000), -EEXIST); /* overlap */
+	CHECK_EQ(dt_slots_add(&t, (1u << 16) | 2, 50 * 4096, 100, 12, 2, 1000), 0); /* other AS */
+	CHECK_EQ(dt_slots_add(&t, 3, 1 << 30, 100, 12, 2, 1000), -ENOSPC);
+	CHECK_EQ(dt_slots_remove(&t, 1), 0);
+	CHECK_EQ(dt_slots_add(&t, 3, 1 << 30, 901, 12, 2, 1000), -E2BIG);
+	CHECK_EQ(dt_slots_add(&t, 3, UINT64_MAX - 4095, 2, 12, 2, 1000), -EINVAL);
+	/* Re-adding the same geometry gets the same page indexes back. */
+	uint32_t base = t.slots[0].base;
+	CHECK_EQ(dt_slots_add(&t, 1, 0, 100, 12, 2, 1000), 0);
+	CHECK_EQ(dt_slots_find(&t, 1)->base, base);
+	CHECK_EQ(dt_slots_find(&t, (1u << 16) | 2)->base % DT_SLOT_ALIGN, 0);
+	dt_slots_free(&t);
+}
+
+int main(void)
+{
+	RUN(test_ring_empty);
+	RUN(test_ring_full_and_wrap);
+	RUN(test_ring_partial_publish);
+	RUN(test_ring_invalid_entries);
+	RUN(test_ring_refusals);
+	RUN(test_bitmap);
+	RUN(test_slots);
+	TEST_EXIT();
+}
