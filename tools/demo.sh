@@ -30,7 +30,8 @@ trap stop INT TERM EXIT
 pids+=($!)
 for _ in $(seq 50); do [ -S "$RUN/api.sock" ] && break; sleep 0.1; done
 
-if [ -c /dev/kvm ] && [ -x "$BUILD/dtvm" ] && "$BUILD/dtvm" --probe >/dev/null 2>&1; then
+if [ -x "$BUILD/dtvm" ] && "$BUILD/dtvm" --self-harvest 10ms --duration 200ms --memory 4M \
+	--rate 2000 >/dev/null 2>&1; then
 	VMM="$BUILD/dtvm"
 	echo "demo: /dev/kvm is usable: attaching two real KVM guests (dtvm)"
 else
