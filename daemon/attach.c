@@ -225,7 +225,7 @@ static int on_add_slot(struct dt_conn *c, const struct dt_msg *msg, char *reason
 			 cfg->max_slots, cfg->max_memory >> vm->page_shift);
 	switch (r) {
 	case 0:
-		vm->generation++;
+		dt_manager_notify(c->m, vm, DT_CHANGE_STATE);
 		return 0;
 	case -EEXIST:
 		snprintf(reason, len, "slot 0x%x exists or overlaps another slot", s->slot);
@@ -307,7 +307,7 @@ static void handle(struct dt_conn *c, struct dt_msg *msg)
 			snprintf(reason, sizeof(reason), "slot 0x%x was not added",
 				 msg->u.remove_slot.slot);
 		else
-			vm->generation++;
+			dt_manager_notify(c->m, vm, DT_CHANGE_STATE);
 		break;
 	case DT_MSG_ADD_RING:
 		r = on_add_ring(c, msg, reason, sizeof(reason));

@@ -87,6 +87,31 @@ unsigned dt_manager_attached(const struct dt_manager *m)
 	return n;
 }
 
+int dt_manager_observe(struct dt_manager *m, const struct dt_observer *o)
+{
+	if (m->nobservers >= DT_MAX_OBSERVERS)
+		return -ENOSPC;
+	m->observers[m->nobservers++] = *o;
+	return 0;
+}
+
+void dt_manager_unobserve(struct dt_manager *m, void *userdata)
+{
+	for (unsigned i = 0; i < m->nobservers; i++)
+		if (m->observers[i].userdata == userdata) {
+			m->observers[i] = m->observers[--m->nobservers];
+			i--;
+		}
+}
+
+void dt_manager_notify(struct dt_manager *m, struct dt_vm *vm, enum dt_change what)
+{
+	vm->generation++;
+	m->generation++;
+	for (unsigned i = 0; i < m->nobservers; i++)
+		m->observers[i].vm_changed(m->observers[i].userdata, vm, what);
+}
+
 /* Bind a Unix socket at path, replacing a stale one. */
 static int bind_unix(const char *path, int type, mode_t mode, int *ret)
 {

@@ -65,7 +65,25 @@ struct dt_vm {
 	uint64_t generation; /* bumped whenever its figures change */
 };
 
+/* What changed, for the API front ends (long-poll, D-Bus signals, ...). */
+enum dt_change {
+	DT_CHANGE_ADDED, /* a new VM is in the registry */
+	DT_CHANGE_REMOVED, /* about to be freed */
+	DT_CHANGE_STATE, /* attached, detached, slots or identity changed */
+	DT_CHANGE_EPOCH, /* an epoch closed: new figures */
+	_DT_CHANGE_MAX,
+};
+
+struct dt_observer {
+	void (*vm_changed)(void *userdata, struct dt_vm *vm, enum dt_change what);
+	void *userdata;
+};
+
+#define DT_MAX_OBSERVERS 4
+
 struct dt_manager {
+	struct dt_observer observers[DT_MAX_OBSERVERS];
+	unsigned nobservers;
 	sd_event *event;
 	struct dt_config config;
 	struct dt_vm *vms; /* registry, newest first */
@@ -89,6 +107,11 @@ void dt_manager_stop(struct dt_manager *m); /* detach every VMM, close listeners
 struct dt_vm *dt_manager_find_vm(struct dt_manager *m, const char *key); /* id, uuid or name */
 struct dt_vm *dt_manager_find_uuid(struct dt_manager *m, const uint8_t uuid[16]);
 unsigned dt_manager_attached(const struct dt_manager *m);
+/* Register a front end to be told of changes; -ENOSPC when full. */
+int dt_manager_observe(struct dt_manager *m, const struct dt_observer *o);
+void dt_manager_unobserve(struct dt_manager *m, void *userdata);
+/* Bump generations and tell every observer. */
+void dt_manager_notify(struct dt_manager *m, struct dt_vm *vm, enum dt_change what);
 
 /* VM lifecycle (vm.c) */
 int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct ucred *cred,

@@ -75,8 +75,7 @@ static void vm_close_epoch(struct dt_vm *vm)
 		       strerror(-r));
 	vm->counters.harvests++;
 	vm->counters.harvest_us += dt_now_us() - start;
-	vm->generation++;
-	vm->m->generation++;
+	dt_manager_notify(vm->m, vm, DT_CHANGE_EPOCH);
 }
 
 static void vm_request_reset(struct dt_vm *vm)
@@ -254,7 +253,7 @@ int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct u
 	vm->next = m->vms;
 	m->vms = vm;
 	m->nvms++;
-	m->generation++;
+	dt_manager_notify(m, vm, DT_CHANGE_ADDED);
 	*ret = vm;
 	(void)cred;
 	return 0;
@@ -270,15 +269,15 @@ void dt_vm_free(struct dt_vm *vm)
 	if (!vm)
 		return;
 	m = vm->m;
-	for (struct dt_vm **p = &m->vms; *p; p = &(*p)->next)
-		if (*p == vm) {
-			*p = vm->next;
-			m->nvms--;
-			m->generation++;
-			break;
-		}
 	if (vm->conn)
 		dt_vm_detach(vm, "VM removed");
+	for (struct dt_vm **p = &m->vms; *p; p = &(*p)->next)
+		if (*p == vm) {
+			dt_manager_notify(m, vm, DT_CHANGE_REMOVED);
+			*p = vm->next;
+			m->nvms--;
+			break;
+		}
 	sd_event_source_disable_unref(vm->tick);
 	sd_event_source_disable_unref(vm->sync_deadline);
 	sd_event_source_disable_unref(vm->retention);
@@ -305,8 +304,7 @@ int dt_vm_attach(struct dt_vm *vm, struct dt_conn *c, const struct ucred *cred)
 	sd_event_source_set_enabled(vm->retention, SD_EVENT_OFF);
 	sd_event_source_set_time(vm->tick, vm->next_tick);
 	sd_event_source_set_enabled(vm->tick, SD_EVENT_ONESHOT);
-	vm->generation++;
-	vm->m->generation++;
+	dt_manager_notify(vm->m, vm, DT_CHANGE_STATE);
 	return 0;
 }
 
@@ -329,6 +327,7 @@ void dt_vm_detach(struct dt_vm *vm, const char *reason)
 	sd_event_source_set_enabled(vm->retention, SD_EVENT_ONESHOT);
 	vm->conn = NULL;
 	dt_log(LOG_INFO, "vm %u (%s): detached: %s", vm->id, vm->name, reason);
+	dt_manager_notify(vm->m, vm, DT_CHANGE_STATE);
 	if (c)
 		dt_conn_close(c);
 }
