@@ -27,6 +27,13 @@ void dt_config_init(struct dt_config *c)
 		.max_memory = 16ull << 40,
 		.api_max_connections = 64,
 		.api_timeout_us = 10ull * 1000000,
+		.api_socket_mode = 0666,
+		.api_max_wait_us = 60ull * 1000000,
+		.api_memory_limit = 64 * 1024,
+		.metrics_windows = { 1, 10, 60, 300 },
+		.n_metrics_windows = 4,
+		.dbus = strdup("system"),
+		.dbus_interval_us = 1000000,
 	};
 }
 
@@ -36,6 +43,12 @@ void dt_config_done(struct dt_config *c)
 	free(c->attach_socket);
 	free(c->api_socket);
 	free(c->api_tcp);
+	free(c->api_socket_group);
+	free(c->api_remote);
+	free(c->api_tls_cert);
+	free(c->api_tls_key);
+	free(c->api_token_file);
+	free(c->dbus);
 	*c = (struct dt_config){ 0 };
 }
 
@@ -61,6 +74,30 @@ static int set_u32(uint32_t *field, const char *value, uint64_t min, uint64_t ma
 	if (r >= 0)
 		*field = (uint32_t)v;
 	return r;
+}
+
+static int set_windows(struct dt_config *c, const char *value)
+{
+	_cleanup_free_ char *copy = strdup(value);
+	uint32_t w[ARRAY_SIZE(c->metrics_windows)];
+	char *save = NULL;
+	unsigned n = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		uint64_t us;
+
+		if (n == ARRAY_SIZE(w) || dt_parse_duration(tok, &us) < 0 || us < 1000000 ||
+		    us % 1000000 || (n && us / 1000000 <= w[n - 1]) || us > 86400ull * 1000000)
+			return -EINVAL;
+		w[n++] = (uint32_t)(us / 1000000);
+	}
+	if (n == 0)
+		return -EINVAL;
+	memcpy(c->metrics_windows, w, sizeof(w));
+	c->n_metrics_windows = n;
+	return 0;
 }
 
 static int set_ids(const char *value, bool groups, struct dt_config *c)
@@ -158,6 +195,44 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 		r = set_u32(&c->api_max_connections, value, 1, 100000), what = "must be 1..100000";
 	else if (IS("api", "timeout"))
 		r = dt_parse_duration(value, &c->api_timeout_us), what = "must be a duration";
+	else if (IS("api", "socket_mode")) {
+		char *end;
+		unsigned long mode = strtoul(value, &end, 8);
+		r = (*value && !*end && mode <= 0777) ? 0 : -EINVAL;
+		if (r >= 0)
+			c->api_socket_mode = (uint32_t)mode;
+		what = "must be an octal mode such as 0660";
+	} else if (IS("api", "socket_group")) {
+		r = (!*value || getgrnam(value)) ? set_string(&c->api_socket_group, value) : -ESRCH;
+		what = "unknown group";
+	} else if (IS("api", "max_wait"))
+		r = dt_parse_duration(value, &c->api_max_wait_us), what = "must be a duration";
+	else if (IS("api", "memory_limit")) {
+		r = dt_parse_size(value, &c->api_memory_limit);
+		if (r >= 0 && (c->api_memory_limit < 4096 || c->api_memory_limit > (64u << 20)))
+			r = -ERANGE;
+		what = "must be a size from 4K to 64M";
+	} else if (IS("api", "remote"))
+		r = set_string(&c->api_remote, value), what = "must be ADDR:PORT or off";
+	else if (IS("api", "tls_certificate"))
+		r = (!*value || *value == '/') ? set_string(&c->api_tls_cert, value) : -EINVAL,
+		what = "must be an absolute path";
+	else if (IS("api", "tls_key"))
+		r = (!*value || *value == '/') ? set_string(&c->api_tls_key, value) : -EINVAL,
+		what = "must be an absolute path";
+	else if (IS("api", "token_file"))
+		r = (!*value || *value == '/') ? set_string(&c->api_token_file, value) : -EINVAL,
+		what = "must be an absolute path";
+	else if (IS("metrics", "wss_windows"))
+		r = set_windows(c, value), what = "must be up to 8 ascending whole-second durations";
+	else if (IS("dbus", "bus"))
+		r = set_string(&c->dbus, value), what = "must be system, session, an address or off";
+	else if (IS("dbus", "properties_interval")) {
+		r = dt_parse_duration(value, &c->dbus_interval_us);
+		if (r >= 0 && c->dbus_interval_us < 100000)
+			r = -ERANGE;
+		what = "must be a duration of at least 100ms";
+	}
 	else
 		what = "unknown key";
 #undef IS
@@ -238,6 +313,12 @@ int dt_config_finish(struct dt_config *c, char *err, size_t errlen)
 	}
 	if (c->history_us < c->epoch_us) {
 		snprintf(err, errlen, "[stats] history is shorter than one epoch");
+		return -EINVAL;
+	}
+	if (c->api_remote && (!c->api_tls_cert || !c->api_tls_key || !c->api_token_file)) {
+		snprintf(err, errlen, "[api] remote = %s needs tls_certificate, tls_key and "
+				      "token_file: the remote listener is TLS with a bearer token only",
+			 c->api_remote);
 		return -EINVAL;
 	}
 	if (path_join(&c->attach_socket, c->runtime_dir, "attach.sock") < 0 ||

@@ -25,6 +25,18 @@ struct dt_config {
 	uint64_t max_memory; /* bytes per VM */
 	uint32_t api_max_connections;
 	uint64_t api_timeout_us;
+	uint32_t api_socket_mode; /* permissions of the API socket */
+	char *api_socket_group; /* group owning it, NULL: unchanged */
+	uint64_t api_max_wait_us; /* cap on ?wait= long-polls */
+	uint64_t api_memory_limit; /* per connection, bytes */
+	char *api_remote; /* "ADDR:PORT" TLS listener for other hosts, NULL: none */
+	char *api_tls_cert; /* PEM files for api_remote */
+	char *api_tls_key;
+	char *api_token_file; /* bearer token required on api_remote */
+	uint32_t metrics_windows[8]; /* seconds: WSS gauges in /metrics */
+	unsigned n_metrics_windows;
+	char *dbus; /* "system", "session", a bus address, or NULL (off) */
+	uint64_t dbus_interval_us; /* min interval of per-epoch PropertiesChanged */
 	uid_t allowed_uids[DT_MAX_ALLOWED_IDS];
 	unsigned n_allowed_uids;
 	gid_t allowed_gids[DT_MAX_ALLOWED_IDS];

@@ -15,7 +15,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: dirtytrackd [--config FILE] [--runtime-dir DIR] [--epoch DURATION]\n"
-		   "                  [--listen-tcp HOST:PORT|off] [--test-config] [--verbose]\n"
+		   "                  [--listen-tcp HOST:PORT|off] [--dbus system|session|ADDRESS|off]\n"
+		   "                  [--test-config] [--verbose]\n"
 		   "Collects dirty-page telemetry from attached KVM VMMs and serves it.\n");
 }
 
@@ -36,6 +37,7 @@ int main(int argc, char **argv)
 		{ "runtime-dir", required_argument, NULL, 'r' },
 		{ "epoch", required_argument, NULL, 'e' },
 		{ "listen-tcp", required_argument, NULL, 't' },
+		{ "dbus", required_argument, NULL, 'd' },
 		{ "test-config", no_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -50,7 +52,7 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "c:r:e:t:Tvh", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "c:r:e:t:d:Tvh", opts, NULL)) >= 0) {
 		switch (c) {
 		case 'c':
 			config_file = optarg;
@@ -63,6 +65,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			overrides[n_overrides++] = (typeof(overrides[0])){ "api", "tcp", optarg };
+			break;
+		case 'd':
+			overrides[n_overrides++] = (typeof(overrides[0])){ "dbus", "bus", optarg };
 			break;
 		case 'T':
 			test_config = true;
