@@ -4,7 +4,7 @@
  * scheduler. Each epoch tick harvests the rings (no help from the VMM
  * needed), asks for a ring reset if anything was taken, and in bitmap
  * modes asks the VMM to sync its dirty log; the epoch closes when the
- * sync completes, or at half an epoch if it does not (a late sync).
+ * sync completes, or at 9/10 of an epoch if it does not (a late sync).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -157,7 +157,8 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 		return 0;
 	}
 	vm->sync_pending = true;
-	sd_event_source_set_time(vm->sync_deadline, now + vm->epoch_us / 2);
+	/* Most of an epoch: a busy VMM's sync still lands in its own epoch. */
+	sd_event_source_set_time(vm->sync_deadline, now + vm->epoch_us * 9 / 10);
 	sd_event_source_set_enabled(vm->sync_deadline, SD_EVENT_ONESHOT);
 	return 0;
 }
@@ -185,11 +186,12 @@ void dt_vm_ring_full(struct dt_vm *vm, uint32_t vcpu)
 {
 	vm->counters.ring_full++;
 	/*
-	 * Reset even when nothing new was harvested: the VMM waits for a
-	 * reset after every RING_FULL it sends.
+	 * Reset even when nothing was harvested (no ring for that vCPU yet,
+	 * e.g. while reattaching): the VMM waits for a reset after every
+	 * RING_FULL it sends.
 	 */
-	if (dt_collector_harvest_vcpu(&vm->collector, vcpu) >= 0)
-		vm_request_reset(vm);
+	dt_collector_harvest_vcpu(&vm->collector, vcpu);
+	vm_request_reset(vm);
 }
 
 static int on_retention(sd_event_source *s, uint64_t usec, void *userdata)
