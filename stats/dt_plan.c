@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Pre-copy migration planner (see dt_plan.h for the model). Doubles are
+ * fine here: this is a model, its inputs are figures and its outputs are
+ * estimates; every input is checked so that nothing comes out NaN.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dt_plan.h"
+
+/* Heavier throttling than this (the busiest throttled vCPU keeping less
+ * than a quarter of its dirty rate) costs the guest more than post-copy. */
+#define POSTCOPY_KEEP_MIN 0.25
+#define AVG_STEPS	  16 /* Simpson intervals per curve piece for averages of D */
+#define SEARCH_STEPS	  60
+
+struct curve {
+	const struct dt_plan_point *p;
+	size_t n;
+	enum dt_plan_interp interp;
+	double cap; /* pages */
+};
+
+/* The curve a plan runs on: the VM's, scaled by per-vCPU dirty limits. */
+struct model {
+	const struct dt_plan_input *in;
+	struct curve vm;
+	struct curve *vcpu; /* nvcpu entries, or NULL */
+	double *rate;	    /* each vCPU's dirty rate, pages/s */
+	uint32_t nvcpu;
+	double limit;	      /* pages/s per vCPU; 0: none */
+	double horizon_pages; /* D at the last point: pages that ever get dirty */
+};
+
+struct outcome {
+	bool converges;
+	enum dt_plan_verdict verdict;
+	uint32_t nrounds;
+	double total_s, downtime_s, final_pages, bytes, last_rate;
+};
+
+static bool curve_valid(const struct dt_plan_point *p, size_t n)
+{
+	if (!p || n == 0 || n > DT_PLAN_MAX_POINTS)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].window_us == 0)
+			return false;
+		if (i > 0 && (p[i].window_us <= p[i - 1].window_us || p[i].pages < p[i - 1].pages))
+			return false;
+	}
+	return true;
+}
+
+/* D(t), t in seconds. */
+static double curve_at(const struct curve *c, double t)
+{
+	const struct dt_plan_point *p = c->p;
+	double v, w0 = (double)p[0].window_us / 1e6;
+	size_t n = c->n, i;
+
+	if (!(t > 0))
+		return 0;
+	if (t <= w0) {
+		v = (double)p[0].pages * t / w0;
+	} else if (t >= (double)p[n - 1].window_us / 1e6) {
+		double wl = (double)p[n - 1].window_us / 1e6, slope;
+
+		if (n >= 2)
+			slope = ((double)p[n - 1].pages - (double)p[n - 2].pages) /
+				(wl - (double)p[n - 2].window_us / 1e6);
+		else
+			slope = (double)p[0].pages / w0;
+		v = (double)p[n - 1].pages + slope * (t - wl);
+	} else {
+		double a, b, x;
+
+		for (i = 1; i < n && (double)p[i].window_us / 1e6 < t; i++)
+			;
+		a = (double)p[i - 1].window_us / 1e6;
+		b = (double)p[i].window_us / 1e6;
+		if (c->interp == DT_PLAN_INTERP_LINEAR)
+			x = (t - a) / (b - a);
+		else
+			x = log(t / a) / log(b / a);
+		v = (double)p[i - 1].pages + x * ((double)p[i].pages - (double)p[i - 1].pages);
+	}
+	return v < c->cap ? v : c->cap;
+}
+
+/*
+ * A dirty limit slows a vCPU's writes by limit/rate: its D(T) becomes its
+ * D(T limit/rate). The VM's curve is scaled by how much the vCPUs' curves
+ * shrink together (their pages overlap, the VM's curve is the truth).
+ */
+static double model_at(const struct model *m, double t)
+{
+	double d = curve_at(&m->vm, t), before = 0, after = 0;
+
+	if (!(m->limit > 0))
+		return d;
+	if (!m->vcpu) {
+		/* no per-vCPU curves: the VM as a single writer */
+		double rate = m->rate[0];
+
+		return rate > m->limit ? curve_at(&m->vm, t * m->limit / rate) : d;
+	}
+	for (uint32_t v = 0; v < m->nvcpu; v++) {
+		double k = m->rate[v] > m->limit ? m->limit / m->rate[v] : 1;
+
+		before += curve_at(&m->vcpu[v], t);
+		after += curve_at(&m->vcpu[v], t * k);
+	}
+	return before > 0 ? d * after / before : d;
+}
+
+static double simpson(const struct model *m, double a, double b)
+{
+	double h = (b - a) / AVG_STEPS, s = model_at(m, a) + model_at(m, b);
+
+	for (int i = 1; i < AVG_STEPS; i++)
+		s += (i % 2 ? 4 : 2) * model_at(m, a + i * h);
+	return s * h / 3;
+}
+
+/*
+ * Mean of D(t) for t in [a, b]: Simpson on each piece between the curve's
+ * points, so that a piecewise linear curve averages exactly.
+ */
+static double model_avg(const struct model *m, double a, double b)
+{
+	double sum = 0, from = a;
+
+	if (!(b > a))
+		return model_at(m, a);
+	for (size_t i = 0; i < m->vm.n; i++) {
+		double w = (double)m->vm.p[i].window_us / 1e6;
+
+		if (w <= from)
+			continue;
+		if (w >= b)
+			break;
+		sum += simpson(m, from, w);
+		from = w;
+	}
+	sum += simpson(m, from, b);
+	return sum / (b - a);
+}
+
+/* Pages dirty once round 0 (all memory, in page order, t0 long) has ended. */
+static double after_full_copy(const struct model *m, double t0)
+{
+	const struct dt_plan_input *in = m->in;
+	double sum = 0, weight = 0, mem = (double)in->memory_pages;
+
+	if (!in->regions || in->nregions == 0)
+		return model_avg(m, 0, t0);
+	for (size_t j = 0; j < in->nregions; j++) {
+		const struct dt_plan_region *r = &in->regions[j];
+		double mid = ((double)r->first + (double)r->span / 2) / mem;
+
+		if (r->pages == 0)
+			continue;
+		sum += (double)r->pages * model_at(m, t0 * (1 - (mid < 1 ? mid : 1)));
+		weight += (double)r->pages;
+	}
+	return weight > 0 ? sum / weight : model_avg(m, 0, t0);
+}
+
+/* Pages dirty after a round that sent `list` pages evenly over `t` seconds. */
+static double after_round(const struct model *m, double list, double t)
+{
+	double d = model_at(m, t), f;
+
+	f = m->horizon_pages > 0 ? list / m->horizon_pages : 1;
+	if (f > 1)
+		f = 1;
+	return d - f * (d - model_avg(m, 0, t));
+}
+
+static void push_round(struct dt_plan_round *rounds, uint32_t i, double start, double t,
+		       double pages, double dirtied, uint32_t page_size)
+{
+	if (!rounds)
+		return;
+	rounds[i] = (struct dt_plan_round){
+	    .index = i,
+	    .start_us = (uint64_t)llround(start * 1e6),
+	    .duration_us = (uint64_t)llround(t * 1e6),
+	    .pages = (uint64_t)llround(pages),
+	    .bytes = (uint64_t)llround(pages) * page_size,
+	    .dirtied_pages = (uint64_t)llround(dirtied),
+	};
+}
+
+static void run(const struct model *m, struct outcome *o, struct dt_plan_round *rounds)
+{
+	const struct dt_plan_input *in = m->in;
+	double b = in->bandwidth / in->page_size; /* pages per second */
+	double fit = b * (double)in->max_downtime_us / 1e6;
+	double list = (double)in->memory_pages * (1 - in->zero_fraction);
+	double now = 0, prev = INFINITY, t = 0, bytes = 0;
+	uint32_t i;
+
+	*o = (struct outcome){.verdict = DT_PLAN_CONVERGES};
+	for (i = 0; list > fit && i < in->max_rounds; i++) {
+		double next;
+
+		t = list / b;
+		next = i == 0 ? after_full_copy(m, t) : after_round(m, list, t);
+		push_round(rounds, i, now, t, list, next, in->page_size);
+		now += t;
+		bytes += list * in->page_size;
+		prev = list;
+		list = next;
+	}
+	o->nrounds = i;
+	o->final_pages = list;
+	o->downtime_s = list / b;
+	o->total_s = now + o->downtime_s;
+	o->bytes = bytes + list * in->page_size;
+	o->last_rate = t > 0 ? model_at(m, t) / t : 0;
+	o->converges = list <= fit;
+	if (!o->converges)
+		/* a remainder that no longer shrinks never will: the rate wins */
+		o->verdict =
+		    list >= prev * 0.999 ? DT_PLAN_RATE_EXCEEDS_BANDWIDTH : DT_PLAN_ROUND_LIMIT;
+}
+
+static bool good_enough(const struct dt_plan_input *in, const struct outcome *o)
+{
+	return o->converges && (in->target_us == 0 || o->total_s * 1e6 <= (double)in->target_us);
+}
+
+static int recommend(struct model *m, struct dt_plan *p)
+{
+	const struct dt_plan_input *in = m->in;
+	struct dt_plan_recommendation *rec = &p->rec;
+	double top = 0, lo, hi;
+	struct outcome o;
+
+	rec->postcopy_total_seconds =
+	    (double)in->memory_pages * (1 - in->zero_fraction) * in->page_size / in->bandwidth;
+	for (uint32_t v = 0; v < m->nvcpu; v++)
+		if (m->rate[v] > top)
+			top = m->rate[v];
+	/* feasible at hi, not at lo: the mildest limit is in (lo, hi] */
+	lo = top;
+	hi = top * 1e-6;
+	m->limit = hi;
+	run(m, &o, NULL);
+	if (!(top > 0) || !good_enough(in, &o)) {
+		m->limit = 0;
+		rec->advice = DT_PLAN_ADVICE_POSTCOPY;
+		return 0;
+	}
+	for (int s = 0; s < SEARCH_STEPS && hi < lo * 0.999; s++) {
+		double mid = sqrt(lo * hi);
+
+		m->limit = mid;
+		run(m, &o, NULL);
+		if (good_enough(in, &o))
+			hi = mid;
+		else
+			lo = mid;
+	}
+	m->limit = hi;
+	run(m, &o, NULL);
+	m->limit = 0;
+	rec->dirty_limit_pages_per_second = hi;
+	rec->throttled_total_seconds = o.total_s;
+	rec->throttled_downtime_seconds = o.downtime_s;
+	rec->throttled_rounds = o.nrounds;
+	rec->throttle_keeps = hi / top;
+	if (m->vcpu) {
+		rec->throttle_vcpus = calloc(m->nvcpu, sizeof(*rec->throttle_vcpus));
+		if (!rec->throttle_vcpus)
+			return -ENOMEM;
+		for (uint32_t v = 0; v < m->nvcpu; v++)
+			if (m->rate[v] > hi)
+				rec->throttle_vcpus[rec->nthrottle++] = in->vcpus[v].vcpu;
+	}
+	rec->advice = rec->throttle_keeps < POSTCOPY_KEEP_MIN ? DT_PLAN_ADVICE_POSTCOPY
+							      : DT_PLAN_ADVICE_THROTTLE;
+	return 0;
+}
+
+static bool input_valid(const struct dt_plan_input *in)
+{
+	if (!in || !curve_valid(in->curve, in->npoints) || in->memory_pages == 0)
+		return false;
+	if (in->page_size < 512 || (in->page_size & (in->page_size - 1)))
+		return false;
+	if (!isfinite(in->bandwidth) || !(in->bandwidth > 0) || in->max_downtime_us == 0)
+		return false;
+	if (!isfinite(in->zero_fraction) || in->zero_fraction < 0 || in->zero_fraction >= 1)
+		return false;
+	if (in->max_rounds == 0 || in->max_rounds > DT_PLAN_MAX_ROUNDS)
+		return false;
+	if (in->interp >= _DT_PLAN_INTERP_MAX || in->nvcpus > DT_PLAN_MAX_VCPUS ||
+	    (in->nvcpus && !in->vcpus) || in->nregions > DT_PLAN_MAX_REGIONS ||
+	    (in->nregions && !in->regions))
+		return false;
+	for (uint32_t v = 0; v < in->nvcpus; v++)
+		if (!curve_valid(in->vcpus[v].points, in->vcpus[v].npoints))
+			return false;
+	for (size_t j = 0; j < in->nregions; j++) {
+		const struct dt_plan_region *r = &in->regions[j];
+
+		if (r->span == 0 || r->pages > r->span || r->first >= in->memory_pages ||
+		    r->span > in->memory_pages - r->first ||
+		    (j > 0 && r->first < in->regions[j - 1].first + in->regions[j - 1].span))
+			return false;
+	}
+	return true;
+}
+
+int dt_plan_curve_at(const struct dt_plan_point *curve, size_t n, enum dt_plan_interp interp,
+		     uint64_t memory_pages, double window_us, double *ret_pages)
+{
+	struct curve c = {curve, n, interp, (double)memory_pages};
+
+	if (!curve_valid(curve, n) || interp >= _DT_PLAN_INTERP_MAX || memory_pages == 0 ||
+	    !isfinite(window_us) || window_us < 0)
+		return -EINVAL;
+	*ret_pages = curve_at(&c, window_us / 1e6);
+	return 0;
+}
+
+struct dt_plan *dt_plan_free(struct dt_plan *p)
+{
+	if (p) {
+		free(p->rounds);
+		free(p->rec.throttle_vcpus);
+		free(p);
+	}
+	return NULL;
+}
+
+int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret)
+{
+	struct model m = {0};
+	struct dt_plan *p = NULL;
+	struct outcome o;
+	double one_rate;
+	int r = -ENOMEM;
+
+	if (!ret || !input_valid(in))
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		goto out;
+	p->rounds = calloc(in->max_rounds, sizeof(*p->rounds));
+	if (!p->rounds)
+		goto out;
+	p->input = *in;
+	memcpy(p->curve, in->curve, in->npoints * sizeof(*in->curve));
+	p->input.curve = p->curve;
+	p->input.vcpus = NULL; /* read during the call only */
+	p->input.regions = NULL;
+
+	m.in = in;
+	m.vm = (struct curve){in->curve, in->npoints, in->interp, (double)in->memory_pages};
+	m.horizon_pages = curve_at(&m.vm, (double)in->curve[in->npoints - 1].window_us / 1e6);
+	if (in->nvcpus) {
+		m.nvcpu = in->nvcpus;
+		m.vcpu = calloc(in->nvcpus, sizeof(*m.vcpu));
+		m.rate = calloc(in->nvcpus, sizeof(*m.rate));
+		if (!m.vcpu || !m.rate)
+			goto out;
+		for (uint32_t v = 0; v < in->nvcpus; v++) {
+			const struct dt_plan_vcpu *c = &in->vcpus[v];
+
+			m.vcpu[v] = (struct curve){c->points, c->npoints, in->interp,
+						   (double)in->memory_pages};
+			m.rate[v] =
+			    (double)c->points[0].pages / ((double)c->points[0].window_us / 1e6);
+		}
+	} else {
+		one_rate = (double)in->curve[0].pages / ((double)in->curve[0].window_us / 1e6);
+		m.nvcpu = 1;
+		m.rate = calloc(1, sizeof(*m.rate));
+		if (!m.rate)
+			goto out;
+		m.rate[0] = one_rate;
+	}
+
+	run(&m, &o, p->rounds);
+	p->converges = o.converges;
+	p->verdict = o.verdict;
+	p->nrounds = o.nrounds;
+	p->final_pages = (uint64_t)llround(o.final_pages);
+	p->total_seconds = o.total_s;
+	p->downtime_seconds = o.downtime_s;
+	p->bytes_sent = (uint64_t)llround(o.bytes);
+	p->dirty_rate_at_last_round = o.last_rate;
+	p->bandwidth_pages = in->bandwidth / in->page_size;
+	p->meets_target = good_enough(in, &o);
+	if (!p->meets_target) {
+		p->has_recommendation = true;
+		r = recommend(&m, p);
+		if (r < 0)
+			goto out;
+	}
+	*ret = p;
+	p = NULL;
+	r = 0;
+out:
+	free(m.vcpu);
+	free(m.rate);
+	dt_plan_free(p);
+	return r;
+}
+
+const char *dt_plan_verdict_name(enum dt_plan_verdict v)
+{
+	static const char *const names[_DT_PLAN_VERDICT_MAX] = {
+	    [DT_PLAN_CONVERGES] = "converges",
+	    [DT_PLAN_RATE_EXCEEDS_BANDWIDTH] = "dirty-rate-exceeds-bandwidth",
+	    [DT_PLAN_ROUND_LIMIT] = "round-limit",
+	};
+	return v < _DT_PLAN_VERDICT_MAX ? names[v] : "?";
+}
+
+const char *dt_plan_advice_name(enum dt_plan_advice a)
+{
+	static const char *const names[_DT_PLAN_ADVICE_MAX] = {
+	    [DT_PLAN_ADVICE_NONE] = "none",
+	    [DT_PLAN_ADVICE_THROTTLE] = "throttle",
+	    [DT_PLAN_ADVICE_POSTCOPY] = "postcopy",
+	};
+	return a < _DT_PLAN_ADVICE_MAX ? names[a] : "?";
+}

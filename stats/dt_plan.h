@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Pre-copy migration planner: pure code, no I/O, no globals, no logging.
+ *
+ * From a measured working-set curve D(T) (distinct pages dirtied in a
+ * window of T), it predicts what pre-copy live migration will do at a given
+ * bandwidth and maximum downtime: converges or not, round by round, total
+ * time, bytes sent and the final downtime. When it does not converge (or
+ * misses the target time) it recommends the mildest per-vCPU dirty limit
+ * that makes it converge within the target time, or post-copy.
+ *
+ * The model (DESIGN.md section 6), with b = bandwidth / page size pages/s:
+ *
+ *   round 0 sends all memory but the zero pages: t_0 = M (1 - z) / b;
+ *   round i sends R_i, the pages dirty when round i-1 ended: t_i = R_i / b;
+ *   after each round, if R_{i+1} pages fit in bandwidth x max downtime, the
+ *   VM stops and the remainder is copied: downtime = R_{i+1} / b; if the
+ *   round limit is reached first, the stop-and-copy is forced anyway
+ *   (downtime above the maximum: it does not converge).
+ *
+ * A page sent is clean until written again (QEMU with KVM's manual dirty-log
+ * clearing: a page's dirty bit is cleared just before it is sent), so a page
+ * of the send list that is written before its turn in the same round is
+ * sent once, with its new content. Hence
+ *
+ *   R_{i+1} = D(t_i) - f_i (D(t_i) - avg D)
+ *
+ * where avg D is D averaged over the time left in the round after each list
+ * page is sent and f_i is the share of the pages that get dirty which are
+ * on the list. For round 0 the list is all memory and where dirty pages lie
+ * in send (page) order matters: with a layout (pages dirtied per region, as
+ * the daemon's heatmap gives) each region contributes D(t_0 - its send
+ * time) in proportion to its pages; without one they are taken as spread
+ * evenly. For later rounds f_i = R_i / D(horizon), the list pages being
+ * spread evenly over the round.
+ *
+ * D(T) between points is interpolated piecewise linearly in log T (exact
+ * at the points, concave-friendly); below the first point (one epoch)
+ * linearly through the origin; beyond the last point it grows at the last
+ * segment's rate (pages per second), never above memory.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DT_PLAN_MAX_POINTS  64
+#define DT_PLAN_MAX_ROUNDS  1000
+#define DT_PLAN_MAX_VCPUS   4096
+#define DT_PLAN_MAX_REGIONS (1u << 20)
+
+/* One point of a working-set curve: `pages` distinct pages dirtied in `window_us`. */
+struct dt_plan_point {
+	uint64_t window_us;
+	uint64_t pages;
+};
+
+/* The curve of the pages one vCPU dirtied (its dirty ring's entries). */
+struct dt_plan_vcpu {
+	uint32_t vcpu;
+	size_t npoints;
+	const struct dt_plan_point *points;
+};
+
+/*
+ * Where dirtied pages lie in page (send) order: `pages` distinct pages
+ * dirtied among pages [first, first + span). Regions ascending, disjoint.
+ */
+struct dt_plan_region {
+	uint64_t first;
+	uint64_t span;
+	uint64_t pages;
+};
+
+enum dt_plan_interp {
+	DT_PLAN_INTERP_LOG,    /* piecewise linear in log T (default) */
+	DT_PLAN_INTERP_LINEAR, /* piecewise linear in T */
+	_DT_PLAN_INTERP_MAX,
+};
+
+struct dt_plan_input {
+	const struct dt_plan_point *curve; /* ascending windows, non-decreasing pages */
+	size_t npoints;			   /* 1 .. DT_PLAN_MAX_POINTS */
+	uint64_t memory_pages;
+	uint32_t page_size;	  /* bytes, power of two */
+	double bandwidth;	  /* bytes per second, finite, > 0 */
+	uint64_t max_downtime_us; /* > 0 */
+	double zero_fraction;	  /* 0 .. 1: share of memory that is zero pages (sent for free) */
+	uint32_t max_rounds; /* pre-copy rounds before a forced stop, 1 .. DT_PLAN_MAX_ROUNDS */
+	uint64_t target_us;  /* time the migration should take at most; 0: none */
+	const struct dt_plan_vcpu *vcpus; /* optional per-vCPU curves */
+	uint32_t nvcpus;
+	const struct dt_plan_region *regions; /* optional layout */
+	size_t nregions;
+	enum dt_plan_interp interp;
+};
+
+struct dt_plan_round {
+	uint32_t index;	   /* 0 = the full copy */
+	uint64_t start_us; /* from the start of the migration */
+	uint64_t duration_us;
+	uint64_t pages; /* sent */
+	uint64_t bytes;
+	uint64_t dirtied_pages; /* dirty when the round ends: what the next round sends */
+};
+
+enum dt_plan_verdict {
+	DT_PLAN_CONVERGES,
+	DT_PLAN_RATE_EXCEEDS_BANDWIDTH, /* the remainder stopped shrinking: D(t)/t >= b */
+	DT_PLAN_ROUND_LIMIT,		/* still shrinking, too slowly for max_rounds */
+	_DT_PLAN_VERDICT_MAX,
+};
+
+enum dt_plan_advice {
+	DT_PLAN_ADVICE_NONE,	 /* converges within the target: migrate */
+	DT_PLAN_ADVICE_THROTTLE, /* apply the per-vCPU dirty limit */
+	DT_PLAN_ADVICE_POSTCOPY, /* switch to (or start with) post-copy */
+	_DT_PLAN_ADVICE_MAX,
+};
+
+struct dt_plan_recommendation {
+	enum dt_plan_advice advice;
+	/*
+	 * THROTTLE: the mildest (largest) per-vCPU dirty limit, in pages per
+	 * second, with which pre-copy converges within the target time (or
+	 * within max_rounds when there is no target). The vCPUs to throttle
+	 * are those whose dirty rate (their curve at its first window) exceeds
+	 * it. 0 when no limit helps.
+	 */
+	double dirty_limit_pages_per_second;
+	uint32_t *throttle_vcpus;
+	uint32_t nthrottle;
+	/* The plan's figures with the limit applied. */
+	double throttled_total_seconds;
+	double throttled_downtime_seconds;
+	uint32_t throttled_rounds;
+	/* Post-copy: every non-zero page sent once, downtime ~ device state only. */
+	double postcopy_total_seconds;
+	/* The rate the busiest throttled vCPU keeps, as a share of its own (0..1). */
+	double throttle_keeps;
+};
+
+struct dt_plan {
+	struct dt_plan_input input; /* echoed; the pointers point at the copies below */
+	struct dt_plan_point curve[DT_PLAN_MAX_POINTS];
+	bool converges;
+	bool meets_target; /* converges and total time <= target (or no target) */
+	enum dt_plan_verdict verdict;
+	uint32_t nrounds; /* pre-copy rounds (the stop-and-copy not counted) */
+	struct dt_plan_round *rounds;
+	uint64_t final_pages; /* copied while stopped */
+	double total_seconds; /* pre-copy rounds + downtime */
+	double downtime_seconds;
+	uint64_t bytes_sent; /* all rounds + the stop-and-copy */
+	/* Dirty rate (pages/s) at the last round's length vs bandwidth (pages/s). */
+	double dirty_rate_at_last_round;
+	double bandwidth_pages;
+	bool has_recommendation; /* set when !meets_target */
+	struct dt_plan_recommendation rec;
+};
+
+/*
+ * Plan. Returns 0 and *ret (free with dt_plan_free), -EINVAL on bad input
+ * (no/too many points, non-monotone curve, bandwidth not finite and > 0,
+ * zero downtime, zero fraction outside 0..1, bad page size, round limit),
+ * or -ENOMEM. The vCPU curves and regions are read during the call only.
+ */
+int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret);
+struct dt_plan *dt_plan_free(struct dt_plan *p);
+
+/* D(T) as the planner interpolates it (pages); -EINVAL on a bad curve. */
+int dt_plan_curve_at(const struct dt_plan_point *curve, size_t n, enum dt_plan_interp interp,
+		     uint64_t memory_pages, double window_us, double *ret_pages);
+
+const char *dt_plan_verdict_name(enum dt_plan_verdict v);
+const char *dt_plan_advice_name(enum dt_plan_advice a);

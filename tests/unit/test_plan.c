@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Unit tests for the migration planner (stats/dt_plan.c): hand-checked
+ * round sequences for a linear and a flat curve, a non-converging case, the
+ * dirty-limit recommendation, and bad inputs that must be -EINVAL, never NaN.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dt_plan.h"
+#include "dt_test.h"
+
+#define ARRAY_SIZE(a)	 (sizeof(a) / sizeof((a)[0]))
+#define CLOSE(a, b, rel) CHECK(fabs((double)(a) - (double)(b)) <= (rel)*fabs((double)(b)) + 1e-9)
+
+/* 1000 pages/s, exactly linear up to all of memory (100000 pages at 100 s). */
+static const struct dt_plan_point linear[] = {
+    {100000, 100}, {1000000, 1000}, {10000000, 10000}, {100000000, 100000}};
+
+static struct dt_plan_input base(void)
+{
+	return (struct dt_plan_input){
+	    .curve = linear,
+	    .npoints = ARRAY_SIZE(linear),
+	    .memory_pages = 100000,
+	    .page_size = 4096,
+	    .bandwidth = 10000.0 * 4096, /* 10000 pages/s */
+	    .max_downtime_us = 300000,
+	    .max_rounds = 30,
+	    .interp = DT_PLAN_INTERP_LINEAR,
+	};
+}
+
+/*
+ * Linear D(T) = r T, b = 10 r: round 0 takes 10 s; with no layout the dirty
+ * pages are spread, so R1 = mean of D over [0, 10 s] = 5000 pages (0.5 s);
+ * then R2 = r t1 (1 - f/2), f = R1 / D(horizon) = 0.05: 487.5 pages, which
+ * fit 300 ms (3000 pages): downtime 48.75 ms, total 10.54875 s.
+ */
+static void test_linear_geometric(void)
+{
+	struct dt_plan_input in = base();
+	struct dt_plan *p = NULL;
+
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	if (!p)
+		return;
+	CHECK(p->converges);
+	CHECK(p->meets_target);
+	CHECK(!p->has_recommendation);
+	CHECK_EQ(p->verdict, DT_PLAN_CONVERGES);
+	CHECK_EQ(p->nrounds, 2);
+	CHECK_EQ(p->rounds[0].pages, 100000);
+	CHECK_EQ(p->rounds[0].duration_us, 10000000);
+	CHECK_EQ(p->rounds[0].bytes, 100000ull * 4096);
+	CHECK_EQ(p->rounds[0].dirtied_pages, 5000);
+	CHECK_EQ(p->rounds[1].pages, 5000);
+	CHECK_EQ(p->rounds[1].start_us, 10000000);
+	CHECK_EQ(p->rounds[1].duration_us, 500000);
+	CLOSE(p->downtime_seconds, 0.04875, 1e-9);
+	CLOSE(p->total_seconds, 10.54875, 1e-9);
+	CHECK_EQ(p->final_pages, 488); /* 487.5 rounded */
+	CLOSE(p->bytes_sent, (100000 + 5000 + 487.5) * 4096, 1e-9);
+	CLOSE(p->dirty_rate_at_last_round, 1000, 1e-9);
+	p = dt_plan_free(p);
+
+	/* 10 ms: one more round: R3 = 48.75 (1 - 0.004875 / 2) pages */
+	in.max_downtime_us = 10000;
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	if (!p)
+		return;
+	CHECK(p->converges);
+	CHECK_EQ(p->nrounds, 3);
+	CLOSE(p->downtime_seconds, 48.75 * (1 - 0.004875 / 2) / 10000, 1e-9);
+	CLOSE(p->total_seconds, 10 + 0.5 + 0.04875 + 48.75 * (1 - 0.004875 / 2) / 10000, 1e-9);
+	dt_plan_free(p);
+}
+
+/*
+ * The same with the dirtied pages all at the start of memory (sent first):
+ * round 0 leaves D(t0 - their send time), nearly r t0, and with the horizon
+ * far above the remainders the series is geometric with ratio r/b.
+ */
+static void test_linear_layout(void)
+{
+	static const struct dt_plan_point big[] = {{100000, 100}, {1000000000000, 1000000000}};
+	static const struct dt_plan_region at_start[] = {{0, 1, 1}};
+	struct dt_plan_input in = base();
+	struct dt_plan *p = NULL;
+	double want, t;
+
+	in.curve = big;
+	in.npoints = ARRAY_SIZE(big);
+	in.memory_pages = 1000000000; /* 10^5 s at 10^4 pages/s */
+	in.regions = at_start;
+	in.nregions = 1;
+	in.bandwidth = 1e6 * 4096; /* ratio 1e-3 */
+	in.max_downtime_us = 500;  /* 500 pages */
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	if (!p)
+		return;
+	/* t0 = 1000 s, R1 ~ 1e6, R2 ~ 1e3, R3 ~ 1: fits */
+	CHECK(p->converges);
+	CHECK_EQ(p->nrounds, 3);
+	CLOSE(p->rounds[1].pages, 1e6, 1e-3);
+	CLOSE(p->rounds[2].pages, 1e3, 2e-3);
+	want = 0;
+	for (t = 1000; t > 1e-3 / 2; t /= 1000)
+		want += t;
+	CLOSE(p->total_seconds, want + 1e-6, 2e-3);
+	CLOSE(p->downtime_seconds, 1e-6, 2e-3);
+	dt_plan_free(p);
+}
+
+/* Flat D(T) = W beyond one epoch: converges after round 0 iff W fits. */
+static void test_flat(void)
+{
+	static const struct dt_plan_point flat[] = {
+	    {100000, 2000}, {1000000, 2000}, {60000000, 2000}};
+	struct dt_plan_input in = base();
+	struct dt_plan *p = NULL;
+
+	in.curve = flat;
+	in.npoints = ARRAY_SIZE(flat);
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	if (!p)
+		return;
+	/* R1 = mean over [0, 10 s] = 2000 (1 - 0.05 / 10) = 1990 <= 3000 */
+	CHECK(p->converges);
+	CHECK_EQ(p->nrounds, 1);
+	CHECK_EQ(p->final_pages, 1990);
+	CLOSE(p->downtime_seconds, 0.199, 1e-9);
+	CLOSE(p->total_seconds, 10.199, 1e-9);
+	p = dt_plan_free(p);
+
+	/* 100 ms holds 1000 pages: the remainder never shrinks below ~W */
+	in.max_downtime_us = 100000;
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	if (!p)
+		return;
+	CHECK(!p->converges);
+	CHECK_EQ(p->verdict, DT_PLAN_RATE_EXCEEDS_BANDWIDTH);
+	CHECK_EQ(p->nrounds, 30);
+	CHECK(p->downtime_seconds > 0.1);
+	CHECK(p->has_recommendation);
+	/* one writer, no per-vCPU curves: a VM-wide limit, no vCPU named */
+	CHECK_EQ(p->rec.nthrottle, 0);
+	CHECK(p->rec.dirty_limit_pages_per_second > 0);
+	dt_plan_free(p);
+}
+
+/* r = 2 b: the dirty rate beats the bandwidth; the round limit forces the stop. */
+static void test_not_converging(void)
+{
+	struct dt_plan_input in = base();
+	struct dt_plan *p = NULL;
+
+	in.bandwidth = 500.0 * 4096;
+	in.max_rounds = 5;
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	if (!p)
+		return;
+	CHECK(!p->converges);
+	CHECK(!p->meets_target);
+	CHECK_EQ(p->verdict, DT_PLAN_RATE_EXCEEDS_BANDWIDTH);
+	CHECK_EQ(p->nrounds, 5);
+	CHECK(p->dirty_rate_at_last_round >= p->bandwidth_pages);
+	CHECK(isfinite(p->total_seconds) && p->total_seconds > 200);
+	CHECK(p->has_recommendation);
+	CLOSE(p->rec.postcopy_total_seconds, 200, 1e-9);
+	dt_plan_free(p);
+}
+
+/*
+ * Two vCPUs: vCPU 0 dirties 900 pages/s, vCPU 1 100 pages/s (disjoint
+ * pages: the VM's curve is their sum). At 500 pages/s of bandwidth it does
+ * not converge; throttling vCPU 0 alone does, within 600 s.
+ */
+static void test_recommendation(void)
+{
+	static const struct dt_plan_point v0[] = {
+	    {100000, 90}, {1000000, 900}, {10000000, 9000}, {100000000, 90000}};
+	static const struct dt_plan_point v1[] = {
+	    {100000, 10}, {1000000, 100}, {10000000, 1000}, {100000000, 10000}};
+	const struct dt_plan_vcpu vcpus[] = {{0, ARRAY_SIZE(v0), v0}, {1, ARRAY_SIZE(v1), v1}};
+	struct dt_plan_input in = base();
+	struct dt_plan *p = NULL, *q = NULL;
+	static struct dt_plan_point scaled[ARRAY_SIZE(linear)];
+	double lim;
+
+	in.bandwidth = 500.0 * 4096;
+	in.vcpus = vcpus;
+	in.nvcpus = 2;
+	in.target_us = 600000000;
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	if (!p)
+		return;
+	CHECK(!p->converges);
+	CHECK(p->has_recommendation);
+	CHECK_EQ(p->rec.advice, DT_PLAN_ADVICE_THROTTLE);
+	lim = p->rec.dirty_limit_pages_per_second;
+	CHECK(lim > 100 && lim < 900);
+	CHECK_EQ(p->rec.nthrottle, 1);
+	if (p->rec.nthrottle == 1)
+		CHECK_EQ(p->rec.throttle_vcpus[0], 0);
+	CHECK(p->rec.throttled_total_seconds <= 600);
+	CHECK(p->rec.throttled_downtime_seconds <= 0.3);
+	CLOSE(p->rec.throttle_keeps, lim / 900, 1e-9);
+
+	/* Re-plan with vCPU 0 slowed to the limit: converges within the target. */
+	for (size_t i = 0; i < ARRAY_SIZE(linear); i++)
+		scaled[i] = (struct dt_plan_point){
+		    linear[i].window_us,
+		    (uint64_t)llround((double)v1[i].pages + (double)v0[i].pages * lim / 900)};
+	in.curve = scaled;
+	in.vcpus = NULL;
+	in.nvcpus = 0;
+	CHECK_EQ(dt_plan_compute(&in, &q), 0);
+	if (q) {
+		CHECK(q->converges);
+		CHECK(q->total_seconds <= 600 * 1.01);
+	}
+	dt_plan_free(q);
+	dt_plan_free(p);
+
+	/* A target shorter than round 0 itself: no limit helps; post-copy */
+	in.curve = linear;
+	in.vcpus = vcpus;
+	in.nvcpus = 2;
+	in.target_us = 100000000; /* round 0 alone takes 200 s */
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	if (!p)
+		return;
+	CHECK_EQ(p->rec.advice, DT_PLAN_ADVICE_POSTCOPY);
+	CHECK(p->rec.dirty_limit_pages_per_second == 0);
+	dt_plan_free(p);
+}
+
+/* Rounds shorter than the first point scale D linearly through the origin. */
+static void test_curve_edges(void)
+{
+	static const struct dt_plan_point c[] = {{100000, 1000}, {1000000, 5000}, {10000000, 9000}};
+	double v;
+
+	CHECK_EQ(dt_plan_curve_at(c, 3, DT_PLAN_INTERP_LOG, 100000, 50000, &v), 0);
+	CLOSE(v, 500, 1e-12);
+	CHECK_EQ(dt_plan_curve_at(c, 3, DT_PLAN_INTERP_LOG, 100000, 0, &v), 0);
+	CHECK(v == 0);
+	CHECK_EQ(dt_plan_curve_at(c, 3, DT_PLAN_INTERP_LOG, 100000, 1000000, &v), 0);
+	CLOSE(v, 5000, 1e-12);
+	/* log T: half-way between 1 s and 10 s is sqrt(10) s */
+	CHECK_EQ(dt_plan_curve_at(c, 3, DT_PLAN_INTERP_LOG, 100000, 1e6 * sqrt(10), &v), 0);
+	CLOSE(v, 7000, 1e-9);
+	CHECK_EQ(dt_plan_curve_at(c, 3, DT_PLAN_INTERP_LINEAR, 100000, 5500000, &v), 0);
+	CLOSE(v, 7000, 1e-9);
+	/* beyond: the last segment's rate (4000 pages / 9 s), capped at memory */
+	CHECK_EQ(dt_plan_curve_at(c, 3, DT_PLAN_INTERP_LOG, 100000, 19000000, &v), 0);
+	CLOSE(v, 13000, 1e-9);
+	CHECK_EQ(dt_plan_curve_at(c, 3, DT_PLAN_INTERP_LOG, 10000, 1e9, &v), 0);
+	CHECK(v == 10000);
+	CHECK_EQ(dt_plan_curve_at(c, 3, DT_PLAN_INTERP_LOG, 100000, NAN, &v), -EINVAL);
+	CHECK_EQ(dt_plan_curve_at(c, 3, DT_PLAN_INTERP_LOG, 100000, -1, &v), -EINVAL);
+	CHECK_EQ(dt_plan_curve_at(c, 0, DT_PLAN_INTERP_LOG, 100000, 1, &v), -EINVAL);
+}
+
+static void bad(struct dt_plan_input in)
+{
+	struct dt_plan *p = NULL;
+
+	CHECK_EQ(dt_plan_compute(&in, &p), -EINVAL);
+	CHECK(p == NULL);
+}
+
+static void test_bad_inputs(void)
+{
+	static const struct dt_plan_point down[] = {{100000, 100}, {1000000, 50}};
+	static const struct dt_plan_point same[] = {{100000, 100}, {100000, 200}};
+	static const struct dt_plan_point zero_window[] = {{0, 100}};
+	static const struct dt_plan_point ok1[] = {{100000, 100}};
+	static const struct dt_plan_region overlap[] = {{0, 10, 1}, {5, 10, 1}};
+	static const struct dt_plan_region beyond[] = {{99995, 10, 1}};
+	const struct dt_plan_vcpu bad_vcpu[] = {{0, 0, NULL}};
+	struct dt_plan_input in;
+	struct dt_plan *p = NULL;
+
+	CHECK_EQ(dt_plan_compute(NULL, &p), -EINVAL);
+	in = base();
+	CHECK_EQ(dt_plan_compute(&in, NULL), -EINVAL);
+
+	in = base(), in.bandwidth = 0, bad(in);
+	in = base(), in.bandwidth = -1e9, bad(in);
+	in = base(), in.bandwidth = NAN, bad(in);
+	in = base(), in.bandwidth = INFINITY, bad(in);
+	in = base(), in.npoints = 0, bad(in);
+	in = base(), in.curve = NULL, bad(in);
+	in = base(), in.npoints = DT_PLAN_MAX_POINTS + 1, bad(in);
+	in = base(), in.curve = down, in.npoints = 2, bad(in);
+	in = base(), in.curve = same, in.npoints = 2, bad(in);
+	in = base(), in.curve = zero_window, in.npoints = 1, bad(in);
+	in = base(), in.memory_pages = 0, bad(in);
+	in = base(), in.page_size = 0, bad(in);
+	in = base(), in.page_size = 5000, bad(in);
+	in = base(), in.max_downtime_us = 0, bad(in);
+	in = base(), in.zero_fraction = NAN, bad(in);
+	in = base(), in.zero_fraction = -0.1, bad(in);
+	in = base(), in.zero_fraction = 1, bad(in);
+	in = base(), in.max_rounds = 0, bad(in);
+	in = base(), in.max_rounds = DT_PLAN_MAX_ROUNDS + 1, bad(in);
+	in = base(), in.interp = _DT_PLAN_INTERP_MAX, bad(in);
+	in = base(), in.vcpus = bad_vcpu, in.nvcpus = 1, bad(in);
+	in = base(), in.nvcpus = 1, bad(in);
+	in = base(), in.regions = overlap, in.nregions = 2, bad(in);
+	in = base(), in.regions = beyond, in.nregions = 1, bad(in);
+	in = base(), in.nregions = 1, bad(in);
+
+	/* a one-point curve is enough */
+	in = base(), in.curve = ok1, in.npoints = 1;
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	if (p)
+		CHECK(isfinite(p->total_seconds) && isfinite(p->downtime_seconds));
+	dt_plan_free(p);
+	/* an idle VM: all zero */
+	static const struct dt_plan_point idle[] = {{100000, 0}, {1000000, 0}};
+	in = base(), in.curve = idle, in.npoints = 2;
+	p = NULL;
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	if (p) {
+		CHECK(p->converges);
+		CHECK_EQ(p->nrounds, 1);
+		CHECK(p->downtime_seconds == 0);
+	}
+	dt_plan_free(p);
+}
+
+/* The whole memory fits the downtime: no pre-copy round at all. */
+static void test_tiny(void)
+{
+	struct dt_plan_input in = base();
+	struct dt_plan *p = NULL;
+
+	in.memory_pages = 1000;
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	if (!p)
+		return;
+	CHECK(p->converges);
+	CHECK_EQ(p->nrounds, 0);
+	CLOSE(p->downtime_seconds, 0.1, 1e-12);
+	CHECK_EQ(p->bytes_sent, 1000 * 4096);
+	dt_plan_free(p);
+}
+
+/* Zero pages cost nothing in round 0. */
+static void test_zero_pages(void)
+{
+	struct dt_plan_input in = base();
+	struct dt_plan *p = NULL;
+
+	in.zero_fraction = 0.5;
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	if (!p)
+		return;
+	CHECK_EQ(p->rounds[0].pages, 50000);
+	CHECK_EQ(p->rounds[0].duration_us, 5000000);
+	CHECK_EQ(p->rounds[0].dirtied_pages, 2500);
+	dt_plan_free(p);
+}
+
+int main(void)
+{
+	RUN(test_linear_geometric);
+	RUN(test_linear_layout);
+	RUN(test_flat);
+	RUN(test_not_converging);
+	RUN(test_recommendation);
+	RUN(test_curve_edges);
+	RUN(test_bad_inputs);
+	RUN(test_tiny);
+	RUN(test_zero_pages);
+	TEST_EXIT();
+}
