@@ -8,17 +8,28 @@ DAEMON_PID=""
 BG_PIDS=()
 
 cleanup() {
-	local rc=$?
+	local rc=$? drc=0
 	for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	if [ -n "$DAEMON_PID" ]; then
 		kill "$DAEMON_PID" 2>/dev/null || true
-		wait "$DAEMON_PID" 2>/dev/null || true
+		wait "$DAEMON_PID" 2>/dev/null || drc=$?
+		# A clean stop is part of every test: sanitizers report leaks and
+		# errors at exit with a non-zero status.
+		if [ $drc -ne 0 ] && [ $rc -eq 0 ]; then
+			echo "FAIL: the daemon exited with status $drc at the end of the test" >&2
+			rc=1
+		fi
+	fi
+	if [ -f "$TMP/daemon.log" ] && grep -q "Sanitizer\|runtime error" "$TMP/daemon.log" && [ $rc -eq 0 ]; then
+		echo "FAIL: sanitizer report in the daemon log" >&2
+		rc=1
 	fi
 	if [ $rc -ne 0 ] && [ -f "$TMP/daemon.log" ]; then
 		echo "--- daemon log (last 40 lines)"
 		tail -n 40 "$TMP/daemon.log"
 	fi
 	rm -rf "$TMP"
+	exit $rc
 }
 trap cleanup EXIT
 
