@@ -65,6 +65,9 @@ $(BUILD)/obj/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# /openapi.json is docs/openapi.json, embedded with .incbin.
+$(BUILD)/obj/api/openapi.o: docs/openapi.json
+
 $(LIBDT): $(call obj,$(PROTO_SRC))
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -103,8 +106,9 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBCORE) $(LIBDT)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	-I. -Iproto -Istats -Icommon $(PKG_CFLAGS)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC)
+	-I. -Iproto -Istats -Icommon -Iapi $(PKG_CFLAGS)
+# api/url.c: the REST request-target parser (pure code, no libmicrohttpd).
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)

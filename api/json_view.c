@@ -89,14 +89,10 @@ struct json_object *dt_json_vm_summary(const struct dt_vm *vm)
 	return o;
 }
 
-struct json_object *dt_json_vm(const struct dt_vm *vm)
+struct json_object *dt_json_vm_vcpus_array(const struct dt_vm *vm)
 {
-	struct json_object *o = dt_json_vm_summary(vm);
 	struct json_object *vcpus = json_object_new_array();
-	struct json_object *slots = json_object_new_array();
-	struct json_object *counters = json_object_new_object();
 
-	add(o, "wss", wss_curve(vm, CURVE_VM, 0, NULL));
 	for (uint32_t v = 0; v < vm->vcpus; v++) {
 		struct json_object *c = json_object_new_object();
 		const struct dt_ring *r = vm->collector.rings ? vm->collector.rings[v] : NULL;
@@ -107,7 +103,13 @@ struct json_object *dt_json_vm(const struct dt_vm *vm)
 		add(c, "wss", wss_curve(vm, CURVE_VCPU, v, NULL));
 		json_object_array_add(vcpus, c);
 	}
-	add(o, "vcpus_detail", vcpus);
+	return vcpus;
+}
+
+struct json_object *dt_json_vm_slots_array(const struct dt_vm *vm)
+{
+	struct json_object *slots = json_object_new_array();
+
 	for (uint32_t i = 0; i < vm->collector.slots.n; i++) {
 		const struct dt_slot *s = &vm->collector.slots.slots[i];
 		struct json_object *j;
@@ -123,7 +125,135 @@ struct json_object *dt_json_vm(const struct dt_vm *vm)
 		add(j, "wss", wss_curve(vm, CURVE_SLOT, 0, s));
 		json_object_array_add(slots, j);
 	}
-	add(o, "slots", slots);
+	return slots;
+}
+
+/* {"id", "generation", "epoch_seconds", "epochs_harvested", key: value} */
+static struct json_object *vm_part(const struct dt_vm *vm, const char *key,
+				   struct json_object *value)
+{
+	struct json_object *o = json_object_new_object();
+
+	add(o, "id", u64(vm->id));
+	add(o, "generation", u64(vm->generation));
+	add(o, "epoch_seconds", json_object_new_double(epoch_seconds(vm)));
+	add(o, "epochs_harvested", u64(dt_stats_epochs(vm->stats)));
+	add(o, key, value);
+	return o;
+}
+
+struct json_object *dt_json_vm_wss(const struct dt_vm *vm)
+{
+	return vm_part(vm, "wss", wss_curve(vm, CURVE_VM, 0, NULL));
+}
+
+struct json_object *dt_json_vm_vcpus(const struct dt_vm *vm)
+{
+	return vm_part(vm, "vcpus", dt_json_vm_vcpus_array(vm));
+}
+
+struct json_object *dt_json_vm_slots(const struct dt_vm *vm)
+{
+	return vm_part(vm, "slots", dt_json_vm_slots_array(vm));
+}
+
+uint64_t dt_vm_index_pages(const struct dt_vm *vm)
+{
+	uint64_t end = 0;
+
+	for (uint32_t i = 0; i < vm->collector.slots.n; i++) {
+		const struct dt_slot *s = &vm->collector.slots.slots[i];
+		end = DT_MAX(end, (uint64_t)s->base + s->pages);
+	}
+	return end;
+}
+
+int dt_vm_heat(const struct dt_vm *vm, uint32_t window, struct dt_heat **ret, size_t *ret_n)
+{
+	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
+	size_t max = dt_vm_index_pages(vm) / sc->region_pages + 1;
+	struct dt_heat *h = calloc(max, sizeof(*h));
+	int n;
+
+	if (!h)
+		return -ENOMEM;
+	n = dt_stats_heatmap(vm->stats, window, h, max);
+	if (n < 0) {
+		free(h);
+		return n;
+	}
+	*ret = h;
+	*ret_n = (size_t)n;
+	return 0;
+}
+
+/* Guest-physical address of the first page of a heatmap region, if mapped. */
+static bool region_gpa(const struct dt_vm *vm, uint64_t idx, uint64_t len, uint64_t *ret)
+{
+	const struct dt_slot_table *t = &vm->collector.slots;
+	bool found = false;
+
+	for (uint32_t i = 0; i < t->n; i++) {
+		const struct dt_slot *s = &t->slots[i];
+		uint64_t lo = DT_MAX(idx, (uint64_t)s->base);
+
+		if (lo >= idx + len || lo >= (uint64_t)s->base + s->pages)
+			continue;
+		uint64_t gpa = s->gpa + ((lo - s->base) << vm->page_shift);
+		if (!found || gpa < *ret)
+			*ret = gpa;
+		found = true;
+	}
+	return found;
+}
+
+int dt_json_vm_heatmap(const struct dt_vm *vm, uint32_t window, struct json_object **ret)
+{
+	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
+	struct json_object *o, *a;
+	struct dt_heat *h;
+	size_t n;
+	int r;
+
+	window = DT_MIN(window, sc->horizon_epochs);
+	r = dt_vm_heat(vm, window, &h, &n);
+	if (r < 0)
+		return r;
+	o = vm_part(vm, "window_epochs", u64(window));
+	add(o, "window_seconds", json_object_new_double(window * epoch_seconds(vm)));
+	add(o, "region_pages", u64(sc->region_pages));
+	add(o, "region_bytes", u64((uint64_t)sc->region_pages << vm->page_shift));
+	add(o, "regions_total", u64((dt_vm_index_pages(vm) + sc->region_pages - 1) /
+				    sc->region_pages));
+	a = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_new_object();
+		uint64_t gpa = 0;
+
+		add(e, "region", u64(h[i].region));
+		add(e, "gpa", region_gpa(vm, (uint64_t)h[i].region * sc->region_pages,
+					 sc->region_pages, &gpa)
+				       ? u64(gpa)
+				       : NULL);
+		add(e, "pages", u64(h[i].pages));
+		add(e, "dirtyings", u64(h[i].dirtyings));
+		add(e, "fraction", json_object_new_double((double)h[i].pages / sc->region_pages));
+		json_object_array_add(a, e);
+	}
+	free(h);
+	add(o, "regions", a);
+	*ret = o;
+	return 0;
+}
+
+struct json_object *dt_json_vm(const struct dt_vm *vm)
+{
+	struct json_object *o = dt_json_vm_summary(vm);
+	struct json_object *counters = json_object_new_object();
+
+	add(o, "wss", wss_curve(vm, CURVE_VM, 0, NULL));
+	add(o, "vcpus_detail", dt_json_vm_vcpus_array(vm));
+	add(o, "slots", dt_json_vm_slots_array(vm));
 	add(counters, "harvests", u64(vm->counters.harvests));
 	add(counters, "ring_entries", u64(vm->collector.ring_entries));
 	add(counters, "invalid_entries", u64(vm->collector.invalid_entries));

@@ -1,203 +1,99 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * REST API: libmicrohttpd in external-epoll mode, driven by the daemon's
- * sd-event loop (MHD's epoll fd is one io source, MHD_get_timeout() one
- * timer), the way systemd-journal-remote does it. One MHD daemon per
- * listener: the Unix socket and the loopback TCP address.
+ * REST API glue: libmicrohttpd in external-epoll mode, driven by the
+ * daemon's sd-event loop (MHD's epoll fd is one io source, MHD_get_timeout()
+ * one timer), the way systemd-journal-remote does it. One MHD daemon per
+ * listener: the Unix socket, the loopback TCP address, and optionally a
+ * remote address that serves TLS only and wants a bearer token. Routing,
+ * views, long-poll, metrics and pictures live in their own files.
+ *
+ * Nothing here blocks: sockets are non-blocking, MHD never runs a thread,
+ * and every connection has a memory cap and an idle timeout, so a slow or
+ * stuck client costs only its own connection slot.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "dt_util.h"
-#include "json_view.h"
+#include "http.h"
 #include "log.h"
 #include "manager.h"
 
-#define DT_API_MAX_LISTENERS 2
-#define DT_HISTORY_LIMIT_MAX 100000
+#define DT_SECRET_MAX (64 * 1024) /* certificate, key or token file */
 
-struct dt_listener {
-	struct dt_api *api;
-	struct MHD_Daemon *mhd;
-	sd_event_source *io;
-	sd_event_source *timer;
-	const char *name;
-};
-
-struct dt_api {
-	struct dt_manager *m;
-	struct dt_listener l[DT_API_MAX_LISTENERS];
-	unsigned n;
-};
-
-static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned status,
-				 struct json_object *o, const char *content_type)
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								 JSON_C_TO_STRING_NOSLASHESCAPE);
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
+	struct dt_req *rq = calloc(1, sizeof(*rq));
 
-	resp = MHD_create_response_from_buffer(strlen(s), (void *)s, MHD_RESPMEM_MUST_COPY);
-	json_object_put(o);
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-	ret = MHD_queue_response(conn, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	if (!rq)
+		return NULL;
+	rq->l = cls;
+	rq->conn = conn;
+	rq->target = strndup(uri, DT_URL_MAX + 1);
+	return rq;
 }
 
-/* RFC 9457 problem details; "error" repeats the detail for simple clients. */
-static enum MHD_Result send_problem(struct MHD_Connection *conn, unsigned status,
-				    const char *title, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static enum MHD_Result send_problem(struct MHD_Connection *conn, unsigned status,
-				    const char *title, const char *fmt, ...)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
 {
-	struct json_object *o = json_object_new_object();
-	char detail[256];
-	va_list ap;
+	struct dt_req *rq = *con_cls;
 
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	json_object_object_add(o, "type", json_object_new_string("about:blank"));
-	json_object_object_add(o, "title", json_object_new_string(title));
-	json_object_object_add(o, "status", json_object_new_int((int)status));
-	json_object_object_add(o, "detail", json_object_new_string(detail));
-	json_object_object_add(o, "error", json_object_new_string(detail));
-	return send_json(conn, status, o, "application/problem+json");
+	if (!rq)
+		return;
+	dt_longpoll_forget(rq);
+	free(rq->target);
+	free(rq);
+	*con_cls = NULL;
 }
 
-static enum MHD_Result not_found(struct MHD_Connection *conn, const char *url)
+/* Constant-time: the token's length is no secret, its bytes are. */
+static bool token_ok(const char *have, const char *want)
 {
-	return send_problem(conn, MHD_HTTP_NOT_FOUND, "Not Found", "no such resource: %s", url);
+	size_t n = strlen(want), hl = strlen(have);
+	unsigned char d = hl != n;
+
+	for (size_t i = 0; i < n; i++)
+		d |= (unsigned char)(want[i] ^ (i < hl ? have[i] : 0));
+	return d == 0;
 }
 
-/* Unsigned integer query parameter; *ok false after a 400 was queued. */
-static enum MHD_Result query_u64(struct MHD_Connection *conn, const char *name, uint64_t def,
-				 uint64_t max, uint64_t *ret, bool *ok)
+static bool authorized(struct dt_api *a, struct MHD_Connection *conn)
 {
-	const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						    MHD_HTTP_HEADER_AUTHORIZATION);
 
-	*ok = true;
-	*ret = def;
-	if (!v)
-		return MHD_YES;
-	if (dt_parse_u64(v, 0, max, ret) < 0) {
-		*ok = false;
-		return send_problem(conn, MHD_HTTP_BAD_REQUEST, "Bad Request",
-				    "query parameter '%s' must be an integer from 0 to %llu", name,
-				    (unsigned long long)max);
-	}
-	return MHD_YES;
-}
-
-static enum MHD_Result route_vm(struct dt_api *a, struct MHD_Connection *conn, const char *url,
-				const char *rest)
-{
-	char key[128];
-	const char *sub = strchr(rest, '/');
-	size_t klen = sub ? (size_t)(sub - rest) : strlen(rest);
-	struct dt_vm *vm;
-
-	if (klen == 0 || klen >= sizeof(key))
-		return not_found(conn, url);
-	memcpy(key, rest, klen);
-	key[klen] = 0;
-	vm = dt_manager_find_vm(a->m, key);
-	if (!vm)
-		return send_problem(conn, MHD_HTTP_NOT_FOUND, "Not Found", "no VM '%s'", key);
-	if (!sub || strcmp(sub, "/") == 0)
-		return send_json(conn, MHD_HTTP_OK, dt_json_vm(vm), "application/json");
-	if (strcmp(sub, "/history") == 0) {
-		uint64_t since, limit;
-		bool ok;
-		enum MHD_Result r = query_u64(conn, "since", 0, UINT64_MAX, &since, &ok);
-		if (!ok)
-			return r;
-		r = query_u64(conn, "limit", 1000, DT_HISTORY_LIMIT_MAX, &limit, &ok);
-		if (!ok)
-			return r;
-		return send_json(conn, MHD_HTTP_OK, dt_json_vm_history(vm, since, limit),
-				 "application/json");
-	}
-	if (strncmp(sub, "/epochs/", 8) == 0) {
-		const char *n = sub + 8, *tail = strchr(n, '/');
-		char num[24];
-		uint64_t epoch;
-		struct json_object *o;
-
-		if (!tail || strcmp(tail, "/pages") != 0 || (size_t)(tail - n) >= sizeof(num))
-			return not_found(conn, url);
-		memcpy(num, n, (size_t)(tail - n));
-		num[tail - n] = 0;
-		if (dt_parse_u64(num, 0, UINT64_MAX, &epoch) < 0)
-			return send_problem(conn, MHD_HTTP_BAD_REQUEST, "Bad Request",
-					    "epoch '%s' is not a number", num);
-		if (dt_json_vm_epoch_pages(vm, epoch, &o) < 0)
-			return send_problem(conn, MHD_HTTP_NOT_FOUND, "Not Found",
-					    "epoch %llu of VM %u is not held exactly (the last "
-					    "recent_epochs are)",
-					    (unsigned long long)epoch, vm->id);
-		return send_json(conn, MHD_HTTP_OK, o, "application/json");
-	}
-	return not_found(conn, url);
+	return h && strncasecmp(h, "Bearer ", 7) == 0 && token_ok(h + 7, a->token);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
 {
-	struct dt_api *a = cls;
+	struct dt_listener *l = cls;
+	struct dt_req *rq = *con_cls;
 
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		struct MHD_Response *resp;
-		enum MHD_Result ret;
-		struct json_object *o = json_object_new_object();
-		const char *s;
-
-		json_object_object_add(o, "title", json_object_new_string("Method Not Allowed"));
-		json_object_object_add(o, "status", json_object_new_int(405));
-		json_object_object_add(o, "detail", json_object_new_string("only GET and HEAD"));
-		s = json_object_to_json_string(o);
-		resp = MHD_create_response_from_buffer(strlen(s), (void *)s, MHD_RESPMEM_MUST_COPY);
-		json_object_put(o);
-		if (!resp)
-			return MHD_NO;
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-					"application/problem+json");
-		ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-		MHD_destroy_response(resp);
-		return ret;
-	}
-	if (*upload_data_size) /* a GET with a body: ignore it */
+	if (!rq)
+		return MHD_NO; /* out of memory in on_uri */
+	if (*upload_data_size) { /* a body (GET or not): discard it */
 		*upload_data_size = 0;
-
-	if (strcmp(url, "/v1/vms") == 0 || strcmp(url, "/v1/vms/") == 0)
-		return send_json(conn, MHD_HTTP_OK, dt_json_vm_list(a->m), "application/json");
-	if (strncmp(url, "/v1/vms/", 8) == 0)
-		return route_vm(a, conn, url, url + 8);
-	if (strcmp(url, "/v1/health") == 0) {
-		struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "status", json_object_new_string("ok"));
-		json_object_object_add(o, "vms", json_object_new_int((int)a->m->nvms));
-		json_object_object_add(o, "attached",
-				       json_object_new_int((int)dt_manager_attached(a->m)));
-		return send_json(conn, MHD_HTTP_OK, o, "application/json");
+		return MHD_YES;
 	}
-	return not_found(conn, url);
+	if (rq->suspended) /* spurious call while parked */
+		return MHD_YES;
+	if (l->remote && !authorized(l->api, conn))
+		return dt_http_unauthorized(conn, "a valid bearer token is required");
+	return dt_router_handle(rq, method);
 }
 
 static void listener_update_timer(struct dt_listener *l)
@@ -210,6 +106,12 @@ static void listener_update_timer(struct dt_listener *l)
 	} else {
 		sd_event_source_set_enabled(l->timer, SD_EVENT_OFF);
 	}
+}
+
+void dt_listener_kick(struct dt_listener *l)
+{
+	sd_event_source_set_time(l->timer, 1);
+	sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT);
 }
 
 static int on_mhd_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -235,31 +137,38 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	dt_log(LOG_DEBUG, "http: %s", buf);
 }
 
-static int listener_start(struct dt_api *a, int fd, const char *name)
+static int listener_start(struct dt_api *a, int fd, const char *name, bool remote)
 {
 	const struct dt_config *c = &a->m->config;
 	struct dt_listener *l = &a->l[a->n];
 	const union MHD_DaemonInfo *info;
+	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 	int r;
 
 	l->api = a;
 	l->name = name;
-	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a,
-				  MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-				  (unsigned)c->api_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-				  (unsigned)DT_MAX(1, c->api_timeout_us / 1000000),
-				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
-				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+	l->remote = remote;
+	/* Parked long-polls hold connections: keep a quarter free for the rest. */
+	l->max_waiters = DT_MAX(1u, c->api_max_connections * 3 / 4);
+	if (remote)
+		flags |= MHD_USE_TLS;
+	l->mhd = MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, l, MHD_OPTION_LISTEN_SOCKET, fd,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->api_max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)DT_MAX(1, c->api_timeout_us / 1000000),
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)c->api_memory_limit,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, l, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+		l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		remote ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, a->tls_cert,
+		MHD_OPTION_HTTPS_MEM_KEY, a->tls_key, MHD_OPTION_END);
 	if (!l->mhd) {
 		close(fd);
 		return -EINVAL;
 	}
+	a->n++;
 	info = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-	if (!info) {
-		MHD_stop_daemon(l->mhd);
-		l->mhd = NULL;
+	if (!info)
 		return -EINVAL;
-	}
 	r = sd_event_add_io(a->m->event, &l->io, info->epoll_fd, EPOLLIN, on_mhd_io, l);
 	if (r < 0)
 		return r;
@@ -267,7 +176,6 @@ static int listener_start(struct dt_api *a, int fd, const char *name)
 			      l);
 	if (r < 0)
 		return r;
-	a->n++;
 	return 0;
 }
 
@@ -313,9 +221,84 @@ static int bind_tcp(const char *spec, int *ret)
 	return 0;
 }
 
+/* A whole small file (PEM or token), NUL-terminated; -EINVAL when empty. */
+static int read_secret(const char *path, char **ret)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	buf = malloc(DT_SECRET_MAX + 1);
+	if (!buf)
+		return -ENOMEM;
+	while ((n = read(fd, buf + len, DT_SECRET_MAX - len)) > 0)
+		len += (size_t)n;
+	if (n < 0)
+		return -errno;
+	if (len == DT_SECRET_MAX)
+		return -EFBIG;
+	buf[len] = 0;
+	if (len == 0)
+		return -EINVAL;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+static int start_tcp(struct dt_api *a, const char *spec, const char *name, bool remote)
+{
+	int fd = -1, r;
+
+	r = bind_tcp(spec, &fd);
+	if (r < 0) {
+		dt_log(LOG_ERR, "cannot listen on %s %s: %s", name, spec, strerror(-r));
+		return r;
+	}
+	r = listener_start(a, fd, name, remote);
+	if (r < 0)
+		dt_log(LOG_ERR, "cannot start the HTTP server on %s %s", name, spec);
+	return r;
+}
+
+/* The remote listener: refused unless certificate, key and token are usable. */
+static int start_remote(struct dt_api *a)
+{
+	const struct dt_config *c = &a->m->config;
+	const char *what = NULL;
+	int r;
+
+	if (!c->api_tls_cert || !c->api_tls_key || !c->api_token_file) {
+		dt_log(LOG_ERR, "api remote %s needs tls_certificate, tls_key and token_file",
+		       c->api_remote);
+		return -EINVAL;
+	}
+	r = read_secret(c->api_tls_cert, &a->tls_cert);
+	if (r < 0)
+		what = c->api_tls_cert;
+	if (r >= 0 && (r = read_secret(c->api_tls_key, &a->tls_key)) < 0)
+		what = c->api_tls_key;
+	if (r >= 0 && (r = read_secret(c->api_token_file, &a->token)) < 0)
+		what = c->api_token_file;
+	if (r < 0) {
+		dt_log(LOG_ERR, "api remote %s: cannot use %s: %s", c->api_remote, what,
+		       r == -EINVAL ? "empty file" : strerror(-r));
+		return r;
+	}
+	a->token[strcspn(a->token, "\r\n")] = 0;
+	if (strlen(a->token) < 16) {
+		dt_log(LOG_ERR, "api remote %s: the token in %s is shorter than 16 characters",
+		       c->api_remote, c->api_token_file);
+		return -EINVAL;
+	}
+	return start_tcp(a, c->api_remote, "remote", true);
+}
+
 int dt_api_new(struct dt_manager *m, int api_fd, struct dt_api **ret)
 {
 	struct dt_api *a = calloc(1, sizeof(*a));
+	struct timespec ts;
 	int r;
 
 	if (!a) {
@@ -323,42 +306,56 @@ int dt_api_new(struct dt_manager *m, int api_fd, struct dt_api **ret)
 		return -ENOMEM;
 	}
 	a->m = m;
-	r = listener_start(a, api_fd, "unix");
+	clock_gettime(CLOCK_REALTIME, &ts);
+	a->etag_salt = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	r = listener_start(a, api_fd, "unix", false);
 	if (r < 0) {
 		dt_log(LOG_ERR, "cannot start the HTTP server on %s", m->config.api_socket);
-		dt_api_free(a);
-		return r;
+		goto fail;
 	}
 	if (m->config.api_tcp) {
-		int fd = -1;
-
-		r = bind_tcp(m->config.api_tcp, &fd);
-		if (r < 0) {
-			dt_log(LOG_ERR, "cannot listen on tcp %s: %s", m->config.api_tcp,
-			       strerror(-r));
-			dt_api_free(a);
-			return r;
-		}
-		r = listener_start(a, fd, "tcp");
-		if (r < 0) {
-			dt_api_free(a);
-			return r;
-		}
+		r = start_tcp(a, m->config.api_tcp, "tcp", false);
+		if (r < 0)
+			goto fail;
+	}
+	if (m->config.api_remote) {
+		r = start_remote(a);
+		if (r < 0)
+			goto fail;
+	}
+	r = dt_longpoll_start(a);
+	if (r < 0) {
+		dt_log(LOG_ERR, "cannot observe the registry: %s", strerror(-r));
+		goto fail;
 	}
 	*ret = a;
 	return 0;
+fail:
+	dt_api_free(a);
+	return r;
+}
+
+static void free_secret(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+	free(s);
 }
 
 struct dt_api *dt_api_free(struct dt_api *a)
 {
 	if (!a)
 		return NULL;
+	dt_longpoll_stop(a);
 	for (unsigned i = 0; i < DT_API_MAX_LISTENERS; i++) {
 		sd_event_source_disable_unref(a->l[i].io);
 		sd_event_source_disable_unref(a->l[i].timer);
 		if (a->l[i].mhd)
 			MHD_stop_daemon(a->l[i].mhd);
 	}
+	free_secret(a->token);
+	free_secret(a->tls_cert);
+	free_secret(a->tls_key);
 	free(a);
 	return NULL;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "dbus.h"
 #include "dt_util.h"
 #include "log.h"
 #include "manager.h"
@@ -35,6 +37,7 @@ struct dt_manager *dt_manager_free(struct dt_manager *m)
 {
 	if (!m)
 		return NULL;
+	m->bus = dt_bus_free(m->bus);
 	while (m->vms)
 		dt_vm_free(m->vms);
 	while (m->conns)
@@ -112,6 +115,21 @@ void dt_manager_notify(struct dt_manager *m, struct dt_vm *vm, enum dt_change wh
 		m->observers[i].vm_changed(m->observers[i].userdata, vm, what);
 }
 
+const uint64_t dt_harvest_bucket_us[DT_HARVEST_BUCKETS] = {
+	50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
+};
+
+void dt_histogram_observe(struct dt_histogram *h, uint64_t us)
+{
+	for (unsigned i = 0; i < DT_HARVEST_BUCKETS; i++)
+		if (us <= dt_harvest_bucket_us[i]) {
+			h->bucket[i]++;
+			break;
+		}
+	h->count++;
+	h->sum_us += us;
+}
+
 /* Bind a Unix socket at path, replacing a stale one. */
 static int bind_unix(const char *path, int type, mode_t mode, int *ret)
 {
@@ -132,6 +150,25 @@ static int bind_unix(const char *path, int type, mode_t mode, int *ret)
 	if (listen(fd, 64) < 0)
 		return -errno;
 	*ret = TAKE_FD(fd);
+	return 0;
+}
+
+/* Hand a socket to a group (name or gid); NULL or "": leave it. */
+static int chgrp_path(const char *path, const char *group)
+{
+	struct group *g;
+	uint64_t gid;
+
+	if (!group || !*group)
+		return 0;
+	if (dt_parse_u64(group, 0, UINT32_MAX - 1, &gid) < 0) {
+		g = getgrnam(group);
+		if (!g)
+			return -ESRCH;
+		gid = g->gr_gid;
+	}
+	if (chown(path, (uid_t)-1, (gid_t)gid) < 0)
+		return -errno;
 	return 0;
 }
 
@@ -178,13 +215,23 @@ int dt_manager_start(struct dt_manager *m)
 	if (r < 0)
 		return r;
 	if (api_fd < 0) {
-		r = bind_unix(c->api_socket, SOCK_STREAM, 0666, &api_fd);
+		r = bind_unix(c->api_socket, SOCK_STREAM, (mode_t)c->api_socket_mode, &api_fd);
 		if (r < 0) {
 			dt_log(LOG_ERR, "cannot listen on %s: %s", c->api_socket, strerror(-r));
 			return r;
 		}
+		r = chgrp_path(c->api_socket, c->api_socket_group);
+		if (r < 0) {
+			dt_log(LOG_ERR, "cannot give %s to group %s: %s", c->api_socket,
+			       c->api_socket_group, strerror(-r));
+			close(api_fd);
+			return r;
+		}
 	}
 	r = dt_api_new(m, api_fd, &m->api);
+	if (r < 0)
+		return r;
+	r = dt_bus_new(m, &m->bus);
 	if (r < 0)
 		return r;
 	dt_log(LOG_INFO, "listening: attach %s, api %s%s%s, epoch %llu ms", c->attach_socket,

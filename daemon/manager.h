@@ -13,6 +13,7 @@
 #include "dt_stats.h"
 
 struct dt_api;
+struct dt_bus;
 struct dt_conn;
 
 enum dt_vm_state {
@@ -28,7 +29,18 @@ struct dt_vm_counters {
 	uint64_t late_syncs; /* epochs closed without SYNC_DONE in time */
 	uint64_t attaches; /* HELLOs accepted for this VM (1 + reattaches) */
 	uint64_t harvest_us; /* time spent harvesting and closing epochs */
+	uint64_t harvest_errors; /* epochs closed incompletely (late sync, no memory) */
 };
+
+/* Harvest time per epoch (ring harvests + closing), for /metrics. */
+#define DT_HARVEST_BUCKETS 12
+extern const uint64_t dt_harvest_bucket_us[DT_HARVEST_BUCKETS];
+struct dt_histogram {
+	uint64_t bucket[DT_HARVEST_BUCKETS]; /* observations <= bound, not cumulative */
+	uint64_t count;
+	uint64_t sum_us;
+};
+void dt_histogram_observe(struct dt_histogram *h, uint64_t us);
 
 struct dt_vm {
 	struct dt_vm *next;
@@ -62,6 +74,7 @@ struct dt_vm {
 	uint64_t reset_sent_us;
 	unsigned late_in_a_row;
 	struct dt_vm_counters counters;
+	uint64_t epoch_harvest_us; /* harvest time of the open epoch so far */
 	uint64_t generation; /* bumped whenever its figures change */
 };
 
@@ -94,7 +107,9 @@ struct dt_manager {
 	int attach_fd;
 	sd_event_source *attach_source;
 	struct dt_api *api;
+	struct dt_bus *bus; /* NULL: D-Bus off or unreachable */
 	uint64_t generation; /* bumped when a VM is added, removed or changes */
+	struct dt_histogram harvest_hist;
 };
 
 int dt_manager_new(struct dt_manager **ret);

@@ -70,11 +70,15 @@ static void vm_close_epoch(struct dt_vm *vm)
 	if (vm->sync_deadline)
 		sd_event_source_set_enabled(vm->sync_deadline, SD_EVENT_OFF);
 	r = dt_stats_close_epoch(vm->stats, start);
-	if (r < 0)
+	if (r < 0) {
 		dt_log(LOG_WARNING, "vm %u (%s): cannot close epoch: %s", vm->id, vm->name,
 		       strerror(-r));
+		vm->counters.harvest_errors++;
+	}
 	vm->counters.harvests++;
 	vm->counters.harvest_us += dt_now_us() - start;
+	dt_histogram_observe(&vm->m->harvest_hist, vm->epoch_harvest_us + dt_now_us() - start);
+	vm->epoch_harvest_us = 0;
 	dt_manager_notify(vm->m, vm, DT_CHANGE_EPOCH);
 }
 
@@ -107,6 +111,7 @@ static void vm_harvest_rings(struct dt_vm *vm)
 	if (vm->collector.ops->harvest(&vm->collector) > 0)
 		vm_request_reset(vm);
 	vm->counters.harvest_us += dt_now_us() - start;
+	vm->epoch_harvest_us += dt_now_us() - start;
 }
 
 static int on_sync_deadline(sd_event_source *s, uint64_t usec, void *userdata)
@@ -116,6 +121,7 @@ static int on_sync_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 	if (!vm->sync_pending)
 		return 0;
 	vm->counters.late_syncs++;
+	vm->counters.harvest_errors++;
 	vm->late_in_a_row++;
 	vm_close_epoch(vm);
 	return 0;

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The router: parse the target (url.c), check the method, find the VM,
+ * answer 503 before its first harvest where figures are asked for, give
+ * 304 to a matching If-None-Match, park a long-poll, then render.
+ */
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dt_util.h"
+#include "http.h"
+#include "json_view.h"
+#include "manager.h"
+
+#define DEFAULT_HEATMAP_WINDOW_US (60ull * 1000000)
+
+static enum MHD_Result url_problem(struct MHD_Connection *conn, const struct dt_url_problem *p)
+{
+	switch (p->error) {
+	case DT_URL_TOO_LONG:
+		return dt_http_problem(conn, MHD_HTTP_URI_TOO_LONG, NULL, "%s", p->detail);
+	case DT_URL_NOT_FOUND:
+		return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL, "%s", p->detail);
+	case DT_URL_BAD_PARAM:
+	case DT_URL_BAD_EPOCH:
+	case DT_URL_BAD_PATH:
+	default:
+		return dt_http_problem(conn, MHD_HTTP_BAD_REQUEST, p->param, "%s", p->detail);
+	}
+}
+
+static struct json_object *health(struct dt_manager *m)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "status", json_object_new_string("ok"));
+	json_object_object_add(o, "vms", json_object_new_int((int)m->nvms));
+	json_object_object_add(o, "attached", json_object_new_int((int)dt_manager_attached(m)));
+	json_object_object_add(o, "generation", json_object_new_uint64(m->generation));
+	return o;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, const char *type, int r, char *body,
+				 size_t len, const char *etag, uint64_t index)
+{
+	if (r < 0)
+		return dt_http_problem(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+				       "cannot render: %s", strerror(-r));
+	return dt_http_send(conn, MHD_HTTP_OK, type, body, len, etag, index);
+}
+
+static enum MHD_Result render_vm(struct dt_req *rq, struct dt_vm *vm,
+				 const struct dt_request_target *t, const char *etag)
+{
+	struct MHD_Connection *conn = rq->conn;
+	struct json_object *o = NULL;
+	char *body = NULL;
+	size_t len = 0;
+	int r;
+
+	switch (t->route) {
+	case DT_ROUTE_VM:
+		o = dt_json_vm(vm);
+		break;
+	case DT_ROUTE_VM_WSS:
+		o = dt_json_vm_wss(vm);
+		break;
+	case DT_ROUTE_VM_VCPUS:
+		o = dt_json_vm_vcpus(vm);
+		break;
+	case DT_ROUTE_VM_SLOTS:
+		o = dt_json_vm_slots(vm);
+		break;
+	case DT_ROUTE_VM_HISTORY:
+		o = dt_json_vm_history(vm, t->since, t->limit);
+		json_object_object_add(o, "generation", json_object_new_uint64(vm->generation));
+		break;
+	case DT_ROUTE_VM_HEATMAP:
+		r = dt_json_vm_heatmap(vm,
+				       dt_vm_window_epochs(vm, t->window_us ? t->window_us
+									: DEFAULT_HEATMAP_WINDOW_US),
+				       &o);
+		if (r < 0)
+			return send_text(conn, NULL, r, NULL, 0, NULL, 0);
+		break;
+	case DT_ROUTE_VM_HEATMAP_SVG:
+		r = dt_svg_heatmap(vm,
+				   dt_vm_window_epochs(vm, t->window_us ? t->window_us
+								    : DEFAULT_HEATMAP_WINDOW_US),
+				   &body, &len);
+		return send_text(conn, "image/svg+xml", r, body, len, etag, vm->generation);
+	case DT_ROUTE_VM_WSS_SVG:
+		r = dt_svg_wss(vm, &body, &len);
+		return send_text(conn, "image/svg+xml", r, body, len, etag, vm->generation);
+	case DT_ROUTE_VM_EPOCH_PAGES:
+		if (dt_json_vm_epoch_pages(vm, t->epoch, &o) < 0)
+			return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL,
+					       "epoch %" PRIu64 " of VM %u is not held exactly (the "
+					       "last recent_epochs are)",
+					       t->epoch, vm->id);
+		/* A closed epoch's set never changes. */
+		return dt_http_send_json(conn, MHD_HTTP_OK, o, NULL, 0);
+	default:
+		return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL, "no such resource");
+	}
+	return dt_http_send_json(conn, MHD_HTTP_OK, o, etag, vm->generation);
+}
+
+/*
+ * Conditional and long-poll handling shared by every resource with a
+ * generation. Returns true when a response was queued or the request
+ * parked (*res says which), false to go on and render.
+ */
+static bool conditional(struct dt_req *rq, const struct dt_request_target *t, uint32_t vm_id,
+			uint64_t gen, const char *etag, enum MHD_Result *res)
+{
+	struct MHD_Connection *conn = rq->conn;
+	const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						      MHD_HTTP_HEADER_IF_NONE_MATCH);
+
+	if (!rq->waited && (t->present & (1u << DT_PARAM_WAIT)) && t->wait_us > 0 &&
+	    t->index == gen) {
+		int r = dt_longpoll_suspend(rq, vm_id, t->wait_us);
+
+		if (r == -EBUSY) {
+			*res = dt_http_unavailable(conn, 1, "too many long-polls are waiting");
+			return true;
+		}
+		if (r >= 0) {
+			*res = MHD_YES;
+			return true;
+		}
+		*res = dt_http_problem(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+				       "cannot wait: %s", strerror(-r));
+		return true;
+	}
+	if (inm && dt_etag_match(inm, etag)) {
+		*res = dt_http_not_modified(conn, etag, gen);
+		return true;
+	}
+	return false;
+}
+
+enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method)
+{
+	struct dt_api *a = rq->l->api;
+	struct dt_manager *m = a->m;
+	struct MHD_Connection *conn = rq->conn;
+	struct dt_request_target t;
+	struct dt_url_problem p;
+	enum MHD_Result res;
+	struct dt_vm *vm;
+	char etag[64];
+	char *body;
+	size_t len;
+	int r;
+
+	if (!rq->target)
+		return MHD_NO;
+	r = dt_url_parse(rq->target, m->config.api_max_wait_us, &t, &p);
+	if (r < 0 && p.error != DT_URL_BAD_PARAM)
+		return url_problem(conn, &p);
+	/* The resource exists: a wrong method is 405 even with a bad query. */
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return dt_http_method_not_allowed(conn);
+	if (r < 0)
+		return url_problem(conn, &p);
+
+	switch (t.route) {
+	case DT_ROUTE_VMS:
+		snprintf(etag, sizeof(etag), "\"%" PRIx64 "-0-%" PRIu64 "\"", a->etag_salt,
+			 m->generation);
+		if (conditional(rq, &t, 0, m->generation, etag, &res))
+			return res;
+		return dt_http_send_json(conn, MHD_HTTP_OK, dt_json_vm_list(m), etag,
+					 m->generation);
+	case DT_ROUTE_HEALTH:
+		return dt_http_send_json(conn, MHD_HTTP_OK, health(m), NULL, 0);
+	case DT_ROUTE_OPENAPI:
+		body = malloc(dt_openapi_json_len() + 1);
+		if (!body)
+			return MHD_NO;
+		memcpy(body, dt_openapi_json, dt_openapi_json_len() + 1);
+		return dt_http_send(conn, MHD_HTTP_OK, "application/json", body,
+				    dt_openapi_json_len(), NULL, 0);
+	case DT_ROUTE_METRICS:
+		r = dt_metrics_render(m, &body, &len);
+		return send_text(conn, "text/plain; version=0.0.4; charset=utf-8", r, body, len, NULL,
+				 0);
+	default:
+		break;
+	}
+
+	vm = dt_manager_find_vm(m, t.vm);
+	if (!vm)
+		return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL, "no VM '%s'", t.vm);
+	if (dt_route_needs_epoch(t.route) && dt_stats_epochs(vm->stats) == 0)
+		return dt_http_unavailable(conn, (unsigned)((vm->epoch_us + 999999) / 1000000),
+					   "VM %u has no harvested epoch yet", vm->id);
+	snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%u-%" PRIu64 "\"", a->etag_salt, vm->id,
+		 vm->generation);
+	if (t.route != DT_ROUTE_VM_EPOCH_PAGES &&
+	    conditional(rq, &t, vm->id, vm->generation, etag, &res))
+		return res;
+	return render_vm(rq, vm, &t, etag);
+}

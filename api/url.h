@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Request-target parsing for the REST API: pure code, no I/O, no
+ * libmicrohttpd, so that the libFuzzer harness links it alone. The raw
+ * target ("/v1/vms/web%201/history?since=3&limit=10") is split into
+ * percent-decoded path segments, matched against the route table, and its
+ * query parameters are validated against what that route accepts.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DT_URL_MAX 2048 /* longer targets are refused (414) */
+#define DT_URL_MAX_SEGMENTS 8
+#define DT_URL_MAX_PARAMS 8
+#define DT_HISTORY_LIMIT_MAX 100000u
+#define DT_HISTORY_LIMIT_DEFAULT 1000u
+
+enum dt_route {
+	DT_ROUTE_VMS,
+	DT_ROUTE_VM,
+	DT_ROUTE_VM_WSS,
+	DT_ROUTE_VM_WSS_SVG,
+	DT_ROUTE_VM_VCPUS,
+	DT_ROUTE_VM_SLOTS,
+	DT_ROUTE_VM_HISTORY,
+	DT_ROUTE_VM_HEATMAP,
+	DT_ROUTE_VM_HEATMAP_SVG,
+	DT_ROUTE_VM_EPOCH_PAGES,
+	DT_ROUTE_HEALTH,
+	DT_ROUTE_OPENAPI,
+	DT_ROUTE_METRICS,
+	_DT_ROUTE_MAX,
+};
+
+/* Query parameters, one bit each in a route's accepted set. */
+enum dt_param {
+	DT_PARAM_SINCE, /* history: first epoch */
+	DT_PARAM_LIMIT, /* history: at most this many epochs */
+	DT_PARAM_INDEX, /* long-poll: the generation the client has */
+	DT_PARAM_WAIT, /* long-poll: how long to wait for a newer one */
+	DT_PARAM_WINDOW, /* heatmap: duration the heatmap covers */
+	_DT_PARAM_MAX,
+};
+
+struct dt_request_target {
+	enum dt_route route;
+	char vm[128]; /* {vm}: id, uuid or name, decoded; "" if none */
+	uint64_t epoch; /* {n} of epochs/{n}/pages */
+	unsigned present; /* bit (1 << enum dt_param) per parameter given */
+	uint64_t since, limit, index;
+	uint64_t wait_us, window_us;
+};
+
+enum dt_url_error {
+	DT_URL_OK,
+	DT_URL_TOO_LONG, /* 414 */
+	DT_URL_BAD_PATH, /* 400: bad escape, NUL, not absolute */
+	DT_URL_NOT_FOUND, /* 404: no such route */
+	DT_URL_BAD_EPOCH, /* 400: {n} not a number */
+	DT_URL_BAD_PARAM, /* 400: unknown, repeated or invalid parameter */
+	_DT_URL_ERROR_MAX,
+};
+
+struct dt_url_problem {
+	enum dt_url_error error;
+	char param[32]; /* the parameter at fault, for DT_URL_BAD_PARAM */
+	char detail[160];
+};
+
+/*
+ * Parse a request target. max_wait_us caps ?wait= (larger asks are cut to
+ * it, as the cap is documented, not an error). Returns 0 with *ret filled,
+ * or -EINVAL/-ENOENT/-E2BIG with *problem describing why.
+ */
+int dt_url_parse(const char *target, uint64_t max_wait_us, struct dt_request_target *ret,
+		 struct dt_url_problem *problem);
+
+const char *dt_route_name(enum dt_route r);
+/* Whether the route's figures need at least one harvested epoch. */
+bool dt_route_needs_epoch(enum dt_route r);
+/* Whether the route serves a VM (has a {vm} segment). */
+bool dt_route_has_vm(enum dt_route r);
+
+/* Decode %XX escapes (and nothing else) of src[0..len) into dst (size dstlen). */
+int dt_url_decode(const char *src, size_t len, char *dst, size_t dstlen);
+
+/*
+ * If-None-Match: whether the header's list ("*", "a", W/"b", ...) matches
+ * etag (a quoted strong tag), by the weak comparison RFC 9110 asks for.
+ */
+bool dt_etag_match(const char *header, const char *etag);
