@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libFuzzer harness for the REST request-target parser (api/url.c): the
+ * path, its percent escapes, the route table and every query parameter,
+ * plus the If-None-Match list. Checks the invariants the router relies on.
+ */
+#include <assert.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "url.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct dt_request_target t;
+	struct dt_url_problem p;
+	char *s = malloc(size + 1);
+	int r;
+
+	if (!s)
+		return 0;
+	memcpy(s, data, size);
+	s[size] = 0;
+	r = dt_url_parse(s, 60000000, &t, &p);
+	if (r == 0) {
+		assert(t.route < _DT_ROUTE_MAX);
+		assert(strlen(t.vm) < sizeof(t.vm));
+		assert(!dt_route_has_vm(t.route) || t.vm[0]);
+		assert(t.wait_us <= 60000000);
+		assert(t.limit >= 1 && t.limit <= DT_HISTORY_LIMIT_MAX);
+		assert(!(t.present & (1u << DT_PARAM_WAIT)) || (t.present & (1u << DT_PARAM_INDEX)));
+	} else {
+		assert(p.error != DT_URL_OK && p.error < _DT_URL_ERROR_MAX);
+		assert(memchr(p.detail, 0, sizeof(p.detail)));
+		assert(memchr(p.param, 0, sizeof(p.param)));
+	}
+	(void)dt_etag_match(s, "\"1-2-3\"");
+	free(s);
+	return 0;
+}
