@@ -1,0 +1,519 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * One D-Bus object per VM in the registry, at DT_BUS_VM_PREFIX/<id> (the
+ * decimal id escaped with sd_bus_path_encode()), served from a fallback
+ * vtable whose find callback looks the VM up: an object exists exactly as
+ * long as its VM. Figures are computed with the same stats calls and the
+ * same arithmetic as the REST views, so both agree for the same epoch.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dbus_int.h"
+#include "dt_util.h"
+#include "vm_plan.h"
+
+int dt_bus_vm_path(const struct dt_vm *vm, char **ret)
+{
+	char id[16];
+
+	snprintf(id, sizeof(id), "%u", vm->id);
+	return sd_bus_path_encode(DT_BUS_VM_PREFIX, id, ret);
+}
+
+static struct dt_vm *vm_by_id(struct dt_manager *m, uint64_t id)
+{
+	for (struct dt_vm *vm = m->vms; vm; vm = vm->next)
+		if (vm->id == id)
+			return vm;
+	return NULL;
+}
+
+int dt_bus_vm_find(sd_bus *bus, const char *path, const char *interface, void *userdata,
+		   void **ret_found, sd_bus_error *ret_error)
+{
+	struct dt_bus *b = userdata;
+	_cleanup_free_ char *ext = NULL, *canonical = NULL;
+	struct dt_vm *vm;
+	uint64_t id;
+	int r;
+
+	r = sd_bus_path_decode(path, DT_BUS_VM_PREFIX, &ext);
+	if (r <= 0)
+		return r;
+	if (dt_parse_u64(ext, 1, UINT32_MAX, &id) < 0)
+		return 0;
+	vm = vm_by_id(b->m, id);
+	if (!vm)
+		return 0;
+	/* One path per VM: "_31" only, not other spellings that decode to "1". */
+	r = dt_bus_vm_path(vm, &canonical);
+	if (r < 0)
+		return r;
+	if (strcmp(canonical, path) != 0)
+		return 0;
+	*ret_found = vm;
+	return 1;
+}
+
+int dt_bus_vm_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes,
+			sd_bus_error *ret_error)
+{
+	struct dt_bus *b = userdata;
+	char **nodes = calloc(b->m->nvms + 1, sizeof(*nodes));
+	size_t n = 0;
+	int r;
+
+	if (!nodes)
+		return -ENOMEM;
+	for (struct dt_vm *vm = b->m->vms; vm && n < b->m->nvms; vm = vm->next) {
+		r = dt_bus_vm_path(vm, &nodes[n]);
+		if (r < 0) {
+			while (n > 0)
+				free(nodes[--n]);
+			free(nodes);
+			return r;
+		}
+		n++;
+	}
+	*ret_nodes = nodes;
+	return 1;
+}
+
+/* Property getters. userdata is the VM, or the VM plus the property's offset. */
+
+static int get_char_array(sd_bus *bus, const char *path, const char *interface,
+			  const char *property, sd_bus_message *reply, void *userdata,
+			  sd_bus_error *error)
+{
+	/* Names from HELLO are NUL-terminated printable ASCII (proto checks). */
+	return sd_bus_message_append_basic(reply, 's', userdata);
+}
+
+static int get_uuid(sd_bus *bus, const char *path, const char *interface, const char *property,
+		    sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	const struct dt_vm *vm = userdata;
+	char uuid[37] = "";
+
+	if (!dt_uuid_is_null(vm->uuid))
+		dt_uuid_format(vm->uuid, uuid);
+	return sd_bus_message_append_basic(reply, 's', uuid);
+}
+
+static int get_mode(sd_bus *bus, const char *path, const char *interface, const char *property,
+		    sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	const struct dt_vm *vm = userdata;
+
+	return sd_bus_message_append_basic(reply, 's', vm->collector.ops->name);
+}
+
+static int get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+		     sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	const struct dt_vm *vm = userdata;
+
+	return sd_bus_message_append_basic(reply, 's', dt_vm_state_name(vm->state));
+}
+
+static int get_memory_bytes(sd_bus *bus, const char *path, const char *interface,
+			    const char *property, sd_bus_message *reply, void *userdata,
+			    sd_bus_error *error)
+{
+	const struct dt_vm *vm = userdata;
+	uint64_t pages = vm->state == DT_VM_ATTACHED ? dt_slots_active_pages(&vm->collector.slots)
+						     : vm->detached_pages;
+
+	return sd_bus_message_append(reply, "t", pages << vm->page_shift);
+}
+
+static double epoch_seconds(const struct dt_vm *vm)
+{
+	return (double)vm->epoch_us / 1e6;
+}
+
+static int get_epoch_seconds(sd_bus *bus, const char *path, const char *interface,
+			     const char *property, sd_bus_message *reply, void *userdata,
+			     sd_bus_error *error)
+{
+	return sd_bus_message_append(reply, "d", epoch_seconds(userdata));
+}
+
+static int get_epochs(sd_bus *bus, const char *path, const char *interface, const char *property,
+		      sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	const struct dt_vm *vm = userdata;
+
+	return sd_bus_message_append(reply, "t", dt_stats_epochs(vm->stats));
+}
+
+static int get_dirtied_pages(sd_bus *bus, const char *path, const char *interface,
+			     const char *property, sd_bus_message *reply, void *userdata,
+			     sd_bus_error *error)
+{
+	const struct dt_vm *vm = userdata;
+
+	return sd_bus_message_append(reply, "t", dt_stats_total_pages(vm->stats));
+}
+
+static int get_history_bytes(sd_bus *bus, const char *path, const char *interface,
+			     const char *property, sd_bus_message *reply, void *userdata,
+			     sd_bus_error *error)
+{
+	const struct dt_vm *vm = userdata;
+
+	return sd_bus_message_append(reply, "t", (uint64_t)dt_stats_memory(vm->stats));
+}
+
+enum curve_kind { CURVE_VM, CURVE_VCPU, CURVE_SLOT };
+
+/*
+ * A working-set curve as a(dttd): window seconds, D(T) pages, bytes, dirty
+ * rate in bytes per second, for every window the stats precompute.
+ */
+static int append_curve(sd_bus_message *reply, const struct dt_vm *vm, enum curve_kind kind,
+			uint32_t vcpu, const struct dt_slot *slot)
+{
+	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
+	int r;
+
+	r = sd_bus_message_open_container(reply, 'a', "(dttd)");
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < sc->nwindows; i++) {
+		uint32_t w = sc->windows[i];
+		uint64_t pages, bytes;
+		double seconds;
+
+		switch (kind) {
+		case CURVE_VCPU:
+			pages = dt_stats_vcpu_wss(vm->stats, vcpu, w);
+			break;
+		case CURVE_SLOT:
+			pages = dt_stats_wss_range(vm->stats, w, slot->base,
+						   slot->base + (uint32_t)slot->pages);
+			break;
+		default:
+			pages = dt_stats_wss(vm->stats, w);
+		}
+		seconds = w * epoch_seconds(vm);
+		bytes = pages << vm->page_shift;
+		r = sd_bus_message_append(reply, "(dttd)", seconds, pages, bytes,
+					  (double)bytes / seconds);
+		if (r < 0)
+			return r;
+	}
+	return sd_bus_message_close_container(reply);
+}
+
+static int get_working_set(sd_bus *bus, const char *path, const char *interface,
+			   const char *property, sd_bus_message *reply, void *userdata,
+			   sd_bus_error *error)
+{
+	return append_curve(reply, userdata, CURVE_VM, 0, NULL);
+}
+
+/* a(ubta(dttd)): vCPU index, has a dirty ring, ring entries, working-set curve. */
+static int get_vcpu_rates(sd_bus *bus, const char *path, const char *interface,
+			  const char *property, sd_bus_message *reply, void *userdata,
+			  sd_bus_error *error)
+{
+	const struct dt_vm *vm = userdata;
+	int r;
+
+	r = sd_bus_message_open_container(reply, 'a', "(ubta(dttd))");
+	if (r < 0)
+		return r;
+	for (uint32_t v = 0; v < vm->vcpus; v++) {
+		int ring = vm->collector.rings && vm->collector.rings[v];
+
+		r = sd_bus_message_open_container(reply, 'r', "ubta(dttd)");
+		if (r < 0)
+			return r;
+		r = sd_bus_message_append(reply, "ubt", v, ring,
+					  dt_stats_vcpu_entries(vm->stats, v));
+		if (r < 0)
+			return r;
+		r = append_curve(reply, vm, CURVE_VCPU, v, NULL);
+		if (r < 0)
+			return r;
+		r = sd_bus_message_close_container(reply);
+		if (r < 0)
+			return r;
+	}
+	return sd_bus_message_close_container(reply);
+}
+
+/* a(utta(dttd)): slot ((as_id << 16) | id), guest-physical base, pages, curve. */
+static int get_slots(sd_bus *bus, const char *path, const char *interface, const char *property,
+		     sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	const struct dt_vm *vm = userdata;
+	int r;
+
+	r = sd_bus_message_open_container(reply, 'a', "(utta(dttd))");
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < vm->collector.slots.n; i++) {
+		const struct dt_slot *s = &vm->collector.slots.slots[i];
+
+		/* As REST: retired slots only once the VM has detached. */
+		if (!s->active && vm->state == DT_VM_ATTACHED)
+			continue;
+		r = sd_bus_message_open_container(reply, 'r', "utta(dttd)");
+		if (r < 0)
+			return r;
+		r = sd_bus_message_append(reply, "utt", s->slot, s->gpa, s->pages);
+		if (r < 0)
+			return r;
+		r = append_curve(reply, vm, CURVE_SLOT, 0, s);
+		if (r < 0)
+			return r;
+		r = sd_bus_message_close_container(reply);
+		if (r < 0)
+			return r;
+	}
+	return sd_bus_message_close_container(reply);
+}
+
+/* GetHistory(t since, u limit) -> a(ttttt): epoch, end_usec, pages, entries, bytes. */
+static int method_get_history(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_free_ struct dt_epoch_record *recs = NULL;
+	const struct dt_vm *vm = userdata;
+	uint64_t since;
+	uint32_t limit;
+	size_t n;
+	int r;
+
+	r = sd_bus_message_read(msg, "tu", &since, &limit);
+	if (r < 0)
+		return r;
+	if (limit < 1 || limit > DT_BUS_HISTORY_LIMIT_MAX)
+		return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
+					 "limit must be from 1 to %u, not %u",
+					 DT_BUS_HISTORY_LIMIT_MAX, limit);
+	/* Never more than the history holds, however large the limit. */
+	n = DT_MIN((uint64_t)limit, dt_stats_config(vm->stats)->horizon_epochs);
+	recs = calloc(n ? n : 1, sizeof(*recs));
+	if (!recs)
+		return -ENOMEM;
+	n = dt_stats_history(vm->stats, since, recs, n);
+
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_open_container(reply, 'a', "(ttttt)");
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		r = sd_bus_message_append(reply, "(ttttt)", recs[i].epoch, recs[i].end_us,
+					  recs[i].pages, recs[i].entries,
+					  recs[i].pages << vm->page_shift);
+		if (r < 0)
+			return r;
+	}
+	r = sd_bus_message_close_container(reply);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static int dict_open(sd_bus_message *m, const char *key, const char *sig)
+{
+	int r = sd_bus_message_open_container(m, 'e', "sv");
+
+	if (r < 0)
+		return r;
+	r = sd_bus_message_append(m, "s", key);
+	if (r < 0)
+		return r;
+	return sd_bus_message_open_container(m, 'v', sig);
+}
+
+static int dict_close(sd_bus_message *m)
+{
+	int r = sd_bus_message_close_container(m);
+
+	return r < 0 ? r : sd_bus_message_close_container(m);
+}
+
+static int append_plan(sd_bus_message *m, const struct dt_vm *vm, const struct dt_plan *p)
+{
+	const struct dt_plan_recommendation *rec = &p->rec;
+	int r;
+
+	r = sd_bus_message_open_container(m, 'a', "{sv}");
+	if (r < 0)
+		return r;
+	/* Its inputs first: every prediction states what it is based on. */
+	r = sd_bus_message_append(
+		m, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}", "epoch", "t", dt_stats_epochs(vm->stats),
+		"memory_pages", "t", p->input.memory_pages, "page_size", "u", p->input.page_size,
+		"bandwidth", "d", p->input.bandwidth, "max_downtime_usec", "t",
+		p->input.max_downtime_us, "max_rounds", "u", p->input.max_rounds, "vcpu_curves",
+		"u", p->input.nvcpus);
+	if (r < 0)
+		return r;
+	r = dict_open(m, "curve", "a(tt)");
+	if (r < 0)
+		return r;
+	r = sd_bus_message_open_container(m, 'a', "(tt)");
+	for (size_t i = 0; r >= 0 && i < p->input.npoints; i++)
+		r = sd_bus_message_append(m, "(tt)", p->curve[i].window_us, p->curve[i].pages);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_close_container(m);
+	if (r < 0)
+		return r;
+	r = dict_close(m);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_append(
+		m, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}", "converges", "b", (int)p->converges,
+		"meets_target", "b", (int)p->meets_target, "verdict", "s",
+		dt_plan_verdict_name(p->verdict), "rounds", "u", p->nrounds, "total_seconds", "d",
+		p->total_seconds, "downtime_seconds", "d", p->downtime_seconds, "bytes_sent", "t",
+		p->bytes_sent, "final_pages", "t", p->final_pages, "dirty_rate_at_last_round", "d",
+		p->dirty_rate_at_last_round, "bandwidth_pages", "d", p->bandwidth_pages);
+	if (r < 0)
+		return r;
+	r = dict_open(m, "round_list", "a(uttttt)");
+	if (r < 0)
+		return r;
+	r = sd_bus_message_open_container(m, 'a', "(uttttt)");
+	for (uint32_t i = 0; r >= 0 && i < p->nrounds; i++) {
+		const struct dt_plan_round *d = &p->rounds[i];
+		r = sd_bus_message_append(m, "(uttttt)", d->index, d->start_us, d->duration_us,
+					  d->pages, d->bytes, d->dirtied_pages);
+	}
+	if (r < 0)
+		return r;
+	r = sd_bus_message_close_container(m);
+	if (r < 0)
+		return r;
+	r = dict_close(m);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_append(m, "{sv}", "advice", "s",
+				  dt_plan_advice_name(p->has_recommendation ? rec->advice
+									    : DT_PLAN_ADVICE_NONE));
+	if (r < 0)
+		return r;
+	if (p->has_recommendation) {
+		r = sd_bus_message_append(
+			m, "{sv}{sv}{sv}{sv}{sv}{sv}", "dirty_limit_pages_per_second", "d",
+			rec->dirty_limit_pages_per_second, "throttled_total_seconds", "d",
+			rec->throttled_total_seconds, "throttled_downtime_seconds", "d",
+			rec->throttled_downtime_seconds, "throttled_rounds", "u",
+			rec->throttled_rounds, "postcopy_total_seconds", "d",
+			rec->postcopy_total_seconds, "throttle_keeps", "d", rec->throttle_keeps);
+		if (r < 0)
+			return r;
+		r = dict_open(m, "throttle_vcpus", "au");
+		if (r < 0)
+			return r;
+		r = sd_bus_message_append_array(m, 'u', rec->throttle_vcpus,
+						(size_t)rec->nthrottle * sizeof(uint32_t));
+		if (r < 0)
+			return r;
+		r = dict_close(m);
+		if (r < 0)
+			return r;
+	}
+	return sd_bus_message_close_container(m);
+}
+
+/* Plan(t bandwidth, t max_downtime_usec) -> a{sv}. */
+static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	const struct dt_vm *vm = userdata;
+	struct dt_plan *p = NULL;
+	uint64_t bandwidth, downtime;
+	int r;
+
+	r = sd_bus_message_read(msg, "tt", &bandwidth, &downtime);
+	if (r < 0)
+		return r;
+	if (bandwidth == 0 || downtime == 0)
+		return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
+					 "bandwidth (bytes/s) and max downtime (µs) must be > 0");
+	r = dt_vm_plan(vm, (double)bandwidth, downtime, &p);
+	if (r == -ENODATA)
+		return sd_bus_error_setf(error, DT_BUS_ERROR_NO_DATA,
+					 "VM %u has no closed epoch or no memory yet", vm->id);
+	if (r == -EINVAL)
+		return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
+					 "the planner refused these figures");
+	if (r < 0)
+		return r;
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r >= 0)
+		r = append_plan(reply, vm, p);
+	dt_plan_free(p);
+	if (r < 0)
+		return r;
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+#define VM_FIELD(f) offsetof(struct dt_vm, f)
+#define CONST SD_BUS_VTABLE_PROPERTY_CONST
+#define CHANGES SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
+#define PER_EPOCH SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION
+
+/* Read-only methods: anyone the bus policy lets through may call them. */
+const sd_bus_vtable dt_bus_vm_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+	SD_BUS_PROPERTY("Id", "u", NULL, VM_FIELD(id), CONST),
+	SD_BUS_PROPERTY("Uuid", "s", get_uuid, 0, CONST),
+	SD_BUS_PROPERTY("Mode", "s", get_mode, 0, CONST),
+	SD_BUS_PROPERTY("PageSize", "u", NULL, VM_FIELD(page_size), CONST),
+	SD_BUS_PROPERTY("VCpus", "u", NULL, VM_FIELD(vcpus), CONST),
+	SD_BUS_PROPERTY("EpochSeconds", "d", get_epoch_seconds, 0, CONST),
+	SD_BUS_PROPERTY("Name", "s", get_char_array, VM_FIELD(name), CHANGES),
+	SD_BUS_PROPERTY("Vmm", "s", get_char_array, VM_FIELD(vmm), CHANGES),
+	SD_BUS_PROPERTY("State", "s", get_state, 0, CHANGES),
+	SD_BUS_PROPERTY("DetachReason", "s", get_char_array, VM_FIELD(detach_reason), CHANGES),
+	SD_BUS_PROPERTY("MemoryBytes", "t", get_memory_bytes, 0, CHANGES),
+	SD_BUS_PROPERTY("Attaches", "t", NULL, VM_FIELD(counters.attaches), CHANGES),
+	SD_BUS_PROPERTY("EpochsHarvested", "t", get_epochs, 0, PER_EPOCH),
+	SD_BUS_PROPERTY("Generation", "t", NULL, VM_FIELD(generation), PER_EPOCH),
+	SD_BUS_PROPERTY("WorkingSet", "a(dttd)", get_working_set, 0, PER_EPOCH),
+	SD_BUS_PROPERTY("VCpuRates", "a(ubta(dttd))", get_vcpu_rates, 0, PER_EPOCH),
+	SD_BUS_PROPERTY("Slots", "a(utta(dttd))", get_slots, 0, PER_EPOCH),
+	SD_BUS_PROPERTY("Harvests", "t", NULL, VM_FIELD(counters.harvests), PER_EPOCH),
+	SD_BUS_PROPERTY("RingEntries", "t", NULL, VM_FIELD(collector.ring_entries), PER_EPOCH),
+	SD_BUS_PROPERTY("InvalidEntries", "t", NULL, VM_FIELD(collector.invalid_entries),
+			PER_EPOCH),
+	SD_BUS_PROPERTY("BitmapPages", "t", NULL, VM_FIELD(collector.bitmap_pages), PER_EPOCH),
+	SD_BUS_PROPERTY("RingFull", "t", NULL, VM_FIELD(counters.ring_full), PER_EPOCH),
+	SD_BUS_PROPERTY("Resets", "t", NULL, VM_FIELD(counters.resets), PER_EPOCH),
+	SD_BUS_PROPERTY("LateSyncs", "t", NULL, VM_FIELD(counters.late_syncs), PER_EPOCH),
+	SD_BUS_PROPERTY("DirtiedPages", "t", get_dirtied_pages, 0, PER_EPOCH),
+	SD_BUS_PROPERTY("HarvestUSec", "t", NULL, VM_FIELD(counters.harvest_us), PER_EPOCH),
+	SD_BUS_PROPERTY("HistoryBytes", "t", get_history_bytes, 0, PER_EPOCH),
+	SD_BUS_METHOD_WITH_ARGS("GetHistory", SD_BUS_ARGS("t", since, "u", limit),
+				SD_BUS_RESULT("a(ttttt)", epochs), method_get_history,
+				SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Plan", SD_BUS_ARGS("t", bandwidth, "t", max_downtime_usec),
+				SD_BUS_RESULT("a{sv}", plan), method_plan,
+				SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_VTABLE_END,
+};
+
+char *dt_bus_vm_state_properties[] = {
+	"Name", "Vmm", "State", "DetachReason", "MemoryBytes", "Attaches", NULL,
+};
+
+char *dt_bus_vm_epoch_properties[] = {
+	"EpochsHarvested", "Generation", "WorkingSet", "VCpuRates",    "Slots",
+	"Harvests",	   "RingEntries", "InvalidEntries", "BitmapPages", "RingFull",
+	"Resets",	   "LateSyncs",	 "DirtiedPages", "HarvestUSec", "HistoryBytes",
+	NULL,
+};

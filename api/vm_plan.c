@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "dt_util.h"
+#include "vm_plan.h"
+
+/* Windows (epochs) the history covers: D(T) of longer ones would be flat. */
+static uint32_t covered_windows(const struct dt_vm *vm, uint64_t epochs)
+{
+	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
+	uint32_t n = 0;
+
+	while (n < sc->nwindows && n < DT_PLAN_MAX_POINTS && sc->windows[n] <= epochs)
+		n++;
+	return n;
+}
+
+int dt_vm_plan(const struct dt_vm *vm, double bandwidth, uint64_t max_downtime_us,
+	       struct dt_plan **ret)
+{
+	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
+	struct dt_plan_point curve[DT_PLAN_MAX_POINTS];
+	_cleanup_free_ struct dt_plan_point *vpoints = NULL;
+	_cleanup_free_ struct dt_plan_vcpu *vcpus = NULL;
+	uint64_t epochs = dt_stats_epochs(vm->stats);
+	uint64_t memory = vm->state == DT_VM_ATTACHED ? dt_slots_active_pages(&vm->collector.slots)
+						      : vm->detached_pages;
+	uint32_t n = covered_windows(vm, epochs), nv = 0;
+	struct dt_plan_input in;
+
+	if (!isfinite(bandwidth) || bandwidth <= 0 || max_downtime_us == 0)
+		return -EINVAL;
+	if (n == 0 || memory == 0)
+		return -ENODATA;
+	for (uint32_t i = 0; i < n; i++)
+		curve[i] = (struct dt_plan_point){
+			.window_us = sc->windows[i] * vm->epoch_us,
+			.pages = dt_stats_wss(vm->stats, sc->windows[i]),
+		};
+	if (vm->collector.rings && vm->vcpus > 0 && vm->vcpus <= DT_PLAN_MAX_VCPUS) {
+		vcpus = calloc(vm->vcpus, sizeof(*vcpus));
+		vpoints = calloc((size_t)vm->vcpus * n, sizeof(*vpoints));
+		if (!vcpus || !vpoints)
+			return -ENOMEM;
+		for (uint32_t v = 0; v < vm->vcpus; v++) {
+			struct dt_plan_point *p = &vpoints[(size_t)nv * n];
+
+			if (!vm->collector.rings[v])
+				continue;
+			for (uint32_t i = 0; i < n; i++)
+				p[i] = (struct dt_plan_point){
+					.window_us = curve[i].window_us,
+					.pages = dt_stats_vcpu_wss(vm->stats, v, sc->windows[i]),
+				};
+			vcpus[nv++] = (struct dt_plan_vcpu){ .vcpu = v, .npoints = n, .points = p };
+		}
+	}
+	in = (struct dt_plan_input){
+		.curve = curve,
+		.npoints = n,
+		.memory_pages = memory,
+		.page_size = vm->page_size,
+		.bandwidth = bandwidth,
+		.max_downtime_us = max_downtime_us,
+		.max_rounds = DT_VM_PLAN_MAX_ROUNDS,
+		.vcpus = nv ? vcpus : NULL,
+		.nvcpus = nv,
+		.interp = DT_PLAN_INTERP_LOG,
+	};
+	return dt_plan_compute(&in, ret);
+}

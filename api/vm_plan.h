@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A migration plan for a VM from its current figures: the one place that
+ * turns a dt_vm into the planner's input, so that every front end (D-Bus,
+ * REST) gives the same plan for the same epoch.
+ */
+#pragma once
+
+#include "dt_plan.h"
+#include "manager.h"
+
+#define DT_VM_PLAN_MAX_ROUNDS 30 /* pre-copy rounds before a forced stop */
+
+/*
+ * The working-set curve holds the windows the history already covers (at
+ * least one epoch), each vCPU with a dirty ring adds its own curve, memory
+ * is what the VM declares (or declared when it detached). -ENODATA when no
+ * epoch closed yet or no memory is declared, -EINVAL for a bad bandwidth or
+ * downtime, -ENOMEM.
+ */
+int dt_vm_plan(const struct dt_vm *vm, double bandwidth, uint64_t max_downtime_us,
+	       struct dt_plan **ret);
