@@ -42,7 +42,7 @@ for e in hist:
     for first, count in json.load(open(os.path.join(sys.argv[3], f"{e['epoch']}.json")))["ranges"]:
         s.update(range(first, first + count))
     sets.append(s)
-SLACK = 10_000  # a batch takes well under 10 ms: its writes precede t_us by less
+# Each batch's writes happened within [t0_us, t_us] (dtvm records both).
 # A sync the VMM answered after the daemon's deadline (a starved host) moves
 # its pages one epoch later: allow that many, and say so.
 LATE = int(sys.argv[4])
@@ -55,9 +55,9 @@ def epoch_of(t):  # index of the first epoch whose end is >= t
 bad = 0
 writes_of = {}
 for b in truth["batches"]:
-    lo, hi = epoch_of(b["t_us"] - SLACK), epoch_of(b["t_us"]) + 1 + LATE
+    lo, hi = epoch_of(b["t0_us"]), epoch_of(b["t_us"]) + 1 + LATE
     for p in b["pages"]:
-        writes_of.setdefault(p, []).append(b["t_us"])
+        writes_of.setdefault(p, []).append((b["t0_us"], b["t_us"]))
         if not any(p in sets[k] for k in range(lo, min(hi, len(sets) - 1) + 1)):
             bad += 1
             if bad <= 5:
@@ -65,7 +65,7 @@ for b in truth["batches"]:
 for k, s in enumerate(sets):
     start = ends[k - 2 - LATE] if k >= 2 + LATE else 0
     for p in s:
-        if not any(start - SLACK < t <= ends[k] + SLACK for t in writes_of.get(p, [])):
+        if not any(t0 <= ends[k] and t1 > start for t0, t1 in writes_of.get(p, [])):
             bad += 1
             if bad <= 10:
                 print(f"gpa page {p:#x} reported in epoch {k} but not written then")

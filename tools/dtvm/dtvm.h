@@ -138,7 +138,7 @@ struct dtvm_vcpu {
 	uint64_t writes, batches, dma_writes, ring_full_events, run_us;
 	uint64_t *written; /* bitmap over data pages written by this vCPU's guest */
 	uint64_t *harvested; /* self-harvest: pages its ring reported */
-	struct dtvm_vec rec; /* --truth-pages: t_us, flags|count, pages... */
+	struct dtvm_vec rec; /* --truth-pages: t0_us, t_us, flags|count, pages... */
 };
 
 struct dtvm {
@@ -271,7 +271,7 @@ void dtvm_detach(struct dtvm *vm);
 
 /* truth.c */
 int dtvm_truth_init(struct dtvm *vm);
-void dtvm_truth_record(struct dtvm *vm, struct dtvm_vcpu *v, uint64_t t_us,
+void dtvm_truth_record(struct dtvm *vm, struct dtvm_vcpu *v, uint64_t t0_us, uint64_t t_us,
 		       const uint64_t *pages, uint32_t n, bool dma);
 int dtvm_truth_write(struct dtvm *vm);
 

@@ -58,7 +58,7 @@ static void vec_push(struct dtvm_vec *vec, uint64_t x)
 }
 
 /* Called by the vCPU thread that did the writes (pages never cross vCPUs). */
-void dtvm_truth_record(struct dtvm *vm, struct dtvm_vcpu *v, uint64_t t_us,
+void dtvm_truth_record(struct dtvm *vm, struct dtvm_vcpu *v, uint64_t t0_us, uint64_t t_us,
 		       const uint64_t *pages, uint32_t n, bool dma)
 {
 	uint64_t sec = (t_us - vm->start_us) / 1000000;
@@ -81,6 +81,7 @@ void dtvm_truth_record(struct dtvm *vm, struct dtvm_vcpu *v, uint64_t t_us,
 		v->writes += n;
 
 	if (vm->o.truth_pages) {
+		vec_push(&v->rec, t0_us);
 		vec_push(&v->rec, t_us);
 		vec_push(&v->rec, (dma ? 1ull << 63 : 0) | n);
 		for (uint32_t i = 0; i < n; i++)
@@ -202,17 +203,19 @@ int dtvm_truth_write(struct dtvm *vm)
 
 		for (size_t k = 0; batches && k < v->rec.n;) {
 			json_object *b = json_object_new_object(), *pg = json_object_new_array();
-			uint64_t n = v->rec.v[k + 1] & ~(1ull << 63);
+			uint64_t n = v->rec.v[k + 2] & ~(1ull << 63);
 
-			add_u64(b, "t_us", v->rec.v[k]);
+			/* The batch's writes happened within [t0_us, t_us]. */
+			add_u64(b, "t0_us", v->rec.v[k]);
+			add_u64(b, "t_us", v->rec.v[k + 1]);
 			add_u64(b, "vcpu", i);
-			if (v->rec.v[k + 1] >> 63)
+			if (v->rec.v[k + 2] >> 63)
 				json_object_object_add(b, "dma", json_object_new_boolean(true));
 			for (uint64_t j = 0; j < n; j++)
-				json_object_array_add(pg, json_object_new_int64(v->rec.v[k + 2 + j]));
+				json_object_array_add(pg, json_object_new_int64(v->rec.v[k + 3 + j]));
 			json_object_object_add(b, "pages", pg);
 			json_object_array_add(batches, b);
-			k += 2 + n;
+			k += 3 + n;
 		}
 	}
 	for (uint64_t w = 0; w < words; w++)

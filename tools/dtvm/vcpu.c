@@ -127,7 +127,7 @@ static void *vcpu_thread(void *arg)
 	struct dtvm *vm = v->vm;
 	uint32_t bmax = batch_max(vm);
 	double per_vcpu = (double)vm->o.rate / vm->o.vcpus;
-	uint64_t pages[DTVM_CMD_MAX], dma[DTVM_CMD_MAX], issued = 0, stamp = 0;
+	uint64_t pages[DTVM_CMD_MAX], dma[DTVM_CMD_MAX], issued = 0, stamp = 0, batch_t0 = 0;
 	uint32_t ng = 0;
 	bool pending = false;
 
@@ -164,9 +164,11 @@ static void *vcpu_thread(void *arg)
 			}
 			issued += bmax;
 			if (nd) {
+				uint64_t td0 = dt_now_us();
+
 				for (uint32_t i = 0; i < nd; i++)
 					dma_write(vm, v, dma[i], stamp);
-				dtvm_truth_record(vm, v, dt_now_us(), dma, nd, true);
+				dtvm_truth_record(vm, v, td0, dt_now_us(), dma, nd, true);
 			}
 			v->cmd->count = ng;
 			v->cmd->stamp = stamp;
@@ -174,6 +176,8 @@ static void *vcpu_thread(void *arg)
 				v->cmd->pages[i] = dtvm_page_gfn(vm, pages[i]);
 			__atomic_thread_fence(__ATOMIC_RELEASE);
 			pending = true;
+			/* The guest cannot write any of them before this. */
+			batch_t0 = dt_now_us();
 		}
 
 		t0 = dt_now_us();
@@ -194,7 +198,7 @@ static void *vcpu_thread(void *arg)
 			v->batches++;
 			if (vm->o.verify)
 				check_stamps(vm, v, pages, ng, stamp);
-			dtvm_truth_record(vm, v, t1, pages, ng, false);
+			dtvm_truth_record(vm, v, batch_t0, t1, pages, ng, false);
 			break;
 		case KVM_EXIT_DIRTY_RING_FULL:
 			ring_full(vm, v);
