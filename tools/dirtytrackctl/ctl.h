@@ -12,16 +12,22 @@ enum {
 	CTL_EXIT_USAGE = 2,
 	CTL_EXIT_UNREACHABLE = 3, /* no daemon at the socket or URL */
 	CTL_EXIT_NOT_FOUND = 4, /* unknown VM */
+	CTL_EXIT_DENIED = 5, /* the token was refused (401) */
 };
 
 struct ctl {
 	const char *socket; /* Unix socket of the API */
 	const char *url; /* base URL for TCP instead */
+	const char *cacert; /* CA file for an https URL */
+	char *token; /* bearer token (from --token-file) */
 	bool json;
 };
 
 /* GET path; on success *ret is the parsed body. Returns an exit code. */
 int ctl_get(const struct ctl *ctl, const char *path, struct json_object **ret);
+/* Same, waiting at most timeout_s for the answer (long-polls). */
+int ctl_get_timeout(const struct ctl *ctl, const char *path, long timeout_s,
+		    struct json_object **ret);
 /* URL-escape one path segment (a VM name). Caller frees. */
 char *ctl_escape(const char *s);
 void ctl_print_json(struct json_object *o);
@@ -32,4 +38,5 @@ const char *ctl_rate(double bytes_per_s, char buf[32]);
 int ctl_list(const struct ctl *ctl, int argc, char **argv);
 int ctl_show(const struct ctl *ctl, int argc, char **argv);
 int ctl_wss(const struct ctl *ctl, int argc, char **argv);
+int ctl_watch(const struct ctl *ctl, int argc, char **argv);
 int ctl_health(const struct ctl *ctl, int argc, char **argv);

@@ -41,6 +41,13 @@ char *ctl_escape(const char *s)
 
 int ctl_get(const struct ctl *ctl, const char *path, struct json_object **ret)
 {
+	return ctl_get_timeout(ctl, path, 60, ret);
+}
+
+int ctl_get_timeout(const struct ctl *ctl, const char *path, long timeout_s,
+		    struct json_object **ret)
+{
+	struct curl_slist *headers = NULL;
 	struct buf b = { 0 };
 	char url[1024];
 	long status = 0;
@@ -62,7 +69,17 @@ int ctl_get(const struct ctl *ctl, const char *path, struct json_object **ret)
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+	if (ctl->cacert)
+		curl_easy_setopt(c, CURLOPT_CAINFO, ctl->cacert);
+	if (ctl->token) {
+		char auth[1024];
+
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ctl->token);
+		headers = curl_slist_append(headers, auth);
+		explicit_bzero(auth, sizeof(auth));
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	}
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	cr = curl_easy_perform(c);
 	if (cr != CURLE_OK) {
@@ -80,7 +97,9 @@ int ctl_get(const struct ctl *ctl, const char *path, struct json_object **ret)
 					  : "no detail";
 		fprintf(stderr, "dirtytrackctl: %s\n", msg);
 		json_object_put(o);
-		r = status == 404 ? CTL_EXIT_NOT_FOUND : CTL_EXIT_FAILURE;
+		r = status == 404 ? CTL_EXIT_NOT_FOUND
+		    : status == 401 ? CTL_EXIT_DENIED
+				    : CTL_EXIT_FAILURE;
 		goto out;
 	}
 	if (!o) {
@@ -93,6 +112,7 @@ int ctl_get(const struct ctl *ctl, const char *path, struct json_object **ret)
 out:
 	free(b.data);
 	curl_easy_cleanup(c);
+	curl_slist_free_all(headers);
 	return r;
 }
 
