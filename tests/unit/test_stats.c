@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "dt_lastset.h"
+#include "dt_lastidx.h"
 #include "dt_stats.h"
 #include "dt_test.h"
 
@@ -643,6 +643,94 @@ static void test_memory(void)
 	dt_stats_free(s);
 }
 
+/*
+ * The open epoch's paths: chunk bitsets for dense pages, the roaring
+ * fallback for pages scattered over the index space (more chunks than the
+ * bitset cap, chunks below the promotion threshold), and blocks of the
+ * index split across the batches a close walks in (offsets not multiples
+ * of 64). All must give the same exact counts.
+ */
+static void test_open_paths(void)
+{
+	struct dt_stats *s = mk(8, 4, 2, 512, 2);
+	uint64_t want = 0;
+
+	/* 300 chunks, 100 pages each (promoted, until the bitset cap), and 1 page each. */
+	for (uint32_t c = 0; c < 300; c++)
+		for (uint32_t i = 0; i < 100; i++)
+			dt_stats_add_vcpu(s, c & 1, (c << 16) + i * 7 + 3);
+	want += 300 * 100;
+	for (uint32_t c = 300; c < 900; c++)
+		dt_stats_add(s, (c << 16) + 5);
+	want += 600;
+	/* A dense stretch at an odd offset: blocks straddle the 4096-page batches. */
+	for (uint32_t i = 0; i < 20000; i++)
+		dt_stats_add(s, 0x7f000000u + 37 + i);
+	want += 20000;
+	close_ok(s, 1);
+	CHECK_EQ(dt_stats_wss(s, 1), want);
+	CHECK_EQ(dt_stats_vcpu_wss(s, 0, 1) + dt_stats_vcpu_wss(s, 1, 1), 30000);
+	CHECK_EQ(dt_stats_wss_range(s, 1, 0x7f000000u, 0x7f000000u + 100), 63);
+	CHECK_EQ(dt_stats_wss_range(s, 1, 300u << 16, 900u << 16), 600);
+
+	/* The same pages again, shifted by one: rewrites and new pages in every block. */
+	for (uint32_t i = 0; i < 20000; i++)
+		dt_stats_add(s, 0x7f000000u + 38 + i);
+	for (uint32_t c = 0; c < 300; c++)
+		dt_stats_add_vcpu(s, 0, (c << 16) + 3);
+	close_ok(s, 2);
+	CHECK_EQ(dt_stats_wss(s, 1), 20000 + 300);
+	CHECK_EQ(dt_stats_wss(s, 2), want + 1);
+	CHECK_EQ(dt_stats_vcpu_wss(s, 0, 1), 300);
+	CHECK_EQ(dt_stats_vcpu_wss(s, 0, 2), 15000 + 150);
+	CHECK_EQ(dt_stats_total_pages(s), want + 20300);
+	dt_stats_free(s);
+}
+
+/*
+ * The last-dirty index forgets pages that left the horizon: counts drop at
+ * once, the memory within a few sweeps, and a page dirtied again after
+ * expiry counts as new (never twice).
+ */
+static void test_index_expiry(void)
+{
+	const uint32_t H = 40;
+	struct dt_stats *s = mk(H, 4, 4, 512, 1);
+	size_t empty = dt_stats_memory(s), held;
+
+	for (uint32_t i = 0; i < 50000; i++)
+		dt_stats_add_vcpu(s, 0, i * 3);
+	close_ok(s, 0);
+	held = dt_stats_memory(s);
+	CHECK(held > empty + 50000 * 4);
+	for (uint32_t e = 1; e < H; e++)
+		close_ok(s, e);
+	CHECK_EQ(dt_stats_wss(s, H), 50000);
+	CHECK_EQ(dt_stats_vcpu_wss(s, 0, H), 50000);
+	close_ok(s, H);
+	CHECK_EQ(dt_stats_wss(s, H), 0);
+	CHECK_EQ(dt_stats_vcpu_wss(s, 0, H), 0);
+	CHECK_EQ(dt_stats_wss_range(s, H, 0, 1u << 20), 0);
+	/* Stale entries are still held: dirtying them again counts them once. */
+	for (uint32_t i = 0; i < 1000; i++)
+		dt_stats_add_vcpu(s, 0, i * 3);
+	close_ok(s, H + 1);
+	CHECK_EQ(dt_stats_wss(s, 1), 1000);
+	CHECK_EQ(dt_stats_wss(s, H), 1000);
+	CHECK_EQ(dt_stats_wss(s, 3), 1000);
+	CHECK_EQ(dt_stats_vcpu_wss(s, 0, H), 1000);
+	/* Two sweeps (a pass every H/4 epochs) give the stale pages back. */
+	for (uint32_t e = 0; e < H / 2 + 2; e++)
+		close_ok(s, H + 2 + e);
+	CHECK(dt_stats_memory(s) < empty + (held - empty) / 10);
+	CHECK_EQ(dt_stats_wss(s, H), 1000);
+	for (uint32_t e = 0; e < 2 * H; e++)
+		close_ok(s, 1000 + e);
+	CHECK_EQ(dt_stats_wss(s, H), 0);
+	CHECK(dt_stats_memory(s) < empty + H * sizeof(struct dt_epoch_record) + 1024);
+	dt_stats_free(s);
+}
+
 int main(void)
 {
 	RUN(test_config);
@@ -651,6 +739,8 @@ int main(void)
 	RUN(test_add_word);
 	RUN(test_vcpu);
 	RUN(test_many);
+	RUN(test_open_paths);
+	RUN(test_index_expiry);
 	RUN(test_buckets);
 	RUN(test_random);
 	RUN(test_memory);

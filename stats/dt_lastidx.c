@@ -1,0 +1,579 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dt_lastidx.h"
+
+#define CNT_SHIFT 8u /* counts allocated 256 epochs at a time */
+#define CNT_SIZE  (1u << CNT_SHIFT)
+#define TAB_MIN	  64u
+#define INLINE_EP 2u /* blocks with up to 2 pages keep their epochs in the slot */
+
+struct lslot {
+	uint32_t key; /* block (page / 64) + 1; 0 = empty */
+	uint32_t cap; /* epochs the slot can hold */
+	uint64_t mask;
+	union {
+		uint32_t *ep;
+		uint32_t in[INLINE_EP];
+	} u;
+};
+
+struct dt_lastidx {
+	uint32_t horizon;
+	uint64_t epochs; /* closed */
+	const struct dt_windows *win;
+
+	struct lslot *tab;
+	uint32_t tcap, tlg, tused, sweep;
+	uint64_t held;	   /* pages present in the index */
+	uint32_t rkey;	   /* reserving: last block of the previous batch... */
+	uint64_t rmask;	   /* ...and its pages, for a block split across batches */
+	size_t ep_bytes;   /* heap held by out-of-slot epoch arrays */
+
+	uint32_t **cnt;	 /* [nchunks][CNT_SIZE], by epoch % horizon */
+	uint64_t *csum;	 /* per chunk */
+	uint32_t nchunks, nalloc;
+	uint64_t total; /* D(horizon) */
+	uint64_t wss[DT_STATS_MAX_WINDOWS];
+
+	/* Close in progress. */
+	uint64_t leave[DT_STATS_MAX_WINDOWS], leave_h, dec;
+	uint64_t rem[DT_STATS_MAX_WINDOWS + 1];
+};
+
+int dt_lastidx_new(uint32_t horizon, const struct dt_windows *win, struct dt_lastidx **ret)
+{
+	struct dt_lastidx *ls;
+
+	if (horizon == 0)
+		return -EINVAL;
+	ls = calloc(1, sizeof(*ls));
+	if (!ls)
+		return -ENOMEM;
+	ls->horizon = horizon;
+	ls->win = win;
+	ls->nchunks = (horizon + CNT_SIZE - 1) / CNT_SIZE;
+	*ret = ls;
+	return 0;
+}
+
+static uint32_t *slot_ep(struct lslot *s) { return s->cap > INLINE_EP ? s->u.ep : s->u.in; }
+
+static const uint32_t *slot_cep(const struct lslot *s)
+{
+	return s->cap > INLINE_EP ? s->u.ep : s->u.in;
+}
+
+static void slot_release(struct dt_lastidx *ls, struct lslot *s)
+{
+	if (s->cap > INLINE_EP) {
+		free(s->u.ep);
+		ls->ep_bytes -= s->cap * sizeof(uint32_t);
+	}
+}
+
+struct dt_lastidx *dt_lastidx_free(struct dt_lastidx *ls)
+{
+	if (!ls)
+		return NULL;
+	for (uint32_t i = 0; i < ls->tcap; i++)
+		if (ls->tab[i].key)
+			slot_release(ls, &ls->tab[i]);
+	free(ls->tab);
+	for (uint32_t c = 0; ls->cnt && c < ls->nchunks; c++)
+		free(ls->cnt[c]);
+	free(ls->cnt);
+	free(ls->csum);
+	free(ls);
+	return NULL;
+}
+
+/* ---- the hash of 64-page blocks ------------------------------------------ */
+
+/*
+ * Consecutive blocks land in consecutive slots (a VM's page indexes are
+ * dense and a close walks them in order, so the walk is sequential in
+ * memory); the high bits are mixed in so the index space wraps evenly.
+ */
+static uint32_t home(const struct dt_lastidx *ls, uint32_t key)
+{
+	return (key + (ls->tlg < 32 ? key >> ls->tlg : 0) * 0x9e3779b1u) & (ls->tcap - 1);
+}
+
+static int64_t tab_find(const struct dt_lastidx *ls, uint32_t key)
+{
+	if (!ls->tcap)
+		return -1;
+	for (uint32_t i = home(ls, key);; i = (i + 1) & (ls->tcap - 1)) {
+		if (ls->tab[i].key == key)
+			return i;
+		if (ls->tab[i].key == 0)
+			return -1;
+	}
+}
+
+/* The caller made sure the table has room. */
+static uint32_t tab_insert(struct dt_lastidx *ls, const struct lslot *s)
+{
+	uint32_t i = home(ls, s->key);
+
+	while (ls->tab[i].key)
+		i = (i + 1) & (ls->tcap - 1);
+	ls->tab[i] = *s;
+	ls->tused++;
+	return i;
+}
+
+static int tab_resize(struct dt_lastidx *ls, uint32_t cap)
+{
+	struct lslot *old = ls->tab, *tab = calloc(cap, sizeof(*tab));
+	uint32_t ocap = ls->tcap;
+
+	if (!tab)
+		return -ENOMEM;
+	ls->tab = tab;
+	ls->tcap = cap;
+	ls->tlg = (uint32_t)__builtin_ctz(cap);
+	ls->tused = 0;
+	for (uint32_t i = 0; i < ocap; i++)
+		if (old[i].key)
+			tab_insert(ls, &old[i]);
+	free(old);
+	return 0;
+}
+
+/* Backward-shift deletion keeps probe chains intact without tombstones. */
+static void tab_delete(struct dt_lastidx *ls, uint32_t i)
+{
+	uint32_t m = ls->tcap - 1;
+
+	for (uint32_t j = (i + 1) & m; ls->tab[j].key; j = (j + 1) & m) {
+		uint32_t h = home(ls, ls->tab[j].key);
+
+		/* Move j back to i unless its home lies cyclically in (i, j]. */
+		if (((j - h) & m) >= ((j - i) & m)) {
+			ls->tab[i] = ls->tab[j];
+			i = j;
+		}
+	}
+	ls->tab[i].key = 0;
+	ls->tused--;
+}
+
+static int slot_grow(struct dt_lastidx *ls, struct lslot *s, uint32_t need)
+{
+	uint32_t cap = (need + 7) & ~7u, *ep;
+
+	if (need <= INLINE_EP) {
+		s->cap = INLINE_EP; /* an empty new slot */
+		return 0;
+	}
+	if (cap > 64)
+		cap = 64;
+	if (s->cap > INLINE_EP) {
+		ep = realloc(s->u.ep, cap * sizeof(*ep));
+		if (!ep)
+			return -ENOMEM;
+		ls->ep_bytes -= s->cap * sizeof(*ep);
+	} else {
+		ep = malloc(cap * sizeof(*ep));
+		if (!ep)
+			return -ENOMEM;
+		memcpy(ep, s->u.in, sizeof(s->u.in));
+	}
+	ls->ep_bytes += cap * sizeof(*ep);
+	s->u.ep = ep;
+	s->cap = cap;
+	return 0;
+}
+
+/* Epochs live in the last `lim` closed epochs: age = epochs - e in [1, lim]. */
+static uint64_t block_live(const struct lslot *s, uint64_t mask, uint32_t e32, uint32_t lim)
+{
+	const uint32_t *ep = slot_cep(s);
+	uint64_t m = s->mask, live = 0;
+
+	for (uint32_t r = 0; m; r++, m &= m - 1) {
+		uint64_t bit = m & -m;
+
+		if ((mask & bit) && (uint32_t)(e32 - ep[r]) <= lim)
+			live |= bit;
+	}
+	return live;
+}
+
+/* ---- per-epoch counts ---------------------------------------------------- */
+
+static uint32_t cnt_get(const struct dt_lastidx *ls, uint64_t epoch)
+{
+	uint32_t pos = (uint32_t)(epoch % ls->horizon);
+	const uint32_t *c = ls->cnt ? ls->cnt[pos >> CNT_SHIFT] : NULL;
+
+	return c ? c[pos & (CNT_SIZE - 1)] : 0;
+}
+
+/* ---- closing ------------------------------------------------------------- */
+
+int dt_lastidx_reserve(struct dt_lastidx *ls, const uint32_t *pages, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		uint32_t key = (pages[i] >> 6) + 1, need;
+		uint64_t newmask = 0;
+		int64_t idx;
+		int r;
+
+		for (; i < n && (pages[i] >> 6) + 1 == key; i++)
+			newmask |= UINT64_C(1) << (pages[i] & 63);
+		idx = tab_find(ls, key);
+		if (idx < 0) {
+			struct lslot s = {.key = key, .cap = INLINE_EP};
+
+			/* At most half full: short probes, and an empty slot always ends them. */
+			if ((ls->tused + 1) * 2 > ls->tcap) {
+				r = tab_resize(ls, ls->tcap ? ls->tcap * 2 : TAB_MIN);
+				if (r < 0)
+					return r;
+			}
+			idx = tab_insert(ls, &s);
+		}
+		if (key == ls->rkey)
+			newmask |= ls->rmask;
+		ls->rkey = key;
+		ls->rmask = newmask;
+		need = (uint32_t)__builtin_popcountll(ls->tab[idx].mask | newmask);
+		if (need > ls->tab[idx].cap) {
+			r = slot_grow(ls, &ls->tab[idx], need);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+int dt_lastidx_reserve_epoch(struct dt_lastidx *ls, uint64_t npages)
+{
+	uint32_t c = (uint32_t)(ls->epochs % ls->horizon) >> CNT_SHIFT;
+
+	ls->rkey = 0; /* the epoch's pages are all reserved */
+	if (!npages || (ls->cnt && ls->cnt[c]))
+		return 0;
+	/* The chunk table too is given back while nothing is retained. */
+	if (!ls->cnt) {
+		ls->cnt = calloc(ls->nchunks, sizeof(*ls->cnt));
+		ls->csum = calloc(ls->nchunks, sizeof(*ls->csum));
+		if (!ls->cnt || !ls->csum) {
+			free(ls->cnt);
+			free(ls->csum);
+			ls->cnt = NULL;
+			ls->csum = NULL;
+			return -ENOMEM;
+		}
+	}
+	ls->cnt[c] = calloc(CNT_SIZE, sizeof(**ls->cnt));
+	if (!ls->cnt[c])
+		return -ENOMEM;
+	ls->nalloc++;
+	return 0;
+}
+
+void dt_lastidx_begin(struct dt_lastidx *ls)
+{
+	uint64_t now = ls->epochs;
+
+	for (uint32_t i = 0; i < ls->win->n; i++)
+		ls->leave[i] = now >= ls->win->w[i] ? cnt_get(ls, now - ls->win->w[i]) : 0;
+	ls->leave_h = now >= ls->horizon ? cnt_get(ls, now - ls->horizon) : 0;
+	memset(ls->rem, 0, sizeof(ls->rem));
+	ls->dec = 0;
+}
+
+/* Pages of one block dirtied in epoch `now`: move their counts to `now`. */
+static void block_update(struct dt_lastidx *ls, struct lslot *s, uint64_t newmask, uint64_t now,
+			 uint32_t now_pos)
+{
+	const uint8_t *k = ls->win->k;
+	uint32_t now32 = (uint32_t)now, h = ls->horizon, *ep = slot_ep(s);
+	uint64_t old = s->mask, all = old | newmask;
+	int ro, rn;
+
+	for (uint64_t m = old & newmask; m; m &= m - 1) {
+		uint64_t bit = m & -m;
+		uint32_t r = (uint32_t)__builtin_popcountll(old & (bit - 1));
+		uint32_t age = now32 - ep[r], pos;
+
+		/* Already present: the epoch changes in place. */
+		ep[r] = now32;
+		/* A dirtying that left the horizon is no longer counted anywhere. */
+		if (age >= h)
+			continue;
+		pos = now_pos >= age ? now_pos - age : now_pos + h - age;
+		ls->cnt[pos >> CNT_SHIFT][pos & (CNT_SIZE - 1)]--;
+		ls->csum[pos >> CNT_SHIFT]--;
+		ls->rem[k[age]]++;
+		ls->dec++;
+	}
+	newmask &= ~old;
+	if (!newmask)
+		return;
+	/* Insert the new pages' ranks from the top down, in place. */
+	ro = __builtin_popcountll(old) - 1;
+	rn = __builtin_popcountll(all) - 1;
+	ls->held += (uint64_t)(rn - ro);
+	for (uint64_t m = all; m;) {
+		int b = 63 - __builtin_clzll(m);
+		uint64_t bit = UINT64_C(1) << b;
+
+		m &= ~bit;
+		if (newmask & bit) {
+			ep[rn--] = now32;
+		} else {
+			ep[rn--] = ep[ro--];
+		}
+		if (!(m & newmask))
+			break; /* only old pages below, already at their ranks */
+	}
+	s->mask = all;
+}
+
+#define UPDATE_AHEAD 32
+
+void dt_lastidx_update(struct dt_lastidx *ls, const uint32_t *pages, size_t n)
+{
+	struct {
+		struct lslot *s;
+		uint64_t newmask;
+	} q[UPDATE_AHEAD];
+	uint64_t now = ls->epochs;
+	uint32_t now_pos = (uint32_t)(now % ls->horizon);
+
+	/*
+	 * Each block's epochs are a cache miss of their own: look up a batch of
+	 * blocks and prefetch their epochs before touching any, so the misses
+	 * overlap instead of queueing one behind the other.
+	 */
+	for (size_t i = 0; i < n;) {
+		uint32_t nq = 0;
+
+		for (; nq < UPDATE_AHEAD && i < n; nq++) {
+			uint32_t key = (pages[i] >> 6) + 1;
+			uint64_t newmask = 0;
+			struct lslot *s;
+
+			for (; i < n && (pages[i] >> 6) + 1 == key; i++)
+				newmask |= UINT64_C(1) << (pages[i] & 63);
+			s = &ls->tab[tab_find(ls, key)]; /* reserved */
+			for (uint32_t c = 0; s->cap > INLINE_EP && c < s->cap; c += 16)
+				__builtin_prefetch(s->u.ep + c, 1);
+			q[nq].s = s;
+			q[nq].newmask = newmask;
+		}
+		for (uint32_t j = 0; j < nq; j++)
+			block_update(ls, q[j].s, q[j].newmask, now, now_pos);
+	}
+}
+
+/*
+ * Advance the sweep; at the end of a pass, shrink a mostly empty table.
+ * Only then: rehashing reorders the slots, and a pass cut short by it
+ * would leave stale pages behind for another pass. Returns true at the end.
+ */
+static bool sweep_next(struct dt_lastidx *ls)
+{
+	if (++ls->sweep < ls->tcap)
+		return false;
+	ls->sweep = 0;
+	if (ls->tcap > TAB_MIN && ls->tused * 8 < ls->tcap) {
+		uint32_t cap = ls->tcap;
+
+		while (cap > TAB_MIN && ls->tused * 4 < cap)
+			cap /= 2;
+		tab_resize(ls, cap); /* failure keeps the larger table */
+	}
+	return true;
+}
+
+/* Free the stale pages of a slice of the hash; called once per close. */
+static void sweep(struct dt_lastidx *ls)
+{
+	uint32_t e32 = (uint32_t)ls->epochs, budget, quarter = ls->horizon / 4;
+
+	if (!ls->tcap)
+		return;
+	budget = ls->tcap / (quarter ? quarter : 1) + 8;
+	while (budget-- && ls->tused) {
+		uint32_t i = ls->sweep;
+		struct lslot *s = &ls->tab[i];
+		uint64_t live;
+		uint32_t *ep, n = 0;
+
+		if (!s->key) {
+			if (sweep_next(ls))
+				break;
+			continue;
+		}
+		ep = slot_ep(s);
+		live = block_live(s, ~UINT64_C(0), e32, ls->horizon);
+		if (live != s->mask) {
+			for (uint64_t m = s->mask, r = 0; m; r++, m &= m - 1)
+				if (live & (m & -m))
+					ep[n++] = ep[r];
+			ls->held -= (uint64_t)(__builtin_popcountll(s->mask) - (int)n);
+			s->mask = live;
+			if (n <= INLINE_EP && s->cap > INLINE_EP) {
+				uint32_t *heap = s->u.ep;
+
+				memcpy(s->u.in, heap, sizeof(s->u.in));
+				free(heap);
+				ls->ep_bytes -= s->cap * sizeof(uint32_t);
+				s->cap = INLINE_EP;
+			}
+		}
+		if (!s->mask) {
+			slot_release(ls, s);
+			tab_delete(ls, i); /* a later slot may have moved into i: look again */
+			continue;
+		}
+		if (sweep_next(ls))
+			break;
+	}
+	if (!ls->tused) {
+		free(ls->tab);
+		ls->tab = NULL;
+		ls->tcap = ls->tlg = 0;
+		ls->sweep = 0;
+	}
+}
+
+void dt_lastidx_end(struct dt_lastidx *ls, uint64_t npages)
+{
+	uint32_t pos = (uint32_t)(ls->epochs % ls->horizon), c = pos >> CNT_SHIFT;
+	uint64_t cum = 0;
+
+	if (ls->cnt && ls->cnt[c]) {
+		/* The slot held the epoch that just left the horizon. */
+		ls->csum[c] += npages - ls->cnt[c][pos & (CNT_SIZE - 1)];
+		ls->cnt[c][pos & (CNT_SIZE - 1)] = (uint32_t)npages; /* reserved if npages */
+	}
+	ls->total = ls->total - ls->leave_h - ls->dec + npages;
+	for (uint32_t i = 0; i < ls->win->n; i++) {
+		cum += ls->rem[i];
+		ls->wss[i] = ls->wss[i] - ls->leave[i] - cum + npages;
+	}
+	ls->epochs++;
+	for (uint32_t i = 0; ls->nalloc && i < ls->nchunks; i++) {
+		if (ls->cnt[i] && !ls->csum[i]) {
+			free(ls->cnt[i]);
+			ls->cnt[i] = NULL;
+			ls->nalloc--;
+		}
+	}
+	if (ls->cnt && !ls->nalloc) {
+		free(ls->cnt);
+		free(ls->csum);
+		ls->cnt = NULL;
+		ls->csum = NULL;
+	}
+	sweep(ls);
+}
+
+/* ---- queries ------------------------------------------------------------- */
+
+uint64_t dt_lastidx_epochs(const struct dt_lastidx *ls) { return ls->epochs; }
+
+uint64_t dt_lastidx_wss(const struct dt_lastidx *ls, uint32_t i) { return ls->wss[i]; }
+
+uint64_t dt_lastidx_held(const struct dt_lastidx *ls) { return ls->held; }
+
+uint64_t dt_lastidx_count(const struct dt_lastidx *ls, uint32_t window)
+{
+	uint64_t sum = 0;
+
+	if (window == 0)
+		return 0;
+	if (window >= ls->horizon || window >= ls->epochs)
+		return ls->total;
+	for (uint64_t e = ls->epochs - window; e < ls->epochs; e++)
+		sum += cnt_get(ls, e);
+	return sum;
+}
+
+static uint64_t range_mask(uint64_t block, uint64_t lo, uint64_t hi)
+{
+	uint64_t first = block * 64, m = ~UINT64_C(0);
+
+	if (lo > first)
+		m &= ~UINT64_C(0) << (lo - first);
+	if (hi < first + 64)
+		m &= (UINT64_C(1) << (hi - first)) - 1;
+	return m;
+}
+
+uint64_t dt_lastidx_count_range(const struct dt_lastidx *ls, uint32_t window, uint64_t lo,
+				uint64_t hi)
+{
+	uint32_t e32 = (uint32_t)ls->epochs, lim = window < ls->horizon ? window : ls->horizon;
+	uint64_t blo, bhi, sum = 0;
+
+	if (window == 0 || lo >= hi || !ls->tcap)
+		return 0;
+	if (hi > (UINT64_C(1) << 32))
+		hi = UINT64_C(1) << 32;
+	blo = lo / 64;
+	bhi = (hi - 1) / 64;
+	/* Probe the range's blocks, or scan the table, whichever is shorter. */
+	if (bhi - blo < ls->tcap) {
+		for (uint64_t b = blo; b <= bhi; b++) {
+			int64_t i = tab_find(ls, (uint32_t)b + 1);
+
+			if (i >= 0)
+				sum += (uint64_t)__builtin_popcountll(block_live(
+				    &ls->tab[i], range_mask(b, lo, hi), e32, lim));
+		}
+		return sum;
+	}
+	for (uint32_t i = 0; i < ls->tcap; i++) {
+		const struct lslot *s = &ls->tab[i];
+		uint64_t b = s->key - 1;
+
+		if (!s->key || b < blo || b > bhi)
+			continue;
+		sum += (uint64_t)__builtin_popcountll(block_live(s, range_mask(b, lo, hi), e32, lim));
+	}
+	return sum;
+}
+
+roaring_bitmap_t *dt_lastidx_union(const struct dt_lastidx *ls, uint32_t window)
+{
+	uint32_t e32 = (uint32_t)ls->epochs, lim = window < ls->horizon ? window : ls->horizon;
+	roaring_bitmap_t *u = roaring_bitmap_create();
+	uint32_t buf[1024], n = 0;
+
+	if (!u || window == 0)
+		return u;
+	for (uint32_t i = 0; i < ls->tcap; i++) {
+		const struct lslot *s = &ls->tab[i];
+		uint64_t live;
+
+		if (!s->key)
+			continue;
+		live = block_live(s, ~UINT64_C(0), e32, lim);
+		if (n + 64 > sizeof(buf) / sizeof(buf[0])) {
+			roaring_bitmap_add_many(u, n, buf);
+			n = 0;
+		}
+		for (; live; live &= live - 1)
+			buf[n++] = (s->key - 1) * 64 + (uint32_t)__builtin_ctzll(live);
+	}
+	roaring_bitmap_add_many(u, n, buf);
+	return u;
+}
+
+size_t dt_lastidx_memory(const struct dt_lastidx *ls)
+{
+	return sizeof(*ls) + (size_t)ls->tcap * sizeof(*ls->tab) + ls->ep_bytes +
+	       (ls->cnt ? ls->nchunks * (sizeof(*ls->cnt) + sizeof(*ls->csum)) : 0) +
+	       (size_t)ls->nalloc * CNT_SIZE * sizeof(**ls->cnt);
+}

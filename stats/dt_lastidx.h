@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Exact D(T) for every T up to a horizon, with work per close proportional
+ * to the pages dirtied in the epoch, and memory to the pages retained.
+ *
+ * An index maps each retained page to the last epoch it was dirtied in
+ * (64-page blocks in an open-addressing hash; a block keeps one 32-bit
+ * epoch per present page, ranked by a presence mask). cnt[e], the number
+ * of pages whose last dirtying was epoch e, is a ring over the horizon,
+ * allocated 256 epochs at a time so idle stretches cost nothing. Closing
+ * epoch `now` with dirty set S moves each page of S from cnt[last] to
+ * cnt[now]; D(T) = sum of cnt over the last T epochs. The configured
+ * windows are kept as running sums: each page of S lowers the windows that
+ * held its previous dirtying, found through a table age -> first window
+ * longer than the age.
+ *
+ * Pages that left the horizon are dead for every count at once (their age
+ * says so); a sweep over a slice of the hash at each close frees them, a
+ * whole pass every horizon/4 epochs.
+ *
+ * Closing goes in two phases so that a caller closing several indexes can
+ * fail before changing any: reserve (may return -ENOMEM, leaves every
+ * count as it was), then begin/update/end (cannot fail).
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <roaring/roaring.h>
+
+#include "dt_stats.h"
+
+struct dt_windows {
+	uint32_t n;
+	uint32_t w[DT_STATS_MAX_WINDOWS]; /* ascending */
+	uint8_t *k; /* [age], 0 <= age <= horizon: first window longer than age */
+};
+
+struct dt_lastidx;
+
+int dt_lastidx_new(uint32_t horizon, const struct dt_windows *win, struct dt_lastidx **ret);
+struct dt_lastidx *dt_lastidx_free(struct dt_lastidx *ls); /* NULL-safe, returns NULL */
+
+/* Room for these pages (sorted, distinct; call per batch of the epoch's pages). */
+int dt_lastidx_reserve(struct dt_lastidx *ls, const uint32_t *pages, size_t n);
+/* Room for the epoch's count, npages being its distinct pages; ends reserving. */
+int dt_lastidx_reserve_epoch(struct dt_lastidx *ls, uint64_t npages);
+
+void dt_lastidx_begin(struct dt_lastidx *ls);
+/* Sorted, distinct, all previously reserved. */
+void dt_lastidx_update(struct dt_lastidx *ls, const uint32_t *pages, size_t n);
+void dt_lastidx_end(struct dt_lastidx *ls, uint64_t npages);
+
+uint64_t dt_lastidx_epochs(const struct dt_lastidx *ls);
+/* D of configured window i, O(1). */
+uint64_t dt_lastidx_wss(const struct dt_lastidx *ls, uint32_t i);
+/* D(window) for any window; longer than the history counts the whole history. */
+uint64_t dt_lastidx_count(const struct dt_lastidx *ls, uint32_t window);
+/* D(window) restricted to pages [lo, hi). */
+uint64_t dt_lastidx_count_range(const struct dt_lastidx *ls, uint32_t window, uint64_t lo,
+				uint64_t hi);
+/* The distinct pages of the last `window` epochs as a new bitmap; NULL on -ENOMEM. */
+roaring_bitmap_t *dt_lastidx_union(const struct dt_lastidx *ls, uint32_t window);
+/* Pages held by the index, live or not yet swept. */
+uint64_t dt_lastidx_held(const struct dt_lastidx *ls);
+size_t dt_lastidx_memory(const struct dt_lastidx *ls);

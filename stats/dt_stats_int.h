@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Internals shared by the files of stats/ (not for the daemon). */
+#pragma once
+
+#include <stdint.h>
+
+#include <roaring/roaring.h>
+
+#include "dt_lastidx.h"
+#include "dt_open.h"
+#include "dt_stats.h"
+#include "dt_vlog.h"
+
+struct dt_vcpu_stats {
+	struct dt_vlog log; /* this vCPU's pages in the open epoch */
+	struct dt_lastidx *ls;
+	uint64_t entries;
+};
+
+struct dt_bucket {
+	roaring_bitmap_t *set; /* union of the bucket's evicted epoch sets */
+	uint64_t id;	       /* epochs [id * coarse, (id + 1) * coarse) */
+};
+
+struct dt_stats {
+	struct dt_stats_config cfg;
+	uint32_t horizon, recent, coarse, nbuckets;
+	uint32_t nvcpus;
+	uint64_t epochs;
+	struct dt_windows win; /* cfg's windows and their age table, shared by every index */
+
+	/* Open epoch. */
+	struct dt_open *open;
+	uint64_t open_entries;
+
+	/* Closed epochs. */
+	struct dt_lastidx *ls;
+	roaring_bitmap_t **recent_sets;	 /* epoch e at e % recent; NULL = idle */
+	struct dt_bucket *buckets;	 /* bucket b at b % nbuckets */
+	struct dt_epoch_record *records; /* epoch e at e % horizon */
+	size_t records_alloc;
+	uint64_t total_entries, total_pages;
+	struct dt_vcpu_stats *vcpus;
+
+	uint32_t iter[4096]; /* close: the epoch's pages, a batch at a time */
+};
+
+/* dt_heatmap.c: the exact recent sets and the coarse buckets. */
+void dt_stats_keep_set(struct dt_stats *s, uint64_t now, roaring_bitmap_t *set);
+size_t dt_stats_sets_memory(const struct dt_stats *s);
