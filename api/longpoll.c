@@ -85,7 +85,7 @@ int dt_longpoll_suspend(struct dt_req *rq, uint32_t vm_id, uint64_t wait_us)
 
 	if (l->waiters >= l->max_waiters)
 		return -EBUSY;
-	r = sd_event_add_time_relative(a->m->event, &rq->timer, CLOCK_MONOTONIC, wait_us, 0,
+	r = sd_event_add_time_relative(a->m->event, &rq->timer, CLOCK_MONOTONIC, wait_us, 1000,
 				       on_deadline, rq);
 	if (r < 0)
 		return r;

@@ -172,8 +172,9 @@ static int listener_start(struct dt_api *a, int fd, const char *name, bool remot
 	r = sd_event_add_io(a->m->event, &l->io, info->epoll_fd, EPOLLIN, on_mhd_io, l);
 	if (r < 0)
 		return r;
-	r = sd_event_add_time(a->m->event, &l->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_mhd_timer,
-			      l);
+	/* 1 ms accuracy: the default 250 ms would delay resumed long-polls. */
+	r = sd_event_add_time(a->m->event, &l->timer, CLOCK_MONOTONIC, UINT64_MAX, 1000,
+			      on_mhd_timer, l);
 	if (r < 0)
 		return r;
 	return 0;
