@@ -182,7 +182,6 @@ static void on_vm_changed(void *userdata, struct dt_vm *vm, enum dt_change what)
 	case DT_CHANGE_STATE:
 		/* Slow properties with values, at once; per-epoch ones invalidated with them. */
 		emit_vm(b, vm, dt_bus_vm_state_properties);
-		emit_vm(b, vm, dt_bus_vm_epoch_properties);
 		e = entry_find(b, vm);
 		if (e)
 			e->pending = false;

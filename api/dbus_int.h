@@ -46,7 +46,7 @@ struct dt_bus {
 extern const sd_bus_vtable dt_bus_vm_vtable[];
 /* Per-epoch VM properties: EmitsChangedSignal=invalidates, coalesced. */
 extern char *dt_bus_vm_epoch_properties[];
-/* Slow VM properties: EmitsChangedSignal=true, signalled on every change. */
+/* Slow VM properties (EmitsChangedSignal=true) and the per-epoch ones: on every State change. */
 extern char *dt_bus_vm_state_properties[];
 
 /* The VM's object path: DT_BUS_VM_PREFIX "/" + sd_bus_path_encode(id). */

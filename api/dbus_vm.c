@@ -507,13 +507,12 @@ const sd_bus_vtable dt_bus_vm_vtable[] = {
 	SD_BUS_VTABLE_END,
 };
 
-char *dt_bus_vm_state_properties[] = {
-	"Name", "Vmm", "State", "DetachReason", "MemoryBytes", "Attaches", NULL,
-};
+#define STATE_PROPERTIES "Name", "Vmm", "State", "DetachReason", "MemoryBytes", "Attaches"
+#define EPOCH_PROPERTIES                                                                           \
+	"EpochsHarvested", "Generation", "WorkingSet", "VCpuRates", "Slots", "Harvests",          \
+		"RingEntries", "InvalidEntries", "BitmapPages", "RingFull", "Resets", "LateSyncs", \
+		"DirtiedPages", "HarvestUSec", "HistoryBytes"
 
-char *dt_bus_vm_epoch_properties[] = {
-	"EpochsHarvested", "Generation", "WorkingSet", "VCpuRates",    "Slots",
-	"Harvests",	   "RingEntries", "InvalidEntries", "BitmapPages", "RingFull",
-	"Resets",	   "LateSyncs",	 "DirtiedPages", "HarvestUSec", "HistoryBytes",
-	NULL,
-};
+char *dt_bus_vm_state_properties[] = { STATE_PROPERTIES, EPOCH_PROPERTIES, NULL };
+char *dt_bus_vm_epoch_properties[] = { EPOCH_PROPERTIES, NULL };
+
