@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# /metrics: promtool (Prometheus's own linter) accepts the exposition, the
+# series the issue asks for are there with bounded labels, counters move,
+# and a real Prometheus server scraping the daemon on loopback gets them.
+source "$(dirname "$0")/../lib/common.sh"
+command -v promtool >/dev/null || skip "promtool is missing (Debian package prometheus; make deps installs it)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+start_daemon --epoch 200ms --listen-tcp "127.0.0.1:$PORT"
+"$BUILD/dtsim" --connect "$ATTACH_SOCK" --name 'm "quoted"\vm' --uuid 0b7c4c4e-1a7e-4bd9-9c3e-7e7f7a7b7c7d \
+	--memory 64M --vcpus 2 --rate 10000 --duration 60 >"$TMP/sim.log" 2>&1 &
+BG_PIDS+=($!)
+"$BUILD/dtsim" --connect "$ATTACH_SOCK" --name bm --memory 64M --mode bitmap --rate 10000 --duration 60 >"$TMP/sim2.log" 2>&1 &
+BG_PIDS+=($!)
+wait_until 5 api /v1/vms/bm || fail "bm did not attach"
+sleep 1.5
+
+BM=$(vm_field bm .id)
+api /metrics >"$TMP/m1"
+promtool check metrics <"$TMP/m1" >"$TMP/lint" 2>&1 || fail "promtool check metrics: $(cat "$TMP/lint")"
+echo "ok: promtool check metrics accepts the exposition ($(wc -l <"$TMP/m1") lines)"
+for s in dirtytrackd_build_info dirtytrackd_vm_info dirtytrackd_vm_dirtied_pages_total \
+	dirtytrackd_vm_dirtied_bytes_total dirtytrackd_vm_harvests_total dirtytrackd_vm_harvest_errors_total \
+	"dirtytrackd_vm_working_set_bytes{vm=\"$BM\",window_seconds=\"1\"}" \
+	"dirtytrackd_vm_working_set_bytes{vm=\"$BM\",window_seconds=\"300\"}" \
+	'dirtytrackd_harvest_duration_seconds_bucket{le="+Inf"}' dirtytrackd_harvest_duration_seconds_count; do
+	grep -qF "$s" "$TMP/m1" || fail "series $s missing"
+done
+grep -qF 'name="m \"quoted\"\\vm"' "$TMP/m1" || fail "label value not escaped: $(grep vm_info "$TMP/m1")"
+grep -q 'vm_info{vm="'$BM'",name="bm",uuid="[0-9a-f-]*",vmm="dtsim",mode="bitmap"} 1' "$TMP/m1" || fail "info metric of bm"
+# bounded labels: only these label names appear
+labels=$(grep -v '^#' "$TMP/m1" | grep -o '[a-z_]*="' | sort -u | tr -d '="' | tr '\n' ' ')
+[ "$labels" = "le microhttpd mode name protocol state uuid version vm vmm window_seconds " ] ||
+	fail "unexpected label names: $labels"
+# counters move
+v1=$(awk -v id="$BM" '$0 ~ "^dirtytrackd_vm_harvests_total\\{vm=\"" id "\"\\}"{print $2}' "$TMP/m1")
+sleep 0.6
+v2=$(api /metrics | awk -v id="$BM" '$0 ~ "^dirtytrackd_vm_harvests_total\\{vm=\"" id "\"\\}"{print $2}')
+[ "$v2" -gt "$v1" ] || fail "harvests_total did not move ($v1 -> $v2)"
+echo "ok: series present, labels bounded, counters move ($v1 -> $v2)"
+
+# A real Prometheus server scraping the loopback listener.
+command -v prometheus >/dev/null || skip "prometheus server is missing (make deps installs it)"
+PPORT=$(free_port)
+cat >"$TMP/prom.yml" <<YML
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: dirtytrackd
+    static_configs:
+      - targets: ['127.0.0.1:$PORT']
+YML
+prometheus --config.file="$TMP/prom.yml" --storage.tsdb.path="$TMP/tsdb" \
+	--web.listen-address="127.0.0.1:$PPORT" >"$TMP/prom.log" 2>&1 &
+BG_PIDS+=($!)
+q() { curl -sf "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1"; }
+got() { q "$1" | jq -e '.data.result | length > 0' >/dev/null; }
+wait_until 30 got 'up{job="dirtytrackd"} == 1' || fail "Prometheus did not scrape the daemon: $(tail -5 "$TMP/prom.log")"
+wait_until 10 got 'dirtytrackd_vm_harvests_total{vm="'$BM'"} > 0' || fail "harvests not scraped"
+wait_until 10 got 'dirtytrackd_vm_working_set_bytes{window_seconds="1"}' || fail "WSS gauges not scraped"
+wait_until 10 got 'dirtytrackd_vm_info{mode="bitmap",name="bm"}' || fail "info not scraped"
+wait_until 10 got 'dirtytrackd_harvest_duration_seconds_count > 0' || fail "histogram not scraped"
+wait_until 10 got 'rate(dirtytrackd_vm_dirtied_bytes_total[5s]) > 0' || fail "no dirty-byte rate in Prometheus"
+echo "ok: a real Prometheus server scraped the daemon: $(q 'count({__name__=~"dirtytrackd_.*"})' | jq -r '.data.result[0].value[1]') series"
