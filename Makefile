@@ -58,7 +58,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 all: $(PROGS)
-tests: all $(UNIT_BINS)
+tests: all $(UNIT_BINS) $(BUILD)/bench/bench_plan
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The planner's validation grid: write traces from dtsim (five patterns,
+# working sets from 1 % to 100 % of memory), replay pre-copy on each at
+# every bandwidth and downtime (bench_plan: the ground truth, the planner,
+# the AVG model and QEMU's rule), and write the results table.
+#
+#   bench/plan-grid.sh [BUILD] [OUT.md]      (default: build, bench/plan-grid.md)
+#
+# Environment: DURATION (trace length, default 20 s), PARALLEL (dtsim runs
+# at once, default 10), KEEP=DIR to keep the traces and the raw TSV there,
+# TRACES=DIR to reuse traces kept before instead of running dtsim.
+set -euo pipefail
+BUILD=${1:-build}
+OUT=${2:-bench/plan-grid.md}
+DURATION=${DURATION:-20}
+PARALLEL=${PARALLEL:-10}
+here=$(cd "$(dirname "$0")" && pwd)
+case $BUILD in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
+for b in dirtytrackd dtsim bench/bench_plan; do
+	[ -x "$BUILD/$b" ] || { echo "plan-grid: $BUILD/$b missing (make BUILD=... all $BUILD/bench/bench_plan)" >&2; exit 1; }
+done
+TMP=$(mktemp -d /tmp/dt-plan-grid.XXXXXX)
+DAEMON=""
+cleanup() {
+	[ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
+	if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp -rL "$TMP"/. "$KEEP"/; fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+BANDWIDTHS=100Mbit,300Mbit,1Gbit,2500Mbit,10Gbit,25Gbit
+DOWNTIMES=50ms,300ms,1s,2s
+PATTERNS="uniform sequential hotcold zipf bursty"
+# working set (% of memory), memory, writes per second, vCPUs
+CONFIGS="1:256M:5000:1 5:512M:20000:2 25:1G:50000:4 50:512M:80000:2 100:256M:30000:2"
+
+mkdir -p "$TMP/run"
+"$BUILD/dirtytrackd" --runtime-dir "$TMP/run" --listen-tcp off --dbus off --epoch 100ms \
+	>"$TMP/daemon.log" 2>&1 &
+DAEMON=$!
+for _ in $(seq 100); do [ -S "$TMP/run/attach.sock" ] && break; sleep 0.05; done
+[ -S "$TMP/run/attach.sock" ] || { echo "plan-grid: daemon did not start" >&2; exit 1; }
+
+# 1. traces
+jobs=()
+seed=1
+for pat in $PATTERNS; do
+	for cfg in $CONFIGS; do
+		IFS=: read -r pct mem rate vcpus <<<"$cfg"
+		bytes=$(numfmt --from=iec "$mem")
+		wss=$((bytes / 4096 * pct / 100))
+		name="$pat-$pct-$mem"
+		jobs+=("$name:$mem")
+		if [ -n "${TRACES:-}" ]; then
+			ln -s "$(cd "$TRACES" && pwd)/$name.trace" "$TMP/$name.trace"
+			continue
+		fi
+		"$BUILD/dtsim" --connect "$TMP/run/attach.sock" --name "$name" --memory "$mem" \
+			--vcpus "$vcpus" --pattern "$pat" --rate "$rate" --wss "$wss" \
+			--duration "$DURATION" --seed $((seed++)) --trace "$TMP/$name.trace" \
+			>"$TMP/$name.log" 2>&1 &
+		while [ "$(jobs -rp | wc -l)" -gt "$PARALLEL" ]; do sleep 0.2; done
+	done
+done
+wait_dtsim() {
+	for p in $(jobs -rp); do [ "$p" = "$DAEMON" ] || wait "$p" || { echo "plan-grid: a dtsim run failed" >&2; cat "$TMP"/*.log >&2; exit 1; }; done
+}
+wait_dtsim
+
+# 2. replay, plan, baselines
+first=1
+for j in "${jobs[@]}"; do
+	name=${j%%:*}
+	mem=${j#*:}
+	"$BUILD/bench/bench_plan" --trace "$TMP/$name.trace" --memory "$mem" \
+		--bandwidth "$BANDWIDTHS" --downtime "$DOWNTIMES" --label "$name" \
+		$([ $first = 1 ] && echo --header) >>"$TMP/grid.tsv"
+	first=0
+done
+
+# 3. summary: median |relative error| of total time and downtime, and the share of
+# cases with the wrong converge verdict or an error over 25 %, per predictor.
+summary() { # python condition on the row r (a dict of the TSV columns), title
+	python3 - "$TMP/grid.tsv" "$1" "$2" <<'PY'
+import csv, statistics, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1]), delimiter="\t")]
+rows = [r for r in rows if eval(sys.argv[2], {}, {"r": r})]
+if not rows:
+    sys.exit()
+def err(p, s):
+    p, s = float(p), float(s)
+    return abs(p - s) / s if s > 0 else (0.0 if p == 0 else 1.0)
+print(f"\n{sys.argv[3]}: {len(rows)} cases\n")
+print("| predictor | total time: median error | downtime: median error | wrong verdict | wrong verdict or error > 25 % |")
+print("|---|---:|---:|---:|---:|")
+for key, name in (("plan", "planner (D(T) curve)"), ("avg", "AVG model (one average rate)"),
+                  ("qemu", "QEMU rule (1 s rate, last-round downtime)")):
+    et = [err(r[key + "_total_s"], r["sim_total_s"]) for r in rows]
+    ed = [err(r[key + "_down_s"], r["sim_down_s"]) for r in rows]
+    wrong = [r[key + "_conv"] != r["sim_conv"] for r in rows]
+    bad = [w or a > 0.25 or b > 0.25 for w, a, b in zip(wrong, et, ed)]
+    n = len(rows)
+    print(f"| {name} | {100 * statistics.median(et):.2f} % | {100 * statistics.median(ed):.2f} % "
+          f"| {sum(wrong)} ({100 * sum(wrong) / n:.1f} %) | {sum(bad)} ({100 * sum(bad) / n:.1f} %) |")
+PY
+}
+
+{
+	echo "# Migration planner vs pre-copy replay"
+	echo
+	echo "Generated $(date -Iseconds) on $(uname -r), commit $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo none), by:"
+	echo
+	echo '```'
+	echo "make BUILD=$(basename "$BUILD") all $(basename "$BUILD")/bench/bench_plan"
+	echo "DURATION=$DURATION bench/plan-grid.sh $(basename "$BUILD") $OUT"
+	echo '```'
+	echo
+	echo "Traces: dtsim, patterns $PATTERNS; configurations (working set % : memory :"
+	echo "writes/s : vCPUs) $CONFIGS; $DURATION s each, 4 KiB pages, 100 ms epochs."
+	echo "Cases: every trace at bandwidths $BANDWIDTHS and downtimes $DOWNTIMES,"
+	echo "at most 30 rounds. Ground truth: bench_plan's replay of the trace (page order,"
+	echo "a page is clean from the moment it is sent until written again). Errors are"
+	echo "|predicted - replayed| / replayed."
+	summary True "All cases"
+	summary 'int(r["sim_rounds"]) > 0' "Cases with at least one pre-copy round (memory does not fit the downtime at once)"
+	echo
+	echo "## Every case"
+	echo
+	echo "Columns: replay (sim), planner (plan), AVG model (avg), QEMU rule (qemu); conv 1 = converges."
+	echo
+	head -1 "$TMP/grid.tsv" | awk -F'\t' '{ s = "|"; t = "|"; for (i = 1; i <= NF; i++) { s = s " " $i " |"; t = t "---|" } print s; print t }'
+	tail -n +2 "$TMP/grid.tsv" | awk -F'\t' '{ s = "|"; for (i = 1; i <= NF; i++) s = s " " $i " |"; print s }'
+} >"$OUT"
+sed -n '/^All cases/,/^## Every/p' "$OUT" | head -20
