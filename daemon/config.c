@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <ini.h>
 #include <pwd.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,12 +243,50 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 	return r;
 }
 
+/*
+ * libinih reads through a reader callback, which lets the parser count lines
+ * itself: with INI_STOP_ON_FIRST_ERROR off, ini_parse_* returns the line of
+ * the first error of any kind, but a handler is not told its line (Debian
+ * builds without INI_HANDLER_LINENO). Counting here gives the line of the
+ * key in error, and catches lines longer than the parser's buffer, which it
+ * would otherwise split silently into two lines.
+ */
 struct load_ctx {
 	struct dt_config *c;
-	const char *path;
-	char msg[256];
+	const char *text;
+	size_t pos, len;
+	int line; /* lines fully read so far */
+	int err_line; /* first failing key, or too-long line */
+	bool too_long;
+	char msg[320];
 	int r;
 };
+
+static char *read_line(char *str, int num, void *stream)
+{
+	struct load_ctx *ctx = stream;
+	int n = 0;
+
+	if (ctx->pos >= ctx->len)
+		return NULL;
+	while (n < num - 1 && ctx->pos < ctx->len) {
+		char ch = ctx->text[ctx->pos++];
+
+		str[n++] = ch;
+		if (ch == '\n')
+			break;
+	}
+	str[n] = 0;
+	if (str[n - 1] == '\n' || ctx->pos >= ctx->len)
+		ctx->line++; /* also a last line without a newline */
+	else if (!ctx->too_long) {
+		/* The parser's line buffer is full before the end of the line. */
+		ctx->too_long = true;
+		if (!ctx->err_line)
+			ctx->err_line = ctx->line + 1;
+	}
+	return str;
+}
 
 static int on_ini_line(void *user, const char *section, const char *key, const char *value
 #if INI_HANDLER_LINENO
@@ -258,40 +298,98 @@ static int on_ini_line(void *user, const char *section, const char *key, const c
 	struct load_ctx *ctx = user;
 	int r;
 
-	if (ctx->r < 0)
+	if (ctx->r < 0 || ctx->too_long)
 		return 1; /* report only the first error */
 	r = dt_config_set(ctx->c, section, key, value, ctx->msg, sizeof(ctx->msg));
 	if (r < 0) {
 		ctx->r = r;
+		/* The handler runs right after the parser read the key's line. */
+		ctx->err_line = ctx->line;
 		return 0;
 	}
 	return 1;
 }
 
-int dt_config_load(struct dt_config *c, const char *path, char *err, size_t errlen)
+int dt_config_load_string(struct dt_config *c, const char *name, const char *text, char *err,
+			  size_t errlen)
 {
-	struct load_ctx ctx = { .c = c, .path = path };
-	int line = ini_parse(path, on_ini_line, &ctx);
+	struct load_ctx ctx = { .c = c, .text = text, .len = strlen(text) };
+	int line = ini_parse_stream(read_line, &ctx, on_ini_line, &ctx);
 
-	if (line == -1) {
-		int r = -errno;
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return r ? r : -EIO;
-	}
 	if (line == -2) {
-		snprintf(err, errlen, "%s: out of memory", path);
+		snprintf(err, errlen, "%s: out of memory", name);
 		return -ENOMEM;
 	}
-	if (ctx.r < 0) {
-		/* ini_parse returns the line of the first failing handler call. */
-		snprintf(err, errlen, "%s:%d: %s", path, line, ctx.msg);
+	if (ctx.too_long && (line <= 0 || ctx.err_line <= line)) {
+		snprintf(err, errlen, "%s:%d: line longer than %d characters", name, ctx.err_line,
+			 INI_MAX_LINE - 1);
+		return -EINVAL;
+	}
+	if (ctx.r < 0 && (line <= 0 || ctx.err_line <= line)) {
+		snprintf(err, errlen, "%s:%d: %s", name, ctx.err_line, ctx.msg);
 		return ctx.r;
 	}
 	if (line > 0) {
-		snprintf(err, errlen, "%s:%d: syntax error", path, line);
+		snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)",
+			 name, line);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* Whole file into memory; a config file is small, 1 MiB is plenty. */
+static int read_text(const char *path, char **ret)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, cap = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return -errno;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			char *nb;
+
+			cap = cap ? cap * 2 : 8192;
+			if (cap > (1u << 20) + 8192) {
+				fclose(f);
+				return -EFBIG;
+			}
+			nb = realloc(buf, cap);
+			if (!nb) {
+				fclose(f);
+				return -ENOMEM;
+			}
+			buf = nb;
+		}
+		size_t n = fread(buf + len, 1, 4096, f);
+		len += n;
+		if (n < 4096)
+			break;
+	}
+	if (ferror(f)) {
+		fclose(f);
+		return -EIO;
+	}
+	fclose(f);
+	buf[len] = 0;
+	if (strlen(buf) != len)
+		return -EBADMSG; /* a NUL byte: not a text file */
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+int dt_config_load(struct dt_config *c, const char *path, char *err, size_t errlen)
+{
+	_cleanup_free_ char *text = NULL;
+	int r = read_text(path, &text);
+
+	if (r < 0) {
+		snprintf(err, errlen, "%s: cannot read: %s", path,
+			 r == -EBADMSG ? "not a text file" : strerror(-r));
+		return r;
+	}
+	return dt_config_load_string(c, path, text, err, errlen);
 }
 
 static int path_join(char **field, const char *dir, const char *name)
@@ -325,4 +423,274 @@ int dt_config_finish(struct dt_config *c, char *err, size_t errlen)
 	    path_join(&c->api_socket, c->runtime_dir, "api.sock") < 0)
 		return -ENOMEM;
 	return 0;
+}
+
+#ifndef DT_SYSCONFDIR
+#define DT_SYSCONFDIR "/etc"
+#endif
+
+/* systemd's order for configuration: admin, runtime, local vendor, vendor. */
+const char *const dt_config_dirs[] = {
+	DT_SYSCONFDIR "/dirtytrackd",
+	"/run/dirtytrackd",
+	"/usr/local/lib/dirtytrackd",
+	"/usr/lib/dirtytrackd",
+	NULL,
+};
+
+#define DT_CONF_NAME "dirtytrackd.conf"
+#define DT_MAX_DROPINS 256
+
+void dt_config_files_done(struct dt_config_files *f)
+{
+	for (unsigned i = 0; i < f->n; i++)
+		free(f->paths[i]);
+	free(f->paths);
+	*f = (struct dt_config_files){ 0 };
+}
+
+static int files_add(struct dt_config_files *f, char *path)
+{
+	char **np;
+
+	if (!path)
+		return -ENOMEM;
+	np = realloc(f->paths, (f->n + 1) * sizeof(*np));
+	if (!np) {
+		free(path);
+		return -ENOMEM;
+	}
+	f->paths = np;
+	f->paths[f->n++] = path;
+	return 0;
+}
+
+static bool is_dropin_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	return name[0] != '.' && len > 5 && strcmp(name + len - 5, ".conf") == 0;
+}
+
+static int cmp_basename(const void *a, const void *b)
+{
+	const char *pa = *(const char *const *)a, *pb = *(const char *const *)b;
+
+	return strcmp(strrchr(pa, '/') + 1, strrchr(pb, '/') + 1);
+}
+
+/*
+ * Add *.conf of dir unless a file of the same name is already listed (from
+ * a directory of higher priority). Skips what is not a regular file, except
+ * a link to /dev/null, which masks (the systemd convention).
+ */
+static int scan_dropins(struct dt_config_files *f, unsigned first, const char *dir)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int r = 0;
+
+	if (!d)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+	while ((de = readdir(d))) {
+		bool seen = false;
+		char *path;
+
+		if (!is_dropin_name(de->d_name))
+			continue;
+		for (unsigned i = first; i < f->n && !seen; i++)
+			seen = strcmp(strrchr(f->paths[i], '/') + 1, de->d_name) == 0;
+		if (seen)
+			continue;
+		if (f->n - first >= DT_MAX_DROPINS) {
+			r = -E2BIG;
+			break;
+		}
+		if (asprintf(&path, "%s/%s", dir, de->d_name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		r = files_add(f, path);
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+	return r;
+}
+
+int dt_config_files_find(const char *main_file, const char *const *dirs,
+			 struct dt_config_files *ret)
+{
+	struct dt_config_files f = { 0 };
+	unsigned first;
+	char *path;
+	int r = 0;
+
+	if (main_file) {
+		r = files_add(&f, strdup(main_file));
+		first = f.n;
+		if (r >= 0 && asprintf(&path, "%s.d", main_file) >= 0) {
+			r = scan_dropins(&f, first, path);
+			free(path);
+		} else if (r >= 0) {
+			r = -ENOMEM;
+		}
+	} else {
+		for (unsigned i = 0; dirs[i] && r >= 0; i++) {
+			if (asprintf(&path, "%s/" DT_CONF_NAME, dirs[i]) < 0) {
+				r = -ENOMEM;
+				break;
+			}
+			if (access(path, F_OK) == 0) {
+				r = files_add(&f, path);
+				break;
+			}
+			free(path);
+		}
+		first = f.n;
+		for (unsigned i = 0; dirs[i] && r >= 0; i++) {
+			if (asprintf(&path, "%s/" DT_CONF_NAME ".d", dirs[i]) < 0) {
+				r = -ENOMEM;
+				break;
+			}
+			r = scan_dropins(&f, first, path);
+			free(path);
+		}
+	}
+	if (r < 0) {
+		dt_config_files_done(&f);
+		return r;
+	}
+	if (f.n > first)
+		qsort(f.paths + first, f.n - first, sizeof(*f.paths), cmp_basename);
+	*ret = f;
+	return 0;
+}
+
+int dt_config_load_files(struct dt_config *c, const struct dt_config_files *f, char *err,
+			 size_t errlen)
+{
+	for (unsigned i = 0; i < f->n; i++) {
+		int r = dt_config_load(c, f->paths[i], err, errlen);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * Every key, for reloads: what a reload compares, and whether a new value
+ * can take effect without a restart. Keys read only when the daemon starts
+ * (listening sockets, HTTP server options, the bus connection) need one.
+ * A key missing here is taken over on reload but not reported.
+ */
+enum key_kind { KEY_STR, KEY_RAW, KEY_ARRAY };
+struct key_info {
+	const char *name;
+	enum key_kind kind;
+	size_t offset, size; /* of the field (KEY_ARRAY: the whole array) */
+	size_t elem, count_offset; /* KEY_ARRAY: element size, its unsigned count */
+	bool restart;
+};
+#define FIELD_SIZE(f) sizeof(((struct dt_config *)0)->f)
+#define STR(n, f, rs) { n, KEY_STR, offsetof(struct dt_config, f), FIELD_SIZE(f), 0, 0, rs }
+#define RAW(n, f, rs) { n, KEY_RAW, offsetof(struct dt_config, f), FIELD_SIZE(f), 0, 0, rs }
+#define ARR(n, f, cnt, rs)                                                                         \
+	{ n, KEY_ARRAY, offsetof(struct dt_config, f), FIELD_SIZE(f), FIELD_SIZE(f[0]),            \
+	  offsetof(struct dt_config, cnt), rs }
+static const struct key_info keys[] = {
+	STR("daemon.runtime_dir", runtime_dir, true),
+	RAW("daemon.epoch", epoch_us, false),
+	RAW("daemon.retention", retention_us, false),
+	RAW("stats.history", history_us, false),
+	RAW("stats.recent_epochs", recent_epochs, false),
+	RAW("stats.coarse_epochs", coarse_epochs, false),
+	STR("attach.socket", attach_socket, true),
+	ARR("attach.allowed_users", allowed_uids, n_allowed_uids, false),
+	ARR("attach.allowed_groups", allowed_gids, n_allowed_gids, false),
+	RAW("attach.max_vms", max_vms, false),
+	RAW("attach.max_vcpus", max_vcpus, false),
+	RAW("attach.max_slots", max_slots, false),
+	RAW("attach.max_ring_entries", max_ring_entries, false),
+	RAW("attach.max_memory", max_memory, false),
+	STR("api.socket", api_socket, true),
+	STR("api.tcp", api_tcp, true),
+	RAW("api.max_connections", api_max_connections, true),
+	RAW("api.timeout", api_timeout_us, true),
+	RAW("api.socket_mode", api_socket_mode, true),
+	STR("api.socket_group", api_socket_group, true),
+	RAW("api.max_wait", api_max_wait_us, false),
+	RAW("api.memory_limit", api_memory_limit, true),
+	STR("api.remote", api_remote, true),
+	STR("api.tls_certificate", api_tls_cert, true),
+	STR("api.tls_key", api_tls_key, true),
+	STR("api.token_file", api_token_file, true),
+	ARR("metrics.wss_windows", metrics_windows, n_metrics_windows, false),
+	STR("dbus.bus", dbus, true),
+	RAW("dbus.properties_interval", dbus_interval_us, false),
+};
+#undef STR
+#undef RAW
+#undef ARR
+#undef FIELD_SIZE
+
+static bool key_differs(const struct key_info *k, const struct dt_config *a,
+			const struct dt_config *b)
+{
+	const char *pa = (const char *)a + k->offset, *pb = (const char *)b + k->offset;
+
+	switch (k->kind) {
+	case KEY_STR: {
+		const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
+		return (!sa != !sb) || (sa && strcmp(sa, sb) != 0);
+	}
+	case KEY_RAW:
+		return memcmp(pa, pb, k->size) != 0;
+	case KEY_ARRAY: {
+		unsigned na = *(const unsigned *)((const char *)a + k->count_offset);
+		unsigned nb = *(const unsigned *)((const char *)b + k->count_offset);
+		return na != nb || memcmp(pa, pb, na * k->elem) != 0;
+	}
+	}
+	return false;
+}
+
+static void swap_bytes(void *a, void *b, size_t n)
+{
+	unsigned char *x = a, *y = b;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char t = x[i];
+		x[i] = y[i];
+		y[i] = t;
+	}
+}
+
+unsigned dt_config_reload(struct dt_config *cur, struct dt_config *next,
+			  void (*restart_needed)(const char *key, void *userdata), void *userdata)
+{
+	struct dt_config tmp;
+	unsigned changed = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		const struct key_info *k = &keys[i];
+
+		if (!key_differs(k, cur, next))
+			continue;
+		changed++;
+		if (!k->restart)
+			continue;
+		if (restart_needed)
+			restart_needed(k->name, userdata);
+		/* Keep the running value: put it into next, which becomes cur. */
+		swap_bytes((char *)cur + k->offset, (char *)next + k->offset, k->size);
+		if (k->kind == KEY_ARRAY)
+			swap_bytes((char *)cur + k->count_offset, (char *)next + k->count_offset,
+				   sizeof(unsigned));
+	}
+	tmp = *cur;
+	*cur = *next;
+	*next = tmp;
+	return changed;
 }

@@ -58,3 +58,43 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 		  char *err, size_t errlen);
 /* Fill socket paths from runtime_dir where unset; check cross-key rules. */
 int dt_config_finish(struct dt_config *c, char *err, size_t errlen);
+
+/*
+ * Load INI text as if read from a file called name (errors say name:LINE).
+ * The parser behind dt_config_load, and the fuzzer's entry point.
+ */
+int dt_config_load_string(struct dt_config *c, const char *name, const char *text, char *err,
+			  size_t errlen);
+
+/*
+ * Where the system configuration lives, highest priority first: each
+ * directory may hold dirtytrackd.conf (the first one found is the main
+ * file) and dirtytrackd.conf.d/ (drop-ins merged by file name: a name in a
+ * higher directory hides the same name below; applied in name order).
+ */
+extern const char *const dt_config_dirs[];
+
+struct dt_config_files {
+	char **paths; /* the main file (if any), then drop-ins in the order applied */
+	unsigned n;
+};
+
+/*
+ * Find the files to read. main_file (from --config) is read with the drop-ins
+ * of main_file.d/ only; NULL searches dirs (normally dt_config_dirs).
+ */
+int dt_config_files_find(const char *main_file, const char *const *dirs,
+			 struct dt_config_files *ret);
+void dt_config_files_done(struct dt_config_files *f);
+/* Load every file in order over c; on error c holds a partial result. */
+int dt_config_load_files(struct dt_config *c, const struct dt_config_files *f, char *err,
+			 size_t errlen);
+
+/*
+ * A reload: take next's values into cur, except keys that only take effect
+ * at start (sockets, listeners, bus), which keep cur's value and are named
+ * through restart_needed ("section.key"). next is left holding what cur
+ * held, for dt_config_done. Returns the number of keys whose value changed.
+ */
+unsigned dt_config_reload(struct dt_config *cur, struct dt_config *next,
+			  void (*restart_needed)(const char *key, void *userdata), void *userdata);

@@ -1,33 +1,29 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* dirtytrackd: parse configuration, set up the manager, run the loop. */
+/* dirtytrackd: read the configuration, start the service, run the loop. */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
 
 #include "dt_util.h"
 #include "log.h"
 #include "manager.h"
+#include "service.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: dirtytrackd [--config FILE] [--runtime-dir DIR] [--epoch DURATION]\n"
-		   "                  [--listen-tcp HOST:PORT|off] [--dbus system|session|ADDRESS|off]\n"
-		   "                  [--test-config] [--verbose]\n"
-		   "Collects dirty-page telemetry from attached KVM VMMs and serves it.\n");
-}
-
-static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
-{
-	struct dt_manager *m = userdata;
-
-	dt_log(LOG_INFO, "signal %d: stopping", si->ssi_signo);
-	sd_notify(0, "STOPPING=1");
-	dt_manager_stop(m);
-	return sd_event_exit(m->event, 0);
+	fprintf(f,
+		"Usage: dirtytrackd [--config FILE] [--runtime-dir DIR] [--epoch DURATION]\n"
+		"                  [--listen-tcp HOST:PORT|off] [--dbus system|session|ADDRESS|off]\n"
+		"                  [--test-config] [--cat-config] [--verbose]\n"
+		"Collects dirty-page telemetry from attached KVM VMMs and serves it.\n\n"
+		"  --config FILE   read FILE and its drop-ins FILE.d/*.conf instead of\n"
+		"                  dirtytrackd.conf{,.d/*.conf} in /etc/dirtytrackd,\n"
+		"                  /run/dirtytrackd, /usr/local/lib/dirtytrackd, /usr/lib/dirtytrackd\n"
+		"  --test-config   check the configuration and exit (0: valid)\n"
+		"  --cat-config    print the files read, in order, and exit\n"
+		"Options other than these override the files, also across reloads (SIGHUP).\n");
 }
 
 int main(int argc, char **argv)
@@ -39,38 +35,39 @@ int main(int argc, char **argv)
 		{ "listen-tcp", required_argument, NULL, 't' },
 		{ "dbus", required_argument, NULL, 'd' },
 		{ "test-config", no_argument, NULL, 'T' },
+		{ "cat-config", no_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *config_file = NULL;
-	struct { const char *section, *key, *value; } overrides[8];
-	unsigned n_overrides = 0;
-	bool test_config = false;
+	struct dt_service s = { 0 };
+	bool test_config = false, cat_config = false;
 	struct dt_manager *m = NULL;
 	char err[512];
-	sigset_t mask;
-	int c, r;
+	int c, r = 0;
 
-	while ((c = getopt_long(argc, argv, "c:r:e:t:d:Tvh", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "c:r:e:t:d:TCvh", opts, NULL)) >= 0) {
 		switch (c) {
 		case 'c':
-			config_file = optarg;
+			s.config_file = optarg;
 			break;
 		case 'r':
-			overrides[n_overrides++] = (typeof(overrides[0])){ "daemon", "runtime_dir", optarg };
+			r = dt_service_override(&s, "daemon", "runtime_dir", optarg);
 			break;
 		case 'e':
-			overrides[n_overrides++] = (typeof(overrides[0])){ "daemon", "epoch", optarg };
+			r = dt_service_override(&s, "daemon", "epoch", optarg);
 			break;
 		case 't':
-			overrides[n_overrides++] = (typeof(overrides[0])){ "api", "tcp", optarg };
+			r = dt_service_override(&s, "api", "tcp", optarg);
 			break;
 		case 'd':
-			overrides[n_overrides++] = (typeof(overrides[0])){ "dbus", "bus", optarg };
+			r = dt_service_override(&s, "dbus", "bus", optarg);
 			break;
 		case 'T':
 			test_config = true;
+			break;
+		case 'C':
+			cat_config = true;
 			break;
 		case 'v':
 			dt_log_set_level(LOG_DEBUG);
@@ -82,7 +79,7 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		if (n_overrides == ARRAY_SIZE(overrides)) {
+		if (r < 0) {
 			fprintf(stderr, "dirtytrackd: too many options\n");
 			return 2;
 		}
@@ -91,53 +88,32 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dirtytrackd: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
+	if (cat_config)
+		return dt_service_cat_config(&s, stdout) < 0 ? 1 : 0;
 
 	r = dt_manager_new(&m);
 	if (r < 0) {
 		fprintf(stderr, "dirtytrackd: cannot start: %s\n", strerror(-r));
 		return 1;
 	}
-	if (config_file) {
-		r = dt_config_load(&m->config, config_file, err, sizeof(err));
-		if (r < 0)
-			goto config_error;
+	s.m = m;
+	dt_config_done(&m->config);
+	r = dt_service_load_config(&s, &m->config, err, sizeof(err));
+	if (r < 0) {
+		/* The same words for --test-config, a start and (logged) a reload. */
+		fprintf(stderr, "dirtytrackd: configuration: %s\n", err);
+		dt_manager_free(m);
+		return 1;
 	}
-	/* The command line wins over the file. */
-	for (unsigned i = 0; i < n_overrides; i++) {
-		r = dt_config_set(&m->config, overrides[i].section, overrides[i].key,
-				  overrides[i].value, err, sizeof(err));
-		if (r < 0)
-			goto config_error;
-	}
-	r = dt_config_finish(&m->config, err, sizeof(err));
-	if (r < 0)
-		goto config_error;
 	if (test_config) {
 		printf("configuration is valid\n");
 		dt_manager_free(m);
 		return 0;
 	}
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
-	sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
-
-	r = dt_manager_start(m);
-	if (r < 0) {
-		dt_manager_free(m);
-		return 1;
-	}
-	sd_notify(0, "READY=1\nSTATUS=0 VMs attached");
-	r = sd_event_loop(m->event);
+	r = dt_service_start(&s);
+	if (r >= 0)
+		r = sd_event_loop(m->event);
 	dt_manager_free(m);
 	return r < 0 ? 1 : 0;
-
-config_error:
-	fprintf(stderr, "dirtytrackd: configuration: %s\n", err);
-	dt_manager_free(m);
-	return 1;
 }
