@@ -112,6 +112,18 @@ enum dt_plan_verdict {
 	_DT_PLAN_VERDICT_MAX,
 };
 
+/*
+ * What to do when pre-copy does not converge within the target:
+ * THROTTLE with the mildest per-vCPU dirty limit that makes it converge
+ * within the target; POSTCOPY when no limit does (round 0 alone takes
+ * longer than the target, or the link cannot carry even a nearly idle
+ * guest), or when the limit would leave the busiest throttled vCPU less
+ * than a quarter of its dirty rate: post-copy then costs the guest less
+ * (one pass of remote page faults over the memory-sized transfer, total
+ * time memory / bandwidth, downtime about the device state) than a throttle
+ * that deep held for the whole migration. Post-copy has no way back if the
+ * link fails, which is why a moderate throttle is preferred.
+ */
 enum dt_plan_advice {
 	DT_PLAN_ADVICE_NONE,	 /* converges within the target: migrate */
 	DT_PLAN_ADVICE_THROTTLE, /* apply the per-vCPU dirty limit */
