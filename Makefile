@@ -115,6 +115,65 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c daemon/conf
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
 fuzz: $(FUZZ_BINS)
 
+# --- install -------------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc]; each directory
+# below may be overridden too. systemd and D-Bus directories come from
+# pkg-config (systemd.pc, dbus-1.pc), with Debian's paths as fallback.
+SYSCONFDIR ?= /etc
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DOCDIR ?= $(PREFIX)/share/doc/dirtytrackd
+pkgvar = $(or $(shell $(PKG_CONFIG) --variable=$(2) $(1) 2>/dev/null),$(3))
+SYSTEMDUNITDIR ?= $(call pkgvar,systemd,systemdsystemunitdir,/lib/systemd/system)
+SYSUSERSDIR ?= $(call pkgvar,systemd,sysusersdir,/usr/lib/sysusers.d)
+TMPFILESDIR ?= $(call pkgvar,systemd,tmpfilesdir,/usr/lib/tmpfiles.d)
+DBUS_SERVICESDIR ?= $(call pkgvar,dbus-1,system_bus_services_dir,/usr/share/dbus-1/system-services)
+DBUS_POLICYDIR ?= $(call pkgvar,dbus-1,datadir,/usr/share)/dbus-1/system.d
+DBUS_INTERFACESDIR ?= $(call pkgvar,dbus-1,interfaces_dir,/usr/share/dbus-1/interfaces)
+DT_UNITS := dirtytrackd.service dirtytrackd.socket dirtytrackd-api.socket
+DT_DBUS := org.dirtytrack.DirtyTrack1
+DT_DOCS := README.md $(wildcard docs/*.md docs/*.json)
+# The daemon searches $(SYSCONFDIR)/dirtytrackd first.
+$(BUILD)/obj/daemon/config.o: ALL_CFLAGS += -DDT_SYSCONFDIR='"$(SYSCONFDIR)"'
+
+install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT)
+	install -D -m 0755 $(BUILD)/dirtytrackd $(DESTDIR)$(SBINDIR)/dirtytrackd
+	install -D -m 0755 $(BUILD)/dirtytrackctl $(DESTDIR)$(BINDIR)/dirtytrackctl
+	install -D -m 0644 $(LIBDT) $(DESTDIR)$(LIBDIR)/libdirtytrack.a
+	install -D -m 0644 proto/libdirtytrack.h $(DESTDIR)$(INCLUDEDIR)/libdirtytrack.h
+	install -D -m 0644 proto/dt_proto.h $(DESTDIR)$(INCLUDEDIR)/dt_proto.h
+	@# The shipped configuration is a template: never overwrite the admin's.
+	test -e $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf || \
+		install -D -m 0644 config/dirtytrackd.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf.d
+	set -e; for u in $(DT_UNITS); do \
+		sed 's|@sbindir@|$(SBINDIR)|g' units/$$u >$(BUILD)/$$u.tmp; \
+		install -D -m 0644 $(BUILD)/$$u.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u; \
+		rm -f $(BUILD)/$$u.tmp; done
+	install -D -m 0644 units/dirtytrackd.sysusers $(DESTDIR)$(SYSUSERSDIR)/dirtytrackd.conf
+	$(if $(wildcard units/dirtytrackd.tmpfiles),install -D -m 0644 units/dirtytrackd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/dirtytrackd.conf)
+	$(if $(wildcard units/$(DT_DBUS).conf),install -D -m 0644 units/$(DT_DBUS).conf $(DESTDIR)$(DBUS_POLICYDIR)/$(DT_DBUS).conf)
+	$(if $(wildcard units/$(DT_DBUS).service),install -D -m 0644 units/$(DT_DBUS).service $(DESTDIR)$(DBUS_SERVICESDIR)/$(DT_DBUS).service)
+	$(if $(wildcard docs/$(DT_DBUS).xml),install -D -m 0644 docs/$(DT_DBUS).xml $(DESTDIR)$(DBUS_INTERFACESDIR)/$(DT_DBUS).xml)
+	set -e; for d in $(DT_DOCS); do install -D -m 0644 $$d $(DESTDIR)$(DOCDIR)/$$(basename $$d); done
+	@echo "installed; then: systemd-sysusers dirtytrackd.conf; systemctl daemon-reload; systemctl enable --now dirtytrackd.socket dirtytrackd-api.socket"
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/dirtytrackd $(DESTDIR)$(BINDIR)/dirtytrackctl \
+		$(DESTDIR)$(LIBDIR)/libdirtytrack.a $(DESTDIR)$(INCLUDEDIR)/libdirtytrack.h \
+		$(DESTDIR)$(INCLUDEDIR)/dt_proto.h \
+		$(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(DT_UNITS)) \
+		$(DESTDIR)$(SYSUSERSDIR)/dirtytrackd.conf $(DESTDIR)$(TMPFILESDIR)/dirtytrackd.conf \
+		$(DESTDIR)$(DBUS_POLICYDIR)/$(DT_DBUS).conf $(DESTDIR)$(DBUS_SERVICESDIR)/$(DT_DBUS).service \
+		$(DESTDIR)$(DBUS_INTERFACESDIR)/$(DT_DBUS).xml
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@# The configuration goes only if it is still the shipped one.
+	if cmp -s config/dirtytrackd.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf; then \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf; fi
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf.d $(DESTDIR)$(SYSCONFDIR)/dirtytrackd 2>/dev/null
+
 # --- dependencies, tests, demo, bench ----------------------------------------
 deps:
 	$(Q)tools/deps.sh
@@ -134,5 +193,5 @@ bench: all $(BENCH_BINS)
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all tests fuzz deps check demo bench clean
+.PHONY: all tests fuzz deps check demo bench clean install uninstall
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
