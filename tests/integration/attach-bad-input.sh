@@ -10,7 +10,7 @@ start_daemon --epoch 100ms
 	--pattern uniform --rate 20000 --wss 4096 --duration 30 --seed 1 --truth "$TMP/good.json" \
 	>"$TMP/good.log" 2>&1 &
 BG_PIDS+=($!)
-wait_until 5 api /v1/vms/good || fail "good VM did not attach"
+wait_until 20 api /v1/vms/good || fail "good VM did not attach"
 
 PYTHONUNBUFFERED=1 PYTHONPATH="$(dirname "$0")/../lib" API_SOCK="$API_SOCK" ATTACH_SOCK="$ATTACH_SOCK" \
 	python3 - <<'PY'

@@ -26,7 +26,7 @@ VICTIM=$!
 BG_PIDS+=($P1 $P2 $P3 $P4 $VICTIM)
 
 for vm in ring-uniform bitmap-seq both-hotcold ring-zipf victim; do
-	wait_until 5 api "/v1/vms/$vm" || fail "$vm did not attach"
+	wait_until 20 api "/v1/vms/$vm" || fail "$vm did not attach"
 done
 
 # Sample the 1 s window in the middle of the runs.
@@ -42,7 +42,7 @@ for i in 1 2 3 4 5 6; do
 done
 
 kill -9 $VICTIM
-wait_until 3 vm_state_is victim detached || fail "killed VMM not detached"
+wait_until 10 vm_state_is victim detached || fail "killed VMM not detached"
 echo "ok: SIGKILLed VMM detached: $(vm_field victim .detach_reason)"
 
 for p in $P1 $P2 $P3 $P4; do wait $p || fail "dtsim exited with an error"; done
