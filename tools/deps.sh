@@ -4,7 +4,7 @@
 set -eu
 pkgs="build-essential pkg-config clang libclang-rt-14-dev
 libsystemd-dev libmicrohttpd-dev libjson-c-dev libinih-dev libroaring-dev libcurl4-openssl-dev
-curl jq python3 valgrind iproute2 util-linux
+curl jq python3 valgrind iproute2 util-linux dbus systemd libglib2.0-bin
 prometheus wrk chromium python3-pil openssl"
 missing=""
 for p in $pkgs; do
