@@ -158,7 +158,7 @@ install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT)
 	$(if $(wildcard units/$(DT_DBUS).service),install -D -m 0644 units/$(DT_DBUS).service $(DESTDIR)$(DBUS_SERVICESDIR)/$(DT_DBUS).service)
 	$(if $(wildcard docs/$(DT_DBUS).xml),install -D -m 0644 docs/$(DT_DBUS).xml $(DESTDIR)$(DBUS_INTERFACESDIR)/$(DT_DBUS).xml)
 	set -e; for d in $(DT_DOCS); do install -D -m 0644 $$d $(DESTDIR)$(DOCDIR)/$$(basename $$d); done
-	@echo "installed; then: systemd-sysusers dirtytrackd.conf; systemctl daemon-reload; systemctl enable --now dirtytrackd.socket dirtytrackd-api.socket"
+	@echo "installed; then: systemd-sysusers dirtytrackd.conf; systemd-tmpfiles --create dirtytrackd.conf; systemctl daemon-reload; systemctl enable --now dirtytrackd.socket dirtytrackd-api.socket"
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/dirtytrackd $(DESTDIR)$(BINDIR)/dirtytrackctl \
