@@ -65,3 +65,10 @@ if [ -f "$UNITS/org.dirtytrack.DirtyTrack1.service" ]; then
 	grep -qx 'SystemdService=dirtytrackd.service' "$UNITS/org.dirtytrack.DirtyTrack1.service" ||
 		fail "D-Bus activation does not name dirtytrackd.service"
 fi
+
+# tmpfiles gives /run/dirtytrackd to that user (before the socket units run).
+systemd-tmpfiles --root="$TMP/root" --create - <"$UNITS/dirtytrackd.tmpfiles" 2>"$TMP/tmpfiles.err" ||
+	fail "systemd-tmpfiles: $(cat "$TMP/tmpfiles.err")"
+uid=$(awk -F: '$1 == "dirtytrackd" { print $3 }' "$TMP/root/etc/passwd")
+check "tmpfiles: /run/dirtytrackd owned by dirtytrackd, 0755" \
+	test "$(stat -c '%u %a' "$TMP/root/run/dirtytrackd")" = "$uid 755"
