@@ -19,7 +19,9 @@ command -v systemd-nspawn >/dev/null || skip "systemd-nspawn is missing (package
 
 # --- install into a DESTDIR ---------------------------------------------------
 DEST="$TMP/dest"
-make -s -C "$SRC" BUILD="$BUILD" install DESTDIR="$DEST" PREFIX=/opt/dirtytrackd SYSCONFDIR=/etc \
+# -o: install what the test run built (sanitizers and all), never rebuild it.
+NOBUILD=(-o "$BUILD/dirtytrackd" -o "$BUILD/dirtytrackctl" -o "$BUILD/libdirtytrack.a")
+make -s -C "$SRC" "${NOBUILD[@]}" BUILD="$BUILD" install DESTDIR="$DEST" PREFIX=/opt/dirtytrackd SYSCONFDIR=/etc \
 	SYSTEMDUNITDIR=/etc/systemd/system SYSUSERSDIR=/etc/sysusers.d TMPFILESDIR=/etc/tmpfiles.d \
 	DBUS_POLICYDIR=/etc/dbus-1/system.d >"$TMP/install.log" 2>&1 ||
 	fail "make install: $(cat "$TMP/install.log")"
