@@ -235,8 +235,10 @@ static void replay_starts(const struct trace *t, uint32_t starts, uint64_t mem, 
 	for (uint32_t s = 0; s < starts; s++) {
 		struct result one = {.round_pages = s == 0 ? keep : NULL};
 
-		replay(t, t->period_us * s / starts, mem, bpages, downtime_us, max_rounds, dirty,
-		       list, &one);
+		/* spread over the trace and, by the odd step, over the phase of any second */
+		uint64_t start = (t->period_us / starts + 123457) * s % t->period_us;
+
+		replay(t, start, mem, bpages, downtime_us, max_rounds, dirty, list, &one);
 		conv += one.converges;
 		rounds += one.rounds;
 		res->total_s += one.total_s / starts;

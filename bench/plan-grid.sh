@@ -11,6 +11,7 @@
 # TRACES=DIR to reuse traces kept before instead of running dtsim.
 set -euo pipefail
 BUILD=${1:-build}
+BUILD_ARG=$BUILD
 OUT=${2:-bench/plan-grid.md}
 DURATION=${DURATION:-20}
 PARALLEL=${PARALLEL:-10}
@@ -111,16 +112,19 @@ PY
 	echo "Generated $(date -Iseconds) on $(uname -r), commit $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo none), by:"
 	echo
 	echo '```'
-	echo "make BUILD=$(basename "$BUILD") all $(basename "$BUILD")/bench/bench_plan"
-	echo "DURATION=$DURATION bench/plan-grid.sh $(basename "$BUILD") $OUT"
+	echo "make BUILD=$BUILD_ARG all $BUILD_ARG/bench/bench_plan"
+	echo "${TRACES:+TRACES=$TRACES }DURATION=$DURATION bench/plan-grid.sh $BUILD_ARG $OUT"
 	echo '```'
 	echo
 	echo "Traces: dtsim, patterns $PATTERNS; configurations (working set % : memory :"
 	echo "writes/s : vCPUs) $CONFIGS; $DURATION s each, 4 KiB pages, 100 ms epochs."
 	echo "Cases: every trace at bandwidths $BANDWIDTHS and downtimes $DOWNTIMES,"
 	echo "at most 30 rounds. Ground truth: bench_plan's replay of the trace (page order,"
-	echo "a page is clean from the moment it is sent until written again). Errors are"
-	echo "|predicted - replayed| / replayed."
+	echo "a page is clean from the moment it is sent until written again), from 8 start"
+	echo "moments spread over the trace and the phase of a second (means; majority verdict)."
+	echo "The planner's curve: dt_stats fed the trace in 100 ms epochs, D(T) at 16 windows"
+	echo "(1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200 epochs) averaged over the"
+	echo "trace; layout from the heatmap. Errors are |predicted - replayed| / replayed."
 	summary True "All cases"
 	summary 'int(r["sim_rounds"]) > 0' "Cases with at least one pre-copy round (memory does not fit the downtime at once)"
 	echo

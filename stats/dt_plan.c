@@ -16,6 +16,7 @@
 #define POSTCOPY_KEEP_MIN 0.25
 #define AVG_STEPS	  16 /* Simpson intervals per curve piece for averages of D */
 #define SEARCH_STEPS	  60
+#define BANDWIDTH_MARGIN  0.9
 
 struct curve {
 	const struct dt_plan_point *p;
@@ -65,6 +66,12 @@ static double curve_at(const struct curve *c, double t)
 	if (!(t > 0))
 		return 0;
 	if (t <= w0) {
+		/*
+		 * Below one epoch, linearly through the origin: the epoch's rate
+		 * (a lower bound for a concave curve; the log-log slope of the
+		 * first segment, tried, overstates short windows of a guest whose
+		 * rewrites only show at longer ones)
+		 */
 		v = (double)p[0].pages * t / w0;
 	} else if (t >= (double)p[n - 1].window_us / 1e6) {
 		double wl = (double)p[n - 1].window_us / 1e6, slope;
@@ -87,14 +94,25 @@ static double curve_at(const struct curve *c, double t)
 		else
 			x = log(t / a) / log(b / a);
 		v = (double)p[i - 1].pages + x * ((double)p[i].pages - (double)p[i - 1].pages);
+		/*
+		 * D(T)/T never grows with T (a window's pages are at most those
+		 * of its parts): log T interpolation between far-apart points
+		 * would break that, so cap at every shorter point's rate.
+		 */
+		for (size_t j = 0; j < i; j++) {
+			double w = (double)p[j].window_us / 1e6, cap = (double)p[j].pages * t / w;
+
+			if (v > cap)
+				v = cap;
+		}
 	}
 	return v < c->cap ? v : c->cap;
 }
 
 /*
  * A dirty limit slows a vCPU's writes by limit/rate: its D(T) becomes its
- * D(T limit/rate). The VM's curve is scaled by how much the vCPUs' curves
- * shrink together (their pages overlap, the VM's curve is the truth).
+ * D(T limit/rate), and never more than limit x T. The VM's curve is scaled by how much the vCPUs'
+ * curves shrink together (their pages overlap, the VM's curve is the truth).
  */
 static double model_at(const struct model *m, double t)
 {
@@ -106,13 +124,16 @@ static double model_at(const struct model *m, double t)
 		/* no per-vCPU curves: the VM as a single writer */
 		double rate = m->rate[0];
 
-		return rate > m->limit ? curve_at(&m->vm, t * m->limit / rate) : d;
+		return rate > m->limit ? fmin(curve_at(&m->vm, t * m->limit / rate), m->limit * t)
+				       : d;
 	}
 	for (uint32_t v = 0; v < m->nvcpu; v++) {
 		double k = m->rate[v] > m->limit ? m->limit / m->rate[v] : 1;
 
 		before += curve_at(&m->vcpu[v], t);
-		after += curve_at(&m->vcpu[v], t * k);
+		/* and it cannot dirty more than limit x T pages */
+		after += k < 1 ? fmin(curve_at(&m->vcpu[v], t * k), m->limit * t)
+			       : curve_at(&m->vcpu[v], t);
 	}
 	return before > 0 ? d * after / before : d;
 }
@@ -235,12 +256,22 @@ static bool good_enough(const struct dt_plan_input *in, const struct outcome *o)
 	return o->converges && (in->target_us == 0 || o->total_s * 1e6 <= (double)in->target_us);
 }
 
+/*
+ * The limit is searched for with BANDWIDTH_MARGIN of the bandwidth: the
+ * mildest limit that converges exactly is on a knife's edge (a guest just
+ * short of converging needs almost no throttle in the model), and a link
+ * or a guest a little off its measured figures would tip it back.
+ */
 static int recommend(struct model *m, struct dt_plan *p)
 {
 	const struct dt_plan_input *in = m->in;
+	struct dt_plan_input margin = *in;
 	struct dt_plan_recommendation *rec = &p->rec;
 	double top = 0, lo, hi;
 	struct outcome o;
+
+	margin.bandwidth = in->bandwidth * BANDWIDTH_MARGIN;
+	m->in = &margin;
 
 	rec->postcopy_total_seconds =
 	    (double)in->memory_pages * (1 - in->zero_fraction) * in->page_size / in->bandwidth;
@@ -254,6 +285,7 @@ static int recommend(struct model *m, struct dt_plan *p)
 	run(m, &o, NULL);
 	if (!(top > 0) || !good_enough(in, &o)) {
 		m->limit = 0;
+		m->in = in;
 		rec->advice = DT_PLAN_ADVICE_POSTCOPY;
 		return 0;
 	}
@@ -267,6 +299,8 @@ static int recommend(struct model *m, struct dt_plan *p)
 		else
 			lo = mid;
 	}
+	/* the figures with the limit, at the bandwidth given */
+	m->in = in;
 	m->limit = hi;
 	run(m, &o, NULL);
 	m->limit = 0;

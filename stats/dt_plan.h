@@ -136,7 +136,8 @@ struct dt_plan_recommendation {
 	/*
 	 * THROTTLE: the mildest (largest) per-vCPU dirty limit, in pages per
 	 * second, with which pre-copy converges within the target time (or
-	 * within max_rounds when there is no target). The vCPUs to throttle
+	 * within max_rounds when there is no target) even with 10 % less
+	 * bandwidth than given (a margin: the exact edge is knife-sharp). The vCPUs to throttle
 	 * are those whose dirty rate (their curve at its first window) exceeds
 	 * it. 0 when no limit helps.
 	 */

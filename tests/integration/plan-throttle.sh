@@ -36,7 +36,8 @@ wait $SIM || fail "dtsim failed: $(cat "$TMP/hot.log")"
 [ "$(jq '.vcpus_detail | length' "$TMP/hot.json")" = 4 ] || fail "no per-vCPU curves"
 
 plan "$TMP/hot.trace" --vcpu-json "$TMP/hot.json" >"$TMP/hot.plan" || fail "bench_plan failed"
-cat "$TMP/hot.plan" | grep -v '^  round'
+grep -v "^  round" "$TMP/hot.plan"
+jq -c "[.vcpus_detail[] | [.wss[] | .pages]]" "$TMP/hot.json"
 grep -q '^replay: does not converge' "$TMP/hot.plan" || fail "the hot VM converges without a throttle: no test"
 grep -q '^plan: does not converge' "$TMP/hot.plan" || fail "the planner says the hot VM converges"
 grep -q '^recommendation: throttle' "$TMP/hot.plan" || fail "no throttle recommended"

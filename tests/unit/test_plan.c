@@ -246,6 +246,8 @@ static void test_curve_edges(void)
 
 	CHECK_EQ(dt_plan_curve_at(c, 3, DT_PLAN_INTERP_LOG, 100000, 50000, &v), 0);
 	CLOSE(v, 500, 1e-12);
+	CHECK_EQ(dt_plan_curve_at(linear, 4, DT_PLAN_INTERP_LOG, 100000, 50000, &v), 0);
+	CLOSE(v, 50, 1e-12); /* a linear start stays linear */
 	CHECK_EQ(dt_plan_curve_at(c, 3, DT_PLAN_INTERP_LOG, 100000, 0, &v), 0);
 	CHECK(v == 0);
 	CHECK_EQ(dt_plan_curve_at(c, 3, DT_PLAN_INTERP_LOG, 100000, 1000000, &v), 0);
