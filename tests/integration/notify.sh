@@ -92,7 +92,17 @@ kill -HUP "$DAEMON_PID"
 nwait 4 'READY=1' || fail "no READY=1 after the good reload"
 sim vm-d 0.6 || fail "dtsim vm-d failed"
 check "a fixed file applies" test "$(vm_field vm-d .epoch_seconds)" = 0.5
-check "the daemon still serves" api /v1/health
+check "the daemon still serves" api /v1/health >/dev/null
+
+# A shorter retention applies to VMs already detached (counted from their detach).
+wait_until 10 vm_state_is vm-d detached || fail "vm-d did not detach"
+printf '[daemon]\nretention = 1s\n' >"$TMP/dt.conf.d/60-retention.conf"
+kill -HUP "$DAEMON_PID"
+nwait 5 'READY=1' || fail "no READY=1 after the retention reload"
+no_vms() { test "$(api /v1/vms | jq '.vms | length')" = 0; }
+wait_until 5 no_vms || fail "detached VMs were kept: $(api /v1/vms)"
+echo "ok: a reload's retention removed the detached VMs"
+check "STATUS= says so" test "$(status)" = "STATUS=0 VMs attached, 0 listed"
 
 # --- stop ---------------------------------------------------------------------
 kill "$DAEMON_PID"
