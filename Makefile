@@ -149,7 +149,7 @@ install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT)
 		install -D -m 0644 config/dirtytrackd.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf.d
 	set -e; for u in $(DT_UNITS); do \
-		sed 's|@sbindir@|$(SBINDIR)|g' units/$$u >$(BUILD)/$$u.tmp; \
+		sed 's|@sbindir@|$(SBINDIR)|g; s|@docdir@|$(DOCDIR)|g' units/$$u >$(BUILD)/$$u.tmp; \
 		install -D -m 0644 $(BUILD)/$$u.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u; \
 		rm -f $(BUILD)/$$u.tmp; done
 	install -D -m 0644 units/dirtytrackd.sysusers $(DESTDIR)$(SYSUSERSDIR)/dirtytrackd.conf

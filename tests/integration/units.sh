@@ -11,7 +11,7 @@ UNITS="$(dirname "$0")/../../units"
 # ExecStart= must exist for verify: point it at the build output.
 mkdir -p "$TMP/units"
 for u in dirtytrackd.service dirtytrackd.socket dirtytrackd-api.socket; do
-	sed "s|@sbindir@|$BUILD|" "$UNITS/$u" >"$TMP/units/$u"
+	sed "s|@sbindir@|$BUILD|; s|@docdir@|/usr/share/doc/dirtytrackd|" "$UNITS/$u" >"$TMP/units/$u"
 done
 check "ExecStart= is the build output" grep -qx "ExecStart=$BUILD/dirtytrackd" "$TMP/units/dirtytrackd.service"
 
