@@ -128,6 +128,34 @@ PY
 	summary True "All cases"
 	summary 'int(r["sim_rounds"]) > 0' "Cases with at least one pre-copy round (memory does not fit the downtime at once)"
 	echo
+	echo "## Where the planner misses (wrong verdict, or total time / downtime off by > 25 %)"
+	echo
+	python3 - "$TMP/grid.tsv" <<'PY'
+import csv, collections, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+def err(p, s):
+    p, s = float(p), float(s)
+    return abs(p - s) / s if s > 0 else (0.0 if p == 0 else 1.0)
+n = collections.Counter(); miss = collections.defaultdict(collections.Counter)
+for r in rows:
+    pat = r["label"].split("-")[0]
+    n[pat] += 1
+    et, ed = err(r["plan_total_s"], r["sim_total_s"]), err(r["plan_down_s"], r["sim_down_s"])
+    if r["plan_conv"] != r["sim_conv"]:
+        miss[pat]["verdict"] += 1
+    elif et > 0.25:
+        miss[pat]["total time"] += 1
+    elif ed > 0.25:
+        miss[pat]["downtime"] += 1
+        if float(r["sim_down_s"]) < 0.2 * float(r["downtime_s"]):
+            miss[pat]["downtime, replayed < 20 % of the maximum"] += 1
+print("| pattern | cases | wrong verdict | total time > 25 % | downtime > 25 % | of which the replayed downtime is < 20 % of the maximum |")
+print("|---|---:|---:|---:|---:|---:|")
+for pat in n:
+    m = miss[pat]
+    print(f"| {pat} | {n[pat]} | {m['verdict']} | {m['total time']} | {m['downtime']} | {m['downtime, replayed < 20 % of the maximum']} |")
+PY
+	echo
 	echo "## Every case"
 	echo
 	echo "Columns: replay (sim), planner (plan), AVG model (avg), QEMU rule (qemu); conv 1 = converges."
