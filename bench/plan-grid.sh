@@ -36,7 +36,8 @@ PATTERNS="uniform sequential hotcold zipf bursty"
 CONFIGS="1:256M:5000:1 5:512M:20000:2 25:1G:50000:4 50:512M:80000:2 100:256M:30000:2"
 
 mkdir -p "$TMP/run"
-"$BUILD/dirtytrackd" --runtime-dir "$TMP/run" --listen-tcp off --dbus off --epoch 100ms \
+"$BUILD/dirtytrackd" --config /dev/null --runtime-dir "$TMP/run" --listen-tcp off --dbus off \
+	--epoch 100ms \
 	>"$TMP/daemon.log" 2>&1 &
 DAEMON=$!
 for _ in $(seq 100); do [ -S "$TMP/run/attach.sock" ] && break; sleep 0.05; done
