@@ -6,14 +6,19 @@
  */
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dt_util.h"
 #include "http.h"
+#include "json_plan.h"
 #include "json_view.h"
 #include "manager.h"
+#include "vm_plan.h"
+
+_Static_assert(DT_PLAN_ROUNDS_MAX == DT_PLAN_MAX_ROUNDS, "?max_rounds= is the planner's limit");
 
 #define DEFAULT_HEATMAP_WINDOW_US (60ull * 1000000)
 
@@ -50,6 +55,50 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, const char *type, 
 		return dt_http_problem(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
 				       "cannot render: %s", strerror(-r));
 	return dt_http_send(conn, MHD_HTTP_OK, type, body, len, etag, index);
+}
+
+static enum MHD_Result render_plan(struct MHD_Connection *conn, struct dt_vm *vm,
+				   const struct dt_request_target *t, const char *etag)
+{
+	const struct dt_vm_plan_options o = {
+		.bandwidth = (double)t->bandwidth,
+		.max_downtime_us = t->downtime_us,
+		.zero_fraction = t->zero_fraction,
+		.max_rounds = t->max_rounds,
+		.target_us = t->target_us,
+	};
+	struct dt_plan *p = NULL;
+	struct json_object *j;
+	int r;
+
+	r = dt_vm_plan_with(vm, &o, &p);
+	if (r == -ENODATA)
+		return dt_http_unavailable(conn, (unsigned)((vm->epoch_us + 999999) / 1000000),
+					   "VM %u has no closed epoch or no memory yet", vm->id);
+	if (r == -EINVAL)
+		return dt_http_problem(conn, MHD_HTTP_BAD_REQUEST, NULL,
+				       "the planner refused these figures");
+	if (r < 0)
+		return dt_http_problem(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+				       "cannot plan: %s", strerror(-r));
+	j = dt_json_vm_plan(vm, p);
+	dt_plan_free(p);
+	return dt_http_send_json(conn, MHD_HTTP_OK, j, etag, vm->generation);
+}
+
+/* FNV-1a over the plan's parsed query: its ETag part besides the generation. */
+static uint64_t plan_query_hash(const struct dt_request_target *t)
+{
+	const uint64_t v[] = { t->bandwidth, t->downtime_us, t->max_rounds, t->target_us,
+			       (uint64_t)llround(t->zero_fraction * 1e15) };
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++)
+		for (unsigned b = 0; b < 64; b += 8) {
+			h ^= (v[i] >> b) & 0xff;
+			h *= 0x100000001b3ull;
+		}
+	return h;
 }
 
 static enum MHD_Result render_vm(struct dt_req *rq, struct dt_vm *vm,
@@ -103,6 +152,8 @@ static enum MHD_Result render_vm(struct dt_req *rq, struct dt_vm *vm,
 					       t->epoch, vm->id);
 		/* A closed epoch's set never changes. */
 		return dt_http_send_json(conn, MHD_HTTP_OK, o, NULL, 0);
+	case DT_ROUTE_VM_PLAN:
+		return render_plan(conn, vm, t, etag);
 	default:
 		return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL, "no such resource");
 	}
@@ -153,7 +204,7 @@ enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method)
 	struct dt_url_problem p;
 	enum MHD_Result res;
 	struct dt_vm *vm;
-	char etag[64];
+	char etag[96];
 	char *body;
 	size_t len;
 	int r;
@@ -200,8 +251,12 @@ enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method)
 	if (dt_route_needs_epoch(t.route) && dt_stats_epochs(vm->stats) == 0)
 		return dt_http_unavailable(conn, (unsigned)((vm->epoch_us + 999999) / 1000000),
 					   "VM %u has no harvested epoch yet", vm->id);
-	snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%u-%" PRIu64 "\"", a->etag_salt, vm->id,
-		 vm->generation);
+	if (t.route == DT_ROUTE_VM_PLAN) /* a function of the generation and the query */
+		snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%u-%" PRIu64 "-%016" PRIx64 "\"",
+			 a->etag_salt, vm->id, vm->generation, plan_query_hash(&t));
+	else
+		snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%u-%" PRIu64 "\"", a->etag_salt,
+			 vm->id, vm->generation);
 	if (t.route != DT_ROUTE_VM_EPOCH_PAGES &&
 	    conditional(rq, &t, vm->id, vm->generation, etag, &res))
 		return res;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dt_util.h"
@@ -17,6 +18,7 @@ static const struct {
 	const char *seg[DT_URL_MAX_SEGMENTS];
 	unsigned params;
 	bool needs_epoch;
+	unsigned required; /* parameters that must be given */
 } routes[_DT_ROUTE_MAX] = {
 	[DT_ROUTE_VMS] = { "vms", { "v1", "vms" }, P(INDEX) | P(WAIT) },
 	[DT_ROUTE_VM] = { "vm", { "v1", "vms", SEG_VM }, P(INDEX) | P(WAIT) },
@@ -39,6 +41,12 @@ static const struct {
 				      true },
 	[DT_ROUTE_VM_EPOCH_PAGES] = { "epoch pages",
 				      { "v1", "vms", SEG_VM, "epochs", SEG_N, "pages" } },
+	[DT_ROUTE_VM_PLAN] = { "plan",
+			       { "v1", "vms", SEG_VM, "plan" },
+			       P(BANDWIDTH) | P(DOWNTIME) | P(ZERO_FRACTION) | P(MAX_ROUNDS) |
+				       P(TARGET) | P(INDEX) | P(WAIT),
+			       true,
+			       P(BANDWIDTH) | P(DOWNTIME) },
 	[DT_ROUTE_HEALTH] = { "health", { "v1", "health" } },
 	[DT_ROUTE_OPENAPI] = { "openapi", { "openapi.json" } },
 	[DT_ROUTE_METRICS] = { "metrics", { "metrics" } },
@@ -47,7 +55,39 @@ static const struct {
 static const char *const param_names[_DT_PARAM_MAX] = {
 	[DT_PARAM_SINCE] = "since", [DT_PARAM_LIMIT] = "limit", [DT_PARAM_INDEX] = "index",
 	[DT_PARAM_WAIT] = "wait",   [DT_PARAM_WINDOW] = "window",
+	[DT_PARAM_BANDWIDTH] = "bandwidth", [DT_PARAM_DOWNTIME] = "downtime",
+	[DT_PARAM_ZERO_FRACTION] = "zero_fraction", [DT_PARAM_MAX_ROUNDS] = "max_rounds",
+	[DT_PARAM_TARGET] = "target",
 };
+
+static const char *const param_needs[_DT_PARAM_MAX] = {
+	[DT_PARAM_BANDWIDTH] = "a bandwidth in bytes per second, such as 125000000, 10Gbit, "
+			       "1.25GB or 1GiB/s",
+	[DT_PARAM_DOWNTIME] = "the maximum downtime, such as 300ms or 2s",
+};
+
+/* A fraction: decimal digits with at most one dot, within 0 .. 1. */
+static int parse_fraction(const char *s, double *ret)
+{
+	bool dot = false, digit = false;
+	double v;
+
+	for (const char *c = s; *c; c++) {
+		if (*c == '.' && !dot)
+			dot = true;
+		else if (*c >= '0' && *c <= '9')
+			digit = true;
+		else
+			return -EINVAL;
+	}
+	if (!digit)
+		return -EINVAL;
+	v = strtod(s, NULL);
+	if (!(v >= 0 && v <= 1))
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
 
 const char *dt_route_name(enum dt_route r)
 {
@@ -176,6 +216,49 @@ static int parse_param(struct dt_request_target *t, unsigned accepted, const cha
 				       "query parameter 'window' must be a duration from 1us "
 				       "to 24h");
 		break;
+	case DT_PARAM_BANDWIDTH:
+		r = dt_parse_bandwidth(val, &t->bandwidth);
+		if (r == -ERANGE)
+			return problem(p, DT_URL_BAD_PARAM, key,
+				       "query parameter 'bandwidth' must be at least 1 byte per "
+				       "second and at most 1PB/s");
+		if (r < 0)
+			return problem(p, DT_URL_BAD_PARAM, key,
+				       "query parameter 'bandwidth' must be bytes per second: a "
+				       "number, or with a unit such as 10Gbit, 100Mbit/s, 1.25GB, "
+				       "500MB or 1GiB");
+		break;
+	case DT_PARAM_DOWNTIME:
+		if (dt_parse_duration(val, &t->downtime_us) < 0 || t->downtime_us == 0 ||
+		    t->downtime_us > DT_PLAN_DOWNTIME_MAX_US)
+			return problem(p, DT_URL_BAD_PARAM, key,
+				       "query parameter 'downtime' must be a duration from 1us to "
+				       "1h, such as 300ms or 2s");
+		break;
+	case DT_PARAM_ZERO_FRACTION:
+		if (parse_fraction(val, &t->zero_fraction) < 0)
+			return problem(p, DT_URL_BAD_PARAM, key,
+				       "query parameter 'zero_fraction' must be a number from 0 "
+				       "to 1, such as 0.25");
+		break;
+	case DT_PARAM_MAX_ROUNDS: {
+		uint64_t n;
+
+		if (dt_parse_u64(val, 1, DT_PLAN_ROUNDS_MAX, &n) < 0)
+			return problem(p, DT_URL_BAD_PARAM, key,
+				       "query parameter 'max_rounds' must be an integer from 1 to "
+				       "%u",
+				       DT_PLAN_ROUNDS_MAX);
+		t->max_rounds = (uint32_t)n;
+		break;
+	}
+	case DT_PARAM_TARGET:
+		if (dt_parse_duration(val, &t->target_us) < 0 || t->target_us == 0 ||
+		    t->target_us > DT_PLAN_TARGET_MAX_US)
+			return problem(p, DT_URL_BAD_PARAM, key,
+				       "query parameter 'target' must be a duration from 1us to "
+				       "7 days, such as 120s or 10m");
+		break;
 	default:
 		break;
 	}
@@ -278,6 +361,11 @@ int dt_url_parse(const char *target, uint64_t max_wait_us, struct dt_request_tar
 		}
 		s = e ? e + 1 : NULL;
 	}
+	for (unsigned k = 0; k < _DT_PARAM_MAX; k++)
+		if ((routes[i].required & (1u << k)) && !(t.present & (1u << k)))
+			return problem(p, DT_URL_BAD_PARAM, param_names[k],
+				       "query parameter '%s' is required: %s", param_names[k],
+				       param_needs[k] ? param_needs[k] : "a value");
 	if ((t.present & P(WAIT)) && !(t.present & P(INDEX)))
 		return problem(p, DT_URL_BAD_PARAM, "wait",
 			       "query parameter 'wait' needs 'index' (the generation you have)");

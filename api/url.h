@@ -17,6 +17,9 @@
 #define DT_URL_MAX_PARAMS 8
 #define DT_HISTORY_LIMIT_MAX 100000u
 #define DT_HISTORY_LIMIT_DEFAULT 1000u
+#define DT_PLAN_DOWNTIME_MAX_US (3600ull * 1000000) /* ?downtime= at most 1 h */
+#define DT_PLAN_TARGET_MAX_US (7ull * 24 * 3600 * 1000000) /* ?target= at most a week */
+#define DT_PLAN_ROUNDS_MAX 1000u /* ?max_rounds=, the planner's DT_PLAN_MAX_ROUNDS */
 
 enum dt_route {
 	DT_ROUTE_VMS,
@@ -29,6 +32,7 @@ enum dt_route {
 	DT_ROUTE_VM_HEATMAP,
 	DT_ROUTE_VM_HEATMAP_SVG,
 	DT_ROUTE_VM_EPOCH_PAGES,
+	DT_ROUTE_VM_PLAN,
 	DT_ROUTE_HEALTH,
 	DT_ROUTE_OPENAPI,
 	DT_ROUTE_METRICS,
@@ -42,6 +46,11 @@ enum dt_param {
 	DT_PARAM_INDEX, /* long-poll: the generation the client has */
 	DT_PARAM_WAIT, /* long-poll: how long to wait for a newer one */
 	DT_PARAM_WINDOW, /* heatmap: duration the heatmap covers */
+	DT_PARAM_BANDWIDTH, /* plan: bytes per second, with units (required) */
+	DT_PARAM_DOWNTIME, /* plan: maximum downtime, a duration (required) */
+	DT_PARAM_ZERO_FRACTION, /* plan: share of memory that is zero pages, 0 .. 1 */
+	DT_PARAM_MAX_ROUNDS, /* plan: pre-copy rounds before a forced stop */
+	DT_PARAM_TARGET, /* plan: time the migration should take at most */
 	_DT_PARAM_MAX,
 };
 
@@ -52,6 +61,10 @@ struct dt_request_target {
 	unsigned present; /* bit (1 << enum dt_param) per parameter given */
 	uint64_t since, limit, index;
 	uint64_t wait_us, window_us;
+	/* plan: bandwidth >= 1 (bytes/s), downtime_us > 0; max_rounds 0 and target_us 0: not given */
+	uint64_t bandwidth, downtime_us, target_us;
+	double zero_fraction; /* 0 .. 1 */
+	uint32_t max_rounds;
 };
 
 enum dt_url_error {

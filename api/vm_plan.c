@@ -20,6 +20,17 @@ static uint32_t covered_windows(const struct dt_vm *vm, uint64_t epochs)
 int dt_vm_plan(const struct dt_vm *vm, double bandwidth, uint64_t max_downtime_us,
 	       struct dt_plan **ret)
 {
+	const struct dt_vm_plan_options o = {
+		.bandwidth = bandwidth,
+		.max_downtime_us = max_downtime_us,
+	};
+
+	return dt_vm_plan_with(vm, &o, ret);
+}
+
+int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
+		    struct dt_plan **ret)
+{
 	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
 	struct dt_plan_point curve[DT_PLAN_MAX_POINTS];
 	_cleanup_free_ struct dt_plan_point *vpoints = NULL;
@@ -30,7 +41,8 @@ int dt_vm_plan(const struct dt_vm *vm, double bandwidth, uint64_t max_downtime_u
 	uint32_t n = covered_windows(vm, epochs), nv = 0;
 	struct dt_plan_input in;
 
-	if (!isfinite(bandwidth) || bandwidth <= 0 || max_downtime_us == 0)
+	if (!isfinite(o->bandwidth) || o->bandwidth <= 0 || o->max_downtime_us == 0 ||
+	    !(o->zero_fraction >= 0 && o->zero_fraction <= 1) || o->max_rounds > DT_PLAN_MAX_ROUNDS)
 		return -EINVAL;
 	if (n == 0 || memory == 0)
 		return -ENODATA;
@@ -62,9 +74,11 @@ int dt_vm_plan(const struct dt_vm *vm, double bandwidth, uint64_t max_downtime_u
 		.npoints = n,
 		.memory_pages = memory,
 		.page_size = vm->page_size,
-		.bandwidth = bandwidth,
-		.max_downtime_us = max_downtime_us,
-		.max_rounds = DT_VM_PLAN_MAX_ROUNDS,
+		.bandwidth = o->bandwidth,
+		.max_downtime_us = o->max_downtime_us,
+		.zero_fraction = o->zero_fraction,
+		.max_rounds = o->max_rounds ? o->max_rounds : DT_VM_PLAN_MAX_ROUNDS,
+		.target_us = o->target_us,
 		.vcpus = nv ? vcpus : NULL,
 		.nvcpus = nv,
 		.interp = DT_PLAN_INTERP_LOG,

@@ -20,3 +20,16 @@
  */
 int dt_vm_plan(const struct dt_vm *vm, double bandwidth, uint64_t max_downtime_us,
 	       struct dt_plan **ret);
+
+/* What a front end may ask beyond bandwidth and downtime (REST's query). */
+struct dt_vm_plan_options {
+	double bandwidth;	  /* bytes per second */
+	uint64_t max_downtime_us;
+	double zero_fraction; /* 0 .. 1; 0: none assumed */
+	uint32_t max_rounds;  /* 0: DT_VM_PLAN_MAX_ROUNDS */
+	uint64_t target_us;   /* 0: no target */
+};
+
+/* dt_vm_plan with options; dt_vm_plan is this with the defaults. */
+int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
+		    struct dt_plan **ret);

@@ -97,6 +97,62 @@ int dt_parse_duration(const char *s, uint64_t *ret_us)
 	return -EINVAL;
 }
 
+int dt_parse_bandwidth(const char *s, uint64_t *ret)
+{
+	/* Prefixes: decimal k/K, M, G, T; binary Ki, Mi, Gi, Ti. */
+	static const struct {
+		const char *prefix;
+		double mult;
+	} prefixes[] = {
+		{ "", 1 },	     { "k", 1e3 },	    { "K", 1e3 },
+		{ "M", 1e6 },	     { "G", 1e9 },	    { "T", 1e12 },
+		{ "Ki", 1024.0 },    { "Mi", 1048576.0 }, { "Gi", 1073741824.0 },
+		{ "Ti", 1099511627776.0 },
+	};
+	/* Units after the prefix, in bytes: bytes or bits. */
+	static const struct {
+		const char *unit;
+		double bytes;
+	} units[] = {
+		{ "B", 1 }, { "Bps", 1 }, { "bit", 0.125 }, { "bits", 0.125 }, { "bps", 0.125 },
+	};
+	const char *end;
+	char unit[16];
+	double v, bytes = -1;
+	size_t len;
+	int r;
+
+	r = parse_number(s, &v, &end);
+	if (r < 0)
+		return r;
+	len = strlen(end);
+	if (len >= 2 && strcmp(end + len - 2, "/s") == 0)
+		len -= 2;
+	if (len >= sizeof(unit))
+		return -EINVAL;
+	memcpy(unit, end, len);
+	unit[len] = 0;
+	if (!*unit)
+		bytes = v;
+	for (size_t i = 0; bytes < 0 && i < ARRAY_SIZE(prefixes); i++) {
+		size_t pl = strlen(prefixes[i].prefix);
+
+		if (strncmp(unit, prefixes[i].prefix, pl) != 0)
+			continue;
+		for (size_t k = 0; k < ARRAY_SIZE(units); k++)
+			if (strcmp(unit + pl, units[k].unit) == 0) {
+				bytes = v * prefixes[i].mult * units[k].bytes;
+				break;
+			}
+	}
+	if (bytes < 0)
+		return -EINVAL;
+	if (!isfinite(bytes) || bytes < 1 || bytes > (double)DT_BANDWIDTH_MAX)
+		return -ERANGE;
+	*ret = (uint64_t)llround(bytes);
+	return 0;
+}
+
 int dt_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 {
 	char *end;
@@ -152,10 +208,9 @@ int dt_uuid_parse(const char *s, uint8_t ret[16])
 
 void dt_uuid_format(const uint8_t u[16], char out[37])
 {
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-		 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-		 u[14], u[15]);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+		 u[13], u[14], u[15]);
 }
 
 bool dt_uuid_is_null(const uint8_t u[16])

@@ -57,6 +57,16 @@ static inline uint64_t dt_now_us(void)
 int dt_parse_size(const char *s, uint64_t *ret);
 /* "1s", "100ms", "250us", "2m", "1h", "1.5s"; a bare number is seconds. -> µs */
 int dt_parse_duration(const char *s, uint64_t *ret_us);
+/*
+ * A bandwidth -> bytes per second, rounded to the byte: a bare number is
+ * bytes/s; "100Mbit", "10Gbit", "25Gbps" are bits (decimal: 1 Gbit = 1e9
+ * bits); "500MB", "1.25GB" decimal bytes; "1GiB", "100Mibit" binary; each
+ * optionally followed by "/s". Units are case-sensitive (b is a bit, B a
+ * byte, m would be milli). -EINVAL (syntax, unknown unit), -ERANGE (below
+ * 1 B/s, including zero, or above DT_BANDWIDTH_MAX).
+ */
+#define DT_BANDWIDTH_MAX 1000000000000000ull /* 1 PB/s: 8 Pbit/s */
+int dt_parse_bandwidth(const char *s, uint64_t *ret);
 /* Unsigned decimal integer within [min, max]. */
 int dt_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 /* RFC 4122 text <-> 16 bytes. Text buffer must hold 37 bytes. */

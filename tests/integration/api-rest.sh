@@ -117,7 +117,7 @@ start_daemon --epoch 1min
 "$BUILD/dtsim" --connect "$ATTACH_SOCK" --name fresh --memory 64M --rate 1000 --duration 30 >"$TMP/sim2.log" 2>&1 &
 BG_PIDS+=($!)
 wait_until 5 api /v1/vms/fresh || fail "fresh did not attach"
-for p in wss wss.svg vcpus slots heatmap heatmap.svg; do
+for p in wss wss.svg vcpus slots heatmap heatmap.svg "plan?bandwidth=10Gbit&downtime=300ms"; do
 	expect 503 GET "/v1/vms/fresh/$p"
 	problem_is 503
 	grep -qi '^retry-after: 60' "$TMP/hdr" || fail "503 without Retry-After"
@@ -176,6 +176,11 @@ npaths=0
 for path in $(jq -r '.paths | keys[]' "$DOC"); do
 	url=${path//\{vm\}/doc}
 	url=${url//\{n\}/$epoch}
+	# required query parameters (the plan's) get their documented example
+	query=$(jq -r --arg p "$path" '. as $doc | [.paths[$p].get.parameters[]? |
+		if has("$ref") then (.["$ref"] | split("/")[-1]) as $n | $doc.components.parameters[$n] else . end |
+		select(.in == "query" and .required) | "\(.name)=\(.example // .schema.example)"] | join("&")' "$DOC")
+	[ -z "$query" ] || url="$url?$query"
 	expect 200 GET "$url"
 	npaths=$((npaths + 1))
 	# Documented statuses include what the server said; required fields present.
@@ -192,10 +197,10 @@ for path in $(jq -r '.paths | keys[]' "$DOC"); do
 	jq -e --argjson req "$req" '. as $o | all($req[]; . as $k | $o | has($k))' "$TMP/body" >/dev/null ||
 		fail "$path: the answer lacks one of $req"
 done
-[ "$npaths" -ge 13 ] || fail "only $npaths documented paths"
+[ "$npaths" -ge 14 ] || fail "only $npaths documented paths"
 # every documented error status of a VM path is one the server can give, and
 # every route the server knows is documented
-for p in /v1/vms/doc/wss /v1/vms/doc/heatmap; do
+for p in /v1/vms/doc/wss /v1/vms/doc/heatmap /v1/vms/doc/plan; do
 	jq -e --arg p "${p/doc/\{vm\}}" '.paths[$p].get.responses | has("400") and has("404") and has("405") and has("503")' "$DOC" >/dev/null ||
 		fail "$p: error statuses undocumented"
 done

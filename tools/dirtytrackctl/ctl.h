@@ -13,6 +13,7 @@ enum {
 	CTL_EXIT_UNREACHABLE = 3, /* no daemon at the socket or URL */
 	CTL_EXIT_NOT_FOUND = 4, /* unknown VM */
 	CTL_EXIT_DENIED = 5, /* the token was refused (401) */
+	CTL_EXIT_NO_CONVERGE = 6, /* plan: pre-copy would not converge (or not within --target) */
 };
 
 struct ctl {
@@ -39,4 +40,5 @@ int ctl_list(const struct ctl *ctl, int argc, char **argv);
 int ctl_show(const struct ctl *ctl, int argc, char **argv);
 int ctl_wss(const struct ctl *ctl, int argc, char **argv);
 int ctl_watch(const struct ctl *ctl, int argc, char **argv);
+int ctl_plan(const struct ctl *ctl, int argc, char **argv);
 int ctl_health(const struct ctl *ctl, int argc, char **argv);

@@ -17,6 +17,8 @@ static const struct {
 	{ "show", ctl_show, "show VM: identity, working-set curve, per-vCPU figures" },
 	{ "wss", ctl_wss, "wss VM: the working-set curve" },
 	{ "watch", ctl_watch, "watch [--count N] [--wait S] VM: live rates and curve, per harvest" },
+	{ "plan", ctl_plan,
+	  "plan VM --bandwidth B --downtime D [--target T]: will pre-copy migration converge" },
 	{ "health", ctl_health, "is the daemon serving" },
 };
 
@@ -30,7 +32,8 @@ static void usage(FILE *f)
 		   "--url http://127.0.0.1:9111 or https://HOST:PORT (remote listener: with\n"
 		   "--token-file holding its bearer token, --cacert for its certificate).\n"
 		   "Exit codes: 0 ok, 1 daemon error, 2 usage, 3 daemon unreachable, 4 no such VM,\n"
-		   "5 token refused\n");
+		   "5 token refused, 6 plan: pre-copy would not converge (or not within\n"
+		   "--target)\n");
 }
 
 static int read_token(const char *path, char **ret)

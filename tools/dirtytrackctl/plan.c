@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * dirtytrackctl plan VM --bandwidth B --downtime D: the daemon's pre-copy
+ * migration plan (GET /v1/vms/VM/plan) as a summary, or its JSON as is.
+ * Exit CTL_EXIT_NO_CONVERGE when pre-copy would not converge (or not within
+ * --target), so that a migration hook can refuse or throttle first.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "dt_util.h"
+
+static void plan_usage(FILE *f)
+{
+	fprintf(f, "Usage: dirtytrackctl [--json] plan VM --bandwidth B --downtime D [--json]\n"
+		   "                     [--zero-fraction F] [--max-rounds N] [--target T]\n"
+		   "B: bytes/s, or 10Gbit, 100Mbit/s, 1.25GB, 500MB, 1GiB; D, T: 300ms, 2s, 10m.\n"
+		   "Exit 0 when pre-copy converges (within T), 6 when it does not.\n");
+}
+
+static struct json_object *get(struct json_object *o, const char *k)
+{
+	struct json_object *v = NULL;
+
+	return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+static double dbl(struct json_object *o, const char *k)
+{
+	return json_object_get_double(get(o, k));
+}
+
+static void print_plan(struct json_object *o)
+{
+	struct json_object *in = get(o, "inputs"), *rounds = get(o, "rounds");
+	struct json_object *rec = get(o, "recommendation"), *target = get(in, "target_seconds");
+	bool converges = json_object_get_boolean(get(o, "converges"));
+	char a[32], b[32];
+
+	printf("VM %s (%s), epoch %s: pre-copy %s at %s with at most %gs downtime",
+	       json_object_get_string(get(o, "id")), json_object_get_string(get(o, "name")),
+	       json_object_get_string(get(o, "epoch")),
+	       converges ? "converges" : "does NOT converge",
+	       ctl_rate(dbl(in, "bandwidth_bytes_per_second"), a), dbl(in, "downtime_seconds"));
+	if (target)
+		printf(" (target %gs: %s)", json_object_get_double(target),
+		       json_object_get_boolean(get(o, "meets_target")) ? "met" : "missed");
+	printf("\n  memory %s, page size %s, zero fraction %g, at most %s rounds; verdict %s\n",
+	       ctl_bytes(dbl(in, "memory_bytes"), b), json_object_get_string(get(in, "page_size")),
+	       dbl(in, "zero_fraction"), json_object_get_string(get(in, "max_rounds")),
+	       json_object_get_string(get(o, "verdict")));
+	printf("  %5s %10s %10s %12s %12s %12s\n", "ROUND", "START", "DURATION", "PAGES", "BYTES",
+	       "DIRTIED");
+	for (size_t i = 0; rounds && i < json_object_array_length(rounds); i++) {
+		struct json_object *r = json_object_array_get_idx(rounds, i);
+
+		printf("  %5s %9.3fs %9.3fs %12llu %12s %12llu\n",
+		       json_object_get_string(get(r, "index")), dbl(r, "start_seconds"),
+		       dbl(r, "duration_seconds"),
+		       (unsigned long long)json_object_get_uint64(get(r, "pages")),
+		       ctl_bytes((double)json_object_get_uint64(get(r, "bytes")), a),
+		       (unsigned long long)json_object_get_uint64(get(r, "dirtied_pages")));
+	}
+	printf("  total time %.3fs, downtime %.3fs, %s sent\n", dbl(o, "total_time_seconds"),
+	       dbl(o, "downtime_seconds"),
+	       ctl_bytes((double)json_object_get_uint64(get(o, "bytes_sent")), a));
+	if (!rec) {
+		printf("Recommendation: none, migrate as is.\n");
+		return;
+	}
+	const char *advice = json_object_get_string(get(rec, "advice"));
+	struct json_object *vcpus = get(rec, "throttle_vcpus");
+
+	if (strcmp(advice, "throttle") == 0) {
+		printf("Recommendation: throttle vCPU%s ",
+		       json_object_array_length(vcpus) == 1 ? "" : "s");
+		for (size_t i = 0; i < json_object_array_length(vcpus); i++)
+			printf("%s%s", i ? "," : "",
+			       json_object_get_string(json_object_array_get_idx(vcpus, i)));
+		printf(" to %.0f dirtied pages/s (%s) each: then %.3fs in all, %.3fs downtime.\n",
+		       dbl(rec, "dirty_limit_pages_per_second"),
+		       ctl_rate(dbl(rec, "dirty_limit_bytes_per_second"), a),
+		       dbl(rec, "throttled_total_seconds"), dbl(rec, "throttled_downtime_seconds"));
+	} else if (strcmp(advice, "postcopy") == 0) {
+		printf("Recommendation: post-copy, %.3fs in all.\n",
+		       dbl(rec, "postcopy_total_seconds"));
+	} else {
+		printf("Recommendation: %s.\n", advice);
+	}
+	printf("  %s\n", json_object_get_string(get(rec, "why")));
+}
+
+/* Append "&key=escaped(value)" to path. */
+static int add_param(char *path, size_t size, const char *key, const char *value)
+{
+	char *e = ctl_escape(value);
+	size_t len = strlen(path);
+	int n;
+
+	if (!e)
+		return -1;
+	n = snprintf(path + len, size - len, "%s%s=%s", strchr(path, '?') ? "&" : "?", key, e);
+	free(e);
+	return n < 0 || (size_t)n >= size - len ? -1 : 0;
+}
+
+int ctl_plan(const struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "bandwidth", required_argument, NULL, 'b' },
+		{ "downtime", required_argument, NULL, 'd' },
+		{ "zero-fraction", required_argument, NULL, 'z' },
+		{ "max-rounds", required_argument, NULL, 'r' },
+		{ "target", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	const char *bandwidth = NULL, *downtime = NULL, *zero = NULL, *rounds = NULL,
+		   *target = NULL;
+	struct json_object *o = NULL;
+	bool json = ctl->json;
+	char path[1024];
+	char *vm;
+	uint64_t v;
+	int c, r;
+
+	optind = 0; /* glibc: start over on the subcommand's arguments */
+	while ((c = getopt_long(argc, argv, "b:d:z:r:t:jh", opts, NULL)) >= 0) {
+		switch (c) {
+		case 'b':
+			bandwidth = optarg;
+			break;
+		case 'd':
+			downtime = optarg;
+			break;
+		case 'z':
+			zero = optarg;
+			break;
+		case 'r':
+			rounds = optarg;
+			break;
+		case 't':
+			target = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			plan_usage(stdout);
+			return CTL_EXIT_OK;
+		default:
+			plan_usage(stderr);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc || !bandwidth || !downtime) {
+		fprintf(stderr, "dirtytrackctl: plan needs a VM, --bandwidth and --downtime\n");
+		plan_usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	/* The daemon checks them too; a typo is a usage error here, not a daemon error. */
+	if (dt_parse_bandwidth(bandwidth, &v) < 0) {
+		fprintf(stderr,
+			"dirtytrackctl: --bandwidth '%s' is not a bandwidth from 1 B/s to 1PB/s "
+			"(bytes/s, or 10Gbit, 100Mbit/s, 1.25GB, 500MB, 1GiB)\n",
+			bandwidth);
+		return CTL_EXIT_USAGE;
+	}
+	if (dt_parse_duration(downtime, &v) < 0 || v == 0) {
+		fprintf(stderr, "dirtytrackctl: --downtime '%s' is not a duration such as 300ms\n",
+			downtime);
+		return CTL_EXIT_USAGE;
+	}
+	if (zero) {
+		char *end;
+		double f = strtod(zero, &end);
+
+		if (*end || end == zero || !(f >= 0 && f <= 1) ||
+		    strspn(zero, "0123456789.") != strlen(zero)) {
+			fprintf(stderr,
+				"dirtytrackctl: --zero-fraction '%s' is not a number from 0 to 1\n",
+				zero);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (rounds && dt_parse_u64(rounds, 1, 1000, &v) < 0) {
+		fprintf(stderr,
+			"dirtytrackctl: --max-rounds '%s' is not an integer from 1 to 1000\n",
+			rounds);
+		return CTL_EXIT_USAGE;
+	}
+	if (target && (dt_parse_duration(target, &v) < 0 || v == 0)) {
+		fprintf(stderr, "dirtytrackctl: --target '%s' is not a duration such as 120s\n",
+			target);
+		return CTL_EXIT_USAGE;
+	}
+	vm = ctl_escape(argv[optind]);
+	if (!vm)
+		return CTL_EXIT_FAILURE;
+	snprintf(path, sizeof(path), "/v1/vms/%s/plan", vm);
+	free(vm);
+	if (add_param(path, sizeof(path), "bandwidth", bandwidth) < 0 ||
+	    add_param(path, sizeof(path), "downtime", downtime) < 0 ||
+	    (zero && add_param(path, sizeof(path), "zero_fraction", zero) < 0) ||
+	    (rounds && add_param(path, sizeof(path), "max_rounds", rounds) < 0) ||
+	    (target && add_param(path, sizeof(path), "target", target) < 0)) {
+		fprintf(stderr, "dirtytrackctl: the arguments are too long\n");
+		return CTL_EXIT_USAGE;
+	}
+	r = ctl_get(ctl, path, &o);
+	if (r)
+		return r;
+	if (json)
+		ctl_print_json(o);
+	else
+		print_plan(o);
+	r = json_object_get_boolean(get(o, "meets_target")) ? CTL_EXIT_OK : CTL_EXIT_NO_CONVERGE;
+	json_object_put(o);
+	return r;
+}
