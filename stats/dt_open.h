@@ -62,6 +62,22 @@ static inline void dt_open_add(struct dt_open *o, uint32_t page)
 	dt_open_add_slow(o, page);
 }
 
+/*
+ * The set bits of a bitmap word, page base + i for bit i. A 64-aligned word
+ * in the cached chunk is one OR (the bitmap collector's words are aligned).
+ */
+static inline void dt_open_add_word(struct dt_open *o, uint32_t base, uint64_t bits)
+{
+	if (!(base & 63) && (base >> DT_OPEN_SHIFT) + 1 == o->cache_key) {
+		o->cache_bits[(base & ((1u << DT_OPEN_SHIFT) - 1)) / 64] |= bits;
+		return;
+	}
+	do {
+		dt_open_add(o, base + (uint32_t)__builtin_ctzll(bits));
+		bits &= bits - 1;
+	} while (bits);
+}
+
 /* Pages [lo, hi) (full bitmap words): merged into runs, kept in the fallback. */
 void dt_open_add_range(struct dt_open *o, uint64_t lo, uint64_t hi);
 

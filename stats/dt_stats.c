@@ -179,10 +179,7 @@ void dt_stats_add_word(struct dt_stats *s, uint32_t base, uint64_t bits)
 		dt_open_add_range(s->open, base, (uint64_t)base + 64);
 		return;
 	}
-	do {
-		dt_open_add(s->open, base + (uint32_t)__builtin_ctzll(bits));
-		bits &= bits - 1;
-	} while (bits);
+	dt_open_add_word(s->open, base, bits);
 }
 
 /* ---- closing an epoch ---------------------------------------------------- */
