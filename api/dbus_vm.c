@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "curve.h"
 #include "dbus_int.h"
 #include "dt_util.h"
 #include "vm_plan.h"
@@ -125,22 +126,14 @@ static int get_memory_bytes(sd_bus *bus, const char *path, const char *interface
 			    sd_bus_error *error)
 {
 	const struct dt_vm *vm = userdata;
-	uint64_t pages = vm->state == DT_VM_ATTACHED ? dt_slots_active_pages(&vm->collector.slots)
-						     : vm->detached_pages;
-
-	return sd_bus_message_append(reply, "t", pages << vm->page_shift);
-}
-
-static double epoch_seconds(const struct dt_vm *vm)
-{
-	return (double)vm->epoch_us / 1e6;
+	return sd_bus_message_append(reply, "t", dt_vm_memory_pages(vm) << vm->page_shift);
 }
 
 static int get_epoch_seconds(sd_bus *bus, const char *path, const char *interface,
 			     const char *property, sd_bus_message *reply, void *userdata,
 			     sd_bus_error *error)
 {
-	return sd_bus_message_append(reply, "d", epoch_seconds(userdata));
+	return sd_bus_message_append(reply, "d", dt_vm_epoch_seconds(userdata));
 }
 
 static int get_epochs(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -166,44 +159,26 @@ static int get_history_bytes(sd_bus *bus, const char *path, const char *interfac
 {
 	const struct dt_vm *vm = userdata;
 
-	return sd_bus_message_append(reply, "t", (uint64_t)dt_stats_memory(vm->stats));
+	return sd_bus_message_append(reply, "t", vm->history_bytes);
 }
-
-enum curve_kind { CURVE_VM, CURVE_VCPU, CURVE_SLOT };
 
 /*
  * A working-set curve as a(dttd): window seconds, D(T) pages, bytes, dirty
  * rate in bytes per second, for every window the stats precompute.
  */
-static int append_curve(sd_bus_message *reply, const struct dt_vm *vm, enum curve_kind kind,
+static int append_curve(sd_bus_message *reply, const struct dt_vm *vm, enum dt_curve_kind kind,
 			uint32_t vcpu, const struct dt_slot *slot)
 {
-	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
+	struct dt_curve c;
 	int r;
 
+	dt_vm_curve(vm, kind, vcpu, slot, &c);
 	r = sd_bus_message_open_container(reply, 'a', "(dttd)");
 	if (r < 0)
 		return r;
-	for (uint32_t i = 0; i < sc->nwindows; i++) {
-		uint32_t w = sc->windows[i];
-		uint64_t pages, bytes;
-		double seconds;
-
-		switch (kind) {
-		case CURVE_VCPU:
-			pages = dt_stats_vcpu_wss(vm->stats, vcpu, w);
-			break;
-		case CURVE_SLOT:
-			pages = dt_stats_wss_range(vm->stats, w, slot->base,
-						   slot->base + (uint32_t)slot->pages);
-			break;
-		default:
-			pages = dt_stats_wss(vm->stats, w);
-		}
-		seconds = w * epoch_seconds(vm);
-		bytes = pages << vm->page_shift;
-		r = sd_bus_message_append(reply, "(dttd)", seconds, pages, bytes,
-					  (double)bytes / seconds);
+	for (uint32_t i = 0; i < c.n; i++) {
+		r = sd_bus_message_append(reply, "(dttd)", c.p[i].window_seconds, c.p[i].pages,
+					  c.p[i].bytes, c.p[i].rate);
 		if (r < 0)
 			return r;
 	}
@@ -214,7 +189,7 @@ static int get_working_set(sd_bus *bus, const char *path, const char *interface,
 			   const char *property, sd_bus_message *reply, void *userdata,
 			   sd_bus_error *error)
 {
-	return append_curve(reply, userdata, CURVE_VM, 0, NULL);
+	return append_curve(reply, userdata, DT_CURVE_VM, 0, NULL);
 }
 
 /* a(ubta(dttd)): vCPU index, has a dirty ring, ring entries, working-set curve. */
@@ -238,7 +213,7 @@ static int get_vcpu_rates(sd_bus *bus, const char *path, const char *interface,
 					  dt_stats_vcpu_entries(vm->stats, v));
 		if (r < 0)
 			return r;
-		r = append_curve(reply, vm, CURVE_VCPU, v, NULL);
+		r = append_curve(reply, vm, DT_CURVE_VCPU, v, NULL);
 		if (r < 0)
 			return r;
 		r = sd_bus_message_close_container(reply);
@@ -270,7 +245,7 @@ static int get_slots(sd_bus *bus, const char *path, const char *interface, const
 		r = sd_bus_message_append(reply, "utt", s->slot, s->gpa, s->pages);
 		if (r < 0)
 			return r;
-		r = append_curve(reply, vm, CURVE_SLOT, 0, s);
+		r = append_curve(reply, vm, DT_CURVE_SLOT, 0, s);
 		if (r < 0)
 			return r;
 		r = sd_bus_message_close_container(reply);

@@ -5,6 +5,8 @@
  */
 #pragma once
 
+#define DT_API_PRIORITY 10 /* sd-event priority of HTTP work: after the harvest */
+
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stdint.h>

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "dt_util.h"
+#include "curve.h"
 #include "json_view.h"
 
 static struct json_object *u64(uint64_t v)
@@ -15,51 +16,28 @@ static void add(struct json_object *o, const char *k, struct json_object *v)
 	json_object_object_add(o, k, v);
 }
 
-static double epoch_seconds(const struct dt_vm *vm)
-{
-	return (double)vm->epoch_us / 1e6;
-}
 
-/* One point of a working-set curve. */
-static struct json_object *wss_point(const struct dt_vm *vm, uint32_t window, uint64_t pages)
+static struct json_object *wss_point(const struct dt_curve_point *p)
 {
 	struct json_object *o = json_object_new_object();
-	double seconds = window * epoch_seconds(vm);
-	uint64_t bytes = pages << vm->page_shift;
 
-	add(o, "window_seconds", json_object_new_double(seconds));
-	add(o, "window_epochs", u64(window));
-	add(o, "pages", u64(pages));
-	add(o, "bytes", u64(bytes));
-	add(o, "dirty_rate_bytes_per_second", json_object_new_double((double)bytes / seconds));
+	add(o, "window_seconds", json_object_new_double(p->window_seconds));
+	add(o, "window_epochs", u64(p->window_epochs));
+	add(o, "pages", u64(p->pages));
+	add(o, "bytes", u64(p->bytes));
+	add(o, "dirty_rate_bytes_per_second", json_object_new_double(p->rate));
 	return o;
 }
 
-enum curve_kind { CURVE_VM, CURVE_VCPU, CURVE_SLOT };
-
-static struct json_object *wss_curve(const struct dt_vm *vm, enum curve_kind kind, uint32_t vcpu,
-				     const struct dt_slot *slot)
+static struct json_object *wss_curve(const struct dt_vm *vm, enum dt_curve_kind kind,
+				     uint32_t vcpu, const struct dt_slot *slot)
 {
-	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
 	struct json_object *a = json_object_new_array();
+	struct dt_curve c;
 
-	for (uint32_t i = 0; i < sc->nwindows; i++) {
-		uint32_t w = sc->windows[i];
-		uint64_t pages;
-
-		switch (kind) {
-		case CURVE_VCPU:
-			pages = dt_stats_vcpu_wss(vm->stats, vcpu, w);
-			break;
-		case CURVE_SLOT:
-			pages = dt_stats_wss_range(vm->stats, w, slot->base,
-						   slot->base + (uint32_t)slot->pages);
-			break;
-		default:
-			pages = dt_stats_wss(vm->stats, w);
-		}
-		json_object_array_add(a, wss_point(vm, w, pages));
-	}
+	dt_vm_curve(vm, kind, vcpu, slot, &c);
+	for (uint32_t i = 0; i < c.n; i++)
+		json_object_array_add(a, wss_point(&c.p[i]));
 	return a;
 }
 
@@ -76,12 +54,9 @@ struct json_object *dt_json_vm_summary(const struct dt_vm *vm)
 	add(o, "state", json_object_new_string(dt_vm_state_name(vm->state)));
 	add(o, "mode", json_object_new_string(vm->collector.ops->name));
 	add(o, "page_size", u64(vm->page_size));
-	add(o, "memory_bytes", u64((vm->state == DT_VM_ATTACHED
-					    ? dt_slots_active_pages(&vm->collector.slots)
-					    : vm->detached_pages)
-				   << vm->page_shift));
+	add(o, "memory_bytes", u64(dt_vm_memory_pages(vm) << vm->page_shift));
 	add(o, "vcpus", u64(vm->vcpus));
-	add(o, "epoch_seconds", json_object_new_double(epoch_seconds(vm)));
+	add(o, "epoch_seconds", json_object_new_double(dt_vm_epoch_seconds(vm)));
 	add(o, "epochs_harvested", u64(dt_stats_epochs(vm->stats)));
 	add(o, "generation", u64(vm->generation));
 	if (vm->state == DT_VM_DETACHED)
@@ -100,7 +75,7 @@ struct json_object *dt_json_vm_vcpus_array(const struct dt_vm *vm)
 		add(c, "vcpu", u64(v));
 		add(c, "ring", json_object_new_boolean(r != NULL));
 		add(c, "entries", u64(dt_stats_vcpu_entries(vm->stats, v)));
-		add(c, "wss", wss_curve(vm, CURVE_VCPU, v, NULL));
+		add(c, "wss", wss_curve(vm, DT_CURVE_VCPU, v, NULL));
 		json_object_array_add(vcpus, c);
 	}
 	return vcpus;
@@ -122,7 +97,7 @@ struct json_object *dt_json_vm_slots_array(const struct dt_vm *vm)
 		add(j, "id", u64(s->slot & 0xffff));
 		add(j, "gpa", u64(s->gpa));
 		add(j, "pages", u64(s->pages));
-		add(j, "wss", wss_curve(vm, CURVE_SLOT, 0, s));
+		add(j, "wss", wss_curve(vm, DT_CURVE_SLOT, 0, s));
 		json_object_array_add(slots, j);
 	}
 	return slots;
@@ -136,7 +111,7 @@ static struct json_object *vm_part(const struct dt_vm *vm, const char *key,
 
 	add(o, "id", u64(vm->id));
 	add(o, "generation", u64(vm->generation));
-	add(o, "epoch_seconds", json_object_new_double(epoch_seconds(vm)));
+	add(o, "epoch_seconds", json_object_new_double(dt_vm_epoch_seconds(vm)));
 	add(o, "epochs_harvested", u64(dt_stats_epochs(vm->stats)));
 	add(o, key, value);
 	return o;
@@ -144,7 +119,7 @@ static struct json_object *vm_part(const struct dt_vm *vm, const char *key,
 
 struct json_object *dt_json_vm_wss(const struct dt_vm *vm)
 {
-	return vm_part(vm, "wss", wss_curve(vm, CURVE_VM, 0, NULL));
+	return vm_part(vm, "wss", wss_curve(vm, DT_CURVE_VM, 0, NULL));
 }
 
 struct json_object *dt_json_vm_vcpus(const struct dt_vm *vm)
@@ -220,7 +195,7 @@ int dt_json_vm_heatmap(const struct dt_vm *vm, uint32_t window, struct json_obje
 	if (r < 0)
 		return r;
 	o = vm_part(vm, "window_epochs", u64(window));
-	add(o, "window_seconds", json_object_new_double(window * epoch_seconds(vm)));
+	add(o, "window_seconds", json_object_new_double(window * dt_vm_epoch_seconds(vm)));
 	add(o, "region_pages", u64(sc->region_pages));
 	add(o, "region_bytes", u64((uint64_t)sc->region_pages << vm->page_shift));
 	add(o, "regions_total", u64((dt_vm_index_pages(vm) + sc->region_pages - 1) /
@@ -251,7 +226,7 @@ struct json_object *dt_json_vm(const struct dt_vm *vm)
 	struct json_object *o = dt_json_vm_summary(vm);
 	struct json_object *counters = json_object_new_object();
 
-	add(o, "wss", wss_curve(vm, CURVE_VM, 0, NULL));
+	add(o, "wss", wss_curve(vm, DT_CURVE_VM, 0, NULL));
 	add(o, "vcpus_detail", dt_json_vm_vcpus_array(vm));
 	add(o, "slots", dt_json_vm_slots_array(vm));
 	add(counters, "harvests", u64(vm->counters.harvests));
@@ -264,7 +239,7 @@ struct json_object *dt_json_vm(const struct dt_vm *vm)
 	add(counters, "attaches", u64(vm->counters.attaches));
 	add(counters, "dirtied_pages", u64(dt_stats_total_pages(vm->stats)));
 	add(counters, "harvest_seconds", json_object_new_double(vm->counters.harvest_us / 1e6));
-	add(counters, "history_bytes", u64(dt_stats_memory(vm->stats)));
+	add(counters, "history_bytes", u64(vm->history_bytes));
 	add(o, "counters", counters);
 	return o;
 }
@@ -285,7 +260,7 @@ struct json_object *dt_json_vm_list(const struct dt_manager *m)
 			v[--i] = vm;
 		for (i = 0; i < n; i++) {
 			struct json_object *s = dt_json_vm_summary(v[i]);
-			add(s, "wss", wss_curve(v[i], CURVE_VM, 0, NULL));
+			add(s, "wss", wss_curve(v[i], DT_CURVE_VM, 0, NULL));
 			json_object_array_add(a, s);
 		}
 		free(v);
@@ -312,7 +287,7 @@ struct json_object *dt_json_vm_history(const struct dt_vm *vm, uint64_t since, s
 	}
 	free(recs);
 	add(o, "id", u64(vm->id));
-	add(o, "epoch_seconds", json_object_new_double(epoch_seconds(vm)));
+	add(o, "epoch_seconds", json_object_new_double(dt_vm_epoch_seconds(vm)));
 	add(o, "epochs", a);
 	return o;
 }

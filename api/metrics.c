@@ -85,13 +85,11 @@ static uint64_t v_attached(const struct dt_vm *vm)
 }
 static uint64_t v_memory(const struct dt_vm *vm)
 {
-	return (vm->state == DT_VM_ATTACHED ? dt_slots_active_pages(&vm->collector.slots)
-					    : vm->detached_pages)
-	       << vm->page_shift;
+	return dt_vm_memory_pages(vm) << vm->page_shift;
 }
 static uint64_t v_history(const struct dt_vm *vm)
 {
-	return dt_stats_memory(vm->stats);
+	return vm->history_bytes;
 }
 static uint64_t v_epochs(const struct dt_vm *vm)
 {

@@ -177,6 +177,9 @@ static int listener_start(struct dt_api *a, int fd, const char *name, bool remot
 			      on_mhd_timer, l);
 	if (r < 0)
 		return r;
+	/* Requests wait behind a due harvest, never the other way round. */
+	sd_event_source_set_priority(l->io, DT_API_PRIORITY);
+	sd_event_source_set_priority(l->timer, DT_API_PRIORITY);
 	return 0;
 }
 

@@ -36,8 +36,7 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 	_cleanup_free_ struct dt_plan_point *vpoints = NULL;
 	_cleanup_free_ struct dt_plan_vcpu *vcpus = NULL;
 	uint64_t epochs = dt_stats_epochs(vm->stats);
-	uint64_t memory = vm->state == DT_VM_ATTACHED ? dt_slots_active_pages(&vm->collector.slots)
-						      : vm->detached_pages;
+	uint64_t memory = dt_vm_memory_pages(vm);
 	uint32_t n = covered_windows(vm, epochs), nv = 0;
 	struct dt_plan_input in;
 

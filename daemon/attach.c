@@ -466,6 +466,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		free(c);
 		return 0;
 	}
+	/* VMM messages (RING_FULL, SYNC_DONE, ...) are part of the harvest. */
+	sd_event_source_set_priority(c->source, SD_EVENT_PRIORITY_IMPORTANT);
 	c->next = m->conns;
 	m->conns = c;
 	m->nconns++;

@@ -76,6 +76,7 @@ struct dt_vm {
 	struct dt_vm_counters counters;
 	uint64_t epoch_harvest_us; /* harvest time of the open epoch so far */
 	uint64_t generation; /* bumped whenever its figures change */
+	uint64_t history_bytes; /* heap held by its statistics, as of the last epoch */
 };
 
 /* What changed, for the API front ends (long-poll, D-Bus signals, ...). */
@@ -140,6 +141,8 @@ void dt_vm_ring_full(struct dt_vm *vm, uint32_t vcpu);
 void dt_vm_reset_done(struct dt_vm *vm, uint32_t ref_seq);
 void dt_vm_sync_done(struct dt_vm *vm, uint32_t ref_seq);
 const char *dt_vm_state_name(enum dt_vm_state s);
+/* Pages of memory the VM declares (or declared when it detached). */
+uint64_t dt_vm_memory_pages(const struct dt_vm *vm);
 /* Window (in epochs) for a duration, at least 1. */
 uint32_t dt_vm_window_epochs(const struct dt_vm *vm, uint64_t window_us);
 

@@ -31,6 +31,12 @@ const char *dt_vm_state_name(enum dt_vm_state s)
 	return s < _DT_VM_STATE_MAX ? names[s] : "unknown";
 }
 
+uint64_t dt_vm_memory_pages(const struct dt_vm *vm)
+{
+	return vm->state == DT_VM_ATTACHED ? dt_slots_active_pages(&vm->collector.slots)
+					   : vm->detached_pages;
+}
+
 uint32_t dt_vm_window_epochs(const struct dt_vm *vm, uint64_t window_us)
 {
 	uint64_t n = (window_us + vm->epoch_us / 2) / vm->epoch_us;
@@ -72,6 +78,8 @@ static void vm_close_epoch(struct dt_vm *vm)
 	if (vm->sync_deadline)
 		sd_event_source_set_enabled(vm->sync_deadline, SD_EVENT_OFF);
 	r = dt_stats_close_epoch(vm->stats, start);
+	/* Once per epoch, not per API request: it walks every retained set. */
+	vm->history_bytes = dt_stats_memory(vm->stats);
 	if (r < 0) {
 		dt_log(LOG_WARNING, "vm %u (%s): cannot close epoch: %s", vm->id, vm->name,
 		       strerror(-r));
@@ -260,6 +268,9 @@ int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct u
 			      on_retention, vm);
 	if (r < 0)
 		goto fail;
+	/* The harvest goes before API work that is ready at the same time. */
+	sd_event_source_set_priority(vm->tick, SD_EVENT_PRIORITY_IMPORTANT);
+	sd_event_source_set_priority(vm->sync_deadline, SD_EVENT_PRIORITY_IMPORTANT);
 	sd_event_source_set_enabled(vm->tick, SD_EVENT_OFF);
 	sd_event_source_set_enabled(vm->sync_deadline, SD_EVENT_OFF);
 	sd_event_source_set_enabled(vm->retention, SD_EVENT_OFF);

@@ -545,6 +545,65 @@ uint64_t dt_lastidx_count_range(const struct dt_lastidx *ls, uint32_t window, ui
 	return sum;
 }
 
+/* Count a block's pages in range into hist[first configured window holding it]. */
+static void block_hist(const struct lslot *s, uint64_t mask, uint32_t e32, const uint32_t *lim,
+		       uint32_t n, uint64_t *hist)
+{
+	const uint32_t *ep = slot_cep(s);
+	uint64_t m = s->mask;
+
+	for (uint32_t r = 0; m; r++, m &= m - 1) {
+		uint32_t age = e32 - ep[r], j = 0;
+
+		if (!(mask & m & -m))
+			continue;
+		while (j < n && age > lim[j])
+			j++;
+		hist[j]++;
+	}
+}
+
+void dt_lastidx_count_range_windows(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
+				    uint64_t *out)
+{
+	uint32_t e32 = (uint32_t)ls->epochs, n = ls->win->n, lim[DT_STATS_MAX_WINDOWS];
+	uint64_t hist[DT_STATS_MAX_WINDOWS + 1] = { 0 }, blo, bhi;
+
+	for (uint32_t i = 0; i < n; i++) {
+		lim[i] = ls->win->w[i] < ls->horizon ? ls->win->w[i] : ls->horizon;
+		out[i] = 0;
+	}
+	if (lo >= hi || !ls->tcap)
+		return;
+	if (hi > (UINT64_C(1) << 32))
+		hi = UINT64_C(1) << 32;
+	blo = lo / 64;
+	bhi = (hi - 1) / 64;
+	/* One pass for every window: probe the range's blocks or scan the table. */
+	if (bhi - blo < ls->tcap) {
+		for (uint64_t b = blo; b <= bhi; b++) {
+			int64_t i = tab_find(ls, (uint32_t)b + 1);
+
+			if (i >= 0)
+				block_hist(&ls->tab[i], range_mask(b, lo, hi), e32, lim, n, hist);
+		}
+	} else {
+		for (uint32_t i = 0; i < ls->tcap; i++) {
+			const struct lslot *sl = &ls->tab[i];
+			uint64_t b = sl->key - 1;
+
+			if (sl->key && b >= blo && b <= bhi)
+				block_hist(sl, range_mask(b, lo, hi), e32, lim, n, hist);
+		}
+	}
+	uint64_t sum = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		sum += hist[i];
+		out[i] = sum;
+	}
+}
+
 roaring_bitmap_t *dt_lastidx_union(const struct dt_lastidx *ls, uint32_t window)
 {
 	uint32_t e32 = (uint32_t)ls->epochs, lim = window < ls->horizon ? window : ls->horizon;

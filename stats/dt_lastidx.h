@@ -57,6 +57,9 @@ uint64_t dt_lastidx_epochs(const struct dt_lastidx *ls);
 uint64_t dt_lastidx_wss(const struct dt_lastidx *ls, uint32_t i);
 /* D(window) for any window; longer than the history counts the whole history. */
 uint64_t dt_lastidx_count(const struct dt_lastidx *ls, uint32_t window);
+/* D at every configured window, restricted to pages [lo, hi), in one pass. */
+void dt_lastidx_count_range_windows(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
+				    uint64_t *out);
 /* D(window) restricted to pages [lo, hi). */
 uint64_t dt_lastidx_count_range(const struct dt_lastidx *ls, uint32_t window, uint64_t lo,
 				uint64_t hi);

@@ -328,6 +328,11 @@ uint64_t dt_stats_wss_range(const struct dt_stats *s, uint32_t window, uint32_t 
 	return dt_lastidx_count_range(s->ls, window, lo, hi);
 }
 
+void dt_stats_wss_range_curve(const struct dt_stats *s, uint32_t lo, uint32_t hi, uint64_t *out)
+{
+	dt_lastidx_count_range_windows(s->ls, lo, hi, out);
+}
+
 uint64_t dt_stats_vcpu_wss(const struct dt_stats *s, uint32_t vcpu, uint32_t window)
 {
 	int i;

@@ -63,6 +63,8 @@ const struct dt_stats_config *dt_stats_config(const struct dt_stats *s);
 uint64_t dt_stats_wss(const struct dt_stats *s, uint32_t window);
 /* D(T) restricted to page indexes [lo, hi) (a memslot). */
 uint64_t dt_stats_wss_range(const struct dt_stats *s, uint32_t window, uint32_t lo, uint32_t hi);
+/* D(T) restricted to [lo, hi) at every configured window (out[nwindows]), in one pass. */
+void dt_stats_wss_range_curve(const struct dt_stats *s, uint32_t lo, uint32_t hi, uint64_t *out);
 /* D(T) of the pages a vCPU's ring reported. */
 uint64_t dt_stats_vcpu_wss(const struct dt_stats *s, uint32_t vcpu, uint32_t window);
 /* Ring entries a vCPU reported since creation. */

@@ -486,6 +486,12 @@ static void random_run(uint32_t horizon, uint32_t recent, uint32_t coarse, uint3
 			}
 			CHECK_EQ(dt_stats_wss_range(s, w, lo, hi),
 				 ref_wss(&r, w, horizon, 1, lo, hi));
+			/* The one-pass curve agrees with the reference at every window. */
+			const struct dt_stats_config *sc = dt_stats_config(s);
+			uint64_t curve[DT_STATS_MAX_WINDOWS];
+			dt_stats_wss_range_curve(s, lo, hi, curve);
+			for (uint32_t wi = 0; wi < sc->nwindows; wi++)
+				CHECK_EQ(curve[wi], ref_wss(&r, sc->windows[wi], horizon, 1, lo, hi));
 		}
 		if (e % 9 == 0 || e + 1 == REF_EPOCHS) {
 			uint32_t w = (uint32_t)(rnd() % (horizon + 10));

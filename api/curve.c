@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "curve.h"
+
+double dt_vm_epoch_seconds(const struct dt_vm *vm)
+{
+	return (double)vm->epoch_us / 1e6;
+}
+
+void dt_vm_curve(const struct dt_vm *vm, enum dt_curve_kind kind, uint32_t vcpu,
+		 const struct dt_slot *slot, struct dt_curve *ret)
+{
+	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
+	uint64_t range[DT_STATS_MAX_WINDOWS];
+
+	/* A slot's curve is one pass over the index, not one per window. */
+	if (kind == DT_CURVE_SLOT)
+		dt_stats_wss_range_curve(vm->stats, slot->base, slot->base + (uint32_t)slot->pages,
+					 range);
+	ret->n = sc->nwindows;
+	for (uint32_t i = 0; i < sc->nwindows; i++) {
+		struct dt_curve_point *p = &ret->p[i];
+		uint32_t w = sc->windows[i];
+
+		switch (kind) {
+		case DT_CURVE_VCPU:
+			p->pages = dt_stats_vcpu_wss(vm->stats, vcpu, w);
+			break;
+		case DT_CURVE_SLOT:
+			p->pages = range[i];
+			break;
+		default:
+			p->pages = dt_stats_wss(vm->stats, w);
+		}
+		p->window_epochs = w;
+		p->window_seconds = w * dt_vm_epoch_seconds(vm);
+		p->bytes = p->pages << vm->page_shift;
+		p->rate = (double)p->bytes / p->window_seconds;
+	}
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A VM's working-set curve as the front ends show it: D(T) at every window
+ * the statistics precompute, in pages, bytes and bytes per second. One
+ * place, so REST, D-Bus and /metrics give the same figures.
+ */
+#pragma once
+
+#include "manager.h"
+
+enum dt_curve_kind {
+	DT_CURVE_VM,
+	DT_CURVE_VCPU, /* pages a vCPU's ring reported */
+	DT_CURVE_SLOT, /* pages of one memory slot */
+	_DT_CURVE_KIND_MAX,
+};
+
+struct dt_curve_point {
+	uint32_t window_epochs;
+	double window_seconds;
+	uint64_t pages;
+	uint64_t bytes;
+	double rate; /* bytes per second: bytes / window_seconds */
+};
+
+struct dt_curve {
+	uint32_t n;
+	struct dt_curve_point p[DT_STATS_MAX_WINDOWS];
+};
+
+/* vcpu is used by DT_CURVE_VCPU, slot by DT_CURVE_SLOT. */
+void dt_vm_curve(const struct dt_vm *vm, enum dt_curve_kind kind, uint32_t vcpu,
+		 const struct dt_slot *slot, struct dt_curve *ret);
+double dt_vm_epoch_seconds(const struct dt_vm *vm);
