@@ -511,41 +511,7 @@ static uint64_t range_mask(uint64_t block, uint64_t lo, uint64_t hi)
 	return m;
 }
 
-uint64_t dt_lastidx_count_range(const struct dt_lastidx *ls, uint32_t window, uint64_t lo,
-				uint64_t hi)
-{
-	uint32_t e32 = (uint32_t)ls->epochs, lim = window < ls->horizon ? window : ls->horizon;
-	uint64_t blo, bhi, sum = 0;
-
-	if (window == 0 || lo >= hi || !ls->tcap)
-		return 0;
-	if (hi > (UINT64_C(1) << 32))
-		hi = UINT64_C(1) << 32;
-	blo = lo / 64;
-	bhi = (hi - 1) / 64;
-	/* Probe the range's blocks, or scan the table, whichever is shorter. */
-	if (bhi - blo < ls->tcap) {
-		for (uint64_t b = blo; b <= bhi; b++) {
-			int64_t i = tab_find(ls, (uint32_t)b + 1);
-
-			if (i >= 0)
-				sum += (uint64_t)__builtin_popcountll(block_live(
-				    &ls->tab[i], range_mask(b, lo, hi), e32, lim));
-		}
-		return sum;
-	}
-	for (uint32_t i = 0; i < ls->tcap; i++) {
-		const struct lslot *s = &ls->tab[i];
-		uint64_t b = s->key - 1;
-
-		if (!s->key || b < blo || b > bhi)
-			continue;
-		sum += (uint64_t)__builtin_popcountll(block_live(s, range_mask(b, lo, hi), e32, lim));
-	}
-	return sum;
-}
-
-/* Count a block's pages in range into hist[first configured window holding it]. */
+/* Count a block's pages in range into hist[first limit not below its age]. */
 static void block_hist(const struct lslot *s, uint64_t mask, uint32_t e32, const uint32_t *lim,
 		       uint32_t n, uint64_t *hist)
 {
@@ -563,23 +529,24 @@ static void block_hist(const struct lslot *s, uint64_t mask, uint32_t e32, const
 	}
 }
 
-void dt_lastidx_count_range_windows(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
-				    uint64_t *out)
+/*
+ * Pages [lo, hi) by age, in one pass: hist[j] counts those whose age fits
+ * lim[j] but not lim[j-1] (ascending limits), hist[n] the older ones.
+ */
+static void range_hist(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi, const uint32_t *lim,
+		       uint32_t n, uint64_t *hist)
 {
-	uint32_t e32 = (uint32_t)ls->epochs, n = ls->win->n, lim[DT_STATS_MAX_WINDOWS];
-	uint64_t hist[DT_STATS_MAX_WINDOWS + 1] = { 0 }, blo, bhi;
+	uint32_t e32 = (uint32_t)ls->epochs;
+	uint64_t blo, bhi;
 
-	for (uint32_t i = 0; i < n; i++) {
-		lim[i] = ls->win->w[i] < ls->horizon ? ls->win->w[i] : ls->horizon;
-		out[i] = 0;
-	}
+	memset(hist, 0, (n + 1) * sizeof(*hist));
 	if (lo >= hi || !ls->tcap)
 		return;
 	if (hi > (UINT64_C(1) << 32))
 		hi = UINT64_C(1) << 32;
 	blo = lo / 64;
 	bhi = (hi - 1) / 64;
-	/* One pass for every window: probe the range's blocks or scan the table. */
+	/* Probe the range's blocks, or scan the table, whichever is shorter. */
 	if (bhi - blo < ls->tcap) {
 		for (uint64_t b = blo; b <= bhi; b++) {
 			int64_t i = tab_find(ls, (uint32_t)b + 1);
@@ -587,17 +554,38 @@ void dt_lastidx_count_range_windows(const struct dt_lastidx *ls, uint64_t lo, ui
 			if (i >= 0)
 				block_hist(&ls->tab[i], range_mask(b, lo, hi), e32, lim, n, hist);
 		}
-	} else {
-		for (uint32_t i = 0; i < ls->tcap; i++) {
-			const struct lslot *sl = &ls->tab[i];
-			uint64_t b = sl->key - 1;
-
-			if (sl->key && b >= blo && b <= bhi)
-				block_hist(sl, range_mask(b, lo, hi), e32, lim, n, hist);
-		}
+		return;
 	}
-	uint64_t sum = 0;
+	for (uint32_t i = 0; i < ls->tcap; i++) {
+		const struct lslot *sl = &ls->tab[i];
+		uint64_t b = sl->key - 1;
 
+		if (sl->key && b >= blo && b <= bhi)
+			block_hist(sl, range_mask(b, lo, hi), e32, lim, n, hist);
+	}
+}
+
+uint64_t dt_lastidx_count_range(const struct dt_lastidx *ls, uint32_t window, uint64_t lo,
+				uint64_t hi)
+{
+	uint32_t lim = window < ls->horizon ? window : ls->horizon;
+	uint64_t hist[2];
+
+	if (window == 0)
+		return 0;
+	range_hist(ls, lo, hi, &lim, 1, hist);
+	return hist[0];
+}
+
+void dt_lastidx_count_range_windows(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
+				    uint64_t *out)
+{
+	uint32_t n = ls->win->n, lim[DT_STATS_MAX_WINDOWS];
+	uint64_t hist[DT_STATS_MAX_WINDOWS + 1], sum = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		lim[i] = ls->win->w[i] < ls->horizon ? ls->win->w[i] : ls->horizon;
+	range_hist(ls, lo, hi, lim, n, hist);
 	for (uint32_t i = 0; i < n; i++) {
 		sum += hist[i];
 		out[i] = sum;
