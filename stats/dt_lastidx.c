@@ -580,7 +580,7 @@ uint64_t dt_lastidx_count_range(const struct dt_lastidx *ls, uint32_t window, ui
 void dt_lastidx_count_range_windows(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
 				    uint64_t *out)
 {
-	uint32_t n = ls->win->n, lim[DT_STATS_MAX_WINDOWS];
+	uint32_t n = ls->win->n, lim[DT_STATS_MAX_WINDOWS] = { 0 };
 	uint64_t hist[DT_STATS_MAX_WINDOWS + 1], sum = 0;
 
 	for (uint32_t i = 0; i < n; i++)
