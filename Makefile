@@ -157,6 +157,11 @@ install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT)
 	$(if $(wildcard units/$(DT_DBUS).conf),install -D -m 0644 units/$(DT_DBUS).conf $(DESTDIR)$(DBUS_POLICYDIR)/$(DT_DBUS).conf)
 	$(if $(wildcard units/$(DT_DBUS).service),install -D -m 0644 units/$(DT_DBUS).service $(DESTDIR)$(DBUS_SERVICESDIR)/$(DT_DBUS).service)
 	$(if $(wildcard docs/$(DT_DBUS).xml),install -D -m 0644 docs/$(DT_DBUS).xml $(DESTDIR)$(DBUS_INTERFACESDIR)/$(DT_DBUS).xml)
+	sed 's|@bindir@|$(BINDIR)|g; s|@sysconfdir@|$(SYSCONFDIR)|g' units/libvirt/qemu.d/50-dirtytrackd >$(BUILD)/50-dirtytrackd.tmp
+	install -D -m 0755 $(BUILD)/50-dirtytrackd.tmp $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/50-dirtytrackd
+	rm -f $(BUILD)/50-dirtytrackd.tmp
+	test -e $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf || \
+		install -D -m 0644 config/hook.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf
 	set -e; for d in $(DT_DOCS); do install -D -m 0644 $$d $(DESTDIR)$(DOCDIR)/$$(basename $$d); done
 	@echo "installed; then: systemd-sysusers dirtytrackd.conf; systemd-tmpfiles --create dirtytrackd.conf; systemctl daemon-reload; systemctl enable --now dirtytrackd.socket dirtytrackd-api.socket"
 
@@ -167,12 +172,16 @@ uninstall:
 		$(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(DT_UNITS)) \
 		$(DESTDIR)$(SYSUSERSDIR)/dirtytrackd.conf $(DESTDIR)$(TMPFILESDIR)/dirtytrackd.conf \
 		$(DESTDIR)$(DBUS_POLICYDIR)/$(DT_DBUS).conf $(DESTDIR)$(DBUS_SERVICESDIR)/$(DT_DBUS).service \
-		$(DESTDIR)$(DBUS_INTERFACESDIR)/$(DT_DBUS).xml
+		$(DESTDIR)$(DBUS_INTERFACESDIR)/$(DT_DBUS).xml \
+		$(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/50-dirtytrackd
 	rm -rf $(DESTDIR)$(DOCDIR)
+	if cmp -s config/hook.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf; then \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf; fi
 	@# The configuration goes only if it is still the shipped one.
 	if cmp -s config/dirtytrackd.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf; then \
 		rm -f $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf; fi
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf.d $(DESTDIR)$(SYSCONFDIR)/dirtytrackd 2>/dev/null
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks $(DESTDIR)$(SYSCONFDIR)/libvirt 2>/dev/null
 
 # --- dependencies, tests, demo, bench ----------------------------------------
 deps:

@@ -21,6 +21,7 @@ struct ctl {
 	const char *url; /* base URL for TCP instead */
 	const char *cacert; /* CA file for an https URL */
 	char *token; /* bearer token (from --token-file) */
+	long timeout_ms; /* if > 0: the whole request, connect included, in ms */
 	bool json;
 };
 
@@ -41,4 +42,5 @@ int ctl_show(const struct ctl *ctl, int argc, char **argv);
 int ctl_wss(const struct ctl *ctl, int argc, char **argv);
 int ctl_watch(const struct ctl *ctl, int argc, char **argv);
 int ctl_plan(const struct ctl *ctl, int argc, char **argv);
+int ctl_migrate_check(const struct ctl *ctl, int argc, char **argv);
 int ctl_health(const struct ctl *ctl, int argc, char **argv);

@@ -69,7 +69,12 @@ int ctl_get_timeout(const struct ctl *ctl, const char *path, long timeout_s,
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+	if (ctl->timeout_ms > 0) {
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ctl->timeout_ms);
+		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ctl->timeout_ms);
+	} else {
+		curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+	}
 	if (ctl->cacert)
 		curl_easy_setopt(c, CURLOPT_CAINFO, ctl->cacert);
 	if (ctl->token) {

@@ -19,6 +19,8 @@ static const struct {
 	{ "watch", ctl_watch, "watch [--count N] [--wait S] VM: live rates and curve, per harvest" },
 	{ "plan", ctl_plan,
 	  "plan VM --bandwidth B --downtime D [--target T]: will pre-copy migration converge" },
+	{ "migrate-check", ctl_migrate_check,
+	  "migrate-check DOMAIN --bandwidth B --downtime D: one line, exit 0 or 6" },
 	{ "health", ctl_health, "is the daemon serving" },
 };
 
@@ -27,7 +29,7 @@ static void usage(FILE *f)
 	fprintf(f, "Usage: dirtytrackctl [--socket PATH | --url URL [--token-file FILE] "
 		   "[--cacert FILE]] [--json]\n                     COMMAND [ARGS]\n\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+		fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].help);
 	fprintf(f, "\nVM is an id, a uuid or a name. Default socket: /run/dirtytrackd/api.sock\n"
 		   "--url http://127.0.0.1:9111 or https://HOST:PORT (remote listener: with\n"
 		   "--token-file holding its bearer token, --cacert for its certificate).\n"
