@@ -624,3 +624,102 @@ size_t dt_lastidx_memory(const struct dt_lastidx *ls)
 	       (ls->cnt ? ls->nchunks * (sizeof(*ls->cnt) + sizeof(*ls->csum)) : 0) +
 	       (size_t)ls->nalloc * CNT_SIZE * sizeof(**ls->cnt);
 }
+
+/* ---- persistence ---------------------------------------------------------- */
+
+int dt_lastidx_walk(const struct dt_lastidx *ls,
+		    int (*fn)(uint32_t block, uint64_t mask, const uint32_t *ages, void *ud),
+		    void *ud)
+{
+	uint32_t e32 = (uint32_t)ls->epochs, ages[64];
+
+	for (uint32_t i = 0; i < ls->tcap; i++) {
+		const struct lslot *s = &ls->tab[i];
+		const uint32_t *ep;
+		uint64_t live;
+		uint32_t n = 0;
+		int r;
+
+		if (!s->key)
+			continue;
+		live = block_live(s, ~UINT64_C(0), e32, ls->horizon);
+		if (!live)
+			continue;
+		ep = slot_cep(s);
+		for (uint64_t m = s->mask, rk = 0; m; rk++, m &= m - 1)
+			if (live & (m & -m))
+				ages[n++] = e32 - ep[rk];
+		r = fn(s->key - 1, live, ages, ud);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+void dt_lastidx_restore_begin(struct dt_lastidx *ls, uint64_t epochs) { ls->epochs = epochs; }
+
+int dt_lastidx_restore_block(struct dt_lastidx *ls, uint32_t block, uint64_t mask,
+			     const uint32_t *ages)
+{
+	uint64_t lim = ls->epochs < ls->horizon ? ls->epochs : ls->horizon;
+	uint32_t n = (uint32_t)__builtin_popcountll(mask), e32 = (uint32_t)ls->epochs, *ep;
+	struct lslot sl;
+	int r;
+
+	if (!mask || block > (UINT32_MAX >> 6))
+		return -EBADMSG;
+	for (uint32_t i = 0; i < n; i++)
+		if (ages[i] < 1 || ages[i] > lim)
+			return -EBADMSG;
+	if (tab_find(ls, block + 1) >= 0)
+		return -EBADMSG;
+	/* Counts first: a failure then leaves no half-inserted block behind. */
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t pos = (uint32_t)((ls->epochs - ages[i]) % ls->horizon);
+
+		if (!ls->cnt) {
+			ls->cnt = calloc(ls->nchunks, sizeof(*ls->cnt));
+			ls->csum = calloc(ls->nchunks, sizeof(*ls->csum));
+			if (!ls->cnt || !ls->csum) {
+				free(ls->cnt);
+				free(ls->csum);
+				ls->cnt = NULL;
+				ls->csum = NULL;
+				return -ENOMEM;
+			}
+		}
+		if (!ls->cnt[pos >> CNT_SHIFT]) {
+			ls->cnt[pos >> CNT_SHIFT] = calloc(CNT_SIZE, sizeof(**ls->cnt));
+			if (!ls->cnt[pos >> CNT_SHIFT])
+				return -ENOMEM;
+			ls->nalloc++;
+		}
+	}
+	if ((ls->tused + 1) * 2 > ls->tcap) {
+		r = tab_resize(ls, ls->tcap ? ls->tcap * 2 : TAB_MIN);
+		if (r < 0)
+			return r;
+	}
+	sl = (struct lslot){ .key = block + 1, .cap = INLINE_EP };
+	r = slot_grow(ls, &sl, n);
+	if (r < 0)
+		return r;
+	sl.mask = mask;
+	ep = slot_ep(&sl);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t pos = (uint32_t)((ls->epochs - ages[i]) % ls->horizon);
+
+		ep[i] = e32 - ages[i];
+		ls->cnt[pos >> CNT_SHIFT][pos & (CNT_SIZE - 1)]++;
+		ls->csum[pos >> CNT_SHIFT]++;
+		ls->total++;
+		/* Window i holds an age q when w[i] >= q: k[q - 1] is the first such. */
+		for (uint32_t w = ls->win->k[ages[i] - 1]; w < ls->win->n; w++)
+			ls->wss[w]++;
+	}
+	tab_insert(ls, &sl);
+	ls->held += n;
+	return 0;
+}
+
+void dt_lastidx_restore_end(struct dt_lastidx *ls) { ls->sweep = 0; }

@@ -68,3 +68,20 @@ roaring_bitmap_t *dt_lastidx_union(const struct dt_lastidx *ls, uint32_t window)
 /* Pages held by the index, live or not yet swept. */
 uint64_t dt_lastidx_held(const struct dt_lastidx *ls);
 size_t dt_lastidx_memory(const struct dt_lastidx *ls);
+
+/*
+ * Persistence (dt_persist.c). dt_lastidx_walk() calls fn once per block
+ * holding pages dirtied within the horizon, with the block's live pages and,
+ * in rank order, their ages (epochs since the dirtying, 1 = the last closed
+ * epoch); fn may stop the walk by returning < 0. Restoring: an index fresh
+ * from dt_lastidx_new(), restore_begin with the closed epoch count, every
+ * block once, then restore_end. -EBADMSG for a block that cannot be (a
+ * duplicate, an empty mask, an age outside [1, min(epochs, horizon)]).
+ */
+int dt_lastidx_walk(const struct dt_lastidx *ls,
+		    int (*fn)(uint32_t block, uint64_t mask, const uint32_t *ages, void *ud),
+		    void *ud);
+void dt_lastidx_restore_begin(struct dt_lastidx *ls, uint64_t epochs);
+int dt_lastidx_restore_block(struct dt_lastidx *ls, uint32_t block, uint64_t mask,
+			     const uint32_t *ages);
+void dt_lastidx_restore_end(struct dt_lastidx *ls);

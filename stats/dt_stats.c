@@ -136,6 +136,7 @@ struct dt_stats *dt_stats_free(struct dt_stats *s)
 		dt_vlog_fini(&s->vcpus[v].log);
 	}
 	free(s->vcpus);
+	free(s->jbuf);
 	free(s->win.k);
 	free(s);
 	return NULL;
@@ -255,6 +256,11 @@ int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us)
 		if (r < 0)
 			goto fail;
 		r = dt_lastidx_reserve_epoch(vc->ls, n);
+		if (r < 0)
+			goto fail;
+	}
+	if (s->journal) {
+		r = dt_persist_journal_encode(s, set, pages, now_us);
 		if (r < 0)
 			goto fail;
 	}

@@ -12,8 +12,10 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define DT_STATS_MAX_WINDOWS 16
 
@@ -106,3 +108,35 @@ size_t dt_stats_memory(const struct dt_stats *s);
  */
 int dt_stats_epoch_pages(const struct dt_stats *s, uint64_t epoch,
 			 int (*fn)(uint32_t first, uint32_t count, void *ud), void *ud);
+
+/*
+ * Persistence (dt_persist.c; see there for the format). The closed epochs
+ * are saved, not the open one (the daemon closes it before saving).
+ *
+ * dt_stats_save() writes the history to f; -EIO when a write fails.
+ * dt_stats_load() reads exactly what dt_stats_save() wrote from f into new
+ * statistics for cfg and nvcpus: -EBADMSG for a truncated, corrupt or
+ * inconsistent file, -ESTALE for a sound file saved under another
+ * configuration or vCPU count, -ENOMEM, -EIO. Every figure equals the
+ * saved one after a load.
+ */
+int dt_stats_save(const struct dt_stats *s, FILE *f);
+int dt_stats_load(FILE *f, const struct dt_stats_config *cfg, uint32_t nvcpus,
+		  struct dt_stats **ret);
+
+/*
+ * Journal of closed epochs, for crash recovery between two saves. With the
+ * journal on, each successful dt_stats_close_epoch() encodes the epoch it
+ * closed (its record, its dirty set, each vCPU's pages and entry count) as
+ * one self-checking frame: dt_stats_journal_last() returns it (valid until
+ * the next close; NULL before any) for the caller to append to a file.
+ * dt_stats_journal_replay() applies the frames of f that continue s (frames
+ * of epochs s already holds are skipped) until the end of f or the first
+ * frame that is torn, corrupt or does not continue s; returns 0 at a clean
+ * end, -EBADMSG when it stopped early (a torn tail after a crash is
+ * expected), -ENOMEM, -EIO; *ret_applied counts the epochs applied in any
+ * case. A replayed epoch is exactly the epoch that was closed.
+ */
+void dt_stats_set_journal(struct dt_stats *s, bool on);
+const void *dt_stats_journal_last(const struct dt_stats *s, size_t *ret_len);
+int dt_stats_journal_replay(FILE *f, struct dt_stats *s, uint64_t *ret_applied);

@@ -2,6 +2,7 @@
 /* Internals shared by the files of stats/ (not for the daemon). */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <roaring/roaring.h>
@@ -42,9 +43,18 @@ struct dt_stats {
 	uint64_t total_entries, total_pages;
 	struct dt_vcpu_stats *vcpus;
 
+	/* Journal: the frame of the last closed epoch. */
+	bool journal;
+	uint8_t *jbuf;
+	size_t jlen, jcap;
+
 	uint32_t iter[4096]; /* close: the epoch's pages, a batch at a time */
 };
 
 /* dt_heatmap.c: the exact recent sets and the coarse buckets. */
 void dt_stats_keep_set(struct dt_stats *s, uint64_t now, roaring_bitmap_t *set);
 size_t dt_stats_sets_memory(const struct dt_stats *s);
+
+/* dt_persist.c: encode the epoch being closed into s->jbuf (prepare phase). */
+int dt_persist_journal_encode(struct dt_stats *s, const roaring_bitmap_t *set, uint64_t pages,
+			      uint64_t now_us);
