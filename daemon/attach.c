@@ -167,6 +167,7 @@ static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 	if (vm && (vm->page_size != h->page_size || vm->vcpus != h->vcpus ||
 		   vm->mode != h->mode)) {
 		/* Same uuid, different machine: its old figures do not apply. */
+		dt_state_forget(vm);
 		dt_vm_free(vm);
 		vm = NULL;
 	}

@@ -16,6 +16,8 @@ void dt_config_init(struct dt_config *c)
 {
 	*c = (struct dt_config){
 		.runtime_dir = strdup("/run/dirtytrackd"),
+		.state_dir = strdup("/var/lib/dirtytrackd"),
+		.snapshot_epochs = 60,
 		.api_tcp = strdup("127.0.0.1:9111"),
 		.epoch_us = 1000000,
 		.retention_us = 600ull * 1000000,
@@ -42,6 +44,7 @@ void dt_config_init(struct dt_config *c)
 void dt_config_done(struct dt_config *c)
 {
 	free(c->runtime_dir);
+	free(c->state_dir);
 	free(c->attach_socket);
 	free(c->api_socket);
 	free(c->api_tcp);
@@ -152,6 +155,13 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 	if (IS("daemon", "runtime_dir"))
 		r = *value == '/' ? set_string(&c->runtime_dir, value) : -EINVAL,
 		what = "must be an absolute path";
+	else if (IS("daemon", "state_dir"))
+		r = !*value || strcmp(value, "off") == 0 || *value == '/'
+			    ? set_string(&c->state_dir, value)
+			    : -EINVAL,
+		what = "must be an absolute path, or empty";
+	else if (IS("daemon", "snapshot_epochs"))
+		r = set_u32(&c->snapshot_epochs, value, 1, 1000000), what = "must be 1..1000000";
 	else if (IS("daemon", "epoch")) {
 		r = dt_parse_duration(value, &c->epoch_us);
 		if (r >= 0 && (c->epoch_us < DT_EPOCH_MIN_US || c->epoch_us > DT_EPOCH_MAX_US))
@@ -601,6 +611,8 @@ struct key_info {
 	  offsetof(struct dt_config, cnt), rs }
 static const struct key_info keys[] = {
 	STR("daemon.runtime_dir", runtime_dir, true),
+	STR("daemon.state_dir", state_dir, true),
+	RAW("daemon.snapshot_epochs", snapshot_epochs, false),
 	RAW("daemon.epoch", epoch_us, false),
 	RAW("daemon.retention", retention_us, false),
 	RAW("stats.history", history_us, false),

@@ -10,6 +10,8 @@
 
 struct dt_config {
 	char *runtime_dir;
+	char *state_dir; /* saved VM histories; NULL: no persistence */
+	uint32_t snapshot_epochs; /* epochs between full saves of a VM (journal in between) */
 	char *attach_socket; /* default runtime_dir/attach.sock */
 	char *api_socket; /* default runtime_dir/api.sock */
 	char *api_tcp; /* "127.0.0.1:9111", or NULL for none */

@@ -14,7 +14,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: dirtytrackd [--config FILE] [--runtime-dir DIR] [--epoch DURATION]\n"
+		"Usage: dirtytrackd [--config FILE] [--runtime-dir DIR] [--state-dir DIR|off]\n"
+		"                  [--epoch DURATION]\n"
 		"                  [--listen-tcp HOST:PORT|off] [--dbus system|session|ADDRESS|off]\n"
 		"                  [--test-config] [--cat-config] [--verbose]\n"
 		"Collects dirty-page telemetry from attached KVM VMMs and serves it.\n\n"
@@ -31,6 +32,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "runtime-dir", required_argument, NULL, 'r' },
+		{ "state-dir", required_argument, NULL, 's' },
 		{ "epoch", required_argument, NULL, 'e' },
 		{ "listen-tcp", required_argument, NULL, 't' },
 		{ "dbus", required_argument, NULL, 'd' },
@@ -46,13 +48,16 @@ int main(int argc, char **argv)
 	char err[512];
 	int c, r = 0;
 
-	while ((c = getopt_long(argc, argv, "c:r:e:t:d:TCvh", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "c:r:s:e:t:d:TCvh", opts, NULL)) >= 0) {
 		switch (c) {
 		case 'c':
 			s.config_file = optarg;
 			break;
 		case 'r':
 			r = dt_service_override(&s, "daemon", "runtime_dir", optarg);
+			break;
+		case 's':
+			r = dt_service_override(&s, "daemon", "state_dir", optarg);
 			break;
 		case 'e':
 			r = dt_service_override(&s, "daemon", "epoch", optarg);

@@ -237,6 +237,8 @@ int dt_manager_start(struct dt_manager *m)
 	dt_log(LOG_INFO, "listening: attach %s, api %s%s%s, epoch %llu ms", c->attach_socket,
 	       c->api_socket, c->api_tcp ? ", http://" : "", c->api_tcp ? c->api_tcp : "",
 	       (unsigned long long)c->epoch_us / 1000);
+	/* After the front ends: they are told of every restored VM. */
+	dt_state_restore(m);
 	return 0;
 }
 
@@ -249,4 +251,5 @@ void dt_manager_stop(struct dt_manager *m)
 		dt_conn_send(vm->conn, DT_MSG_DETACH, &d, NULL);
 		dt_vm_detach(vm, "daemon stopping");
 	}
+	dt_state_save_all(m);
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
 
@@ -42,6 +43,16 @@ struct dt_histogram {
 };
 void dt_histogram_observe(struct dt_histogram *h, uint64_t us);
 
+/* Where a VM stands in the state directory (state.c). */
+struct dt_vm_persist {
+	int journal_fd; /* <uuid>.journal, -1: not open (next close writes a snapshot) */
+	uint64_t journal_bytes;
+	uint64_t snap_epochs; /* epochs held by the last snapshot */
+	uint32_t snap_slots; /* slot table as of the last snapshot */
+	uint64_t snap_next_base;
+	bool failed; /* the last write failed (logged once until one succeeds) */
+};
+
 struct dt_vm {
 	struct dt_vm *next;
 	struct dt_manager *m;
@@ -77,6 +88,7 @@ struct dt_vm {
 	uint64_t epoch_harvest_us; /* harvest time of the open epoch so far */
 	uint64_t generation; /* bumped whenever its figures change */
 	uint64_t history_bytes; /* heap held by its statistics, as of the last epoch */
+	struct dt_vm_persist persist;
 };
 
 /* What changed, for the API front ends (long-poll, D-Bus signals, ...). */
@@ -133,6 +145,12 @@ void dt_manager_notify(struct dt_manager *m, struct dt_vm *vm, enum dt_change wh
 int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct ucred *cred,
 	      struct dt_vm **ret);
 void dt_vm_free(struct dt_vm *vm); /* unlinks from the registry */
+/*
+ * A VM saved in the state directory: identity from h and epoch_us, its
+ * statistics read from f (dt_stats_load's errors). Listed detached.
+ */
+int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us, FILE *f,
+		  struct dt_vm **ret);
 int dt_vm_attach(struct dt_vm *vm, struct dt_conn *c, const struct ucred *cred);
 /* The VMM went away (or was dropped): final harvest, keep figures. */
 void dt_vm_detach(struct dt_vm *vm, const char *reason);
@@ -145,6 +163,17 @@ const char *dt_vm_state_name(enum dt_vm_state s);
 uint64_t dt_vm_memory_pages(const struct dt_vm *vm);
 /* Window (in epochs) for a duration, at least 1. */
 uint32_t dt_vm_window_epochs(const struct dt_vm *vm, uint64_t window_us);
+
+/*
+ * State directory (state.c): VM histories across restarts. Restore at
+ * start, save every VM at a clean stop (after the detach), and between the
+ * two, after each closed epoch, a journal frame or a snapshot. Forget
+ * removes a VM's files (retention over, replaced by another machine).
+ */
+void dt_state_restore(struct dt_manager *m);
+void dt_state_save_all(struct dt_manager *m);
+void dt_state_epoch_closed(struct dt_vm *vm);
+void dt_state_forget(struct dt_vm *vm);
 
 /* Attach connections (attach.c) */
 int dt_attach_listen(struct dt_manager *m, int fd);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "dt_util.h"
 #include "log.h"
@@ -86,6 +87,8 @@ static void vm_close_epoch(struct dt_vm *vm)
 		vm->counters.harvest_errors++;
 	}
 	vm->counters.harvests++;
+	if (r >= 0)
+		dt_state_epoch_closed(vm);
 	vm->counters.harvest_us += dt_now_us() - start;
 	dt_histogram_observe(&vm->m->harvest_hist, vm->epoch_harvest_us + dt_now_us() - start);
 	vm->epoch_harvest_us = 0;
@@ -218,6 +221,7 @@ static int on_retention(sd_event_source *s, uint64_t usec, void *userdata)
 	struct dt_vm *vm = userdata;
 
 	dt_log(LOG_INFO, "vm %u (%s): retention over, removed", vm->id, vm->name);
+	dt_state_forget(vm);
 	dt_vm_free(vm);
 	return 0;
 }
@@ -227,8 +231,8 @@ static unsigned page_shift_of(uint32_t page_size)
 	return (unsigned)__builtin_ctz(page_size);
 }
 
-int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct ucred *cred,
-	      struct dt_vm **ret)
+static int vm_create(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us,
+		     FILE *f, struct dt_vm **ret)
 {
 	struct dt_stats_config sc;
 	struct dt_vm *vm;
@@ -247,13 +251,16 @@ int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct u
 	vm->vcpus = h->vcpus;
 	vm->mode = h->mode;
 	vm->caps = h->caps;
-	vm->epoch_us = m->config.epoch_us;
+	vm->epoch_us = epoch_us;
 	vm->state = DT_VM_DETACHED;
+	vm->persist.journal_fd = -1;
 
 	stats_config(vm, &sc);
-	r = dt_stats_new(&sc, vm->vcpus, &vm->stats);
+	r = f ? dt_stats_load(f, &sc, vm->vcpus, &vm->stats) : dt_stats_new(&sc, vm->vcpus, &vm->stats);
 	if (r < 0)
 		goto fail;
+	if (m->config.state_dir && !dt_uuid_is_null(vm->uuid))
+		dt_stats_set_journal(vm->stats, true);
 	r = dt_collector_init(&vm->collector, vm->mode, vm->vcpus, vm->stats);
 	if (r < 0)
 		goto fail;
@@ -279,11 +286,22 @@ int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct u
 	m->nvms++;
 	dt_manager_notify(m, vm, DT_CHANGE_ADDED);
 	*ret = vm;
-	(void)cred;
 	return 0;
 fail:
 	dt_vm_free(vm);
 	return r;
+}
+
+int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct ucred *cred,
+	      struct dt_vm **ret)
+{
+	return vm_create(m, h, m->config.epoch_us, NULL, ret);
+}
+
+int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us, FILE *f,
+		  struct dt_vm **ret)
+{
+	return vm_create(m, h, epoch_us, f, ret);
 }
 
 void dt_vm_free(struct dt_vm *vm)
@@ -307,6 +325,8 @@ void dt_vm_free(struct dt_vm *vm)
 	sd_event_source_disable_unref(vm->retention);
 	if (vm->collector.ops)
 		dt_collector_done(&vm->collector);
+	if (vm->persist.journal_fd >= 0)
+		close(vm->persist.journal_fd);
 	dt_stats_free(vm->stats);
 	free(vm);
 }

@@ -23,7 +23,8 @@ nwait() { wait_until 20 nhas "$@"; } # N REGEX: wait until N datagrams match
 status() { grep -o 'STATUS=[^|]*' "$NLOG" | tail -n1; }
 
 mkdir -p "$TMP/dt.conf.d"
-printf '[daemon]\nepoch = 1s\nruntime_dir = %s\n[api]\ntcp = off\n[dbus]\nbus = off\n' "$RUN" \
+printf '[daemon]\nepoch = 1s\nruntime_dir = %s\nstate_dir = %s\n[api]\ntcp = off\n[dbus]\nbus = off\n' \
+	"$RUN" "$TMP/state" \
 	>"$TMP/dt.conf"
 
 # WATCHDOG_PID must be the daemon's own pid: exec keeps the shell's.

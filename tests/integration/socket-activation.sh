@@ -24,8 +24,8 @@ wait_until 15 grep -q LISTENING "$NLOG" || fail "notify receiver did not start"
 export NOTIFY_SOCKET="$TMP/notify.sock"
 systemd-socket-activate --seqpacket -l "$ATTACH_SOCK" -E NOTIFY_SOCKET -- \
 	systemd-socket-activate -l "$API_SOCK" --fdname=attach:api -E NOTIFY_SOCKET -- \
-	"$BUILD/dirtytrackd" --config /dev/null --runtime-dir "$TMP/own" --listen-tcp off --dbus off \
-	>>"$TMP/daemon.log" 2>&1 &
+	"$BUILD/dirtytrackd" --config /dev/null --runtime-dir "$TMP/own" --state-dir "$TMP/state" \
+	--listen-tcp off --dbus off >>"$TMP/daemon.log" 2>&1 &
 DAEMON_PID=$! # without --accept each activator execs the next: this becomes the daemon
 wait_until 10 test -S "$ATTACH_SOCK" || fail "systemd-socket-activate did not listen"
 check "nothing runs before the first connection" \

@@ -48,13 +48,16 @@ check() { # description, then a command that must succeed
 	echo "ok: $what"
 }
 
-# start_daemon [extra args...]: runtime dir $TMP/run, API at $API_SOCK. No
-# system configuration (/etc/dirtytrackd...) is read unless a test passes --config.
+# start_daemon [extra args...]: runtime dir $TMP/run, API at $API_SOCK, VM
+# histories in $STATE_DIR ($TMP/state unless set). No system configuration
+# (/etc/dirtytrackd...) is read unless a test passes --config.
 start_daemon() {
 	RUN="$TMP/run"
 	API_SOCK="$RUN/api.sock"
 	ATTACH_SOCK="$RUN/attach.sock"
-	"$BUILD/dirtytrackd" --config /dev/null --runtime-dir "$RUN" --listen-tcp off --dbus off "$@" >>"$TMP/daemon.log" 2>&1 &
+	STATE_DIR=${STATE_DIR:-$TMP/state}
+	"$BUILD/dirtytrackd" --config /dev/null --runtime-dir "$RUN" --state-dir "$STATE_DIR" \
+		--listen-tcp off --dbus off "$@" >>"$TMP/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	for _ in $(seq 100); do
 		[ -S "$API_SOCK" ] && [ -S "$ATTACH_SOCK" ] && curl -sf --unix-socket "$API_SOCK" http://localhost/v1/health >/dev/null 2>&1 && return 0
