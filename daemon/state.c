@@ -20,9 +20,9 @@
  * snapshot written so the journal starts empty again.
  *
  * Cost, measured with a VM of 4 vCPUs dirtying 1M random pages of 4M per
- * epoch (bench in tests/unit/test_persist.c and the README): encoding a
- * frame adds ~2 ms to the ~75 ms close, a frame is ~1.5 MB, its write and
- * fdatasync a few ms on an SSD; a snapshot of 10 such epochs is ~55 MB and
+ * epoch (DT_PERSIST_BENCH=1 tests/unit/test_persist): encoding a frame
+ * adds ~2 ms to the ~75 ms close, a frame is ~1.5 MB, its write and
+ * fdatasync 3-7 ms on ext4 over virtio; a snapshot of 10 such epochs is ~55 MB and
  * ~0.35 s to write (every snapshot_epochs epochs) and to load. Both run in
  * the event loop: the harvest of other VMs waits that long.
  *
