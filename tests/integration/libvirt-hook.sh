@@ -180,12 +180,15 @@ import socket, sys, time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
 print(s.getsockname()[1], flush=True)
 time.sleep(60)' >"$TMP/hang.port" &
-BG_PIDS+=($!)
+HANG=$!
+BG_PIDS+=($HANG)
 wait_until 5 test -s "$TMP/hang.port" || fail "no hanging listener"
 hook_conf "source_url = http://127.0.0.1:$(cat "$TMP/hang.port")" "timeout = 500ms"
 expect "a hanging source: allowed after the timeout" 0 'allowing migration of calm: .*(timed out|Timeout)' calm $CALM_UUID
 hook_conf "source_url = http://127.0.0.1:$(cat "$TMP/hang.port")" "timeout = 500ms" "fail_closed_on_error = yes"
 expect "a hanging source: refused with fail_closed_on_error" 1 'refusing to migrate calm' calm $CALM_UUID
+kill $HANG
+wait $HANG 2>/dev/null || true
 
 # --- the daemon is down
 stop_daemon

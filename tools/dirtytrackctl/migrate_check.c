@@ -43,8 +43,8 @@ static void print_verdict(const char *domain, struct json_object *o)
 	bool ok = json_object_get_boolean(get(o, "meets_target"));
 	char a[32];
 
-	printf("%s: %s at %s with at most %gs downtime (%s; %.3fs in all, %zu round%s",
-	       domain, ok ? "converges" : "will NOT converge",
+	printf("%s: %s at %s with at most %gs downtime (%s; %.3fs in all, %zu round%s", domain,
+	       ok ? "converges" : "will NOT converge",
 	       ctl_rate(json_object_get_double(get(in, "bandwidth_bytes_per_second")), a),
 	       json_object_get_double(get(in, "downtime_seconds")),
 	       json_object_get_string(get(o, "verdict")),
@@ -129,8 +129,8 @@ int ctl_migrate_check(const struct ctl *ctl, int argc, char **argv)
 		}
 	}
 	if (optind + 1 != argc || !bandwidth || !downtime) {
-		fprintf(stderr,
-			"dirtytrackctl: migrate-check needs a DOMAIN, --bandwidth and --downtime\n");
+		fprintf(stderr, "dirtytrackctl: migrate-check needs a DOMAIN, --bandwidth and "
+				"--downtime\n");
 		check_usage(stderr);
 		return CTL_EXIT_USAGE;
 	}
