@@ -35,6 +35,9 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 	struct dt_plan_point curve[DT_PLAN_MAX_POINTS];
 	_cleanup_free_ struct dt_plan_point *vpoints = NULL;
 	_cleanup_free_ struct dt_plan_vcpu *vcpus = NULL;
+	_cleanup_free_ struct dt_epoch_record *hist = NULL;
+	_cleanup_free_ uint64_t *activity = NULL;
+	size_t nact = 0;
 	uint64_t epochs = dt_stats_epochs(vm->stats);
 	uint64_t memory = dt_vm_memory_pages(vm);
 	uint32_t n = covered_windows(vm, epochs), nv = 0;
@@ -68,6 +71,18 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 			vcpus[nv++] = (struct dt_plan_vcpu){ .vcpu = v, .npoints = n, .points = p };
 		}
 	}
+	/* the activity profile: the history's per-epoch pages (bursts and lulls) */
+	if (epochs >= 2) {
+		size_t max = epochs < DT_PLAN_MAX_ACTIVITY ? (size_t)epochs : DT_PLAN_MAX_ACTIVITY;
+
+		hist = calloc(max, sizeof(*hist));
+		activity = calloc(max, sizeof(*activity));
+		if (!hist || !activity)
+			return -ENOMEM;
+		nact = dt_stats_history(vm->stats, epochs - max, hist, max);
+		for (size_t i = 0; i < nact; i++)
+			activity[i] = hist[i].pages;
+	}
 	in = (struct dt_plan_input){
 		.curve = curve,
 		.npoints = n,
@@ -81,6 +96,9 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 		.vcpus = nv ? vcpus : NULL,
 		.nvcpus = nv,
 		.interp = DT_PLAN_INTERP_LOG,
+		.activity = nact >= 2 ? activity : NULL,
+		.nactivity = nact >= 2 ? nact : 0,
+		.activity_epoch_us = vm->epoch_us,
 	};
 	return dt_plan_compute(&in, ret);
 }

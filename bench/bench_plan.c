@@ -88,7 +88,7 @@ struct opts {
 	uint32_t max_rounds, starts;
 	uint64_t epoch_us, target_us;
 	enum dt_plan_interp interp;
-	bool header, plan, no_layout, daemon_windows;
+	bool header, plan, no_layout, no_activity, daemon_windows;
 };
 
 /* "100Mbit", "25Gbit", "1.25GB", "125M", "1000000": bytes per second (decimal units). */
@@ -279,6 +279,8 @@ struct measured {
 	double avg_rate;	 /* pages/s: mean per-epoch dirty rate */
 	double last_second_rate; /* pages/s: D(1 s) at the end */
 	struct dt_stats *stats;	 /* as of the end, for the heatmap */
+	uint64_t *activity;	 /* distinct pages per epoch, as the daemon's history has them */
+	size_t nactivity;
 };
 
 static int measure(const struct trace *t, uint64_t epoch_us, uint32_t page_size, bool dense,
@@ -319,6 +321,9 @@ static int measure(const struct trace *t, uint64_t epoch_us, uint32_t page_size,
 	r = dt_stats_new(&cfg, 0, &m->stats);
 	if (r < 0)
 		return r;
+	m->activity = calloc(epochs ? epochs : 1, sizeof(*m->activity));
+	if (!m->activity)
+		return -ENOMEM;
 	for (uint64_t e = 0; e < epochs; e++) {
 		uint64_t end = (e + 1) * epoch_us;
 
@@ -327,6 +332,7 @@ static int measure(const struct trace *t, uint64_t epoch_us, uint32_t page_size,
 		r = dt_stats_close_epoch(m->stats, end);
 		if (r < 0)
 			return r;
+		m->activity[m->nactivity++] = dt_stats_wss(m->stats, 1);
 		total += (double)dt_stats_wss(m->stats, 1);
 		for (uint32_t i = 0; i < cfg.nwindows; i++)
 			if (e + 1 >= cfg.windows[i]) {
@@ -488,7 +494,7 @@ static void usage(void)
 	    "Usage: bench_plan --trace FILE --memory SIZE --bandwidth B[,B..] --downtime "
 	    "T[,T..]\n"
 	    "       [--page-size 4096] [--max-rounds 30] [--epoch 100ms] [--interp log|linear]\n"
-	    "       [--no-layout] [--daemon-windows] [--starts 8] [--label TEXT] [--header] "
+	    "       [--no-layout] [--no-activity] [--daemon-windows] [--starts 8] [--label TEXT] [--header] "
 	    "[--plan] [--vcpu-json FILE] "
 	    "[--target TIME]\n");
 }
@@ -509,6 +515,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 					   {"vcpu-json", required_argument, NULL, 'v'},
 					   {"target", required_argument, NULL, 'T'},
 					   {"no-layout", no_argument, NULL, 'L'},
+					   {"no-activity", no_argument, NULL, 'A'},
 					   {"daemon-windows", no_argument, NULL, 'W'},
 					   {"starts", required_argument, NULL, 'S'},
 					   {}};
@@ -591,6 +598,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'L':
 			o->no_layout = true;
+			break;
+		case 'A':
+			o->no_activity = true;
 			break;
 		case 'W':
 			o->daemon_windows = true;
@@ -689,6 +699,9 @@ int main(int argc, char **argv)
 			    .regions = reg,
 			    .nregions = nreg,
 			    .interp = o.interp,
+			    .activity = o.no_activity ? NULL : m.activity,
+			    .nactivity = o.no_activity || m.nactivity < 2 ? 0 : m.nactivity,
+			    .activity_epoch_us = o.epoch_us,
 			};
 			struct result sim = {.round_pages = rounds}, avg = {0}, qemu = {0};
 			struct dt_plan *p = NULL;
@@ -734,5 +747,6 @@ out:
 	free(vc.v);
 	free(vc.points);
 	dt_stats_free(m.stats);
+	free(m.activity);
 	return ret;
 }

@@ -17,6 +17,8 @@
 #define AVG_STEPS	  16 /* Simpson intervals per curve piece for averages of D */
 #define SEARCH_STEPS	  60
 #define BANDWIDTH_MARGIN  0.9
+#define PHASE_SAMPLES	  64 /* send moments sampled for a mean of D in activity time */
+#define GOLDEN		  0.6180339887498949
 
 struct curve {
 	const struct dt_plan_point *p;
@@ -34,6 +36,14 @@ struct model {
 	uint32_t nvcpu;
 	double limit;	      /* pages/s per vCPU; 0: none */
 	double horizon_pages; /* D at the last point: pages that ever get dirty */
+	/*
+	 * Activity profile, or NULL: cum[k] = activity of the profile's first
+	 * k epochs over the mean epoch's (cum[nact] = nact); the profile
+	 * repeats. phase: where in it (seconds) the migration starts.
+	 */
+	double *cum;
+	size_t nact;
+	double act_epoch_s, phase;
 };
 
 struct outcome {
@@ -171,6 +181,43 @@ static double model_avg(const struct model *m, double a, double b)
 	return sum / (b - a);
 }
 
+/* Activity time (seconds) of the profile's first x seconds. */
+static double activity_until(const struct model *m, double x)
+{
+	double e = x / m->act_epoch_s, n = (double)m->nact, cycles = floor(e / n), r = e - cycles * n;
+	size_t k = (size_t)r;
+
+	if (k >= m->nact)
+		k = m->nact - 1;
+	return (cycles * n + m->cum[k] + (r - (double)k) * (m->cum[k + 1] - m->cum[k])) *
+	       m->act_epoch_s;
+}
+
+/*
+ * The window from a to b seconds after the migration started, as the
+ * window of the curve that dirties as much: its length, or with an
+ * activity profile its activity time.
+ */
+static double window(const struct model *m, double a, double b)
+{
+	if (!m->cum)
+		return b - a;
+	return activity_until(m, m->phase + b) - activity_until(m, m->phase + a);
+}
+
+/* Mean over send moments x in [a, b] of D(window(x, b)): pages dirty at b
+ * among those sent evenly over [a, b] (dirtied since their send). */
+static double mean_since_sent(const struct model *m, double a, double b)
+{
+	double sum = 0;
+
+	if (!m->cum)
+		return model_avg(m, 0, b - a);
+	for (int j = 0; j < PHASE_SAMPLES; j++)
+		sum += model_at(m, window(m, a + (b - a) * (j + 0.5) / PHASE_SAMPLES, b));
+	return sum / PHASE_SAMPLES;
+}
+
 /* Pages dirty once round 0 (all memory, in page order, t0 long) has ended. */
 static double after_full_copy(const struct model *m, double t0)
 {
@@ -178,28 +225,55 @@ static double after_full_copy(const struct model *m, double t0)
 	double sum = 0, weight = 0, mem = (double)in->memory_pages;
 
 	if (!in->regions || in->nregions == 0)
-		return model_avg(m, 0, t0);
+		return mean_since_sent(m, 0, t0);
 	for (size_t j = 0; j < in->nregions; j++) {
 		const struct dt_plan_region *r = &in->regions[j];
 		double mid = ((double)r->first + (double)r->span / 2) / mem;
 
 		if (r->pages == 0)
 			continue;
-		sum += (double)r->pages * model_at(m, t0 * (1 - (mid < 1 ? mid : 1)));
+		sum += (double)r->pages * model_at(m, window(m, t0 * (mid < 1 ? mid : 1), t0));
 		weight += (double)r->pages;
 	}
-	return weight > 0 ? sum / weight : model_avg(m, 0, t0);
+	return weight > 0 ? sum / weight : mean_since_sent(m, 0, t0);
 }
 
-/* Pages dirty after a round that sent `list` pages evenly over `t` seconds. */
-static double after_round(const struct model *m, double list, double t)
+/* Pages written in both of two adjacent windows of a and b seconds (activity time). */
+static double overlap(const struct model *m, double a, double b)
 {
-	double d = model_at(m, t), f;
+	double v = model_at(m, a) + model_at(m, b) - model_at(m, a + b);
 
-	f = m->horizon_pages > 0 ? list / m->horizon_pages : 1;
-	if (f > 1)
-		f = 1;
-	return d - f * (d - model_avg(m, 0, t));
+	return v > 0 ? v : 0;
+}
+
+/*
+ * Pages dirty after a round that sent `list` pages evenly from `now` for
+ * `t` seconds, the previous round having started at `prev`. Every page of
+ * the list was written in the previous round (window A, D(A) pages), and
+ * the list holds list / D(A) of them. This round's writes are D(t) pages;
+ * those on the list are list / D(A) of the pages written both in A and in
+ * this round, which the curve gives for adjacent windows: D(a) + D(b) -
+ * D(a + b). A list page is dirty at the end only if written after its send
+ * (taken as the overlap of A with the window from its send to the end,
+ * adjacent), else its write was absorbed by its send. For writes spread
+ * at random over the working set this is the share list / D(horizon) of
+ * the writes with the mean of D since the send; a sweep that rewrites
+ * nothing within both windows absorbs nothing (the writers run ahead of
+ * the list); hot pages rewritten all the time are dirty again anyway.
+ */
+static double after_round(const struct model *m, double list, double prev, double now, double t)
+{
+	double wa = window(m, prev, now), d = model_at(m, window(m, now, now + t));
+	double da = model_at(m, wa), on, after = 0, share;
+
+	if (!(da > 0))
+		return d;
+	share = fmin(1, list / da);
+	on = overlap(m, wa, window(m, now, now + t));
+	for (int j = 0; j < PHASE_SAMPLES; j++)
+		after += overlap(m, wa, window(m, now + t * (j + 0.5) / PHASE_SAMPLES, now + t));
+	after /= PHASE_SAMPLES;
+	return d - share * fmax(0, on - after);
 }
 
 static void push_round(struct dt_plan_round *rounds, uint32_t i, double start, double t,
@@ -223,7 +297,7 @@ static void run(const struct model *m, struct outcome *o, struct dt_plan_round *
 	double b = in->bandwidth / in->page_size; /* pages per second */
 	double fit = b * (double)in->max_downtime_us / 1e6;
 	double list = (double)in->memory_pages * (1 - in->zero_fraction);
-	double now = 0, prev = INFINITY, t = 0, bytes = 0;
+	double now = 0, prev = INFINITY, t = 0, bytes = 0, prev_start = 0;
 	uint32_t i;
 
 	*o = (struct outcome){.verdict = DT_PLAN_CONVERGES};
@@ -231,8 +305,9 @@ static void run(const struct model *m, struct outcome *o, struct dt_plan_round *
 		double next;
 
 		t = list / b;
-		next = i == 0 ? after_full_copy(m, t) : after_round(m, list, t);
+		next = i == 0 ? after_full_copy(m, t) : after_round(m, list, prev_start, now, t);
 		push_round(rounds, i, now, t, list, next, in->page_size);
+		prev_start = now;
 		now += t;
 		bytes += list * in->page_size;
 		prev = list;
@@ -272,6 +347,7 @@ static int recommend(struct model *m, struct dt_plan *p)
 
 	margin.bandwidth = in->bandwidth * BANDWIDTH_MARGIN;
 	m->in = &margin;
+	m->cum = NULL; /* the search on the mean curve (a throttle flattens bursts anyway) */
 
 	rec->postcopy_total_seconds =
 	    (double)in->memory_pages * (1 - in->zero_fraction) * in->page_size / in->bandwidth;
@@ -338,6 +414,9 @@ static bool input_valid(const struct dt_plan_input *in)
 	    (in->nvcpus && !in->vcpus) || in->nregions > DT_PLAN_MAX_REGIONS ||
 	    (in->nregions && !in->regions))
 		return false;
+	if (in->nactivity && (in->nactivity < 2 || in->nactivity > DT_PLAN_MAX_ACTIVITY ||
+			      !in->activity || in->activity_epoch_us == 0))
+		return false;
 	for (uint32_t v = 0; v < in->nvcpus; v++)
 		if (!curve_valid(in->vcpus[v].points, in->vcpus[v].npoints))
 			return false;
@@ -374,12 +453,78 @@ struct dt_plan *dt_plan_free(struct dt_plan *p)
 	return NULL;
 }
 
+/* The activity profile as cumulative activity over the mean; NULL when it is all zeros. */
+static double *activity_profile(const struct dt_plan_input *in, bool *nomem)
+{
+	double total = 0, *cum;
+
+	*nomem = false;
+	for (size_t k = 0; k < in->nactivity; k++)
+		total += (double)in->activity[k];
+	if (!(total > 0))
+		return NULL;
+	cum = calloc(in->nactivity + 1, sizeof(*cum));
+	if (!cum) {
+		*nomem = true;
+		return NULL;
+	}
+	for (size_t k = 0; k < in->nactivity; k++)
+		cum[k + 1] = cum[k] + (double)in->activity[k] * (double)in->nactivity / total;
+	return cum;
+}
+
+/*
+ * With an activity profile: the plan from DT_PLAN_PHASES start moments
+ * spread over the profile (golden-ratio steps, so that no period of the
+ * guest's activity aliases with them); means, the majority's verdict, and
+ * the rounds of the start whose total time is closest to the mean.
+ */
+static double phase_of(const struct model *m, uint32_t k)
+{
+	double g = (double)k * GOLDEN;
+
+	return (g - floor(g)) * (double)m->nact * m->act_epoch_s;
+}
+
+static void run_phases(struct model *m, struct outcome *o, struct dt_plan_round *rounds)
+{
+	double total[DT_PLAN_PHASES];
+	bool conv[DT_PLAN_PHASES], majority;
+	struct outcome mean = {0}, one;
+	uint32_t nconv = 0, best = DT_PLAN_PHASES;
+
+	for (uint32_t k = 0; k < DT_PLAN_PHASES; k++) {
+		m->phase = phase_of(m, k);
+		run(m, &one, NULL);
+		total[k] = one.total_s;
+		conv[k] = one.converges;
+		nconv += one.converges;
+		mean.total_s += one.total_s / DT_PLAN_PHASES;
+		mean.downtime_s += one.downtime_s / DT_PLAN_PHASES;
+		mean.final_pages += one.final_pages / DT_PLAN_PHASES;
+		mean.bytes += one.bytes / DT_PLAN_PHASES;
+	}
+	majority = 2 * nconv >= DT_PLAN_PHASES;
+	for (uint32_t k = 0; k < DT_PLAN_PHASES; k++)
+		if (conv[k] == majority &&
+		    (best == DT_PLAN_PHASES ||
+		     fabs(total[k] - mean.total_s) < fabs(total[best] - mean.total_s)))
+			best = k;
+	m->phase = phase_of(m, best);
+	run(m, o, rounds);
+	o->total_s = mean.total_s;
+	o->downtime_s = mean.downtime_s;
+	o->final_pages = mean.final_pages;
+	o->bytes = mean.bytes;
+}
+
 int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret)
 {
 	struct model m = {0};
 	struct dt_plan *p = NULL;
 	struct outcome o;
-	double one_rate;
+	double one_rate, *cum = NULL;
+	bool nomem;
 	int r = -ENOMEM;
 
 	if (!ret || !input_valid(in))
@@ -395,6 +540,7 @@ int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret)
 	p->input.curve = p->curve;
 	p->input.vcpus = NULL; /* read during the call only */
 	p->input.regions = NULL;
+	p->input.activity = NULL;
 
 	m.in = in;
 	m.vm = (struct curve){in->curve, in->npoints, in->interp, (double)in->memory_pages};
@@ -422,7 +568,19 @@ int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret)
 		m.rate[0] = one_rate;
 	}
 
-	run(&m, &o, p->rounds);
+	if (in->nactivity) {
+		cum = activity_profile(in, &nomem);
+		if (nomem)
+			goto out;
+	}
+	if (cum) {
+		m.cum = cum;
+		m.nact = in->nactivity;
+		m.act_epoch_s = (double)in->activity_epoch_us / 1e6;
+		run_phases(&m, &o, p->rounds);
+	} else {
+		run(&m, &o, p->rounds);
+	}
 	p->converges = o.converges;
 	p->verdict = o.verdict;
 	p->nrounds = o.nrounds;
@@ -445,6 +603,7 @@ int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret)
 out:
 	free(m.vcpu);
 	free(m.rate);
+	free(cum);
 	dt_plan_free(p);
 	return r;
 }

@@ -49,6 +49,8 @@
 #define DT_PLAN_MAX_ROUNDS  1000
 #define DT_PLAN_MAX_VCPUS   4096
 #define DT_PLAN_MAX_REGIONS (1u << 20)
+#define DT_PLAN_MAX_ACTIVITY (1u << 16)
+#define DT_PLAN_PHASES	    32 /* start moments a plan with an activity profile averages over */
 
 /* One point of a working-set curve: `pages` distinct pages dirtied in `window_us`. */
 struct dt_plan_point {
@@ -94,6 +96,23 @@ struct dt_plan_input {
 	const struct dt_plan_region *regions; /* optional layout */
 	size_t nregions;
 	enum dt_plan_interp interp;
+	/*
+	 * Optional activity profile: distinct pages dirtied in each of the
+	 * last `nactivity` epochs of activity_epoch_us, oldest first (the
+	 * daemon's per-epoch history). With it the plan is phase-aware: a
+	 * round's window counts as long as the activity it spans (a window
+	 * caught in a burst dirties like a longer one, one in a lull like a
+	 * shorter one: D(T) is taken in activity time, T = its length times
+	 * the window's mean activity over the profile's mean), the migration is
+	 * planned from DT_PLAN_PHASES start moments spread over the profile,
+	 * which repeats, and the figures are their means (rounds: the start
+	 * closest to the mean), the verdict the majority's. This captures
+	 * that pre-copy of a bursty guest stops at the first round that ends
+	 * in a lull. The dirty-limit search stays on the mean curve.
+	 */
+	const uint64_t *activity;
+	size_t nactivity; /* 0 (none), or 2 .. DT_PLAN_MAX_ACTIVITY */
+	uint64_t activity_epoch_us;
 };
 
 struct dt_plan_round {

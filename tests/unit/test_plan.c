@@ -36,8 +36,10 @@ static struct dt_plan_input base(void)
 /*
  * Linear D(T) = r T, b = 10 r: round 0 takes 10 s; with no layout the dirty
  * pages are spread, so R1 = mean of D over [0, 10 s] = 5000 pages (0.5 s);
- * then R2 = r t1 (1 - f/2), f = R1 / D(horizon) = 0.05: 487.5 pages, which
- * fit 300 ms (3000 pages): downtime 48.75 ms, total 10.54875 s.
+ * then R2 = r t1 = 500 pages: a linear curve rewrites nothing (adjacent
+ * windows share no page: D(10) + D(0.5) - D(10.5) = 0), so none of round
+ * 2's writes hits round 1's list; they fit 300 ms (3000 pages): downtime
+ * 50 ms, total 10.55 s.
  */
 static void test_linear_geometric(void)
 {
@@ -59,23 +61,63 @@ static void test_linear_geometric(void)
 	CHECK_EQ(p->rounds[1].pages, 5000);
 	CHECK_EQ(p->rounds[1].start_us, 10000000);
 	CHECK_EQ(p->rounds[1].duration_us, 500000);
-	CLOSE(p->downtime_seconds, 0.04875, 1e-9);
-	CLOSE(p->total_seconds, 10.54875, 1e-9);
-	CHECK_EQ(p->final_pages, 488); /* 487.5 rounded */
-	CLOSE(p->bytes_sent, (100000 + 5000 + 487.5) * 4096, 1e-9);
+	CLOSE(p->downtime_seconds, 0.05, 1e-9);
+	CLOSE(p->total_seconds, 10.55, 1e-9);
+	CHECK_EQ(p->final_pages, 500);
+	CLOSE(p->bytes_sent, (100000 + 5000 + 500) * 4096, 1e-9);
 	CLOSE(p->dirty_rate_at_last_round, 1000, 1e-9);
 	p = dt_plan_free(p);
 
-	/* 10 ms: one more round: R3 = 48.75 (1 - 0.004875 / 2) pages */
+	/* 10 ms: one more round: R3 = r t2 = 50 pages */
 	in.max_downtime_us = 10000;
 	CHECK_EQ(dt_plan_compute(&in, &p), 0);
 	if (!p)
 		return;
 	CHECK(p->converges);
 	CHECK_EQ(p->nrounds, 3);
-	CLOSE(p->downtime_seconds, 48.75 * (1 - 0.004875 / 2) / 10000, 1e-9);
-	CLOSE(p->total_seconds, 10 + 0.5 + 0.04875 + 48.75 * (1 - 0.004875 / 2) / 10000, 1e-9);
+	CLOSE(p->downtime_seconds, 0.005, 1e-9);
+	CLOSE(p->total_seconds, 10 + 0.5 + 0.05 + 0.005, 1e-9);
 	dt_plan_free(p);
+}
+
+/*
+ * An activity profile: a flat one changes nothing; a bursty one (active
+ * one epoch in five, at five times the mean) makes some starts end their
+ * last round in a lull: the plan is the mean over the starts.
+ */
+static void test_activity(void)
+{
+	static const uint64_t flat[] = {100, 100, 100, 100, 100, 100, 100, 100, 100, 100};
+	static const uint64_t bursty[] = {500, 0, 0, 0, 0, 500, 0, 0, 0, 0};
+	struct dt_plan_input in = base();
+	struct dt_plan *p = NULL, *q = NULL;
+
+	in.max_downtime_us = 10000;
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	in.activity = flat, in.nactivity = ARRAY_SIZE(flat), in.activity_epoch_us = 100000;
+	CHECK_EQ(dt_plan_compute(&in, &q), 0);
+	if (!p || !q)
+		goto out;
+	CHECK_EQ(q->converges, p->converges);
+	CHECK_EQ(q->nrounds, p->nrounds);
+	CLOSE(q->total_seconds, p->total_seconds, 1e-6);
+	CLOSE(q->downtime_seconds, p->downtime_seconds, 1e-6);
+	CHECK(q->input.activity == NULL);
+	q = dt_plan_free(q);
+	in.activity = bursty;
+	CHECK_EQ(dt_plan_compute(&in, &q), 0);
+	if (!q)
+		goto out;
+	CHECK(q->converges);
+	CHECK(isfinite(q->downtime_seconds) && q->downtime_seconds >= 0);
+	CHECK(q->downtime_seconds < p->downtime_seconds); /* starts that stop in a lull */
+	CHECK(q->nrounds >= 1 && q->nrounds <= in.max_rounds);
+	/* one epoch is no profile */
+	in.nactivity = 1;
+	CHECK_EQ(dt_plan_compute(&in, &q), -EINVAL);
+out:
+	dt_plan_free(p);
+	dt_plan_free(q);
 }
 
 /*
@@ -380,5 +422,6 @@ int main(void)
 	RUN(test_bad_inputs);
 	RUN(test_tiny);
 	RUN(test_zero_pages);
+	RUN(test_activity);
 	TEST_EXIT();
 }
