@@ -111,9 +111,10 @@ done
 expect 405 POST /metrics
 expect 405 POST "/v1/vms/web/history?bogus=1"
 
-# 503 before the first harvest: a VM attached to a daemon with a long epoch.
+# 503 before the first harvest: a VM attached to a daemon with a long epoch
+# (and a state directory of its own: the VMs saved above are not restored).
 stop_daemon
-start_daemon --epoch 1min
+start_daemon --epoch 1min --state-dir "$TMP/state2"
 "$BUILD/dtsim" --connect "$ATTACH_SOCK" --name fresh --memory 64M --rate 1000 --duration 30 >"$TMP/sim2.log" 2>&1 &
 BG_PIDS+=($!)
 wait_until 5 api /v1/vms/fresh || fail "fresh did not attach"
@@ -167,7 +168,7 @@ DOC="$(dirname "$0")/../../docs/openapi.json"
 api /openapi.json | cmp -s - "$DOC" || fail "/openapi.json differs from docs/openapi.json"
 jq -e '.openapi | startswith("3.1")' "$DOC" >/dev/null || fail "not OpenAPI 3.1"
 stop_daemon
-start_daemon --epoch 200ms
+start_daemon --epoch 200ms --state-dir "$TMP/state3"
 "$BUILD/dtsim" --connect "$ATTACH_SOCK" --name doc --memory 64M --rate 5000 --duration 30 >"$TMP/sim4.log" 2>&1 &
 BG_PIDS+=($!)
 wait_until 5 harvested doc 2 || fail "doc: no harvests"
