@@ -117,23 +117,23 @@ static int write_state(const struct dt_vm *vm, FILE *f)
 {
 	const struct dt_slot_table *t = &vm->collector.slots;
 	struct state_head h = {
-		.version = STATE_VERSION,
-		.nslots = t->n,
-		.page_size = vm->page_size,
-		.vcpus = vm->vcpus,
-		.mode = vm->mode,
-		.caps = vm->caps,
-		.epoch_us = vm->epoch_us,
-		.harvests = vm->counters.harvests,
-		.ring_full = vm->counters.ring_full,
-		.resets = vm->counters.resets,
-		.late_syncs = vm->counters.late_syncs,
-		.attaches = vm->counters.attaches,
-		.harvest_us = vm->counters.harvest_us,
-		.harvest_errors = vm->counters.harvest_errors,
-		.detached_pages = dt_vm_memory_pages(vm),
-		.saved_realtime_us = realtime_us(),
-		.next_base = t->next_base,
+	    .version = STATE_VERSION,
+	    .nslots = t->n,
+	    .page_size = vm->page_size,
+	    .vcpus = vm->vcpus,
+	    .mode = vm->mode,
+	    .caps = vm->caps,
+	    .epoch_us = vm->epoch_us,
+	    .harvests = vm->counters.harvests,
+	    .ring_full = vm->counters.ring_full,
+	    .resets = vm->counters.resets,
+	    .late_syncs = vm->counters.late_syncs,
+	    .attaches = vm->counters.attaches,
+	    .harvest_us = vm->counters.harvest_us,
+	    .harvest_errors = vm->counters.harvest_errors,
+	    .detached_pages = dt_vm_memory_pages(vm),
+	    .saved_realtime_us = realtime_us(),
+	    .next_base = t->next_base,
 	};
 	uint32_t crc;
 
@@ -146,10 +146,10 @@ static int write_state(const struct dt_vm *vm, FILE *f)
 	crc = crc32_bits(0, &h, sizeof(h));
 	for (uint32_t i = 0; i < t->n; i++) {
 		struct state_slot s = {
-			.slot = t->slots[i].slot,
-			.base = t->slots[i].base,
-			.gpa = t->slots[i].gpa,
-			.pages = t->slots[i].pages,
+		    .slot = t->slots[i].slot,
+		    .base = t->slots[i].base,
+		    .gpa = t->slots[i].gpa,
+		    .pages = t->slots[i].pages,
 		};
 
 		if (fwrite(&s, sizeof(s), 1, f) != 1)
@@ -329,10 +329,10 @@ void dt_state_save_all(struct dt_manager *m)
 		vm->persist.journal_fd = -1;
 		if (vm_path(vm, ".journal", &jpath) >= 0)
 			unlink(jpath);
-		dt_log(LOG_INFO, "vm %u (%s): saved: %llu epochs, %llu pages in the history", vm->id,
-		       vm->name, (unsigned long long)dt_stats_epochs(vm->stats),
-		       (unsigned long long)dt_stats_wss(vm->stats,
-							dt_stats_config(vm->stats)->horizon_epochs));
+		dt_log(LOG_INFO, "vm %u (%s): saved: %llu epochs, %llu pages in the history",
+		       vm->id, vm->name, (unsigned long long)dt_stats_epochs(vm->stats),
+		       (unsigned long long)dt_stats_wss(
+			   vm->stats, dt_stats_config(vm->stats)->horizon_epochs));
 		saved++;
 	}
 	dt_log(LOG_INFO, "state: %u VM%s saved in %s in %llu ms%s", saved, saved == 1 ? "" : "s",
@@ -423,8 +423,9 @@ static void replay_journal(struct dt_vm *vm)
 	fclose(f);
 	vm->counters.harvests += applied;
 	if (r < 0)
-		dt_log(LOG_NOTICE, "vm %u (%s): journal: %llu epoch%s replayed, then %s (the epoch "
-				   "being written at a crash is lost)",
+		dt_log(LOG_NOTICE,
+		       "vm %u (%s): journal: %llu epoch%s replayed, then %s (the epoch "
+		       "being written at a crash is lost)",
 		       vm->id, vm->name, (unsigned long long)applied, applied == 1 ? "" : "s",
 		       r == -EBADMSG ? "a torn or corrupt frame" : strerror(-r));
 	else
@@ -439,7 +440,7 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 {
 	_cleanup_free_ struct state_slot *slots = NULL;
 	const char *reason = NULL;
-	struct dt_msg_hello hello = { 0 };
+	struct dt_msg_hello hello = {0};
 	struct state_head h;
 	struct dt_slot_table *t;
 	struct dt_vm *vm = NULL;
@@ -461,9 +462,9 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 		hello.mode = h.mode;
 		hello.caps = h.caps;
 		r = dt_vm_restore(m, &hello, h.epoch_us, f, &vm);
-		reason = r == -ESTALE ? "saved under another [stats] configuration"
-		       : r == -EBADMSG ? "truncated or corrupt statistics"
-				       : NULL;
+		reason = r == -ESTALE	 ? "saved under another [stats] configuration"
+			 : r == -EBADMSG ? "truncated or corrupt statistics"
+					 : NULL;
 	}
 	if (r >= 0 && fgetc(f) != EOF) {
 		reason = "data after the statistics";
@@ -487,23 +488,23 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 		}
 		for (uint32_t i = 0; i < h.nslots; i++)
 			t->slots[i] = (struct dt_slot){
-				.slot = slots[i].slot,
-				.active = false,
-				.gpa = slots[i].gpa,
-				.pages = slots[i].pages,
-				.base = slots[i].base,
+			    .slot = slots[i].slot,
+			    .active = false,
+			    .gpa = slots[i].gpa,
+			    .pages = slots[i].pages,
+			    .base = slots[i].base,
 			};
 	}
 	t->n = t->cap = h.nslots;
 	t->next_base = h.next_base;
 	vm->counters = (struct dt_vm_counters){
-		.harvests = h.harvests,
-		.ring_full = h.ring_full,
-		.resets = h.resets,
-		.late_syncs = h.late_syncs,
-		.attaches = h.attaches,
-		.harvest_us = h.harvest_us,
-		.harvest_errors = h.harvest_errors,
+	    .harvests = h.harvests,
+	    .ring_full = h.ring_full,
+	    .resets = h.resets,
+	    .late_syncs = h.late_syncs,
+	    .attaches = h.attaches,
+	    .harvest_us = h.harvest_us,
+	    .harvest_errors = h.harvest_errors,
 	};
 	vm->detached_pages = h.detached_pages;
 	vm->detached_us = dt_now_us();
@@ -532,7 +533,8 @@ void dt_state_restore(struct dt_manager *m)
 	if (!dir)
 		return;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		dt_log(LOG_WARNING, "state: cannot create %s: %m; histories will not be saved", dir);
+		dt_log(LOG_WARNING, "state: cannot create %s: %m; histories will not be saved",
+		       dir);
 		return;
 	}
 	d = opendir(dir);

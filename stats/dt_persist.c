@@ -183,7 +183,7 @@ static void write_index(struct pw *w, const struct dt_lastidx *ls)
 
 int dt_stats_save(const struct dt_stats *s, FILE *f)
 {
-	struct pw w = { .f = f };
+	struct pw w = {.f = f};
 	uint64_t first = s->epochs > s->horizon ? s->epochs - s->horizon : 0, e, rfirst;
 	uint32_t n, le;
 
@@ -469,8 +469,8 @@ static bool config_equal(const struct dt_stats_config *a, const struct dt_stats_
 int dt_stats_load(FILE *f, const struct dt_stats_config *cfg, uint32_t nvcpus,
 		  struct dt_stats **ret)
 {
-	struct pr r = { .f = f };
-	struct dt_stats_config fc = { 0 };
+	struct pr r = {.f = f};
+	struct dt_stats_config fc = {0};
 	struct dt_stats *s = NULL;
 	uint64_t epochs, tentries, tpages, first;
 	uint32_t version, fvcpus, head_crc, crc, le;
@@ -495,8 +495,8 @@ int dt_stats_load(FILE *f, const struct dt_stats_config *cfg, uint32_t nvcpus,
 	crc = pr_u32(&r);
 	if (r.err)
 		goto out;
-	if (memcmp(magic, PERSIST_MAGIC, 8) != 0 || version != PERSIST_VERSION ||
-	    crc != head_crc || epochs > MAX_EPOCHS) {
+	if (memcmp(magic, PERSIST_MAGIC, 8) != 0 || version != PERSIST_VERSION || crc != head_crc ||
+	    epochs > MAX_EPOCHS) {
 		pr_fail(&r, -EBADMSG);
 		goto out;
 	}
@@ -719,7 +719,7 @@ static bool leb_next(struct cur *c, uint32_t i, uint32_t *page)
 /* Check a frame's payload entirely, then apply it: nothing half-applied. */
 static int journal_apply(struct dt_stats *s, const uint8_t *payload, size_t len)
 {
-	struct cur c = { .p = payload, .n = len };
+	struct cur c = {.p = payload, .n = len};
 	struct dt_epoch_record rec;
 	roaring_bitmap_t *set = NULL;
 	const uint8_t *vstart;
@@ -754,7 +754,7 @@ static int journal_apply(struct dt_stats *s, const uint8_t *payload, size_t len)
 		nbytes = cur_u32(&c);
 		if (c.bad || nbytes > c.n || n > nbytes)
 			goto bad;
-		vc = (struct cur){ .p = c.p, .n = nbytes };
+		vc = (struct cur){.p = c.p, .n = nbytes};
 		for (uint32_t i = 0; i < n; i++)
 			if (!leb_next(&vc, i, &page))
 				goto bad;
@@ -776,7 +776,7 @@ static int journal_apply(struct dt_stats *s, const uint8_t *payload, size_t len)
 				dt_open_add(s->open, s->iter[i]);
 		roaring_bitmap_free(set);
 	}
-	c = (struct cur){ .p = vstart, .n = vlen };
+	c = (struct cur){.p = vstart, .n = vlen};
 	for (uint32_t v = 0; v < s->nvcpus; v++) {
 		struct dt_vcpu_stats *vcs = &s->vcpus[v];
 		uint32_t n, page = 0;
@@ -803,7 +803,7 @@ bad:
 
 int dt_stats_journal_replay(FILE *f, struct dt_stats *s, uint64_t *ret_applied)
 {
-	struct pr r = { .f = f };
+	struct pr r = {.f = f};
 	uint64_t applied = 0;
 
 	crc_table(r.tab);

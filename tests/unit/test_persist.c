@@ -27,12 +27,12 @@ static uint64_t rnd(void)
 
 static struct dt_stats_config config(uint32_t horizon, uint32_t recent, uint32_t coarse)
 {
-	static const uint32_t w[] = { 1, 2, 3, 5, 8, 13, 30, 60, 100 };
+	static const uint32_t w[] = {1, 2, 3, 5, 8, 13, 30, 60, 100};
 	struct dt_stats_config cfg = {
-		.horizon_epochs = horizon,
-		.recent_epochs = recent,
-		.coarse_epochs = coarse,
-		.region_pages = 64,
+	    .horizon_epochs = horizon,
+	    .recent_epochs = recent,
+	    .coarse_epochs = coarse,
+	    .region_pages = 64,
 	};
 
 	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]) && w[i] <= horizon; i++)
@@ -47,8 +47,8 @@ static void epoch(struct dt_stats *a, struct dt_stats *b, uint64_t us)
 	uint32_t hot = (uint32_t)(rnd() % SPACE);
 
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t page = rnd() % 3 ? (hot + (uint32_t)(rnd() % 300)) % SPACE
-					  : (uint32_t)(rnd() % SPACE);
+		uint32_t page =
+		    rnd() % 3 ? (hot + (uint32_t)(rnd() % 300)) % SPACE : (uint32_t)(rnd() % SPACE);
 		uint32_t kind = (uint32_t)(rnd() % 4);
 		uint32_t vcpu = (uint32_t)(rnd() % (NVCPUS + 1)); /* NVCPUS: none */
 		uint64_t bits = rnd() & rnd();
@@ -166,7 +166,7 @@ static int load(const char *buf, size_t len, const struct dt_stats_config *cfg, 
 static void test_round_trip(void)
 {
 	static const uint32_t shapes[][3] = {
-		{ 50, 8, 5 }, { 30, 0, 4 }, { 100, 64, 60 }, { 7, 7, 3 }, { 1, 1, 1 },
+	    {50, 8, 5}, {30, 0, 4}, {100, 64, 60}, {7, 7, 3}, {1, 1, 1},
 	};
 
 	for (int round = 0; round < 40; round++) {
@@ -188,8 +188,9 @@ static void test_round_trip(void)
 			continue;
 		}
 		if (!same(a, b))
-			fprintf(stderr, "  round %d: horizon %u, %u epochs: loaded figures differ\n",
-				round, sh[0], n);
+			fprintf(stderr,
+				"  round %d: horizon %u, %u epochs: loaded figures differ\n", round,
+				sh[0], n);
 		/* The loaded copy goes on exactly as the original. */
 		for (uint32_t e = 0; e < 1 + rnd() % 120; e++)
 			epoch(a, b, 5000 + e);
@@ -366,9 +367,9 @@ static void bench(void)
 			tclose += t;
 		}
 	}
-	fprintf(stderr, "  bench: close %.1f ms/epoch, with journal encoding %.1f ms, frame %.1f MB\n",
-		tclose / 1e6 / (epochs / 2), tenc / 1e6 / (epochs / 2),
-		jbytes / 1e6 / (epochs / 2));
+	fprintf(
+	    stderr, "  bench: close %.1f ms/epoch, with journal encoding %.1f ms, frame %.1f MB\n",
+	    tclose / 1e6 / (epochs / 2), tenc / 1e6 / (epochs / 2), jbytes / 1e6 / (epochs / 2));
 	fprintf(stderr, "  bench: journal write + fdatasync in %s: %.1f ms/epoch\n", dir,
 		tsync / 1e6 / (epochs / 2));
 	close(fd);
