@@ -10,7 +10,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS := libsystemd libmicrohttpd json-c inih libcurl
+PKGS := libsystemd libmicrohttpd json-c inih libcurl libvirt
 
 ifeq ($(V),1)
 Q :=

@@ -15,6 +15,7 @@
 #define DT_BUS_ERROR_NO_SUCH_VM DT_BUS_NAME ".Error.NoSuchVM"
 #define DT_BUS_ERROR_INVALID_ARGUMENT DT_BUS_NAME ".Error.InvalidArgument"
 #define DT_BUS_ERROR_NO_DATA DT_BUS_NAME ".Error.NoData"
+#define DT_BUS_ERROR_NOT_EXACT DT_BUS_NAME ".Error.NotExact" /* observed via libvirt */
 
 #define DT_BUS_HISTORY_LIMIT_MAX 100000 /* as REST's ?limit= */
 

@@ -420,6 +420,11 @@ static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 		return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
 					 "bandwidth (bytes/s) and max downtime (µs) must be > 0");
 	r = dt_vm_plan(vm, (double)bandwidth, downtime, &p);
+	if (r == -EOPNOTSUPP)
+		return sd_bus_error_setf(error, DT_BUS_ERROR_NOT_EXACT,
+					 "VM %u is observed through libvirt: a plan needs the exact "
+					 "working-set curve of a VM attached through the protocol",
+					 vm->id);
 	if (r == -ENODATA)
 		return sd_bus_error_setf(error, DT_BUS_ERROR_NO_DATA,
 					 "VM %u has no closed epoch or no memory yet", vm->id);

@@ -72,6 +72,11 @@ static enum MHD_Result render_plan(struct MHD_Connection *conn, struct dt_vm *vm
 	int r;
 
 	r = dt_vm_plan_with(vm, &o, &p);
+	if (r == -EOPNOTSUPP)
+		return dt_http_problem(conn, MHD_HTTP_CONFLICT, NULL,
+				       "VM %u is observed through libvirt (%s): a plan needs the exact "
+				       "working-set curve of a VM attached through the protocol",
+				       vm->id, dt_vm_source_name(vm));
 	if (r == -ENODATA)
 		return dt_http_unavailable(conn, (unsigned)((vm->epoch_us + 999999) / 1000000),
 					   "VM %u has no closed epoch or no memory yet", vm->id);

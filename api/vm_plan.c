@@ -43,6 +43,9 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 	uint32_t n = covered_windows(vm, epochs), nv = 0;
 	struct dt_plan_input in;
 
+	/* libvirt's one rate per calc is no D(T) curve: no plan is better than a made-up one. */
+	if (vm->state == DT_VM_OBSERVED)
+		return -EOPNOTSUPP;
 	if (!isfinite(o->bandwidth) || o->bandwidth <= 0 || o->max_downtime_us == 0 ||
 	    !(o->zero_fraction >= 0 && o->zero_fraction <= 1) || o->max_rounds > DT_PLAN_MAX_ROUNDS)
 		return -EINVAL;

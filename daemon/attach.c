@@ -145,7 +145,7 @@ static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 	const struct dt_msg_hello *h = &msg->u.hello;
 	struct dt_msg_welcome w;
 	struct dt_vm *vm = NULL;
-	char reason[DT_REASON_MAX];
+	char reason[DT_REASON_MAX], libvirt_domain[DT_NAME_MAX] = "";
 	int r;
 
 	if (!c->allowed) {
@@ -159,6 +159,12 @@ static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 		goto refuse;
 	if (!dt_uuid_is_null(h->uuid))
 		vm = dt_manager_find_uuid(m, h->uuid);
+	if (vm && vm->state == DT_VM_OBSERVED) {
+		/* Seen through libvirt so far: the protocol's exact figures replace it. */
+		snprintf(libvirt_domain, sizeof(libvirt_domain), "%s", vm->libvirt_domain);
+		dt_vm_free(vm);
+		vm = NULL;
+	}
 	if (vm && vm->state == DT_VM_ATTACHED) {
 		snprintf(reason, sizeof(reason), "a VM with this uuid is attached (vm %u)", vm->id);
 		r = -EEXIST;
@@ -183,6 +189,7 @@ static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 			snprintf(reason, sizeof(reason), "cannot create VM: %s", strerror(-r));
 			goto refuse;
 		}
+		memcpy(vm->libvirt_domain, libvirt_domain, sizeof(vm->libvirt_domain));
 	} else {
 		/* Reattach: a new name is fine, the figures continue. */
 		memcpy(vm->name, h->name, sizeof(vm->name));

@@ -38,6 +38,8 @@ void dt_config_init(struct dt_config *c)
 		.n_metrics_windows = 4,
 		.dbus = strdup("system"),
 		.dbus_interval_us = 1000000,
+		.libvirt_interval_us = 10ull * 1000000,
+		.libvirt_calc_seconds = 1,
 	};
 }
 
@@ -54,6 +56,7 @@ void dt_config_done(struct dt_config *c)
 	free(c->api_tls_key);
 	free(c->api_token_file);
 	free(c->dbus);
+	free(c->libvirt_uri);
 	*c = (struct dt_config){ 0 };
 }
 
@@ -245,6 +248,24 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 			r = -ERANGE;
 		what = "must be a duration of at least 100ms";
 	}
+	else if (IS("libvirt", "uri"))
+		r = set_string(&c->libvirt_uri, value), what = "must be a libvirt URI or empty";
+	else if (IS("libvirt", "interval")) {
+		r = dt_parse_duration(value, &c->libvirt_interval_us);
+		if (r >= 0 && (c->libvirt_interval_us < 1000000 ||
+			       c->libvirt_interval_us > 3600ull * 1000000))
+			r = -ERANGE;
+		what = "must be a duration from 1s to 1h";
+	} else if (IS("libvirt", "calc_seconds")) {
+		uint64_t us;
+
+		r = dt_parse_duration(value, &us);
+		if (r >= 0 && (us % 1000000 || us < 1000000 || us > 60ull * 1000000))
+			r = -ERANGE;
+		if (r >= 0)
+			c->libvirt_calc_seconds = (uint32_t)(us / 1000000);
+		what = "must be whole seconds from 1s to 60s";
+	}
 	else
 		what = "unknown key";
 #undef IS
@@ -417,6 +438,11 @@ int dt_config_finish(struct dt_config *c, char *err, size_t errlen)
 {
 	if (!c->runtime_dir) {
 		snprintf(err, errlen, "runtime_dir is not set");
+		return -EINVAL;
+	}
+	if (c->libvirt_uri && (uint64_t)c->libvirt_calc_seconds * 1000000 >= c->libvirt_interval_us) {
+		snprintf(err, errlen, "[libvirt] calc_seconds must be shorter than interval: a calc "
+				      "is read back the round after it starts");
 		return -EINVAL;
 	}
 	if (c->history_us < c->epoch_us) {
@@ -641,6 +667,9 @@ static const struct key_info keys[] = {
 	ARR("metrics.wss_windows", metrics_windows, n_metrics_windows, false),
 	STR("dbus.bus", dbus, true),
 	RAW("dbus.properties_interval", dbus_interval_us, false),
+	STR("libvirt.uri", libvirt_uri, true),
+	RAW("libvirt.interval", libvirt_interval_us, true),
+	RAW("libvirt.calc_seconds", libvirt_calc_seconds, true),
 };
 #undef STR
 #undef RAW

@@ -39,6 +39,9 @@ struct dt_config {
 	unsigned n_metrics_windows;
 	char *dbus; /* "system", "session", a bus address, or NULL (off) */
 	uint64_t dbus_interval_us; /* min interval of per-epoch PropertiesChanged */
+	char *libvirt_uri; /* e.g. "qemu:///system", NULL: the libvirt collector is off */
+	uint64_t libvirt_interval_us; /* between rounds (calc started, stats read) */
+	uint32_t libvirt_calc_seconds; /* calc period asked of QEMU */
 	uid_t allowed_uids[DT_MAX_ALLOWED_IDS];
 	unsigned n_allowed_uids;
 	gid_t allowed_gids[DT_MAX_ALLOWED_IDS];

@@ -37,6 +37,7 @@ struct dt_manager *dt_manager_free(struct dt_manager *m)
 {
 	if (!m)
 		return NULL;
+	dt_libvirt_stop(m);
 	m->bus = dt_bus_free(m->bus);
 	while (m->vms)
 		dt_vm_free(m->vms);
@@ -239,11 +240,13 @@ int dt_manager_start(struct dt_manager *m)
 	       (unsigned long long)c->epoch_us / 1000);
 	/* After the front ends: they are told of every restored VM. */
 	dt_state_restore(m);
-	return 0;
+	/* After the restore: a restored VM keeps its uuid against libvirt's. */
+	return dt_libvirt_start(m);
 }
 
 void dt_manager_stop(struct dt_manager *m)
 {
+	dt_libvirt_stop(m);
 	for (struct dt_vm *vm = m->vms; vm; vm = vm->next) {
 		if (vm->state != DT_VM_ATTACHED)
 			continue;

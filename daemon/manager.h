@@ -10,16 +10,19 @@
 
 #include "config.h"
 #include "dt_collector.h"
+#include "dt_libvirt.h"
 #include "dt_proto.h"
 #include "dt_stats.h"
 
 struct dt_api;
 struct dt_bus;
 struct dt_conn;
+struct dt_libvirt;
 
 enum dt_vm_state {
 	DT_VM_ATTACHED,
 	DT_VM_DETACHED,
+	DT_VM_OBSERVED, /* seen through libvirt only: a rate, no exact figures */
 	_DT_VM_STATE_MAX,
 };
 
@@ -89,6 +92,9 @@ struct dt_vm {
 	uint64_t generation; /* bumped whenever its figures change */
 	uint64_t history_bytes; /* heap held by its statistics, as of the last epoch */
 	struct dt_vm_persist persist;
+	char libvirt_domain[DT_NAME_MAX]; /* its libvirt domain's name, "": none known */
+	struct dt_lv_sample libvirt; /* DT_VM_OBSERVED: libvirt's last figures */
+	uint64_t libvirt_round; /* the collector's round that last saw it */
 };
 
 /* What changed, for the API front ends (long-poll, D-Bus signals, ...). */
@@ -123,6 +129,7 @@ struct dt_manager {
 	struct dt_bus *bus; /* NULL: D-Bus off or unreachable */
 	uint64_t generation; /* bumped when a VM is added, removed or changes */
 	struct dt_histogram harvest_hist;
+	struct dt_libvirt *libvirt; /* NULL: [libvirt] uri off */
 };
 
 int dt_manager_new(struct dt_manager **ret);
@@ -145,6 +152,12 @@ void dt_manager_notify(struct dt_manager *m, struct dt_vm *vm, enum dt_change wh
 int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct ucred *cred,
 	      struct dt_vm **ret);
 void dt_vm_free(struct dt_vm *vm); /* unlinks from the registry */
+/* A domain seen through libvirt only: state DT_VM_OBSERVED, empty statistics. */
+int dt_vm_new_observed(struct dt_manager *m, const struct dt_lv_sample *s, struct dt_vm **ret);
+/* Update an observed VM from libvirt's figures (DT_CHANGE_STATE or _EPOCH). */
+void dt_vm_observe(struct dt_vm *vm, const struct dt_lv_sample *s);
+/* "protocol" or "libvirt-<calc mode>" */
+const char *dt_vm_source_name(const struct dt_vm *vm);
 /*
  * A VM saved in the state directory: identity from h and epoch_us, its
  * statistics read from f (dt_stats_load's errors). Listed detached.
@@ -174,6 +187,10 @@ void dt_state_restore(struct dt_manager *m);
 void dt_state_save_all(struct dt_manager *m);
 void dt_state_epoch_closed(struct dt_vm *vm);
 void dt_state_forget(struct dt_vm *vm);
+
+/* libvirt collector glue (libvirt.c): start with [libvirt] uri set, stop before freeing VMs. */
+int dt_libvirt_start(struct dt_manager *m);
+void dt_libvirt_stop(struct dt_manager *m);
 
 /* Attach connections (attach.c) */
 int dt_attach_listen(struct dt_manager *m, int fd);

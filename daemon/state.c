@@ -92,7 +92,9 @@ static uint32_t crc32_bits(uint32_t crc, const void *buf, size_t n)
 
 static bool enabled(const struct dt_vm *vm)
 {
-	return vm->m->config.state_dir && !dt_uuid_is_null(vm->uuid);
+	/* Observed VMs (libvirt) have no exact history to keep. */
+	return vm->m->config.state_dir && !dt_uuid_is_null(vm->uuid) &&
+	       vm->state != DT_VM_OBSERVED;
 }
 
 static int vm_path(const struct dt_vm *vm, const char *suffix, char **ret)

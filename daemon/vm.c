@@ -28,6 +28,7 @@ const char *dt_vm_state_name(enum dt_vm_state s)
 	static const char *const names[_DT_VM_STATE_MAX] = {
 		[DT_VM_ATTACHED] = "attached",
 		[DT_VM_DETACHED] = "detached",
+		[DT_VM_OBSERVED] = "observed",
 	};
 	return s < _DT_VM_STATE_MAX ? names[s] : "unknown";
 }
@@ -231,8 +232,9 @@ static unsigned page_shift_of(uint32_t page_size)
 	return (unsigned)__builtin_ctz(page_size);
 }
 
+/* observed: a VM seen through libvirt (no collector, no history saved). */
 static int vm_create(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us,
-		     FILE *f, struct dt_vm **ret)
+		     FILE *f, const struct dt_lv_sample *observed, struct dt_vm **ret)
 {
 	struct dt_stats_config sc;
 	struct dt_vm *vm;
@@ -259,11 +261,19 @@ static int vm_create(struct dt_manager *m, const struct dt_msg_hello *h, uint64_
 	r = f ? dt_stats_load(f, &sc, vm->vcpus, &vm->stats) : dt_stats_new(&sc, vm->vcpus, &vm->stats);
 	if (r < 0)
 		goto fail;
-	if (m->config.state_dir && !dt_uuid_is_null(vm->uuid))
+	if (m->config.state_dir && !dt_uuid_is_null(vm->uuid) && !observed)
 		dt_stats_set_journal(vm->stats, true);
 	r = dt_collector_init(&vm->collector, vm->mode, vm->vcpus, vm->stats);
 	if (r < 0)
 		goto fail;
+	if (observed) {
+		vm->collector.ops = &dt_collector_libvirt_ops;
+		vm->state = DT_VM_OBSERVED;
+		vm->libvirt = *observed;
+		vm->detached_pages = observed->memory_bytes >> vm->page_shift;
+		snprintf(vm->libvirt_domain, sizeof(vm->libvirt_domain), "%s", observed->name);
+		snprintf(vm->vmm, sizeof(vm->vmm), "libvirt");
+	}
 	r = sd_event_add_time(m->event, &vm->tick, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_tick, vm);
 	if (r < 0)
 		goto fail;
@@ -295,13 +305,53 @@ fail:
 int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct ucred *cred,
 	      struct dt_vm **ret)
 {
-	return vm_create(m, h, m->config.epoch_us, NULL, ret);
+	return vm_create(m, h, m->config.epoch_us, NULL, NULL, ret);
+}
+
+int dt_vm_new_observed(struct dt_manager *m, const struct dt_lv_sample *s, struct dt_vm **ret)
+{
+	struct dt_msg_hello h = {
+		.page_size = 4096, /* libvirt gives bytes; only memory_bytes uses it */
+		.vcpus = s->vcpus ? s->vcpus : 1,
+		.mode = DT_MODE_BITMAP, /* any valid mode: the ops are replaced */
+	};
+
+	memcpy(h.uuid, s->uuid, sizeof(h.uuid));
+	snprintf(h.name, sizeof(h.name), "%s", s->name);
+	return vm_create(m, &h, m->config.epoch_us, NULL, s, ret);
+}
+
+void dt_vm_observe(struct dt_vm *vm, const struct dt_lv_sample *s)
+{
+	bool renamed = strcmp(vm->libvirt_domain, s->name) != 0;
+
+	vm->libvirt = *s;
+	vm->detached_pages = s->memory_bytes >> vm->page_shift;
+	if (renamed) {
+		snprintf(vm->libvirt_domain, sizeof(vm->libvirt_domain), "%s", s->name);
+		snprintf(vm->name, sizeof(vm->name), "%s", s->name);
+	}
+	dt_manager_notify(vm->m, vm, renamed ? DT_CHANGE_STATE : DT_CHANGE_EPOCH);
+}
+
+const char *dt_vm_source_name(const struct dt_vm *vm)
+{
+	static const char *const names[_DT_LV_CALC_MODE_MAX] = {
+		[DT_LV_PAGE_SAMPLING] = "libvirt-page-sampling",
+		[DT_LV_DIRTY_BITMAP] = "libvirt-dirty-bitmap",
+		[DT_LV_DIRTY_RING] = "libvirt-dirty-ring",
+	};
+
+	if (vm->state != DT_VM_OBSERVED)
+		return "protocol";
+	return vm->libvirt.calc_mode < _DT_LV_CALC_MODE_MAX ? names[vm->libvirt.calc_mode]
+							    : "libvirt";
 }
 
 int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us, FILE *f,
 		  struct dt_vm **ret)
 {
-	return vm_create(m, h, epoch_us, f, ret);
+	return vm_create(m, h, epoch_us, f, NULL, ret);
 }
 
 void dt_vm_free(struct dt_vm *vm)

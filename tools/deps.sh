@@ -6,7 +6,8 @@ pkgs="build-essential pkg-config clang libclang-rt-14-dev
 libsystemd-dev libmicrohttpd-dev libjson-c-dev libinih-dev libroaring-dev libcurl4-openssl-dev
 curl jq python3 valgrind iproute2 util-linux dbus systemd libglib2.0-bin
 prometheus wrk chromium python3-pil openssl
-systemd-container libdbus-1-dev"
+systemd-container libdbus-1-dev
+libvirt-dev"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
