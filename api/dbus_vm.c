@@ -121,6 +121,23 @@ static int get_state(sd_bus *bus, const char *path, const char *interface, const
 	return sd_bus_message_append_basic(reply, 's', dt_vm_state_name(vm->state));
 }
 
+static int get_source(sd_bus *bus, const char *path, const char *interface, const char *property,
+		      sd_bus_message *reply, void *userdata, sd_bus_error *error)
+{
+	return sd_bus_message_append_basic(reply, 's', dt_vm_source_name(userdata));
+}
+
+static int get_libvirt_rate(sd_bus *bus, const char *path, const char *interface,
+			    const char *property, sd_bus_message *reply, void *userdata,
+			    sd_bus_error *error)
+{
+	const struct dt_vm *vm = userdata;
+	uint64_t rate = vm->state == DT_VM_OBSERVED && vm->libvirt.has_rate ? vm->libvirt.rate_bytes
+									       : 0;
+
+	return sd_bus_message_append(reply, "t", rate);
+}
+
 static int get_memory_bytes(sd_bus *bus, const char *path, const char *interface,
 			    const char *property, sd_bus_message *reply, void *userdata,
 			    sd_bus_error *error)
@@ -461,6 +478,9 @@ const sd_bus_vtable dt_bus_vm_vtable[] = {
 	SD_BUS_PROPERTY("State", "s", get_state, 0, CHANGES),
 	SD_BUS_PROPERTY("DetachReason", "s", get_char_array, VM_FIELD(detach_reason), CHANGES),
 	SD_BUS_PROPERTY("MemoryBytes", "t", get_memory_bytes, 0, CHANGES),
+	SD_BUS_PROPERTY("Source", "s", get_source, 0, CHANGES),
+	SD_BUS_PROPERTY("LibvirtDomain", "s", get_char_array, VM_FIELD(libvirt_domain), CHANGES),
+	SD_BUS_PROPERTY("LibvirtDirtyRate", "t", get_libvirt_rate, 0, PER_EPOCH),
 	SD_BUS_PROPERTY("Attaches", "t", NULL, VM_FIELD(counters.attaches), CHANGES),
 	SD_BUS_PROPERTY("EpochsHarvested", "t", get_epochs, 0, PER_EPOCH),
 	SD_BUS_PROPERTY("Generation", "t", NULL, VM_FIELD(generation), PER_EPOCH),
@@ -487,11 +507,12 @@ const sd_bus_vtable dt_bus_vm_vtable[] = {
 	SD_BUS_VTABLE_END,
 };
 
-#define STATE_PROPERTIES "Name", "Vmm", "State", "DetachReason", "MemoryBytes", "Attaches"
+#define STATE_PROPERTIES                                                                           \
+	"Name", "Vmm", "State", "DetachReason", "MemoryBytes", "Attaches", "Source", "LibvirtDomain"
 #define EPOCH_PROPERTIES                                                                           \
 	"EpochsHarvested", "Generation", "WorkingSet", "VCpuRates", "Slots", "Harvests",          \
 		"RingEntries", "InvalidEntries", "BitmapPages", "RingFull", "Resets", "LateSyncs", \
-		"DirtiedPages", "HarvestUSec", "HistoryBytes"
+		"DirtiedPages", "HarvestUSec", "HistoryBytes", "LibvirtDirtyRate"
 
 char *dt_bus_vm_state_properties[] = { STATE_PROPERTIES, EPOCH_PROPERTIES, NULL };
 char *dt_bus_vm_epoch_properties[] = { EPOCH_PROPERTIES, NULL };

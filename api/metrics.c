@@ -108,11 +108,13 @@ int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len)
 	char *buf = NULL;
 	size_t len = 0;
 	uint64_t cum = 0;
-	unsigned attached = dt_manager_attached(m);
+	unsigned attached = dt_manager_attached(m), observed = 0;
 	FILE *f = open_memstream(&buf, &len);
 
 	if (!f)
 		return -ENOMEM;
+	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
+		observed += vm->state == DT_VM_OBSERVED;
 
 	head(f, "build_info", "gauge", "Build of the daemon; the value is 1.");
 	fprintf(f,
@@ -120,7 +122,8 @@ int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len)
 		DT_VERSION, (unsigned)DT_PROTO_VERSION, MHD_get_version());
 	head(f, "vms", "gauge", "VMs in the registry by state.");
 	fprintf(f, "dirtytrackd_vms{state=\"attached\"} %u\n", attached);
-	fprintf(f, "dirtytrackd_vms{state=\"detached\"} %u\n", m->nvms - attached);
+	fprintf(f, "dirtytrackd_vms{state=\"detached\"} %u\n", m->nvms - attached - observed);
+	fprintf(f, "dirtytrackd_vms{state=\"observed\"} %u\n", observed);
 
 	head(f, "vm_info", "gauge", "Identity of a VM; the value is 1.");
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next) {
@@ -136,6 +139,20 @@ int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len)
 		label(f, vm->collector.ops->name);
 		fprintf(f, "} 1\n");
 	}
+	head(f, "vm_source_info", "gauge",
+	     "Where a VM's figures come from: protocol (exact), or libvirt-<calc mode> (a rate "
+	     "only); the value is 1.");
+	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
+		fprintf(f, "dirtytrackd_vm_source_info{vm=\"%u\",source=\"%s\"} 1\n", vm->id,
+			dt_vm_source_name(vm));
+	head(f, "vm_libvirt_dirty_rate_bytes_per_second", "gauge",
+	     "libvirt's dirty rate of a VM observed through libvirt (QEMU's calc, whole MiB/s).");
+	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
+		if (vm->state == DT_VM_OBSERVED && vm->libvirt.has_rate)
+			fprintf(f,
+				"dirtytrackd_vm_libvirt_dirty_rate_bytes_per_second{vm=\"%u\"} %" PRIu64
+				"\n",
+				vm->id, vm->libvirt.rate_bytes);
 	per_vm(f, m, "vm_attached", "gauge", "1 while the VMM is attached.", v_attached);
 	per_vm(f, m, "vm_memory_bytes", "gauge", "Guest memory tracked.", v_memory);
 	per_vm(f, m, "vm_epochs", "gauge", "Epochs harvested.", v_epochs);

@@ -72,11 +72,6 @@ static enum MHD_Result render_plan(struct MHD_Connection *conn, struct dt_vm *vm
 	int r;
 
 	r = dt_vm_plan_with(vm, &o, &p);
-	if (r == -EOPNOTSUPP)
-		return dt_http_problem(conn, MHD_HTTP_CONFLICT, NULL,
-				       "VM %u is observed through libvirt (%s): a plan needs the exact "
-				       "working-set curve of a VM attached through the protocol",
-				       vm->id, dt_vm_source_name(vm));
 	if (r == -ENODATA)
 		return dt_http_unavailable(conn, (unsigned)((vm->epoch_us + 999999) / 1000000),
 					   "VM %u has no closed epoch or no memory yet", vm->id);
@@ -253,6 +248,12 @@ enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method)
 	vm = dt_manager_find_vm(m, t.vm);
 	if (!vm)
 		return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL, "no VM '%s'", t.vm);
+	/* Not a 503: libvirt's rate never becomes exact epochs (docs/openapi.json). */
+	if (dt_route_needs_epoch(t.route) && vm->state == DT_VM_OBSERVED)
+		return dt_http_problem(conn, MHD_HTTP_CONFLICT, NULL,
+				       "VM %u is observed through libvirt (%s): this needs the exact "
+				       "working-set curve of a VM attached through the protocol",
+				       vm->id, dt_vm_source_name(vm));
 	if (dt_route_needs_epoch(t.route) && dt_stats_epochs(vm->stats) == 0)
 		return dt_http_unavailable(conn, (unsigned)((vm->epoch_us + 999999) / 1000000),
 					   "VM %u has no harvested epoch yet", vm->id);
