@@ -164,7 +164,7 @@ secs=$(((SIM_END - SIM_START) / 1000000000 + 1))
 check "per-epoch PropertiesChanged: $nflush over ~${secs}s at 10 epochs/s (at most one per second)" \
 	test "$nflush" -ge 2 -a "$nflush" -le $((secs + 1))
 check "they invalidate, listing every per-epoch property" \
-	jqe -s 'all(.payload.data[2] | length == 15 and index("WorkingSet") and index("VCpuRates") and index("Generation"))' "$TMP/flushes"
+	jqe -s 'all(.payload.data[2] | length == 16 and index("WorkingSet") and index("VCpuRates") and index("Generation"))' "$TMP/flushes"
 check "flushes are at least 0.9 s apart" \
 	jqe -s '[.[]."timestamp-realtime"] | [range(1; length) as $i | .[$i] - .[$i - 1]] | all(. >= 900000)' "$TMP/flushes"
 check "gdbus monitor saw InterfacesAdded and InterfacesRemoved" \
