@@ -9,9 +9,14 @@
 #include "dt_util.h"
 #include "json_plan.h"
 
+/*
+ * Every key is a string literal added once per object: json-c need neither
+ * copy it nor look for an old value (the VM view adds hundreds of keys).
+ */
 static void add(struct json_object *o, const char *k, struct json_object *v)
 {
-	json_object_object_add(o, k, v);
+	json_object_object_add_ex(o, k, v,
+				  JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY);
 }
 
 static struct json_object *u64(uint64_t v)

@@ -4,6 +4,7 @@
 
 #include "dt_util.h"
 #include "curve.h"
+#include "json_libvirt.h"
 #include "json_view.h"
 
 static struct json_object *u64(uint64_t v)
@@ -11,9 +12,14 @@ static struct json_object *u64(uint64_t v)
 	return json_object_new_uint64(v);
 }
 
+/*
+ * Every key is a string literal added once per object: json-c need neither
+ * copy it nor look for an old value (the VM view adds hundreds of keys).
+ */
 static void add(struct json_object *o, const char *k, struct json_object *v)
 {
-	json_object_object_add(o, k, v);
+	json_object_object_add_ex(o, k, v,
+				  JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY);
 }
 
 
@@ -61,6 +67,7 @@ struct json_object *dt_json_vm_summary(const struct dt_vm *vm)
 	add(o, "generation", u64(vm->generation));
 	if (vm->state == DT_VM_DETACHED)
 		add(o, "detach_reason", json_object_new_string(vm->detach_reason));
+	dt_json_vm_add_libvirt(o, vm);
 	return o;
 }
 
