@@ -101,6 +101,41 @@ static uint64_t plan_query_hash(const struct dt_request_target *t)
 	return h;
 }
 
+/*
+ * The VM view changes only with the generation (once per epoch): render it
+ * once per generation and send copies, so that clients polling many VMs,
+ * or one VM many times, cost a copy and not a json-c tree. This also keeps
+ * the strong ETag honest: one generation, one body.
+ */
+static enum MHD_Result send_vm_view(struct MHD_Connection *conn, struct dt_vm *vm,
+				    const char *etag)
+{
+	char *body;
+
+	if (!vm->view || vm->view_gen != vm->generation) {
+		struct json_object *o = dt_json_vm(vm);
+		const char *s;
+
+		if (!o)
+			return MHD_NO;
+		s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							      JSON_C_TO_STRING_NOSLASHESCAPE);
+		free(vm->view);
+		vm->view_len = strlen(s);
+		vm->view = strdup(s);
+		vm->view_gen = vm->generation;
+		json_object_put(o);
+		if (!vm->view)
+			return MHD_NO;
+	}
+	body = malloc(vm->view_len + 1);
+	if (!body)
+		return MHD_NO;
+	memcpy(body, vm->view, vm->view_len + 1);
+	return dt_http_send(conn, MHD_HTTP_OK, "application/json", body, vm->view_len, etag,
+			    vm->generation);
+}
+
 static enum MHD_Result render_vm(struct dt_req *rq, struct dt_vm *vm,
 				 const struct dt_request_target *t, const char *etag)
 {
@@ -112,6 +147,9 @@ static enum MHD_Result render_vm(struct dt_req *rq, struct dt_vm *vm,
 
 	switch (t->route) {
 	case DT_ROUTE_VM:
+		/* An observed VM's sample ages between generations: never cached. */
+		if (vm->state != DT_VM_OBSERVED)
+			return send_vm_view(conn, vm, etag);
 		o = dt_json_vm(vm);
 		break;
 	case DT_ROUTE_VM_WSS:

@@ -91,6 +91,9 @@ struct dt_vm {
 	uint64_t epoch_harvest_us; /* harvest time of the open epoch so far */
 	uint64_t generation; /* bumped whenever its figures change */
 	uint64_t history_bytes; /* heap held by its statistics, as of the last epoch */
+	char *view; /* the API's rendering of this VM at generation view_gen, or NULL */
+	size_t view_len;
+	uint64_t view_gen;
 	struct dt_vm_persist persist;
 	char libvirt_domain[DT_NAME_MAX]; /* its libvirt domain's name, "": none known */
 	struct dt_lv_sample libvirt; /* DT_VM_OBSERVED: libvirt's last figures */

@@ -378,6 +378,7 @@ void dt_vm_free(struct dt_vm *vm)
 	if (vm->persist.journal_fd >= 0)
 		close(vm->persist.journal_fd);
 	dt_stats_free(vm->stats);
+	free(vm->view);
 	free(vm);
 }
 
