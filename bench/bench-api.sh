@@ -26,7 +26,7 @@ max_vms = $((VMS + 16))
 [api]
 max_connections = 256
 CONF
-"$BUILD/dirtytrackd" -c "$TMP/conf" --runtime-dir "$TMP/run" --listen-tcp "127.0.0.1:$PORT" --dbus off \
+"$BUILD/dirtytrackd" -c "$TMP/conf" --state-dir "" --runtime-dir "$TMP/run" --listen-tcp "127.0.0.1:$PORT" --dbus off \
 	--epoch 1s >"$TMP/daemon.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do [ -S "$TMP/run/attach.sock" ] && break; sleep 0.05; done

@@ -47,7 +47,7 @@ for mode in ring bitmap ring+bitmap; do
 	off=$(rate "$mode" --no-tracking)
 	for epoch in 1s 100ms; do
 		self=$(rate "$mode" --self-harvest "$epoch")
-		"$BUILD/dirtytrackd" --runtime-dir "$TMP/run" --listen-tcp off --epoch "$epoch" \
+		"$BUILD/dirtytrackd" --config /dev/null --state-dir "" --dbus off --runtime-dir "$TMP/run" --listen-tcp off --epoch "$epoch" \
 			>"$TMP/daemon.log" 2>&1 &
 		DPID=$!
 		for _ in $(seq 100); do [ -S "$TMP/run/attach.sock" ] && break; sleep 0.05; done
@@ -173,7 +173,7 @@ printf '%-12s %-6s %8s %6s %10s %10s %10s %13s %13s %13s\n' mode epoch writes mi
 for mode in $LAT_MODES; do
 	for epoch in 1s 100ms; do
 		case $epoch in 1s) eus=1000000 dur=8s ;; 100ms) eus=100000 dur=4s ;; esac
-		"$BUILD/dirtytrackd" --runtime-dir "$TMP/run" --listen-tcp off --epoch "$epoch" \
+		"$BUILD/dirtytrackd" --config /dev/null --state-dir "" --dbus off --runtime-dir "$TMP/run" --listen-tcp off --epoch "$epoch" \
 			>"$TMP/daemon.log" 2>&1 &
 		DPID=$!
 		for _ in $(seq 100); do [ -S "$TMP/run/attach.sock" ] && break; sleep 0.05; done

@@ -12,6 +12,8 @@ cat >"$DIR/dirtytrackd.conf" <<CONF
 [daemon]
 runtime_dir = $PWD/$RUN
 epoch = 200ms
+# The demo's VMs are new every time: nothing to keep across runs.
+state_dir =
 [api]
 tcp = off
 CONF
