@@ -7,7 +7,7 @@ libsystemd-dev libmicrohttpd-dev libjson-c-dev libinih-dev libroaring-dev libcur
 curl jq python3 valgrind iproute2 util-linux dbus systemd libglib2.0-bin
 prometheus wrk chromium python3-pil openssl
 systemd-container libdbus-1-dev
-libvirt-dev"
+libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
