@@ -164,9 +164,19 @@ void dt_collector_done(struct dt_collector *c)
 
 int dt_collector_harvest_vcpu(struct dt_collector *c, uint32_t vcpu)
 {
+	struct dt_ring *r;
+	uint64_t n;
+
 	if (vcpu >= c->nvcpus || !c->rings[vcpu])
 		return -ENOENT;
-	return (int)harvest_ring(c, c->rings[vcpu]);
+	r = c->rings[vcpu];
+	n = harvest_ring(c, r);
+	/* A full ring with nothing at our index: the VMM gave a stale index. */
+	if (n == 0 && dt_ring_resync(r)) {
+		c->ring_resyncs++;
+		n = harvest_ring(c, r);
+	}
+	return (int)n;
 }
 
 int dt_collector_remove_slot(struct dt_collector *c, uint32_t slot)

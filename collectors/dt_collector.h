@@ -28,6 +28,7 @@ struct dt_ring {
 	uint32_t vcpu;
 	uint64_t harvested; /* valid entries taken */
 	uint64_t invalid; /* entries dropped: unknown slot or offset out of range */
+	uint64_t resyncs; /* times our index was found out of step with the producer */
 };
 
 /*
@@ -44,6 +45,12 @@ struct dt_ring *dt_ring_unmap(struct dt_ring *r);
  * number of entries consumed (valid + invalid).
  */
 uint32_t dt_ring_harvest(struct dt_ring *r, struct dt_slot_table *slots, struct dt_stats *stats);
+/*
+ * If the entry at our index is not published but others are, move our
+ * index to the oldest published one and return true. Costs a scan of the
+ * ring: called only when a RING_FULL notice finds nothing to harvest.
+ */
+bool dt_ring_resync(struct dt_ring *r);
 
 /* One slot's shared dirty bitmap, a memfd sealed against shrink and grow. */
 struct dt_bitmap {
@@ -75,6 +82,7 @@ struct dt_collector {
 	uint64_t ring_entries; /* counters for the API */
 	uint64_t invalid_entries;
 	uint64_t bitmap_pages;
+	uint64_t ring_resyncs;
 };
 
 struct dt_collector_ops {

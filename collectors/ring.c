@@ -109,3 +109,34 @@ uint32_t dt_ring_harvest(struct dt_ring *r, struct dt_slot_table *slots, struct 
 	r->fetch += n;
 	return n;
 }
+
+bool dt_ring_resync(struct dt_ring *r)
+{
+	const uint32_t mask = r->size - 1;
+	uint32_t at = r->fetch & mask;
+	bool prev_dirty;
+
+	if ((__atomic_load_n(&r->entries[at].flags, __ATOMIC_ACQUIRE) &
+	     (DT_RING_DIRTY | DT_RING_RESET)) == DT_RING_DIRTY)
+		return false;
+	/*
+	 * Entries are published strictly in order, so the oldest unharvested
+	 * one is the first DIRTY entry whose predecessor is not DIRTY. If the
+	 * entry at our index is not DIRTY while such an entry exists, our
+	 * index is not the producer's (a VMM that passed a stale fetch_index).
+	 */
+	prev_dirty = (__atomic_load_n(&r->entries[mask].flags, __ATOMIC_ACQUIRE) &
+		      (DT_RING_DIRTY | DT_RING_RESET)) == DT_RING_DIRTY;
+	for (uint32_t i = 0; i < r->size; i++) {
+		bool dirty = (__atomic_load_n(&r->entries[i].flags, __ATOMIC_ACQUIRE) &
+			      (DT_RING_DIRTY | DT_RING_RESET)) == DT_RING_DIRTY;
+
+		if (dirty && !prev_dirty) {
+			r->fetch += (i - at) & mask;
+			r->resyncs++;
+			return true;
+		}
+		prev_dirty = dirty;
+	}
+	return false;
+}

@@ -175,6 +175,31 @@ static void test_ring_invalid_entries(void)
 	fixture_done(&f);
 }
 
+/* A VMM that passed a stale fetch index: a RING_FULL finds our place again. */
+static void test_ring_resync(void)
+{
+	struct fixture f;
+	uint32_t reset_index = 10;
+
+	fixture_init(&f, 128, 0);
+	/* The producer really is at 10: entries 10.. are published. */
+	f.push = 10;
+	for (uint32_t i = 0; i < 100; i++)
+		push(&f, 0, i);
+	CHECK_EQ(f.c.ops->harvest(&f.c), 0); /* stuck at entry 0, never published */
+	CHECK_EQ(dt_collector_harvest_vcpu(&f.c, 1), 100);
+	CHECK_EQ(f.c.ring_resyncs, 1);
+	CHECK_EQ(reset(&f, &reset_index), 100);
+	push(&f, 0, 200);
+	CHECK_EQ(f.c.ops->harvest(&f.c), 1); /* and stays in step */
+	/* In step, with nothing new: no resync. */
+	CHECK_EQ(dt_collector_harvest_vcpu(&f.c, 1), 0);
+	CHECK_EQ(f.c.ring_resyncs, 1);
+	CHECK_EQ(dt_stats_close_epoch(f.stats, 1), 0);
+	CHECK_EQ(dt_stats_wss(f.stats, 1), 101);
+	fixture_done(&f);
+}
+
 static void test_ring_refusals(void)
 {
 	struct dt_collector c;
@@ -267,6 +292,7 @@ int main(void)
 	RUN(test_ring_full_and_wrap);
 	RUN(test_ring_partial_publish);
 	RUN(test_ring_invalid_entries);
+	RUN(test_ring_resync);
 	RUN(test_ring_refusals);
 	RUN(test_bitmap);
 	RUN(test_slots);
