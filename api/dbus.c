@@ -12,8 +12,14 @@
  *
  * The bus is a best-effort front end: if it cannot be reached, the name
  * cannot be owned or the connection drops, the daemon logs that once and
- * goes on serving REST. Bus traffic is dispatched at a lower priority than
- * the epoch timers, so a peer flooding calls cannot delay a harvest.
+ * goes on serving REST. A timer then reconnects, 1 s after the failure and
+ * doubling up to 30 s, silently; once the name is owned again it says so
+ * once, and every VM is announced with InterfacesAdded (the objects are
+ * registered afresh on the new connection). Connecting never blocks the
+ * loop: sd-bus connects a Unix socket without waiting, authenticates and
+ * says Hello from the loop, and the name is requested asynchronously.
+ * Bus traffic is dispatched at a lower priority than the epoch timers, so a
+ * peer flooding calls cannot delay a harvest.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +33,10 @@
 
 /* Epoch timers run at the default priority 0; bus messages wait for them. */
 #define DT_BUS_PRIORITY 10
+
+/* Reconnect backoff. */
+#define DT_BUS_RETRY_MIN_US (1000 * 1000ULL)
+#define DT_BUS_RETRY_MAX_US (30 * 1000 * 1000ULL)
 
 static struct dt_bus_vm *entry_find(struct dt_bus *b, const struct dt_vm *vm)
 {
@@ -88,13 +98,27 @@ static void bus_close(struct dt_bus *b)
 	}
 }
 
+/* True for the first failure of an outage: that one is logged, the retries are not. */
+static bool first_failure(struct dt_bus *b)
+{
+	bool first = !b->down;
+
+	b->down = true;
+	return first;
+}
+
+static void schedule_retry(struct dt_bus *b);
+
 static int on_drop(sd_event_source *s, void *userdata)
 {
-	bus_close(userdata);
+	struct dt_bus *b = userdata;
+
+	bus_close(b);
+	schedule_retry(b);
 	return 0;
 }
 
-/* Give up on the bus (logged by the caller, once); REST goes on. */
+/* Give up on this connection (logged by the caller, once); REST goes on, a retry follows. */
 static void bus_drop(struct dt_bus *b)
 {
 	if (b->drop || !b->bus)
@@ -328,7 +352,9 @@ static int on_disconnected(sd_bus_message *msg, void *userdata, sd_bus_error *er
 
 	if (b->drop)
 		return 0; /* already given up, and said so */
-	dt_log(LOG_WARNING, "D-Bus: disconnected from %s; serving REST only", b->what);
+	if (first_failure(b))
+		dt_log(LOG_WARNING, "D-Bus: disconnected from %s; serving REST only until it is back",
+		       b->what);
 	bus_drop(b);
 	return 0;
 }
@@ -342,19 +368,35 @@ static int on_name(sd_bus_message *reply, void *userdata, sd_bus_error *error)
 
 	b->name_request = sd_bus_slot_unref(b->name_request);
 	if (e) {
-		dt_log(LOG_WARNING, "D-Bus: cannot own %s on %s: %s; serving REST only", DT_BUS_NAME,
-		       b->what, e->message ? e->message : e->name);
+		if (first_failure(b))
+			dt_log(LOG_WARNING, "D-Bus: cannot own %s on %s: %s; serving REST only",
+			       DT_BUS_NAME, b->what, e->message ? e->message : e->name);
 		bus_drop(b);
 		return 0;
 	}
 	r = sd_bus_message_read(reply, "u", &ret);
 	if (r < 0 || (ret != 1 && ret != 4)) { /* PRIMARY_OWNER, ALREADY_OWNER */
-		dt_log(LOG_WARNING, "D-Bus: %s is owned by another peer on %s; serving REST only",
-		       DT_BUS_NAME, b->what);
+		if (first_failure(b))
+			dt_log(LOG_WARNING,
+			       "D-Bus: %s is owned by another peer on %s; serving REST only",
+			       DT_BUS_NAME, b->what);
 		bus_drop(b);
 		return 0;
 	}
-	dt_log(LOG_INFO, "D-Bus: serving %s on %s", DT_BUS_NAME, b->what);
+	b->retry_us = DT_BUS_RETRY_MIN_US;
+	if (!b->down) {
+		dt_log(LOG_INFO, "D-Bus: serving %s on %s", DT_BUS_NAME, b->what);
+		return 0;
+	}
+	b->down = false;
+	dt_log(LOG_INFO, "D-Bus: serving %s again on %s", DT_BUS_NAME, b->what);
+	/* Clients saw the objects go with the name (or never saw them): announce them all. */
+	for (struct dt_vm *vm = b->m->vms; vm; vm = vm->next) {
+		_cleanup_free_ char *path = NULL;
+
+		if (dt_bus_vm_path(vm, &path) >= 0)
+			(void)sd_bus_emit_interfaces_added(b->bus, path, DT_BUS_VM_IFACE, NULL);
+	}
 	return 0;
 }
 
@@ -433,6 +475,60 @@ static int bus_setup(struct dt_bus *b)
 	return sd_bus_request_name_async(b->bus, &b->name_request, DT_BUS_NAME, 0, on_name, b);
 }
 
+/* One attempt: connect and set up (the name follows asynchronously); on failure b is closed. */
+static int bus_connect(struct dt_bus *b)
+{
+	int r;
+
+	r = bus_open(b->m->config.dbus, &b->bus);
+	if (r < 0) {
+		if (first_failure(b))
+			dt_log(LOG_WARNING, "D-Bus: cannot connect to %s: %s; serving REST only",
+			       b->what, strerror(-r));
+		return r;
+	}
+	r = bus_setup(b);
+	if (r < 0) {
+		if (first_failure(b))
+			dt_log(LOG_WARNING, "D-Bus: cannot set up %s on %s: %s; serving REST only",
+			       DT_BUS_NAME, b->what, strerror(-r));
+		bus_close(b);
+		return r;
+	}
+	return 0;
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct dt_bus *b = userdata;
+
+	if (bus_connect(b) < 0)
+		schedule_retry(b);
+	return 0;
+}
+
+/* Arm the reconnect timer for the current delay and double the next one. */
+static void schedule_retry(struct dt_bus *b)
+{
+	uint64_t when = dt_now_us() + b->retry_us;
+	int r;
+
+	b->retry_us = DT_MIN(b->retry_us * 2, DT_BUS_RETRY_MAX_US);
+	if (b->retry) {
+		(void)sd_event_source_set_time(b->retry, when);
+		(void)sd_event_source_set_enabled(b->retry, SD_EVENT_ONESHOT);
+		return;
+	}
+	r = sd_event_add_time(b->m->event, &b->retry, CLOCK_MONOTONIC, when, 10 * 1000, on_retry,
+			      b);
+	if (r < 0) {
+		dt_log(LOG_ERR, "D-Bus: cannot schedule a reconnect: %s; the bus stays off",
+		       strerror(-r));
+		return;
+	}
+	(void)sd_event_source_set_priority(b->retry, DT_BUS_PRIORITY);
+}
+
 int dt_bus_new(struct dt_manager *m, struct dt_bus **ret)
 {
 	const char *spec = m->config.dbus;
@@ -446,6 +542,7 @@ int dt_bus_new(struct dt_manager *m, struct dt_bus **ret)
 	if (!b)
 		return -ENOMEM;
 	b->m = m;
+	b->retry_us = DT_BUS_RETRY_MIN_US;
 	if (strcmp(spec, "system") == 0 || strcmp(spec, "session") == 0)
 		r = asprintf(&b->what, "the %s bus", spec);
 	else
@@ -454,20 +551,13 @@ int dt_bus_new(struct dt_manager *m, struct dt_bus **ret)
 		free(b);
 		return -ENOMEM;
 	}
-	r = bus_open(spec, &b->bus);
-	if (r < 0) {
-		dt_log(LOG_WARNING, "D-Bus: cannot connect to %s: %s; serving REST only", b->what,
-		       strerror(-r));
+	r = bus_connect(b);
+	if (r == -ENOMEM) {
 		dt_bus_free(b);
-		return 0;
+		return r;
 	}
-	r = bus_setup(b);
-	if (r < 0) {
-		dt_log(LOG_WARNING, "D-Bus: cannot set up %s on %s: %s; serving REST only",
-		       DT_BUS_NAME, b->what, strerror(-r));
-		dt_bus_free(b);
-		return r == -ENOMEM ? r : 0;
-	}
+	if (r < 0)
+		schedule_retry(b);
 	*ret = b;
 	return 0;
 }
@@ -476,6 +566,7 @@ struct dt_bus *dt_bus_free(struct dt_bus *b)
 {
 	if (!b)
 		return NULL;
+	b->retry = sd_event_source_disable_unref(b->retry);
 	bus_close(b);
 	free(b->what);
 	free(b);

@@ -38,10 +38,13 @@ struct dt_bus {
 	sd_bus_slot *disconnected;
 	sd_event_source *flush; /* coalesced per-epoch PropertiesChanged */
 	sd_event_source *drop; /* tears the connection down outside its callbacks */
+	sd_event_source *retry; /* reconnects after a failure, with backoff */
+	uint64_t retry_us; /* the next retry's delay */
 	uint64_t last_flush_us;
 	struct dt_bus_vm *vms;
 	uint32_t attached, nvms; /* last AttachedVMs and VMs signalled */
 	bool observing;
+	bool down; /* a failure was logged; the next name acquisition says "again" */
 };
 
 extern const sd_bus_vtable dt_bus_vm_vtable[];

@@ -62,6 +62,10 @@ check "REST is served" quiet api /v1/health
 busctl --system status "$DBUS_NAME" >/dev/null 2>&1 && fail "the name is owned without the policy allowing it"
 echo "ok: nobody owns $DBUS_NAME"
 stop_daemon
+# The refusing bus goes: the last part starts its own on the same path.
+kill "$BUS_PID"
+wait "$BUS_PID" 2>/dev/null || true
+rm -f "$TMP/system_bus_socket" "$TMP/bus.address"
 
 # No bus at all (the socket is not there), and an address nobody listens on.
 : >"$TMP/daemon.log"
