@@ -33,6 +33,12 @@ int ctl_get_timeout(const struct ctl *ctl, const char *path, long timeout_s,
 /* URL-escape one path segment (a VM name). Caller frees. */
 char *ctl_escape(const char *s);
 void ctl_print_json(struct json_object *o);
+/* o[k], or NULL when o is NULL or has no such key. */
+struct json_object *ctl_json_get(struct json_object *o, const char *k);
+/* o[k] as text, "-" when missing (for tables). */
+const char *ctl_json_str(struct json_object *o, const char *k);
+/* Append "?key=value" or "&key=value" (value URL-escaped) to path. -1 if it does not fit. */
+int ctl_add_param(char *path, size_t size, const char *key, const char *value);
 /* Human units */
 const char *ctl_bytes(double bytes, char buf[32]);
 const char *ctl_rate(double bytes_per_s, char buf[32]);

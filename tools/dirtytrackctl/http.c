@@ -121,6 +121,33 @@ out:
 	return r;
 }
 
+struct json_object *ctl_json_get(struct json_object *o, const char *k)
+{
+	struct json_object *v = NULL;
+
+	return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+const char *ctl_json_str(struct json_object *o, const char *k)
+{
+	struct json_object *v = ctl_json_get(o, k);
+
+	return v ? json_object_get_string(v) : "-";
+}
+
+int ctl_add_param(char *path, size_t size, const char *key, const char *value)
+{
+	char *e = ctl_escape(value);
+	size_t len = strlen(path);
+	int n;
+
+	if (!e)
+		return -1;
+	n = snprintf(path + len, size - len, "%s%s=%s", strchr(path, '?') ? "&" : "?", key, e);
+	free(e);
+	return n < 0 || (size_t)n >= size - len ? -1 : 0;
+}
+
 void ctl_print_json(struct json_object *o)
 {
 	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |

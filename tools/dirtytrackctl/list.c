@@ -4,12 +4,6 @@
 
 #include "ctl.h"
 
-static const char *str(struct json_object *o, const char *k)
-{
-	struct json_object *v;
-	return json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : "-";
-}
-
 /* Rate at the smallest window of at least one second. */
 static double rate_1s(struct json_object *vm)
 {
@@ -49,9 +43,9 @@ int ctl_list(const struct ctl *ctl, int argc, char **argv)
 		json_object_object_get_ex(vm, "memory_bytes", &v);
 		ctl_bytes((double)json_object_get_uint64(v), mem);
 		ctl_rate(rate_1s(vm), rate);
-		printf("%-5s %-20s %-9s %-12s %5s %10s %12s %8s\n", str(vm, "id"), str(vm, "name"),
-		       str(vm, "state"), str(vm, "mode"), str(vm, "vcpus"), mem, rate,
-		       str(vm, "epochs_harvested"));
+		printf("%-5s %-20s %-9s %-12s %5s %10s %12s %8s\n", ctl_json_str(vm, "id"), ctl_json_str(vm, "name"),
+		       ctl_json_str(vm, "state"), ctl_json_str(vm, "mode"), ctl_json_str(vm, "vcpus"), mem, rate,
+		       ctl_json_str(vm, "epochs_harvested"));
 	}
 	json_object_put(o);
 	return 0;

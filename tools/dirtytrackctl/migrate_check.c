@@ -30,45 +30,24 @@ static void check_usage(FILE *f)
 		"yet); 2: usage.\n");
 }
 
-static struct json_object *get(struct json_object *o, const char *k)
-{
-	struct json_object *v = NULL;
-
-	return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
-}
-
 static void print_verdict(const char *domain, struct json_object *o)
 {
-	struct json_object *in = get(o, "inputs"), *rec = get(o, "recommendation");
-	bool ok = json_object_get_boolean(get(o, "meets_target"));
+	struct json_object *in = ctl_json_get(o, "inputs"), *rec = ctl_json_get(o, "recommendation");
+	bool ok = json_object_get_boolean(ctl_json_get(o, "meets_target"));
 	char a[32];
 
 	printf("%s: %s at %s with at most %gs downtime (%s; %.3fs in all, %zu round%s", domain,
 	       ok ? "converges" : "will NOT converge",
-	       ctl_rate(json_object_get_double(get(in, "bandwidth_bytes_per_second")), a),
-	       json_object_get_double(get(in, "downtime_seconds")),
-	       json_object_get_string(get(o, "verdict")),
-	       json_object_get_double(get(o, "total_time_seconds")),
-	       json_object_array_length(get(o, "rounds")),
-	       json_object_array_length(get(o, "rounds")) == 1 ? "" : "s");
-	printf("%s)", !ok && json_object_get_boolean(get(o, "converges")) ? ", target missed" : "");
+	       ctl_rate(json_object_get_double(ctl_json_get(in, "bandwidth_bytes_per_second")), a),
+	       json_object_get_double(ctl_json_get(in, "downtime_seconds")),
+	       json_object_get_string(ctl_json_get(o, "verdict")),
+	       json_object_get_double(ctl_json_get(o, "total_time_seconds")),
+	       json_object_array_length(ctl_json_get(o, "rounds")),
+	       json_object_array_length(ctl_json_get(o, "rounds")) == 1 ? "" : "s");
+	printf("%s)", !ok && json_object_get_boolean(ctl_json_get(o, "converges")) ? ", target missed" : "");
 	if (rec)
-		printf("; advice: %s", json_object_get_string(get(rec, "advice")));
+		printf("; advice: %s", json_object_get_string(ctl_json_get(rec, "advice")));
 	printf("\n");
-}
-
-/* Append "&key=escaped(value)" to path. */
-static int add_param(char *path, size_t size, const char *key, const char *value)
-{
-	char *e = ctl_escape(value);
-	size_t len = strlen(path);
-	int n;
-
-	if (!e)
-		return -1;
-	n = snprintf(path + len, size - len, "%s%s=%s", strchr(path, '?') ? "&" : "?", key, e);
-	free(e);
-	return n < 0 || (size_t)n >= size - len ? -1 : 0;
 }
 
 int ctl_migrate_check(const struct ctl *ctl, int argc, char **argv)
@@ -156,9 +135,9 @@ int ctl_migrate_check(const struct ctl *ctl, int argc, char **argv)
 		return CTL_EXIT_FAILURE;
 	snprintf(path, sizeof(path), "/v1/vms/%s/plan", vm);
 	free(vm);
-	if (add_param(path, sizeof(path), "bandwidth", bandwidth) < 0 ||
-	    add_param(path, sizeof(path), "downtime", downtime) < 0 ||
-	    (target && add_param(path, sizeof(path), "target", target) < 0)) {
+	if (ctl_add_param(path, sizeof(path), "bandwidth", bandwidth) < 0 ||
+	    ctl_add_param(path, sizeof(path), "downtime", downtime) < 0 ||
+	    (target && ctl_add_param(path, sizeof(path), "target", target) < 0)) {
 		fprintf(stderr, "dirtytrackctl: the arguments are too long\n");
 		return CTL_EXIT_USAGE;
 	}
@@ -169,7 +148,7 @@ int ctl_migrate_check(const struct ctl *ctl, int argc, char **argv)
 		ctl_print_json(o);
 	else if (!quiet)
 		print_verdict(argv[optind], o);
-	r = json_object_get_boolean(get(o, "meets_target")) ? CTL_EXIT_OK : CTL_EXIT_NO_CONVERGE;
+	r = json_object_get_boolean(ctl_json_get(o, "meets_target")) ? CTL_EXIT_OK : CTL_EXIT_NO_CONVERGE;
 	json_object_put(o);
 	return r;
 }

@@ -21,58 +21,51 @@ static void plan_usage(FILE *f)
 		   "Exit 0 when pre-copy converges (within T), 6 when it does not.\n");
 }
 
-static struct json_object *get(struct json_object *o, const char *k)
-{
-	struct json_object *v = NULL;
-
-	return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
-}
-
 static double dbl(struct json_object *o, const char *k)
 {
-	return json_object_get_double(get(o, k));
+	return json_object_get_double(ctl_json_get(o, k));
 }
 
 static void print_plan(struct json_object *o)
 {
-	struct json_object *in = get(o, "inputs"), *rounds = get(o, "rounds");
-	struct json_object *rec = get(o, "recommendation"), *target = get(in, "target_seconds");
-	bool converges = json_object_get_boolean(get(o, "converges"));
+	struct json_object *in = ctl_json_get(o, "inputs"), *rounds = ctl_json_get(o, "rounds");
+	struct json_object *rec = ctl_json_get(o, "recommendation"), *target = ctl_json_get(in, "target_seconds");
+	bool converges = json_object_get_boolean(ctl_json_get(o, "converges"));
 	char a[32], b[32];
 
 	printf("VM %s (%s), epoch %s: pre-copy %s at %s with at most %gs downtime",
-	       json_object_get_string(get(o, "id")), json_object_get_string(get(o, "name")),
-	       json_object_get_string(get(o, "epoch")),
+	       json_object_get_string(ctl_json_get(o, "id")), json_object_get_string(ctl_json_get(o, "name")),
+	       json_object_get_string(ctl_json_get(o, "epoch")),
 	       converges ? "converges" : "does NOT converge",
 	       ctl_rate(dbl(in, "bandwidth_bytes_per_second"), a), dbl(in, "downtime_seconds"));
 	if (target)
 		printf(" (target %gs: %s)", json_object_get_double(target),
-		       json_object_get_boolean(get(o, "meets_target")) ? "met" : "missed");
+		       json_object_get_boolean(ctl_json_get(o, "meets_target")) ? "met" : "missed");
 	printf("\n  memory %s, page size %s, zero fraction %g, at most %s rounds; verdict %s\n",
-	       ctl_bytes(dbl(in, "memory_bytes"), b), json_object_get_string(get(in, "page_size")),
-	       dbl(in, "zero_fraction"), json_object_get_string(get(in, "max_rounds")),
-	       json_object_get_string(get(o, "verdict")));
+	       ctl_bytes(dbl(in, "memory_bytes"), b), json_object_get_string(ctl_json_get(in, "page_size")),
+	       dbl(in, "zero_fraction"), json_object_get_string(ctl_json_get(in, "max_rounds")),
+	       json_object_get_string(ctl_json_get(o, "verdict")));
 	printf("  %5s %10s %10s %12s %12s %12s\n", "ROUND", "START", "DURATION", "PAGES", "BYTES",
 	       "DIRTIED");
 	for (size_t i = 0; rounds && i < json_object_array_length(rounds); i++) {
 		struct json_object *r = json_object_array_get_idx(rounds, i);
 
 		printf("  %5s %9.3fs %9.3fs %12llu %12s %12llu\n",
-		       json_object_get_string(get(r, "index")), dbl(r, "start_seconds"),
+		       json_object_get_string(ctl_json_get(r, "index")), dbl(r, "start_seconds"),
 		       dbl(r, "duration_seconds"),
-		       (unsigned long long)json_object_get_uint64(get(r, "pages")),
-		       ctl_bytes((double)json_object_get_uint64(get(r, "bytes")), a),
-		       (unsigned long long)json_object_get_uint64(get(r, "dirtied_pages")));
+		       (unsigned long long)json_object_get_uint64(ctl_json_get(r, "pages")),
+		       ctl_bytes((double)json_object_get_uint64(ctl_json_get(r, "bytes")), a),
+		       (unsigned long long)json_object_get_uint64(ctl_json_get(r, "dirtied_pages")));
 	}
 	printf("  total time %.3fs, downtime %.3fs, %s sent\n", dbl(o, "total_time_seconds"),
 	       dbl(o, "downtime_seconds"),
-	       ctl_bytes((double)json_object_get_uint64(get(o, "bytes_sent")), a));
+	       ctl_bytes((double)json_object_get_uint64(ctl_json_get(o, "bytes_sent")), a));
 	if (!rec) {
 		printf("Recommendation: none, migrate as is.\n");
 		return;
 	}
-	const char *advice = json_object_get_string(get(rec, "advice"));
-	struct json_object *vcpus = get(rec, "throttle_vcpus");
+	const char *advice = json_object_get_string(ctl_json_get(rec, "advice"));
+	struct json_object *vcpus = ctl_json_get(rec, "throttle_vcpus");
 
 	if (strcmp(advice, "throttle") == 0) {
 		printf("Recommendation: throttle vCPU%s ",
@@ -90,21 +83,7 @@ static void print_plan(struct json_object *o)
 	} else {
 		printf("Recommendation: %s.\n", advice);
 	}
-	printf("  %s\n", json_object_get_string(get(rec, "why")));
-}
-
-/* Append "&key=escaped(value)" to path. */
-static int add_param(char *path, size_t size, const char *key, const char *value)
-{
-	char *e = ctl_escape(value);
-	size_t len = strlen(path);
-	int n;
-
-	if (!e)
-		return -1;
-	n = snprintf(path + len, size - len, "%s%s=%s", strchr(path, '?') ? "&" : "?", key, e);
-	free(e);
-	return n < 0 || (size_t)n >= size - len ? -1 : 0;
+	printf("  %s\n", json_object_get_string(ctl_json_get(rec, "why")));
 }
 
 int ctl_plan(const struct ctl *ctl, int argc, char **argv)
@@ -203,11 +182,11 @@ int ctl_plan(const struct ctl *ctl, int argc, char **argv)
 		return CTL_EXIT_FAILURE;
 	snprintf(path, sizeof(path), "/v1/vms/%s/plan", vm);
 	free(vm);
-	if (add_param(path, sizeof(path), "bandwidth", bandwidth) < 0 ||
-	    add_param(path, sizeof(path), "downtime", downtime) < 0 ||
-	    (zero && add_param(path, sizeof(path), "zero_fraction", zero) < 0) ||
-	    (rounds && add_param(path, sizeof(path), "max_rounds", rounds) < 0) ||
-	    (target && add_param(path, sizeof(path), "target", target) < 0)) {
+	if (ctl_add_param(path, sizeof(path), "bandwidth", bandwidth) < 0 ||
+	    ctl_add_param(path, sizeof(path), "downtime", downtime) < 0 ||
+	    (zero && ctl_add_param(path, sizeof(path), "zero_fraction", zero) < 0) ||
+	    (rounds && ctl_add_param(path, sizeof(path), "max_rounds", rounds) < 0) ||
+	    (target && ctl_add_param(path, sizeof(path), "target", target) < 0)) {
 		fprintf(stderr, "dirtytrackctl: the arguments are too long\n");
 		return CTL_EXIT_USAGE;
 	}
@@ -218,7 +197,7 @@ int ctl_plan(const struct ctl *ctl, int argc, char **argv)
 		ctl_print_json(o);
 	else
 		print_plan(o);
-	r = json_object_get_boolean(get(o, "meets_target")) ? CTL_EXIT_OK : CTL_EXIT_NO_CONVERGE;
+	r = json_object_get_boolean(ctl_json_get(o, "meets_target")) ? CTL_EXIT_OK : CTL_EXIT_NO_CONVERGE;
 	json_object_put(o);
 	return r;
 }

@@ -37,12 +37,6 @@ static void print_curve(struct json_object *wss)
 	}
 }
 
-static const char *field(struct json_object *o, const char *k)
-{
-	struct json_object *v;
-	return json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : "-";
-}
-
 int ctl_wss(const struct ctl *ctl, int argc, char **argv)
 {
 	struct json_object *o, *wss;
@@ -84,11 +78,11 @@ int ctl_show(const struct ctl *ctl, int argc, char **argv)
 	}
 	struct json_object *m;
 	json_object_object_get_ex(o, "memory_bytes", &m);
-	printf("VM %s: %s (%s)\n", field(o, "id"), field(o, "name"), field(o, "state"));
-	printf("  uuid %s, vmm %s, mode %s\n", field(o, "uuid"), field(o, "vmm"), field(o, "mode"));
-	printf("  %s vCPUs, memory %s, page size %s, epoch %ss, %s epochs\n", field(o, "vcpus"),
-	       ctl_bytes((double)json_object_get_uint64(m), mem), field(o, "page_size"),
-	       field(o, "epoch_seconds"), field(o, "epochs_harvested"));
+	printf("VM %s: %s (%s)\n", ctl_json_str(o, "id"), ctl_json_str(o, "name"), ctl_json_str(o, "state"));
+	printf("  uuid %s, vmm %s, mode %s\n", ctl_json_str(o, "uuid"), ctl_json_str(o, "vmm"), ctl_json_str(o, "mode"));
+	printf("  %s vCPUs, memory %s, page size %s, epoch %ss, %s epochs\n", ctl_json_str(o, "vcpus"),
+	       ctl_bytes((double)json_object_get_uint64(m), mem), ctl_json_str(o, "page_size"),
+	       ctl_json_str(o, "epoch_seconds"), ctl_json_str(o, "epochs_harvested"));
 	printf("Working-set curve:\n");
 	json_object_object_get_ex(o, "wss", &wss);
 	print_curve(wss);
@@ -103,8 +97,8 @@ int ctl_show(const struct ctl *ctl, int argc, char **argv)
 				json_object_object_get_ex(json_object_array_get_idx(w, k), "pages", &p);
 				pages = json_object_get_uint64(p);
 			}
-			printf("  vCPU %-4s %12s entries %10llu pages\n", field(v, "vcpu"),
-			       field(v, "entries"), pages);
+			printf("  vCPU %-4s %12s entries %10llu pages\n", ctl_json_str(v, "vcpu"),
+			       ctl_json_str(v, "entries"), pages);
 		}
 	}
 	json_object_put(o);

@@ -21,12 +21,6 @@ static double num(struct json_object *o, const char *k)
 	return json_object_object_get_ex(o, k, &v) ? json_object_get_double(v) : 0;
 }
 
-static const char *str(struct json_object *o, const char *k)
-{
-	struct json_object *v;
-	return json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : "-";
-}
-
 static void draw(struct json_object *vm, bool clear)
 {
 	struct json_object *wss;
@@ -35,9 +29,9 @@ static void draw(struct json_object *vm, bool clear)
 
 	if (clear)
 		fputs("\033[H\033[2J", stdout);
-	printf("VM %s: %s (%s, %s), %s epochs, generation %s\n", str(vm, "id"), str(vm, "name"),
-	       str(vm, "state"), str(vm, "mode"), str(vm, "epochs_harvested"),
-	       str(vm, "generation"));
+	printf("VM %s: %s (%s, %s), %s epochs, generation %s\n", ctl_json_str(vm, "id"), ctl_json_str(vm, "name"),
+	       ctl_json_str(vm, "state"), ctl_json_str(vm, "mode"), ctl_json_str(vm, "epochs_harvested"),
+	       ctl_json_str(vm, "generation"));
 	if (!json_object_object_get_ex(vm, "wss", &wss))
 		return;
 	for (size_t i = 0; i < json_object_array_length(wss); i++)
