@@ -6,14 +6,30 @@
 #include "dt_util.h"
 #include "vm_plan.h"
 
-/* Windows (epochs) the history covers: D(T) of longer ones would be flat. */
-static uint32_t covered_windows(const struct dt_vm *vm, uint64_t epochs)
+/*
+ * The windows (epochs) the plan's curve is read at: 1, 2, 3, 5, 7, 10, 15,
+ * 20, 30, 50, 70, 100, ... (about 1.5x apart, dense enough for the
+ * planner's model fit), as far as the history covers: D(T) of longer ones
+ * would be flat. The index answers any window, configured or not.
+ */
+static uint32_t plan_windows(const struct dt_vm *vm, uint64_t epochs, uint32_t *out)
 {
+	static const uint32_t steps[] = {10, 15, 20, 30, 50, 70};
 	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
+	uint64_t limit = epochs < sc->horizon_epochs ? epochs : sc->horizon_epochs;
 	uint32_t n = 0;
 
-	while (n < sc->nwindows && n < DT_PLAN_MAX_POINTS && sc->windows[n] <= epochs)
-		n++;
+	for (uint64_t scale = 1; n < DT_PLAN_MAX_POINTS; scale *= 10) {
+		for (size_t i = 0; i < ARRAY_SIZE(steps) && n < DT_PLAN_MAX_POINTS; i++) {
+			uint64_t w = steps[i] * scale / 10;
+
+			if (w == 0 || (n && w <= out[n - 1]))
+				continue;
+			if (w > limit || w > UINT32_MAX)
+				return n;
+			out[n++] = (uint32_t)w;
+		}
+	}
 	return n;
 }
 
@@ -31,8 +47,8 @@ int dt_vm_plan(const struct dt_vm *vm, double bandwidth, uint64_t max_downtime_u
 int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 		    struct dt_plan **ret)
 {
-	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
 	struct dt_plan_point curve[DT_PLAN_MAX_POINTS];
+	uint32_t windows[DT_PLAN_MAX_POINTS];
 	_cleanup_free_ struct dt_plan_point *vpoints = NULL;
 	_cleanup_free_ struct dt_plan_vcpu *vcpus = NULL;
 	_cleanup_free_ struct dt_epoch_record *hist = NULL;
@@ -40,7 +56,7 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 	size_t nact = 0;
 	uint64_t epochs = dt_stats_epochs(vm->stats);
 	uint64_t memory = dt_vm_memory_pages(vm);
-	uint32_t n = covered_windows(vm, epochs), nv = 0;
+	uint32_t n = plan_windows(vm, epochs, windows), nv = 0;
 	struct dt_plan_input in;
 
 	/* libvirt's one rate per calc is no D(T) curve: no plan is better than a made-up one. */
@@ -53,8 +69,8 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 		return -ENODATA;
 	for (uint32_t i = 0; i < n; i++)
 		curve[i] = (struct dt_plan_point){
-			.window_us = sc->windows[i] * vm->epoch_us,
-			.pages = dt_stats_wss(vm->stats, sc->windows[i]),
+			.window_us = windows[i] * vm->epoch_us,
+			.pages = dt_stats_wss(vm->stats, windows[i]),
 		};
 	if (vm->collector.rings && vm->vcpus > 0 && vm->vcpus <= DT_PLAN_MAX_VCPUS) {
 		vcpus = calloc(vm->vcpus, sizeof(*vcpus));
@@ -69,7 +85,7 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 			for (uint32_t i = 0; i < n; i++)
 				p[i] = (struct dt_plan_point){
 					.window_us = curve[i].window_us,
-					.pages = dt_stats_vcpu_wss(vm->stats, v, sc->windows[i]),
+					.pages = dt_stats_vcpu_wss(vm->stats, v, windows[i]),
 				};
 			vcpus[nv++] = (struct dt_plan_vcpu){ .vcpu = v, .npoints = n, .points = p };
 		}

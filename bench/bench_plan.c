@@ -88,7 +88,7 @@ struct opts {
 	uint32_t max_rounds, starts;
 	uint64_t epoch_us, target_us;
 	enum dt_plan_interp interp;
-	bool header, plan, no_layout, no_activity, daemon_windows;
+	bool header, plan, no_layout, no_activity, daemon_windows, no_irm, no_replay;
 };
 
 /* "100Mbit", "25Gbit", "1.25GB", "125M", "1000000": bytes per second (decimal units). */
@@ -494,7 +494,7 @@ static void usage(void)
 	    "Usage: bench_plan --trace FILE --memory SIZE --bandwidth B[,B..] --downtime "
 	    "T[,T..]\n"
 	    "       [--page-size 4096] [--max-rounds 30] [--epoch 100ms] [--interp log|linear]\n"
-	    "       [--no-layout] [--no-activity] [--daemon-windows] [--starts 8] [--label TEXT] [--header] "
+	    "       [--no-layout] [--no-activity] [--no-irm] [--no-replay] [--daemon-windows] [--starts 8] [--label TEXT] [--header] "
 	    "[--plan] [--vcpu-json FILE] "
 	    "[--target TIME]\n");
 }
@@ -518,6 +518,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 					   {"no-activity", no_argument, NULL, 'A'},
 					   {"daemon-windows", no_argument, NULL, 'W'},
 					   {"starts", required_argument, NULL, 'S'},
+					   {"no-irm", no_argument, NULL, 'I'},
+					   {"no-replay", no_argument, NULL, 'R'},
 					   {}};
 	uint64_t mem = 0, v;
 	int c;
@@ -605,6 +607,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'W':
 			o->daemon_windows = true;
 			break;
+		case 'I':
+			o->no_irm = true;
+			break;
+		case 'R':
+			o->no_replay = true;
+			break;
 		case 'S':
 			if (dt_parse_u64(optarg, 1, 1000, &v) < 0)
 				return -EINVAL;
@@ -665,7 +673,7 @@ int main(int argc, char **argv)
 		printf("label\tbandwidth_Bps\tdowntime_s\tsim_conv\tsim_rounds\tsim_total_s\t"
 		       "sim_down_s\tsim_bytes\tplan_conv\tplan_rounds\tplan_total_s\tplan_down_s\t"
 		       "plan_bytes\tavg_conv\tavg_total_s\tavg_down_s\tqemu_conv\tqemu_total_s\t"
-		       "qemu_down_s\n");
+		       "qemu_down_s\tplan_irm\n");
 	if (o.plan) {
 		printf("curve (trace of %.1f s, %zu writes):", (double)t.period_us / 1e6, t.n);
 		for (size_t i = 0; i < m.npoints; i++)
@@ -702,11 +710,14 @@ int main(int argc, char **argv)
 			    .activity = o.no_activity ? NULL : m.activity,
 			    .nactivity = o.no_activity || m.nactivity < 2 ? 0 : m.nactivity,
 			    .activity_epoch_us = o.epoch_us,
+			    .curve_is_mean = true,
+			    .no_irm = o.no_irm,
 			};
 			struct result sim = {.round_pages = rounds}, avg = {0}, qemu = {0};
 			struct dt_plan *p = NULL;
 
-			replay_starts(&t, o.starts, o.memory_pages, bpages, o.dt[di], o.max_rounds,
+			if (!o.no_replay)
+				replay_starts(&t, o.starts, o.memory_pages, bpages, o.dt[di], o.max_rounds,
 				      dirty, list, &sim);
 			single_rate(m.avg_rate, o.memory_pages, bpages, o.dt[di], o.max_rounds,
 				    &avg);
@@ -725,13 +736,13 @@ int main(int argc, char **argv)
 			} else {
 				printf("%s\t%.0f\t%.3f\t%d\t%u\t%.4f\t%.6f\t%.0f\t%d\t%u\t%.4f\t%."
 				       "6f\t%."
-				       "0f\t%d\t%.4f\t%.6f\t%d\t%.4f\t%.6f\n",
+				       "0f\t%d\t%.4f\t%.6f\t%d\t%.4f\t%.6f\t%u\n",
 				       o.label, o.bw[bi], (double)o.dt[di] / 1e6, sim.converges,
 				       sim.rounds, sim.total_s, sim.downtime_s,
 				       sim.bytes * o.page_size, p->converges, p->nrounds,
 				       p->total_seconds, p->downtime_seconds, (double)p->bytes_sent,
 				       avg.converges, avg.total_s, avg.downtime_s, qemu.converges,
-				       qemu.total_s, qemu.downtime_s);
+				       qemu.total_s, qemu.downtime_s, p->irm_classes);
 			}
 			dt_plan_free(p);
 		}

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dt_nnls.h"
 #include "dt_plan.h"
 
 /* Heavier throttling than this (the busiest throttled vCPU keeping less
@@ -19,6 +20,9 @@
 #define BANDWIDTH_MARGIN  0.9
 #define PHASE_SAMPLES	  64 /* send moments sampled for a mean of D in activity time */
 #define GOLDEN		  0.6180339887498949
+#define IRM_MAX		  48	/* rate classes of the independent-reference model */
+#define IRM_STEP	  1.5	/* between adjacent rates, at least */
+#define IRM_FIT_TOL	  0.04	/* its fit to every point of the curve, relative */
 
 struct curve {
 	const struct dt_plan_point *p;
@@ -44,6 +48,14 @@ struct model {
 	double *cum;
 	size_t nact;
 	double act_epoch_s, phase;
+	/*
+	 * The independent-reference model, when it fits the curve: nirm
+	 * classes of irm_pages[k] pages, each written as a Poisson process
+	 * of irm_rate[k] writes per second (of activity time); 0: the curve
+	 * model.
+	 */
+	size_t nirm;
+	double irm_rate[IRM_MAX], irm_pages[IRM_MAX];
 };
 
 struct outcome {
@@ -276,6 +288,88 @@ static double after_round(const struct model *m, double list, double prev, doubl
 	return d - share * fmax(0, on - after);
 }
 
+/*
+ * The independent-reference model: every page is written as a Poisson
+ * process of its own rate (its class's), independent of the others. Its
+ * working-set curve is D(T) = sum_k pages_k (1 - exp(-rate_k T)), fitted
+ * to the measured curve; pre-copy then follows per class exactly (in
+ * expectation) instead of through the overlap estimates above. q[k] is the
+ * probability that a class-k page is dirty (on the next round's list).
+ */
+static double irm_written(const struct model *m, size_t k, double a, double b)
+{
+	return -expm1(-m->irm_rate[k] * window(m, a, b));
+}
+
+/* irm_written(x, b) averaged over send moments x spread evenly over [a, b] */
+static double irm_written_since_send(const struct model *m, size_t k, double a, double b)
+{
+	double x, sum = 0;
+
+	if (!m->cum) {
+		x = m->irm_rate[k] * (b - a);
+		return x > 1e-9 ? 1 + expm1(-x) / x : x / 2;
+	}
+	for (int j = 0; j < PHASE_SAMPLES; j++)
+		sum += irm_written(m, k, a + (b - a) * (j + 0.5) / PHASE_SAMPLES, b);
+	return sum / PHASE_SAMPLES;
+}
+
+static double irm_dirty(const struct model *m, const double *q)
+{
+	double sum = 0;
+
+	for (size_t k = 0; k < m->nirm; k++)
+		sum += m->irm_pages[k] * q[k];
+	return sum;
+}
+
+/*
+ * After round 0 (all memory in page order, t0 long): a page is dirty if
+ * written after its send. Where the dirtied pages lie (the layout) sets
+ * their send moments, gathered into SEND_BUCKETS of the round.
+ */
+#define SEND_BUCKETS 64
+static double irm_after_full_copy(const struct model *m, double t0, double *q)
+{
+	const struct dt_plan_input *in = m->in;
+	double bucket[SEND_BUCKETS] = {0}, weight = 0, mem = (double)in->memory_pages;
+
+	for (size_t j = 0; in->regions && j < in->nregions; j++) {
+		const struct dt_plan_region *r = &in->regions[j];
+		double mid = ((double)r->first + (double)r->span / 2) / mem;
+		size_t at = (size_t)(mid * SEND_BUCKETS);
+
+		bucket[at < SEND_BUCKETS ? at : SEND_BUCKETS - 1] += (double)r->pages;
+		weight += (double)r->pages;
+	}
+	for (size_t k = 0; k < m->nirm; k++) {
+		if (!(weight > 0)) {
+			q[k] = irm_written_since_send(m, k, 0, t0);
+			continue;
+		}
+		q[k] = 0;
+		for (size_t at = 0; at < SEND_BUCKETS; at++)
+			if (bucket[at] > 0)
+				q[k] += bucket[at] / weight *
+					irm_written(m, k, t0 * (at + 0.5) / SEND_BUCKETS, t0);
+	}
+	return irm_dirty(m, q);
+}
+
+/*
+ * After a later round from `now`, t long: a page on the list (dirty, q[k])
+ * is dirty at the end if written after its send, one that was clean if
+ * written at all.
+ */
+static double irm_after_round(const struct model *m, double now, double t, double *q)
+{
+	for (size_t k = 0; k < m->nirm; k++)
+		q[k] = q[k] * irm_written_since_send(m, k, now, now + t) +
+		       (1 - q[k]) * irm_written(m, k, now, now + t);
+	return irm_dirty(m, q);
+}
+
 static void push_round(struct dt_plan_round *rounds, uint32_t i, double start, double t,
 		       double pages, double dirtied, uint32_t page_size)
 {
@@ -297,7 +391,7 @@ static void run(const struct model *m, struct outcome *o, struct dt_plan_round *
 	double b = in->bandwidth / in->page_size; /* pages per second */
 	double fit = b * (double)in->max_downtime_us / 1e6;
 	double list = (double)in->memory_pages * (1 - in->zero_fraction);
-	double now = 0, prev = INFINITY, t = 0, bytes = 0, prev_start = 0;
+	double now = 0, prev = INFINITY, t = 0, bytes = 0, prev_start = 0, q[IRM_MAX];
 	uint32_t i;
 
 	*o = (struct outcome){.verdict = DT_PLAN_CONVERGES};
@@ -305,7 +399,11 @@ static void run(const struct model *m, struct outcome *o, struct dt_plan_round *
 		double next;
 
 		t = list / b;
-		next = i == 0 ? after_full_copy(m, t) : after_round(m, list, prev_start, now, t);
+		if (m->nirm)
+			next = i == 0 ? irm_after_full_copy(m, t, q) : irm_after_round(m, now, t, q);
+		else
+			next = i == 0 ? after_full_copy(m, t)
+				      : after_round(m, list, prev_start, now, t);
 		push_round(rounds, i, now, t, list, next, in->page_size);
 		prev_start = now;
 		now += t;
@@ -348,6 +446,7 @@ static int recommend(struct model *m, struct dt_plan *p)
 	margin.bandwidth = in->bandwidth * BANDWIDTH_MARGIN;
 	m->in = &margin;
 	m->cum = NULL; /* the search on the mean curve (a throttle flattens bursts anyway) */
+	m->nirm = 0;   /* and with the curve model, which scales per-vCPU curves */
 
 	rec->postcopy_total_seconds =
 	    (double)in->memory_pages * (1 - in->zero_fraction) * in->page_size / in->bandwidth;
@@ -518,6 +617,139 @@ static void run_phases(struct model *m, struct outcome *o, struct dt_plan_round 
 	o->bytes = mean.bytes;
 }
 
+/*
+ * Fit the independent-reference model to the curve: classes at rates
+ * IRM_STEP apart from a third of a write per longest window to 30 writes
+ * per epoch, their page counts by non-negative least squares on the
+ * relative error at every point. With an activity profile the model's
+ * curve is taken in activity time: at the profile's end, or averaged over
+ * its phases when the curve is a mean over time. It is used only if it
+ * fits every point within IRM_FIT_TOL (a sweep, whose D(T) is a straight
+ * line that stops at the working set, does not fit: it keeps the curve
+ * model).
+ */
+static double irm_basis(const struct model *m, double rate, double t)
+{
+	const struct dt_plan_input *in = m->in;
+	double end = (double)m->nact * m->act_epoch_s, sum = 0;
+
+	if (!m->cum)
+		return -expm1(-rate * t);
+	if (!in->curve_is_mean)
+		return -expm1(-rate * (activity_until(m, end) - activity_until(m, end - t)));
+	for (int j = 0; j < PHASE_SAMPLES; j++) {
+		double from = end * (j + 0.5) / PHASE_SAMPLES;
+
+		sum += -expm1(-rate * (activity_until(m, from + t) - activity_until(m, from)));
+	}
+	return sum / PHASE_SAMPLES;
+}
+
+static void irm_fit_once(struct model *m)
+{
+	const struct dt_plan_input *in = m->in;
+	size_t n = in->npoints, nk, cols, rows = in->npoints + 1;
+	double a[DT_NNLS_MAX_ROWS * DT_NNLS_MAX_COLS], b[DT_NNLS_MAX_ROWS], x[DT_NNLS_MAX_COLS];
+	double rate[IRM_MAX], w0 = (double)in->curve[0].window_us / 1e6;
+	double lo = 0.3 / ((double)in->curve[n - 1].window_us / 1e6), hi = 30 / w0;
+	double mem = (double)in->memory_pages;
+	int r;
+
+	m->nirm = 0;
+	if (n < 3 || rows > DT_NNLS_MAX_ROWS || !(hi > lo))
+		return;
+	nk = (size_t)ceil(log(hi / lo) / log(IRM_STEP)) + 1;
+	if (nk > IRM_MAX)
+		nk = IRM_MAX;
+	cols = nk + 1; /* the classes, and the pages never written (a slack) */
+	for (size_t k = 0; k < nk; k++)
+		rate[k] = lo * pow(hi / lo, (double)k / (double)(nk - 1));
+	for (size_t j = 0; j < n; j++) {
+		double t = (double)in->curve[j].window_us / 1e6, d = (double)in->curve[j].pages;
+		double scale = d > 0 ? 1 / d : 1;
+
+		for (size_t k = 0; k < nk; k++)
+			a[j * cols + k] = irm_basis(m, rate[k], t) * scale;
+		a[j * cols + nk] = 0;
+		b[j] = d * scale;
+	}
+	/* all classes and the slack add up to memory, weighted to hold (nearly) exactly */
+	for (size_t k = 0; k < cols; k++)
+		a[n * cols + k] = 100 / mem;
+	b[n] = 100;
+	r = dt_nnls(a, b, rows, cols, x);
+	if (r < 0 && r != -ERANGE)
+		return;
+	for (size_t j = 0; j < n; j++) {
+		double d = (double)in->curve[j].pages, f = 0;
+
+		for (size_t k = 0; k < nk; k++)
+			f += x[k] * a[j * cols + k] * (d > 0 ? d : 1);
+		if (fabs(f - d) > IRM_FIT_TOL * fmax(d, 1))
+			return;
+	}
+	for (size_t k = 0; k < nk; k++)
+		if (x[k] > 0) {
+			m->irm_rate[m->nirm] = rate[k];
+			m->irm_pages[m->nirm++] = x[k];
+		}
+}
+
+/*
+ * A bursty guest's per-epoch distinct pages understate its bursts: a burst
+ * that rewrites its pages counts each once. With the classes fitted, each
+ * epoch's activity is the one that makes the model dirty as many distinct
+ * pages as the epoch did (inverted through a table of INVERT_STEPS
+ * activities from 1/1000 to 100 mean epochs); the fit is then redone on
+ * that profile, IRM_ROUNDS times in all.
+ */
+#define INVERT_STEPS 256
+#define IRM_ROUNDS   3
+static void irm_activity(struct model *m, const uint64_t *distinct)
+{
+	double act[INVERT_STEPS], pages[INVERT_STEPS], total = 0, *a = m->cum;
+
+	for (size_t i = 0; i < INVERT_STEPS; i++) {
+		act[i] = m->act_epoch_s * 1e-3 * pow(1e5, (double)i / (INVERT_STEPS - 1));
+		pages[i] = 0;
+		for (size_t k = 0; k < m->nirm; k++)
+			pages[i] += m->irm_pages[k] * -expm1(-m->irm_rate[k] * act[i]);
+	}
+	/* a[e + 1] holds epoch e's activity until the sum below */
+	for (size_t e = 0; e < m->nact; e++) {
+		double u = (double)distinct[e], v;
+		size_t i = 0;
+
+		if (u <= 0) {
+			v = 0;
+		} else if (u >= pages[INVERT_STEPS - 1]) {
+			v = act[INVERT_STEPS - 1];
+		} else {
+			while (pages[i + 1] < u)
+				i++;
+			v = u <= pages[i] ? act[i] * u / pages[i]
+					  : act[i] + (act[i + 1] - act[i]) * (u - pages[i]) /
+							 (pages[i + 1] - pages[i]);
+		}
+		a[e + 1] = v;
+		total += v;
+	}
+	if (!(total > 0))
+		return;
+	a[0] = 0;
+	for (size_t e = 0; e < m->nact; e++)
+		a[e + 1] = a[e] + a[e + 1] * (double)m->nact / total;
+}
+
+static void irm_fit(struct model *m)
+{
+	irm_fit_once(m);
+	for (int i = 1; m->cum && m->nirm && i < IRM_ROUNDS; i++) {
+		irm_activity(m, m->in->activity);
+		irm_fit_once(m);
+	}
+}
+
 int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret)
 {
 	struct model m = {0};
@@ -577,6 +809,10 @@ int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret)
 		m.cum = cum;
 		m.nact = in->nactivity;
 		m.act_epoch_s = (double)in->activity_epoch_us / 1e6;
+	}
+	if (!in->no_irm)
+		irm_fit(&m);
+	if (cum) {
 		run_phases(&m, &o, p->rounds);
 	} else {
 		run(&m, &o, p->rounds);
@@ -590,6 +826,7 @@ int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret)
 	p->bytes_sent = (uint64_t)llround(o.bytes);
 	p->dirty_rate_at_last_round = o.last_rate;
 	p->bandwidth_pages = in->bandwidth / in->page_size;
+	p->irm_classes = (uint32_t)m.nirm;
 	p->meets_target = good_enough(in, &o);
 	if (!p->meets_target) {
 		p->has_recommendation = true;

@@ -37,7 +37,25 @@
  * D(T) between points is interpolated piecewise linearly in log T (exact
  * at the points, concave-friendly); below the first point (one epoch)
  * linearly through the origin; beyond the last point it grows at the last
- * segment's rate (pages per second), never above memory.
+ * segment's rate (pages per second), never above memory. *
+ * Two models carry this out. The independent-reference model (IRM), used
+ * whenever it fits: every page is written as a Poisson process of its own
+ * rate, pages independent, so D(T) = sum_k n_k (1 - exp(-r_k T)) over rate
+ * classes; n_k (rates 1.5x apart, from a third of a write per longest
+ * window to 30 per epoch) by non-negative least squares on the relative
+ * error at every point, all of them adding up to memory. It is used when it
+ * matches every point within 4 %; pre-copy is then followed per class in
+ * expectation: a class-k page dirty at a round's start (on its list, with
+ * probability q_k) is dirty at its end if written after its send, a clean
+ * one if written at all. This gets what the overlap estimates above only
+ * approximate: a round's list is rich in hot pages, and windows shorter
+ * than an epoch follow from the fitted rates instead of a straight line. A
+ * guest the IRM does not describe (a sweep, whose D(T) is a straight line
+ * that stops at the working set) is planned on the curve itself as above.
+ * With an activity profile the IRM runs in activity time, each epoch's
+ * activity inverted from its distinct pages through the fitted classes (a
+ * burst that rewrites its pages counts each once); the fit is redone on
+ * the inverted profile.
  */
 #pragma once
 
@@ -113,6 +131,12 @@ struct dt_plan_input {
 	const uint64_t *activity;
 	size_t nactivity; /* 0 (none), or 2 .. DT_PLAN_MAX_ACTIVITY */
 	uint64_t activity_epoch_us;
+	/*
+	 * The curve is D(T) averaged over every end moment of the activity
+	 * profile, not D(T) as of its end (what the daemon measures now).
+	 */
+	bool curve_is_mean;
+	bool no_irm; /* plan with the curve model even where the IRM fits */
 };
 
 struct dt_plan_round {
@@ -188,6 +212,7 @@ struct dt_plan {
 	/* Dirty rate (pages/s) at the last round's length vs bandwidth (pages/s). */
 	double dirty_rate_at_last_round;
 	double bandwidth_pages;
+	uint32_t irm_classes; /* rate classes of the fitted IRM; 0: planned on the curve model */
 	bool has_recommendation; /* set when !meets_target */
 	struct dt_plan_recommendation rec;
 };

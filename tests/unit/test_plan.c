@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dt_nnls.h"
 #include "dt_plan.h"
 #include "dt_test.h"
 
@@ -57,6 +58,7 @@ static void test_linear_geometric(void)
 	CHECK_EQ(p->rounds[0].pages, 100000);
 	CHECK_EQ(p->rounds[0].duration_us, 10000000);
 	CHECK_EQ(p->rounds[0].bytes, 100000ull * 4096);
+	CHECK_EQ(p->irm_classes, 0); /* a straight line is no IRM curve */
 	CHECK_EQ(p->rounds[0].dirtied_pages, 5000);
 	CHECK_EQ(p->rounds[1].pages, 5000);
 	CHECK_EQ(p->rounds[1].start_us, 10000000);
@@ -166,6 +168,7 @@ static void test_flat(void)
 
 	in.curve = flat;
 	in.npoints = ARRAY_SIZE(flat);
+	in.no_irm = true; /* the curve model's figures, by hand */
 	CHECK_EQ(dt_plan_compute(&in, &p), 0);
 	if (!p)
 		return;
@@ -411,6 +414,103 @@ static void test_zero_pages(void)
 	dt_plan_free(p);
 }
 
+/* NNLS: a non-negative solution is found exactly; otherwise Kuhn-Tucker holds. */
+static void test_nnls(void)
+{
+	double a[20 * 8], b[20], x[8], want[8] = {3, 0, 1.5, 0, 0, 7, 0.25, 0}, w[8];
+	uint64_t seed = 12345;
+
+	for (size_t i = 0; i < 20 * 8; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		a[i] = (double)(seed >> 11) / (double)(1ull << 53);
+	}
+	for (size_t i = 0; i < 20; i++) {
+		b[i] = 0;
+		for (size_t j = 0; j < 8; j++)
+			b[i] += a[i * 8 + j] * want[j];
+	}
+	CHECK_EQ(dt_nnls(a, b, 20, 8, x), 0);
+	for (size_t j = 0; j < 8; j++)
+		CHECK(fabs(x[j] - want[j]) < 1e-9);
+	/* a target the columns cannot reach with x >= 0: some negative parts */
+	for (size_t i = 0; i < 20; i++)
+		b[i] = i % 2 ? 1.0 : -2.0;
+	CHECK_EQ(dt_nnls(a, b, 20, 8, x), 0);
+	for (size_t j = 0; j < 8; j++) {
+		w[j] = 0;
+		for (size_t i = 0; i < 20; i++) {
+			double r = b[i];
+
+			for (size_t k = 0; k < 8; k++)
+				r -= a[i * 8 + k] * x[k];
+			w[j] += a[i * 8 + j] * r;
+		}
+		CHECK(x[j] >= 0);
+		CHECK(w[j] < 1e-9);			 /* no column would lower the error */
+		CHECK(x[j] == 0 || fabs(w[j]) < 1e-9); /* and the used ones are optimal */
+	}
+	a[3] = NAN;
+	CHECK_EQ(dt_nnls(a, b, 20, 8, x), -EINVAL);
+	CHECK_EQ(dt_nnls(a, b, DT_NNLS_MAX_ROWS + 1, 8, x), -EINVAL);
+	CHECK_EQ(dt_nnls(a, b, 20, 0, x), -EINVAL);
+}
+
+/*
+ * A guest that is an independent-reference one (1000 hot pages written 50
+ * times a second, 20000 cold ones once in 20 s): the planner fits it and
+ * its rounds follow the exact per-class recursion, computed here from the
+ * true classes; the curve model, on the same curve, is further off.
+ */
+static void test_irm(void)
+{
+	static const double rate[2] = {50, 0.05}, pages[2] = {1000, 20000};
+	static const double windows[] = {0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100};
+	struct dt_plan_point curve[ARRAY_SIZE(windows)];
+	struct dt_plan_input in = base();
+	struct dt_plan *p = NULL, *c = NULL;
+	double q[2], t, list = 100000, b = 10000, want[4];
+
+	for (size_t j = 0; j < ARRAY_SIZE(windows); j++) {
+		double d = 0;
+
+		for (int k = 0; k < 2; k++)
+			d += pages[k] * -expm1(-rate[k] * windows[j]);
+		curve[j] = (struct dt_plan_point){(uint64_t)llround(windows[j] * 1e6), (uint64_t)llround(d)};
+	}
+	/* the exact recursion: round 0 sends all memory evenly, later rounds their lists */
+	for (int i = 0; i < 4; i++) {
+		t = list / b;
+		list = 0;
+		for (int k = 0; k < 2; k++) {
+			double x = rate[k] * t, since_send = 1 + expm1(-x) / x;
+
+			q[k] = i == 0 ? since_send : q[k] * since_send + (1 - q[k]) * -expm1(-x);
+			list += pages[k] * q[k];
+		}
+		want[i] = list;
+	}
+	in.curve = curve;
+	in.npoints = ARRAY_SIZE(curve);
+	in.interp = DT_PLAN_INTERP_LOG;
+	in.max_downtime_us = 1000; /* 10 pages: never fits, four rounds at least */
+	in.max_rounds = 4;
+	CHECK_EQ(dt_plan_compute(&in, &p), 0);
+	in.no_irm = true;
+	CHECK_EQ(dt_plan_compute(&in, &c), 0);
+	if (!p || !c)
+		goto out;
+	CHECK(p->irm_classes > 0);
+	CHECK_EQ(c->irm_classes, 0);
+	CHECK_EQ(p->nrounds, 4);
+	/* within 3 %: 50 writes/s lies between two of the fit's rates */
+	for (int i = 0; i < 4; i++)
+		CLOSE(p->rounds[i].dirtied_pages, want[i], 0.03);
+	CHECK(fabs((double)p->final_pages - want[3]) < fabs((double)c->final_pages - want[3]));
+out:
+	dt_plan_free(p);
+	dt_plan_free(c);
+}
+
 int main(void)
 {
 	RUN(test_linear_geometric);
@@ -423,5 +523,7 @@ int main(void)
 	RUN(test_tiny);
 	RUN(test_zero_pages);
 	RUN(test_activity);
+	RUN(test_nnls);
+	RUN(test_irm);
 	TEST_EXIT();
 }
