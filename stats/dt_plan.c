@@ -20,8 +20,9 @@
 #define BANDWIDTH_MARGIN  0.9
 #define PHASE_SAMPLES	  64 /* send moments sampled for a mean of D in activity time */
 #define GOLDEN		  0.6180339887498949
-#define IRM_MAX		  48	/* rate classes of the independent-reference model */
-#define IRM_STEP	  1.5	/* between adjacent rates, at least */
+#define STEADY_CV	  0.1	/* an activity profile steadier than this is none */
+#define IRM_MAX		  63	/* rate classes of the independent-reference model */
+#define IRM_STEP	  1.2	/* between adjacent rates, at least */
 #define IRM_FIT_TOL	  0.04	/* its fit to every point of the curve, relative */
 
 struct curve {
@@ -385,19 +386,83 @@ static void push_round(struct dt_plan_round *rounds, uint32_t i, double start, d
 	};
 }
 
+/*
+ * The remainder is a random variable: a sum of pages each dirty or not.
+ * Its spread, for the IRM the sum of the classes' Bernoulli variances,
+ * else taken as Poisson (the mean). Pre-copy stops at the first round
+ * whose remainder fits, so a remainder whose mean hovers just above the
+ * fit still stops once chance takes it below: the plan weighs every round
+ * by the probability that the migration stops there (the remainder taken
+ * as normal, rounds as independent).
+ */
+static double spread(const struct model *m, const double *q, double list)
+{
+	double v = 0;
+
+	if (!m->nirm)
+		return sqrt(list);
+	for (size_t k = 0; k < m->nirm; k++)
+		v += m->irm_pages[k] * q[k] * (1 - q[k]);
+	return sqrt(v);
+}
+
+/* P(X <= fit) and E[X | X <= fit], E[X | X > fit] for X normal (mean, sd) */
+static void below(double mean, double sd, double fit, double *p, double *lo, double *hi)
+{
+	double a, phi;
+
+	if (!(sd > 0)) {
+		*p = mean <= fit;
+		*lo = *hi = mean;
+		return;
+	}
+	a = (fit - mean) / sd;
+	*p = 0.5 * erfc(-a / M_SQRT2);
+	phi = exp(-a * a / 2) / sqrt(2 * M_PI);
+	*lo = *p > 1e-12 ? fmax(0, mean - sd * phi / *p) : fit;
+	*hi = *p < 1 - 1e-12 ? mean + sd * phi / (1 - *p) : fit;
+}
+
+#define STOP_NEGLIGIBLE 1e-9 /* a chance of still running smaller than this ends the plan */
 static void run(const struct model *m, struct outcome *o, struct dt_plan_round *rounds)
 {
 	const struct dt_plan_input *in = m->in;
 	double b = in->bandwidth / in->page_size; /* pages per second */
 	double fit = b * (double)in->max_downtime_us / 1e6;
-	double list = (double)in->memory_pages * (1 - in->zero_fraction);
+	double list = (double)in->memory_pages * (1 - in->zero_fraction), sd = 0;
 	double now = 0, prev = INFINITY, t = 0, bytes = 0, prev_start = 0, q[IRM_MAX];
-	uint32_t i;
+	double running = 1, p, lo, hi, conv = 0, last_t = 0;
+	uint32_t i, median = UINT32_MAX;
 
 	*o = (struct outcome){.verdict = DT_PLAN_CONVERGES};
-	for (i = 0; list > fit && i < in->max_rounds; i++) {
+	for (i = 0;; i++) {
 		double next;
 
+		/* stop before round i, with the chance that the remainder fits */
+		below(list, sd, fit, &p, &lo, &hi);
+		if (i == in->max_rounds) {
+			/* forced: it fits or it does not */
+			o->total_s += running * (now + (p * lo + (1 - p) * hi) / b);
+			o->downtime_s += running * (p * lo + (1 - p) * hi) / b;
+			o->final_pages += running * (p * lo + (1 - p) * hi);
+			o->bytes += running * (bytes + (p * lo + (1 - p) * hi) * in->page_size);
+			conv += running * p;
+			if (median == UINT32_MAX)
+				median = i;
+			break;
+		}
+		o->total_s += running * p * (now + lo / b);
+		o->downtime_s += running * p * lo / b;
+		o->final_pages += running * p * lo;
+		o->bytes += running * p * (bytes + lo * in->page_size);
+		conv += running * p;
+		running *= 1 - p;
+		if (median == UINT32_MAX && running <= 0.5) {
+			median = i;
+			last_t = t;
+		}
+		if (running < STOP_NEGLIGIBLE)
+			break;
 		t = list / b;
 		if (m->nirm)
 			next = i == 0 ? irm_after_full_copy(m, t, q) : irm_after_round(m, now, t, q);
@@ -410,14 +475,16 @@ static void run(const struct model *m, struct outcome *o, struct dt_plan_round *
 		bytes += list * in->page_size;
 		prev = list;
 		list = next;
+		sd = spread(m, q, list);
 	}
-	o->nrounds = i;
-	o->final_pages = list;
-	o->downtime_s = list / b;
-	o->total_s = now + o->downtime_s;
-	o->bytes = bytes + list * in->page_size;
-	o->last_rate = t > 0 ? model_at(m, t) / t : 0;
-	o->converges = list <= fit;
+	/* what is shown: the mean remainder's rounds up to the median stop */
+	if (median == in->max_rounds || median == UINT32_MAX) {
+		median = in->max_rounds < i ? in->max_rounds : i;
+		last_t = t;
+	}
+	o->nrounds = median;
+	o->last_rate = last_t > 0 ? model_at(m, last_t) / last_t : 0;
+	o->converges = conv >= 0.5;
 	if (!o->converges)
 		/* a remainder that no longer shrinks never will: the rate wins */
 		o->verdict =
@@ -552,15 +619,24 @@ struct dt_plan *dt_plan_free(struct dt_plan *p)
 	return NULL;
 }
 
-/* The activity profile as cumulative activity over the mean; NULL when it is all zeros. */
+/*
+ * The activity profile as cumulative activity over the mean; NULL when it
+ * is all zeros or steady (coefficient of variation under STEADY_CV).
+ */
 static double *activity_profile(const struct dt_plan_input *in, bool *nomem)
 {
-	double total = 0, *cum;
+	double total = 0, squares = 0, mean, *cum;
 
 	*nomem = false;
-	for (size_t k = 0; k < in->nactivity; k++)
+	for (size_t k = 0; k < in->nactivity; k++) {
 		total += (double)in->activity[k];
+		squares += (double)in->activity[k] * (double)in->activity[k];
+	}
 	if (!(total > 0))
+		return NULL;
+	/* a steady guest: its epochs differ by chance only, the phases would add noise */
+	mean = total / (double)in->nactivity;
+	if (squares / (double)in->nactivity - mean * mean < STEADY_CV * STEADY_CV * mean * mean)
 		return NULL;
 	cum = calloc(in->nactivity + 1, sizeof(*cum));
 	if (!cum) {
