@@ -52,7 +52,8 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 	_cleanup_free_ struct dt_plan_point *vpoints = NULL;
 	_cleanup_free_ struct dt_plan_vcpu *vcpus = NULL;
 	_cleanup_free_ struct dt_epoch_record *hist = NULL;
-	_cleanup_free_ uint64_t *activity = NULL;
+	_cleanup_free_ uint64_t *activity = NULL, *parts = NULL;
+	uint64_t bounds[DT_PLAN_MAX_PARTS + 1];
 	size_t nact = 0;
 	uint64_t epochs = dt_stats_epochs(vm->stats);
 	uint64_t memory = dt_vm_memory_pages(vm);
@@ -102,6 +103,16 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 		for (size_t i = 0; i < nact; i++)
 			activity[i] = hist[i].pages;
 	}
+	/* where the dirtied pages lie, by window (none for a VM smaller than the parts) */
+	if (memory >= DT_PLAN_MAX_PARTS) {
+		parts = calloc((size_t)DT_PLAN_MAX_PARTS * n, sizeof(*parts));
+		if (!parts)
+			return -ENOMEM;
+		if (dt_stats_layout(vm->stats, windows, n, memory, DT_PLAN_MAX_PARTS, bounds, parts) < 0) {
+			free(parts);
+			parts = NULL;
+		}
+	}
 	in = (struct dt_plan_input){
 		.curve = curve,
 		.npoints = n,
@@ -118,6 +129,9 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 		.activity = nact >= 2 ? activity : NULL,
 		.nactivity = nact >= 2 ? nact : 0,
 		.activity_epoch_us = vm->epoch_us,
+		.parts = parts,
+		.part_bounds = parts ? bounds : NULL,
+		.nparts = parts ? DT_PLAN_MAX_PARTS : 0,
 	};
 	return dt_plan_compute(&in, ret);
 }

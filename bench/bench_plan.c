@@ -398,6 +398,30 @@ static int layout(const struct measured *m, uint64_t mem, uint64_t epoch_us, dou
 	return 0;
 }
 
+/* The layout by window, as the daemon gives it (dt_stats_layout). */
+static int layout_parts(const struct measured *m, uint64_t mem, uint64_t epoch_us, uint64_t **ret,
+			uint64_t **ret_bounds)
+{
+	uint64_t *parts = calloc((size_t)DT_PLAN_MAX_PARTS * m->npoints, sizeof(*parts));
+	uint64_t *bounds = calloc(DT_PLAN_MAX_PARTS + 1, sizeof(*bounds));
+	uint32_t windows[DT_PLAN_MAX_POINTS];
+	int r = -ENOMEM;
+
+	for (size_t j = 0; j < m->npoints; j++)
+		windows[j] = (uint32_t)(m->curve[j].window_us / epoch_us);
+	if (parts && bounds)
+		r = dt_stats_layout(m->stats, windows, (uint32_t)m->npoints, mem, DT_PLAN_MAX_PARTS,
+				    bounds, parts);
+	if (r < 0) {
+		free(parts);
+		free(bounds);
+		return r;
+	}
+	*ret = parts;
+	*ret_bounds = bounds;
+	return 0;
+}
+
 /* ---- per-vCPU curves from the daemon's JSON --------------------------- */
 
 struct vcpus {
@@ -638,7 +662,7 @@ int main(int argc, char **argv)
 	struct vcpus vc = {0};
 	uint8_t *dirty = NULL;
 	uint32_t *list = NULL;
-	uint64_t *rounds = NULL;
+	uint64_t *rounds = NULL, *parts = NULL, *bounds = NULL;
 	int r, ret = 1;
 
 	if (parse_args(argc, argv, &o) < 0) {
@@ -662,6 +686,11 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		fprintf(stderr, "bench_plan: measuring the curve: %s\n", strerror(-r));
 		goto out;
+	}
+	if (!o.no_layout) {
+		r = layout_parts(&m, o.memory_pages, o.epoch_us, &parts, &bounds);
+		if (r < 0)
+			goto out;
 	}
 	dirty = malloc(o.memory_pages);
 	list = malloc(o.memory_pages * sizeof(*list));
@@ -711,6 +740,9 @@ int main(int argc, char **argv)
 			    .nactivity = o.no_activity || m.nactivity < 2 ? 0 : m.nactivity,
 			    .activity_epoch_us = o.epoch_us,
 			    .curve_is_mean = true,
+			    .parts = parts,
+			    .part_bounds = bounds,
+			    .nparts = parts ? DT_PLAN_MAX_PARTS : 0,
 			    .no_irm = o.no_irm,
 			};
 			struct result sim = {.round_pages = rounds}, avg = {0}, qemu = {0};
@@ -754,6 +786,8 @@ out:
 	free(dirty);
 	free(list);
 	free(rounds);
+	free(parts);
+	free(bounds);
 	free(t.r);
 	free(vc.v);
 	free(vc.points);

@@ -210,3 +210,53 @@ int dt_stats_epoch_pages(const struct dt_stats *s, uint64_t epoch,
 		return r;
 	return 0;
 }
+
+int dt_stats_page_quantiles(const struct dt_stats *s, uint32_t window, uint32_t n, uint64_t *out)
+{
+	roaring_bitmap_t *u;
+	uint64_t card;
+
+	if (n == 0 || !out)
+		return -EINVAL;
+	if (window == 0 || s->epochs == 0)
+		return -ENODATA;
+	if (window > s->horizon)
+		window = s->horizon;
+	if (window > s->epochs)
+		window = (uint32_t)s->epochs;
+	u = dt_lastidx_union(s->ls, window);
+	if (!u)
+		return -ENOMEM;
+	card = roaring_bitmap_get_cardinality(u);
+	for (uint32_t i = 0; card && i < n; i++) {
+		uint32_t page = 0;
+
+		roaring_bitmap_select(u, (uint32_t)(card * i / n), &page);
+		out[i] = page;
+	}
+	roaring_bitmap_free(u);
+	return card ? 0 : -ENODATA;
+}
+
+int dt_stats_layout(const struct dt_stats *s, const uint32_t *windows, uint32_t n, uint64_t memory,
+		    uint32_t nparts, uint64_t *bounds, uint64_t *parts)
+{
+	int r;
+
+	if (n == 0 || nparts == 0 || memory < nparts || !windows || !bounds || !parts)
+		return -EINVAL;
+	r = dt_stats_page_quantiles(s, windows[n - 1], nparts, bounds);
+	if (r < 0)
+		return r;
+	bounds[0] = 0;
+	bounds[nparts] = memory;
+	for (uint32_t b = 0; b < nparts; b++) {
+		if (bounds[b + 1] < bounds[b])
+			return -EINVAL; /* a page beyond memory: not this VM's statistics */
+		r = dt_stats_wss_range_at(s, bounds[b], bounds[b + 1], windows, n,
+					  parts + (size_t)b * n);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}

@@ -577,19 +577,31 @@ uint64_t dt_lastidx_count_range(const struct dt_lastidx *ls, uint32_t window, ui
 	return hist[0];
 }
 
-void dt_lastidx_count_range_windows(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
-				    uint64_t *out)
+int dt_lastidx_count_range_at(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
+			      const uint32_t *windows, uint32_t n, uint64_t *out)
 {
-	uint32_t n = ls->win->n, lim[DT_STATS_MAX_WINDOWS] = { 0 };
-	uint64_t hist[DT_STATS_MAX_WINDOWS + 1], sum = 0;
+	uint32_t lim[DT_LASTIDX_MAX_AT] = {0};
+	uint64_t hist[DT_LASTIDX_MAX_AT + 1], sum = 0;
 
-	for (uint32_t i = 0; i < n; i++)
-		lim[i] = ls->win->w[i] < ls->horizon ? ls->win->w[i] : ls->horizon;
+	if (n > DT_LASTIDX_MAX_AT)
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		if (i > 0 && windows[i] < windows[i - 1])
+			return -EINVAL;
+		lim[i] = windows[i] < ls->horizon ? windows[i] : ls->horizon;
+	}
 	range_hist(ls, lo, hi, lim, n, hist);
 	for (uint32_t i = 0; i < n; i++) {
 		sum += hist[i];
-		out[i] = sum;
+		out[i] = windows[i] ? sum : 0;
 	}
+	return 0;
+}
+
+void dt_lastidx_count_range_windows(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
+				    uint64_t *out)
+{
+	dt_lastidx_count_range_at(ls, lo, hi, ls->win->w, ls->win->n, out);
 }
 
 roaring_bitmap_t *dt_lastidx_union(const struct dt_lastidx *ls, uint32_t window)

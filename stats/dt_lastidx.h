@@ -57,6 +57,13 @@ uint64_t dt_lastidx_epochs(const struct dt_lastidx *ls);
 uint64_t dt_lastidx_wss(const struct dt_lastidx *ls, uint32_t i);
 /* D(window) for any window; longer than the history counts the whole history. */
 uint64_t dt_lastidx_count(const struct dt_lastidx *ls, uint32_t window);
+/*
+ * D at each of `n` (<= DT_LASTIDX_MAX_AT) ascending windows, restricted to
+ * pages [lo, hi), in one pass; -EINVAL on too many or unsorted windows.
+ */
+#define DT_LASTIDX_MAX_AT 64
+int dt_lastidx_count_range_at(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
+			      const uint32_t *windows, uint32_t n, uint64_t *out);
 /* D at every configured window, restricted to pages [lo, hi), in one pass. */
 void dt_lastidx_count_range_windows(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
 				    uint64_t *out);

@@ -57,6 +57,10 @@ struct model {
 	 */
 	size_t nirm;
 	double irm_rate[IRM_MAX], irm_pages[IRM_MAX];
+	/* memory in nparts parts in send order: their pages, and per class */
+	size_t nparts;
+	double part_span[DT_PLAN_MAX_PARTS];
+	double part_pages[DT_PLAN_MAX_PARTS][IRM_MAX];
 };
 
 struct outcome {
@@ -294,81 +298,64 @@ static double after_round(const struct model *m, double list, double prev, doubl
  * process of its own rate (its class's), independent of the others. Its
  * working-set curve is D(T) = sum_k pages_k (1 - exp(-rate_k T)), fitted
  * to the measured curve; pre-copy then follows per class exactly (in
- * expectation) instead of through the overlap estimates above. q[k] is the
- * probability that a class-k page is dirty (on the next round's list).
+ * expectation) instead of through the overlap estimates above. Memory is
+ * cut into parts in send (page) order, each with its own pages per class
+ * (from the layout); q[b][k] is the probability that a class-k page of
+ * part b is dirty (on the next round's list).
  */
 static double irm_written(const struct model *m, size_t k, double a, double b)
 {
 	return -expm1(-m->irm_rate[k] * window(m, a, b));
 }
 
-/* irm_written(x, b) averaged over send moments x spread evenly over [a, b] */
-static double irm_written_since_send(const struct model *m, size_t k, double a, double b)
+/* irm_written(x, end) averaged over send moments x spread evenly over [a, b] */
+static double irm_written_after(const struct model *m, size_t k, double a, double b, double end)
 {
-	double x, sum = 0;
+	double r = m->irm_rate[k], x = r * (b - a), sum = 0;
+	int n = PHASE_SAMPLES / (int)m->nparts;
 
-	if (!m->cum) {
-		x = m->irm_rate[k] * (b - a);
-		return x > 1e-9 ? 1 + expm1(-x) / x : x / 2;
-	}
-	for (int j = 0; j < PHASE_SAMPLES; j++)
-		sum += irm_written(m, k, a + (b - a) * (j + 0.5) / PHASE_SAMPLES, b);
-	return sum / PHASE_SAMPLES;
-}
-
-static double irm_dirty(const struct model *m, const double *q)
-{
-	double sum = 0;
-
-	for (size_t k = 0; k < m->nirm; k++)
-		sum += m->irm_pages[k] * q[k];
-	return sum;
+	if (!m->cum)
+		return x > 1e-9 ? 1 + exp(-r * (end - b)) * expm1(-x) / x
+				: irm_written(m, k, (a + b) / 2, end);
+	if (n < 1)
+		n = 1;
+	for (int j = 0; j < n; j++)
+		sum += irm_written(m, k, a + (b - a) * (j + 0.5) / n, end);
+	return sum / n;
 }
 
 /*
- * After round 0 (all memory in page order, t0 long): a page is dirty if
- * written after its send. Where the dirtied pages lie (the layout) sets
- * their send moments, gathered into SEND_BUCKETS of the round.
+ * One round from `now`, t long, sending the dirty pages in page order
+ * (round 0: all memory, q all 1): a part's list pages are sent in its
+ * share of the round; a page on the list is dirty at the end if written
+ * after its send, one that was clean if written at all. Returns the pages
+ * dirty at the end.
  */
-#define SEND_BUCKETS 64
-static double irm_after_full_copy(const struct model *m, double t0, double *q)
+static double irm_round(const struct model *m, bool first, double now, double t,
+			double q[][IRM_MAX])
 {
-	const struct dt_plan_input *in = m->in;
-	double bucket[SEND_BUCKETS] = {0}, weight = 0, mem = (double)in->memory_pages;
+	double share[DT_PLAN_MAX_PARTS], all[IRM_MAX], list = 0, before = 0, dirty = 0;
 
-	for (size_t j = 0; in->regions && j < in->nregions; j++) {
-		const struct dt_plan_region *r = &in->regions[j];
-		double mid = ((double)r->first + (double)r->span / 2) / mem;
-		size_t at = (size_t)(mid * SEND_BUCKETS);
-
-		bucket[at < SEND_BUCKETS ? at : SEND_BUCKETS - 1] += (double)r->pages;
-		weight += (double)r->pages;
+	for (size_t b = 0; b < m->nparts; b++) {
+		share[b] = first ? m->part_span[b] : 0;
+		for (size_t k = 0; !first && k < m->nirm; k++)
+			share[b] += m->part_pages[b][k] * q[b][k];
+		list += share[b];
 	}
-	for (size_t k = 0; k < m->nirm; k++) {
-		if (!(weight > 0)) {
-			q[k] = irm_written_since_send(m, k, 0, t0);
-			continue;
+	for (size_t k = 0; k < m->nirm; k++)
+		all[k] = irm_written(m, k, now, now + t);
+	for (size_t b = 0; b < m->nparts; b++) {
+		double from = list > 0 ? now + t * before / list : now;
+		double to = list > 0 ? now + t * (before + share[b]) / list : now + t;
+
+		before += share[b];
+		for (size_t k = 0; k < m->nirm; k++) {
+			q[b][k] = q[b][k] * irm_written_after(m, k, from, to, now + t) +
+				  (1 - q[b][k]) * all[k];
+			dirty += m->part_pages[b][k] * q[b][k];
 		}
-		q[k] = 0;
-		for (size_t at = 0; at < SEND_BUCKETS; at++)
-			if (bucket[at] > 0)
-				q[k] += bucket[at] / weight *
-					irm_written(m, k, t0 * (at + 0.5) / SEND_BUCKETS, t0);
 	}
-	return irm_dirty(m, q);
-}
-
-/*
- * After a later round from `now`, t long: a page on the list (dirty, q[k])
- * is dirty at the end if written after its send, one that was clean if
- * written at all.
- */
-static double irm_after_round(const struct model *m, double now, double t, double *q)
-{
-	for (size_t k = 0; k < m->nirm; k++)
-		q[k] = q[k] * irm_written_since_send(m, k, now, now + t) +
-		       (1 - q[k]) * irm_written(m, k, now, now + t);
-	return irm_dirty(m, q);
+	return dirty;
 }
 
 static void push_round(struct dt_plan_round *rounds, uint32_t i, double start, double t,
@@ -395,14 +382,15 @@ static void push_round(struct dt_plan_round *rounds, uint32_t i, double start, d
  * by the probability that the migration stops there (the remainder taken
  * as normal, rounds as independent).
  */
-static double spread(const struct model *m, const double *q, double list)
+static double spread(const struct model *m, double q[][IRM_MAX], double list)
 {
 	double v = 0;
 
 	if (!m->nirm)
 		return sqrt(list);
-	for (size_t k = 0; k < m->nirm; k++)
-		v += m->irm_pages[k] * q[k] * (1 - q[k]);
+	for (size_t b = 0; b < m->nparts; b++)
+		for (size_t k = 0; k < m->nirm; k++)
+			v += m->part_pages[b][k] * q[b][k] * (1 - q[b][k]);
 	return sqrt(v);
 }
 
@@ -430,11 +418,15 @@ static void run(const struct model *m, struct outcome *o, struct dt_plan_round *
 	double b = in->bandwidth / in->page_size; /* pages per second */
 	double fit = b * (double)in->max_downtime_us / 1e6;
 	double list = (double)in->memory_pages * (1 - in->zero_fraction), sd = 0;
-	double now = 0, prev = INFINITY, t = 0, bytes = 0, prev_start = 0, q[IRM_MAX];
+	double now = 0, prev = INFINITY, t = 0, bytes = 0, prev_start = 0;
+	double q[DT_PLAN_MAX_PARTS][IRM_MAX];
 	double running = 1, p, lo, hi, conv = 0, last_t = 0;
 	uint32_t i, median = UINT32_MAX;
 
 	*o = (struct outcome){.verdict = DT_PLAN_CONVERGES};
+	for (size_t part = 0; part < m->nparts; part++)
+		for (size_t k = 0; k < m->nirm; k++)
+			q[part][k] = 1; /* round 0 sends everything */
 	for (i = 0;; i++) {
 		double next;
 
@@ -465,7 +457,7 @@ static void run(const struct model *m, struct outcome *o, struct dt_plan_round *
 			break;
 		t = list / b;
 		if (m->nirm)
-			next = i == 0 ? irm_after_full_copy(m, t, q) : irm_after_round(m, now, t, q);
+			next = irm_round(m, i == 0, now, t, q);
 		else
 			next = i == 0 ? after_full_copy(m, t)
 				      : after_round(m, list, prev_start, now, t);
@@ -586,6 +578,24 @@ static bool input_valid(const struct dt_plan_input *in)
 	for (uint32_t v = 0; v < in->nvcpus; v++)
 		if (!curve_valid(in->vcpus[v].points, in->vcpus[v].npoints))
 			return false;
+	if (in->nparts > DT_PLAN_MAX_PARTS || (in->nparts && !in->parts) ||
+	    in->nparts > in->memory_pages)
+		return false;
+	if (in->nparts && in->part_bounds) {
+		if (in->part_bounds[0] != 0 || in->part_bounds[in->nparts] != in->memory_pages)
+			return false;
+		for (uint32_t b = 0; b < in->nparts; b++)
+			if (in->part_bounds[b + 1] < in->part_bounds[b])
+				return false;
+	}
+	for (uint32_t b = 0; b < in->nparts; b++)
+		for (size_t j = 0; j < in->npoints; j++) {
+			uint64_t v = in->parts[(size_t)b * in->npoints + j];
+
+			if (v > in->memory_pages ||
+			    (j > 0 && v < in->parts[(size_t)b * in->npoints + j - 1]))
+				return false;
+		}
 	for (size_t j = 0; j < in->nregions; j++) {
 		const struct dt_plan_region *r = &in->regions[j];
 
@@ -826,6 +836,67 @@ static void irm_fit(struct model *m)
 	}
 }
 
+/*
+ * The IRM's classes per part of memory. With a layout by window, each
+ * part's own curve is fitted on the classes' rates (as the whole curve
+ * was), then every class is scaled to its pages in the whole; with the
+ * one-window regions, every class is spread like the regions' pages;
+ * with neither, memory is one part.
+ */
+static void irm_parts(struct model *m)
+{
+	const struct dt_plan_input *in = m->in;
+	double mem = (double)in->memory_pages, weight[DT_PLAN_MAX_PARTS] = {0};
+	double wsum = 0;
+	size_t n = in->npoints, nk = m->nirm;
+
+	m->nparts = in->nparts ? in->nparts : in->nregions ? DT_PLAN_MAX_PARTS : 1;
+	for (size_t b = 0; b < m->nparts; b++) {
+		double first = floor(mem * (double)b / (double)m->nparts);
+		double next = b + 1 == m->nparts ? mem : floor(mem * (double)(b + 1) / (double)m->nparts);
+
+		if (in->nparts && in->part_bounds) {
+			first = (double)in->part_bounds[b];
+			next = (double)in->part_bounds[b + 1];
+		}
+		m->part_span[b] = next - first;
+	}
+	if (in->nparts) {
+		for (size_t k = 0; k < nk; k++) {
+			/* the window closest (in log) to the class's time between writes */
+			double want = log(1 / m->irm_rate[k]), best = INFINITY, sum = 0;
+			size_t w = 0;
+
+			for (size_t j = 0; j < n; j++) {
+				double d = fabs(log((double)in->curve[j].window_us / 1e6) - want);
+
+				if (d < best) {
+					best = d;
+					w = j;
+				}
+			}
+			for (size_t b = 0; b < m->nparts; b++)
+				sum += (double)in->parts[b * n + w];
+			for (size_t b = 0; b < m->nparts; b++)
+				m->part_pages[b][k] =
+				    m->irm_pages[k] * (sum > 0 ? (double)in->parts[b * n + w] / sum
+							       : m->part_span[b] / mem);
+		}
+		return;
+	}
+	for (size_t j = 0; in->nregions && j < in->nregions; j++) {
+		const struct dt_plan_region *r = &in->regions[j];
+		size_t at = (size_t)(((double)r->first + (double)r->span / 2) / mem * (double)m->nparts);
+
+		weight[at < m->nparts ? at : m->nparts - 1] += (double)r->pages;
+		wsum += (double)r->pages;
+	}
+	for (size_t b = 0; b < m->nparts; b++)
+		for (size_t k = 0; k < nk; k++)
+			m->part_pages[b][k] = m->irm_pages[k] * (wsum > 0 ? weight[b] / wsum
+									  : m->part_span[b] / mem);
+}
+
 int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret)
 {
 	struct model m = {0};
@@ -888,6 +959,8 @@ int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret)
 	}
 	if (!in->no_irm)
 		irm_fit(&m);
+	if (m.nirm)
+		irm_parts(&m);
 	if (cum) {
 		run_phases(&m, &o, p->rounds);
 	} else {

@@ -68,7 +68,8 @@
 #define DT_PLAN_MAX_VCPUS   4096
 #define DT_PLAN_MAX_REGIONS (1u << 20)
 #define DT_PLAN_MAX_ACTIVITY (1u << 16)
-#define DT_PLAN_PHASES	    32 /* start moments a plan with an activity profile averages over */
+#define DT_PLAN_MAX_PARTS   64 /* parts of memory a layout by window describes */
+#define DT_PLAN_PHASES	    128 /* start moments a plan with an activity profile averages over */
 
 /* One point of a working-set curve: `pages` distinct pages dirtied in `window_us`. */
 struct dt_plan_point {
@@ -136,6 +137,19 @@ struct dt_plan_input {
 	 * profile, not D(T) as of its end (what the daemon measures now).
 	 */
 	bool curve_is_mean;
+	/*
+	 * Optional layout by window, better than `regions` for the IRM:
+	 * memory cut into `nparts` parts in page (send) order, part b being
+	 * pages [part_bounds[b], part_bounds[b + 1]) (nparts + 1 bounds, the
+	 * first 0, the last memory_pages, non-decreasing; NULL: equal parts);
+	 * parts[b * npoints + j] = distinct pages of part b dirtied within the
+	 * curve's window j. It tells where hot and cold pages lie, which sets
+	 * when each is sent in every round; the daemon cuts at quantiles of
+	 * the dirtied pages, so that a small working set is resolved too.
+	 */
+	const uint64_t *parts;
+	const uint64_t *part_bounds;
+	uint32_t nparts; /* 0 (none), or 1 .. DT_PLAN_MAX_PARTS */
 	bool no_irm; /* plan with the curve model even where the IRM fits */
 };
 

@@ -334,6 +334,12 @@ uint64_t dt_stats_wss_range(const struct dt_stats *s, uint32_t window, uint32_t 
 	return dt_lastidx_count_range(s->ls, window, lo, hi);
 }
 
+int dt_stats_wss_range_at(const struct dt_stats *s, uint64_t lo, uint64_t hi,
+			  const uint32_t *windows, uint32_t n, uint64_t *out)
+{
+	return dt_lastidx_count_range_at(s->ls, lo, hi, windows, n, out);
+}
+
 void dt_stats_wss_range_curve(const struct dt_stats *s, uint32_t lo, uint32_t hi, uint64_t *out)
 {
 	dt_lastidx_count_range_windows(s->ls, lo, hi, out);

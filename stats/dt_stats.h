@@ -65,6 +65,9 @@ const struct dt_stats_config *dt_stats_config(const struct dt_stats *s);
 uint64_t dt_stats_wss(const struct dt_stats *s, uint32_t window);
 /* D(T) restricted to page indexes [lo, hi) (a memslot). */
 uint64_t dt_stats_wss_range(const struct dt_stats *s, uint32_t window, uint32_t lo, uint32_t hi);
+/* D at each of n (<= 64) ascending windows (epochs), restricted to pages [lo, hi), in one pass. */
+int dt_stats_wss_range_at(const struct dt_stats *s, uint64_t lo, uint64_t hi,
+			  const uint32_t *windows, uint32_t n, uint64_t *out);
 /* D(T) restricted to [lo, hi) at every configured window (out[nwindows]), in one pass. */
 void dt_stats_wss_range_curve(const struct dt_stats *s, uint32_t lo, uint32_t hi, uint64_t *out);
 /* D(T) of the pages a vCPU's ring reported. */
@@ -96,6 +99,22 @@ struct dt_heat {
 	uint64_t dirtyings;
 };
 int dt_stats_heatmap(const struct dt_stats *s, uint32_t window, struct dt_heat *out, size_t max);
+
+/*
+ * Where the pages dirtied in the last `window` epochs lie: out[i] = the
+ * page of rank floor(i D / n) among the D distinct pages, ascending (n
+ * parts with as many dirtied pages each). -ENODATA when none was dirtied.
+ */
+int dt_stats_page_quantiles(const struct dt_stats *s, uint32_t window, uint32_t n, uint64_t *out);
+
+/*
+ * The planner's layout by window: memory [0, memory) cut into nparts at
+ * quantiles of the pages dirtied within the last (longest) window, bounds
+ * (nparts + 1) from 0 to memory; parts[b * n + j] = distinct pages of part
+ * b dirtied within windows[j] (ascending, epochs, n <= 64).
+ */
+int dt_stats_layout(const struct dt_stats *s, const uint32_t *windows, uint32_t n, uint64_t memory,
+		    uint32_t nparts, uint64_t *bounds, uint64_t *parts);
 
 /* Bytes of heap held by the history (for the memory benchmark and metrics). */
 size_t dt_stats_memory(const struct dt_stats *s);

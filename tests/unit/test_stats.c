@@ -737,6 +737,60 @@ static void test_index_expiry(void)
 	dt_stats_free(s);
 }
 
+/*
+ * The planner's layout: cuts at quantiles of the pages dirtied within the
+ * longest window, and each part's distinct pages within every window,
+ * against a count by hand (random pages over 2000 epochs' worth of history).
+ */
+static void test_layout(void)
+{
+	enum { MEM = 5000, EPOCHS = 40, PARTS = 8 };
+	static const uint32_t windows[] = {1, 2, 5, 10, 40};
+	static uint32_t last[MEM]; /* epoch + 1 of each page's last dirtying, 0: never */
+	struct dt_stats *s = mk(100, 40, 10, 512, 0);
+	uint64_t bounds[PARTS + 1], parts[PARTS * 5], seed = 7, want;
+	uint32_t d = 0, rank = 0;
+
+	for (uint32_t e = 0; e < EPOCHS; e++) {
+		for (int i = 0; i < 200; i++) {
+			uint32_t page;
+
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			/* pages 0..999 hot, 1000..3999 cold, 4000.. never */
+			page = (uint32_t)(seed >> 33) % 4 ? (uint32_t)(seed >> 20) % 1000
+							  : 1000 + (uint32_t)(seed >> 20) % 3000;
+			dt_stats_add(s, page);
+			last[page] = e + 1;
+		}
+		close_ok(s, (e + 1) * 10);
+	}
+	CHECK_EQ(dt_stats_layout(s, windows, 5, MEM, PARTS, bounds, parts), 0);
+	CHECK_EQ(bounds[0], 0);
+	CHECK_EQ(bounds[PARTS], MEM);
+	/* bound b is the dirtied page of rank D b / PARTS */
+	for (uint32_t p = 0; p < MEM; p++)
+		d += last[p] > 0;
+	for (uint32_t p = 0, b = 1; p < MEM && b < PARTS; p++) {
+		if (!last[p])
+			continue;
+		if (rank == (uint64_t)d * b / PARTS) {
+			CHECK_EQ(bounds[b], p);
+			b++;
+		}
+		rank++;
+	}
+	for (uint32_t b = 0; b < PARTS; b++)
+		for (uint32_t j = 0; j < 5; j++) {
+			want = 0;
+			for (uint64_t p = bounds[b]; p < bounds[b + 1]; p++)
+				want += last[p] > 0 && last[p] + windows[j] > EPOCHS;
+			CHECK_EQ(parts[b * 5 + j], want);
+		}
+	CHECK_EQ(dt_stats_layout(s, windows, 5, PARTS - 1, PARTS, bounds, parts), -EINVAL);
+	CHECK_EQ(dt_stats_layout(s, windows, 5, 3000, PARTS, bounds, parts), -EINVAL); /* pages beyond */
+	dt_stats_free(s);
+}
+
 int main(void)
 {
 	RUN(test_config);
@@ -750,5 +804,6 @@ int main(void)
 	RUN(test_buckets);
 	RUN(test_random);
 	RUN(test_memory);
+	RUN(test_layout);
 	TEST_EXIT();
 }
