@@ -17,7 +17,9 @@
  *   once, with its new content. After a round, if the dirty pages fit in
  *   bandwidth x downtime the VM stops and they are copied (the downtime);
  *   after --max-rounds rounds the stop is forced. The trace repeats when
- *   the migration outlasts it.
+ *   the migration outlasts it: after its span rounded up to an epoch, or
+ *   after --period (a whole number of the workload's cycles, so that the
+ *   repetition is seamless; writes beyond it are dropped).
  *
  * Beside the replay it runs, on the same trace:
  *   plan  the planner (stats/dt_plan.c) on the curve D(T) the daemon would
@@ -86,7 +88,7 @@ struct opts {
 	uint64_t dt[MAX_CASES];
 	size_t ndt;
 	uint32_t max_rounds, starts;
-	uint64_t epoch_us, target_us;
+	uint64_t epoch_us, target_us, period_us;
 	enum dt_plan_interp interp;
 	bool header, plan, no_layout, no_activity, daemon_windows, no_irm, no_replay;
 };
@@ -118,7 +120,8 @@ static int parse_bandwidth(const char *s, double *ret)
 	return -EINVAL;
 }
 
-static int load_trace(const char *path, uint64_t memory_pages, uint64_t epoch_us, struct trace *t)
+static int load_trace(const char *path, uint64_t memory_pages, uint64_t epoch_us, uint64_t period_us,
+		      struct trace *t)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	uint64_t raw[2 * 4096], first = 0, last = 0;
@@ -151,13 +154,15 @@ static int load_trace(const char *path, uint64_t memory_pages, uint64_t epoch_us
 				first = us;
 			if (us < last || page >= memory_pages || n == cap)
 				return -EBADMSG; /* not sorted, or outside a contiguous memory */
+			if (period_us && us - first >= period_us)
+				continue; /* beyond the period given */
 			last = us;
 			t->r[n++] = (struct rec){us - first, (uint32_t)page};
 		}
 	}
 	t->n = n;
-	/* a whole number of epochs, at least the span of the trace */
-	t->period_us = ((last - first) / epoch_us + 1) * epoch_us;
+	/* as given, or a whole number of epochs, at least the span of the trace */
+	t->period_us = period_us ? period_us : ((last - first) / epoch_us + 1) * epoch_us;
 	return 0;
 }
 
@@ -518,7 +523,7 @@ static void usage(void)
 	    "Usage: bench_plan --trace FILE --memory SIZE --bandwidth B[,B..] --downtime "
 	    "T[,T..]\n"
 	    "       [--page-size 4096] [--max-rounds 30] [--epoch 100ms] [--interp log|linear]\n"
-	    "       [--no-layout] [--no-activity] [--no-irm] [--no-replay] [--daemon-windows] [--starts 8] [--label TEXT] [--header] "
+	    "       [--period TIME] [--no-layout] [--no-activity] [--no-irm] [--no-replay] [--daemon-windows] [--starts 8] [--label TEXT] [--header] "
 	    "[--plan] [--vcpu-json FILE] "
 	    "[--target TIME]\n");
 }
@@ -544,6 +549,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 					   {"starts", required_argument, NULL, 'S'},
 					   {"no-irm", no_argument, NULL, 'I'},
 					   {"no-replay", no_argument, NULL, 'R'},
+					   {"period", required_argument, NULL, 'D'},
 					   {}};
 	uint64_t mem = 0, v;
 	int c;
@@ -637,6 +643,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'R':
 			o->no_replay = true;
 			break;
+		case 'D':
+			if (dt_parse_duration(optarg, &o->period_us) < 0 || o->period_us == 0)
+				return -EINVAL;
+			break;
 		case 'S':
 			if (dt_parse_u64(optarg, 1, 1000, &v) < 0)
 				return -EINVAL;
@@ -669,7 +679,7 @@ int main(int argc, char **argv)
 		usage();
 		return 2;
 	}
-	r = load_trace(o.trace, o.memory_pages, o.epoch_us, &t);
+	r = load_trace(o.trace, o.memory_pages, o.epoch_us, o.period_us, &t);
 	if (r < 0) {
 		fprintf(stderr, "bench_plan: %s: %s\n", o.trace,
 			r == -EBADMSG ? "not a write trace for this memory size" : strerror(-r));

@@ -7,14 +7,16 @@
 #   bench/plan-grid.sh [BUILD] [OUT.md]      (default: build, bench/plan-grid.md)
 #
 # Environment: DURATION (trace length, default 20 s), PARALLEL (dtsim runs
-# at once, default 10), KEEP=DIR to keep the traces and the raw TSV there,
-# TRACES=DIR to reuse traces kept before instead of running dtsim.
+# at once, default 10), STARTS (replay start moments per case, default
+# 256), KEEP=DIR to keep the traces and the raw TSV there, TRACES=DIR to
+# reuse traces kept before instead of running dtsim.
 set -euo pipefail
 BUILD=${1:-build}
 BUILD_ARG=$BUILD
 OUT=${2:-bench/plan-grid.md}
 DURATION=${DURATION:-20}
 PARALLEL=${PARALLEL:-10}
+STARTS=${STARTS:-256}
 here=$(cd "$(dirname "$0")" && pwd)
 case $BUILD in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
 for b in dirtytrackd dtsim bench/bench_plan; do
@@ -43,7 +45,10 @@ DAEMON=$!
 for _ in $(seq 100); do [ -S "$TMP/run/attach.sock" ] && break; sleep 0.05; done
 [ -S "$TMP/run/attach.sock" ] || { echo "plan-grid: daemon did not start" >&2; exit 1; }
 
-# 1. traces
+# 1. traces. The replay repeats a trace when a migration outlasts it, so
+# each trace's period is a whole number of its workload's cycles: DURATION
+# (bursts repeat every second), or for a sweep the nearest whole number of
+# passes over the working set (each writer sweeps all of it at rate/vCPUs).
 jobs=()
 seed=1
 for pat in $PATTERNS; do
@@ -52,14 +57,18 @@ for pat in $PATTERNS; do
 		bytes=$(numfmt --from=iec "$mem")
 		wss=$((bytes / 4096 * pct / 100))
 		name="$pat-$pct-$mem"
-		jobs+=("$name:$mem")
+		period_us=$((DURATION * 1000000))
+		if [ "$pat" = sequential ]; then
+			period_us=$(python3 -c "s = $wss * $vcpus / $rate; print(round(max(1, round($DURATION / s)) * s * 1e6))")
+		fi
+		jobs+=("$name:$mem:$period_us")
 		if [ -n "${TRACES:-}" ]; then
 			ln -s "$(cd "$TRACES" && pwd)/$name.trace" "$TMP/$name.trace"
 			continue
 		fi
 		"$BUILD/dtsim" --connect "$TMP/run/attach.sock" --name "$name" --memory "$mem" \
 			--vcpus "$vcpus" --pattern "$pat" --rate "$rate" --wss "$wss" \
-			--duration "$DURATION" --seed $((seed++)) --trace "$TMP/$name.trace" \
+			--duration "$((period_us / 1000000 + 1))" --seed $((seed++)) --trace "$TMP/$name.trace" \
 			>"$TMP/$name.log" 2>&1 &
 		while [ "$(jobs -rp | wc -l)" -gt "$PARALLEL" ]; do sleep 0.2; done
 	done
@@ -69,16 +78,18 @@ wait_dtsim() {
 }
 wait_dtsim
 
-# 2. replay, plan, baselines
-first=1
+# 2. replay, plan, baselines (one trace per core)
+i=0
 for j in "${jobs[@]}"; do
-	name=${j%%:*}
-	mem=${j#*:}
-	"$BUILD/bench/bench_plan" --trace "$TMP/$name.trace" --memory "$mem" \
+	IFS=: read -r name mem period_us <<<"$j"
+	"$BUILD/bench/bench_plan" --trace "$TMP/$name.trace" --memory "$mem" --period "${period_us}us" \
 		--bandwidth "$BANDWIDTHS" --downtime "$DOWNTIMES" --label "$name" \
-		$([ $first = 1 ] && echo --header) >>"$TMP/grid.tsv"
-	first=0
+		--starts "$STARTS" $([ $i = 0 ] && echo --header) >"$TMP/grid.$(printf %03d $i).tsv" &
+	i=$((i + 1))
+	while [ "$(jobs -rp | grep -cvx "$DAEMON")" -ge "$(nproc)" ]; do sleep 0.2; done
 done
+for p in $(jobs -rp); do [ "$p" = "$DAEMON" ] || wait "$p" || { echo "plan-grid: bench_plan failed" >&2; exit 1; }; done
+cat "$TMP"/grid.[0-9]*.tsv >"$TMP/grid.tsv"
 
 # 3. summary: median |relative error| of total time and downtime, and the share of
 # cases with the wrong converge verdict or an error over 25 %, per predictor.
@@ -122,15 +133,20 @@ PY
 	echo '```'
 	echo
 	echo "Traces: dtsim, patterns $PATTERNS; configurations (working set % : memory :"
-	echo "writes/s : vCPUs) $CONFIGS; $DURATION s each, 4 KiB pages, 100 ms epochs."
+	echo "writes/s : vCPUs) $CONFIGS; $DURATION s each (a sweep: the nearest whole number of"
+	echo "passes over its working set), repeated when a migration outlasts it; 4 KiB pages,"
+	echo "100 ms epochs."
 	echo "Cases: every trace at bandwidths $BANDWIDTHS and downtimes $DOWNTIMES,"
 	echo "at most 30 rounds. Ground truth: bench_plan's replay of the trace (page order,"
-	echo "a page is clean from the moment it is sent until written again), from 8 start"
+	echo "a page is clean from the moment it is sent until written again), from $STARTS start"
 	echo "moments spread over the trace and the phase of a second (means; majority verdict)."
-	echo "The planner's curve: dt_stats fed the trace in 100 ms epochs, D(T) at 16 windows"
-	echo "(1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200 epochs) averaged over the"
-	echo "trace; layout from the heatmap; activity profile: the per-epoch distinct pages of"
-	echo "the trace (the daemon's history), the plan averaged over 32 start phases."
+	echo "The planner's curve: dt_stats fed the trace in 100 ms epochs, D(T) at the windows"
+	echo "the daemon plans with (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150 epochs, as far"
+	echo "as the trace) averaged over the trace; layout by window (dt_stats_layout, as the"
+	echo "daemon gives it: 64 parts cut at quantiles of the dirtied pages, each part's D(T) at"
+	echo "the end of the trace); activity profile: the per-epoch distinct pages of the trace"
+	echo "(the daemon's history; steady ones ignored), the plan averaged over 128 start phases."
+	echo "plan_irm: the independent-reference model's rate classes (0: the curve model)."
 	echo "Errors are |predicted - replayed| / replayed (the headline, as issue 5 defines it;"
 	echo "a replayed downtime of 0 makes any other prediction a 100 % error); beside it"
 	echo "the absolute downtime error, since a few ms on a downtime of 1-10 ms is > 25 %."

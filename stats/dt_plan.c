@@ -266,31 +266,34 @@ static double overlap(const struct model *m, double a, double b)
 /*
  * Pages dirty after a round that sent `list` pages evenly from `now` for
  * `t` seconds, the previous round having started at `prev`. Every page of
- * the list was written in the previous round (window A, D(A) pages), and
- * the list holds list / D(A) of them. This round's writes are D(t) pages;
- * those on the list are list / D(A) of the pages written both in A and in
- * this round, which the curve gives for adjacent windows: D(a) + D(b) -
- * D(a + b). A list page is dirty at the end only if written after its send
- * (taken as the overlap of A with the window from its send to the end,
- * adjacent), else its write was absorbed by its send. For writes spread
- * at random over the working set this is the share list / D(horizon) of
- * the writes with the mean of D since the send; a sweep that rewrites
- * nothing within both windows absorbs nothing (the writers run ahead of
- * the list); hot pages rewritten all the time are dirty again anyway.
+ * the list was written in the previous round (window A, D(A) pages). This
+ * round's writes are D(t) pages, of which D(a) + D(b) - D(a + b) were
+ * written in A too (the curve's overlap of adjacent windows). This model
+ * serves guests the IRM does not describe, which are taken to rewrite
+ * their pages oldest first, as a sweep does: the rewrites land on A's
+ * oldest pages first, and the list holds A's youngest (those written
+ * after their send), so only an overlap larger than A's pages off the list
+ * reaches it. A list page rewritten is dirty at the end only if written
+ * after its send (the overlap of A with the window from its send to the
+ * end, adjacent, over the whole overlap), else its write was absorbed by
+ * its send. A curve that saturates (every page rewritten all the time)
+ * absorbs as a random one would.
  */
 static double after_round(const struct model *m, double list, double prev, double now, double t)
 {
 	double wa = window(m, prev, now), d = model_at(m, window(m, now, now + t));
-	double da = model_at(m, wa), on, after = 0, share;
+	double da = model_at(m, wa), on, after = 0, on_list;
 
 	if (!(da > 0))
 		return d;
-	share = fmin(1, list / da);
 	on = overlap(m, wa, window(m, now, now + t));
+	if (!(on > 0))
+		return d;
+	on_list = fmin(list, fmax(0, on - fmax(0, da - list)));
 	for (int j = 0; j < PHASE_SAMPLES; j++)
 		after += overlap(m, wa, window(m, now + t * (j + 0.5) / PHASE_SAMPLES, now + t));
 	after /= PHASE_SAMPLES;
-	return d - share * fmax(0, on - after);
+	return d - on_list * fmax(0, on - after) / on;
 }
 
 /*
