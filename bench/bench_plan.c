@@ -24,9 +24,11 @@
  * Beside the replay it runs, on the same trace:
  *   plan  the planner (stats/dt_plan.c) on the curve D(T) the daemon would
  *         measure: dt_stats fed the trace in 100 ms epochs, D(T) at the
- *         daemon's windows (1 epoch, 1, 2, 5, 10, 30, 60 s, ... within the
- *         trace) averaged over every epoch of the trace, and the heatmap
- *         over a window as long as round 0 for the layout;
+ *         windows the daemon plans with (1, 2, 3, 5, 7, 10, 15, ... epochs
+ *         within the trace; --daemon-windows: its gauges' 1 epoch, 1, 2, 5,
+ *         10, 30, 60 s, ...) averaged over every epoch of the trace, the
+ *         layout by window (dt_stats_layout) and the activity profile (the
+ *         per-epoch distinct pages) as the daemon passes them;
  *   avg   the single-average-rate model (AVG, Akoush et al., MASCOTS 2010):
  *         every round dirties rate x its duration pages, the rate being the
  *         mean per-epoch dirty rate over the whole trace;
@@ -366,43 +368,6 @@ static int measure(const struct trace *t, uint64_t epoch_us, uint32_t page_size,
 	return 0;
 }
 
-/* The heatmap over about `t0` seconds as plan regions. */
-static int layout(const struct measured *m, uint64_t mem, uint64_t epoch_us, double t0,
-		  struct dt_plan_region **ret, size_t *ret_n)
-{
-	const struct dt_stats_config *cfg = dt_stats_config(m->stats);
-	uint64_t nreg = (mem + cfg->region_pages - 1) / cfg->region_pages;
-	double w = t0 * 1e6 / (double)epoch_us;
-	uint32_t window = w < 1 ? 1 : w > cfg->horizon_epochs ? cfg->horizon_epochs : (uint32_t)w;
-	struct dt_heat *heat = calloc(nreg, sizeof(*heat));
-	struct dt_plan_region *reg = calloc(nreg, sizeof(*reg));
-	int n;
-
-	if (!heat || !reg) {
-		free(heat);
-		free(reg);
-		return -ENOMEM;
-	}
-	n = dt_stats_heatmap(m->stats, window, heat, nreg);
-	for (int i = 0; i < n; i++) {
-		uint64_t first = (uint64_t)heat[i].region * cfg->region_pages;
-
-		reg[i] = (struct dt_plan_region){
-		    .first = first,
-		    .span = first + cfg->region_pages > mem ? mem - first : cfg->region_pages,
-		    .pages = heat[i].pages,
-		};
-	}
-	free(heat);
-	if (n < 0) {
-		free(reg);
-		return n;
-	}
-	*ret = reg;
-	*ret_n = (size_t)n;
-	return 0;
-}
-
 /* The layout by window, as the daemon gives it (dt_stats_layout). */
 static int layout_parts(const struct measured *m, uint64_t mem, uint64_t epoch_us, uint64_t **ret,
 			uint64_t **ret_bounds)
@@ -722,15 +687,6 @@ int main(int argc, char **argv)
 	}
 	for (size_t bi = 0; bi < o.nbw; bi++) {
 		double bpages = o.bw[bi] / o.page_size;
-		struct dt_plan_region *reg = NULL;
-		size_t nreg = 0;
-
-		if (!o.no_layout) {
-			r = layout(&m, o.memory_pages, o.epoch_us, (double)o.memory_pages / bpages,
-				   &reg, &nreg);
-			if (r < 0)
-				goto out;
-		}
 		for (size_t di = 0; di < o.ndt; di++) {
 			struct dt_plan_input in = {
 			    .curve = m.curve,
@@ -743,8 +699,6 @@ int main(int argc, char **argv)
 			    .target_us = o.target_us,
 			    .vcpus = vc.v,
 			    .nvcpus = vc.n,
-			    .regions = reg,
-			    .nregions = nreg,
 			    .interp = o.interp,
 			    .activity = o.no_activity ? NULL : m.activity,
 			    .nactivity = o.no_activity || m.nactivity < 2 ? 0 : m.nactivity,
@@ -768,7 +722,6 @@ int main(int argc, char **argv)
 			r = dt_plan_compute(&in, &p);
 			if (r < 0) {
 				fprintf(stderr, "bench_plan: plan: %s\n", strerror(-r));
-				free(reg);
 				goto out;
 			}
 			if (o.plan) {
@@ -788,7 +741,6 @@ int main(int argc, char **argv)
 			}
 			dt_plan_free(p);
 		}
-		free(reg);
 	}
 	fflush(stdout);
 	ret = 0;

@@ -9,7 +9,9 @@
 # Environment: DURATION (trace length, default 20 s), PARALLEL (dtsim runs
 # at once, default 10), STARTS (replay start moments per case, default
 # 256), KEEP=DIR to keep the traces and the raw TSV there, TRACES=DIR to
-# reuse traces kept before instead of running dtsim.
+# reuse traces kept before instead of running dtsim, TRUTH=TSV (with TRACES)
+# to take the replays from the grid.tsv of a run kept before (the replay is
+# the slow part; the planner and the baselines are run again).
 set -euo pipefail
 BUILD=${1:-build}
 BUILD_ARG=$BUILD
@@ -39,7 +41,7 @@ CONFIGS="1:256M:5000:1 5:512M:20000:2 25:1G:50000:4 50:512M:80000:2 100:256M:300
 
 mkdir -p "$TMP/run"
 "$BUILD/dirtytrackd" --config /dev/null --runtime-dir "$TMP/run" --listen-tcp off --dbus off \
-	--epoch 100ms \
+	--epoch 100ms --state-dir "" \
 	>"$TMP/daemon.log" 2>&1 &
 DAEMON=$!
 for _ in $(seq 100); do [ -S "$TMP/run/attach.sock" ] && break; sleep 0.05; done
@@ -84,12 +86,26 @@ for j in "${jobs[@]}"; do
 	IFS=: read -r name mem period_us <<<"$j"
 	"$BUILD/bench/bench_plan" --trace "$TMP/$name.trace" --memory "$mem" --period "${period_us}us" \
 		--bandwidth "$BANDWIDTHS" --downtime "$DOWNTIMES" --label "$name" \
-		--starts "$STARTS" $([ $i = 0 ] && echo --header) >"$TMP/grid.$(printf %03d $i).tsv" &
+		--starts "$STARTS" ${TRUTH:+--no-replay} $([ $i = 0 ] && echo --header) \
+		>"$TMP/grid.$(printf %03d $i).tsv" &
 	i=$((i + 1))
 	while [ "$(jobs -rp | grep -cvx "$DAEMON")" -ge "$(nproc)" ]; do sleep 0.2; done
 done
 for p in $(jobs -rp); do [ "$p" = "$DAEMON" ] || wait "$p" || { echo "plan-grid: bench_plan failed" >&2; exit 1; }; done
 cat "$TMP"/grid.[0-9]*.tsv >"$TMP/grid.tsv"
+if [ -n "${TRUTH:-}" ]; then
+	python3 - "$TRUTH" "$TMP/grid.tsv" <<'PY'
+import csv, sys
+key = lambda r: (r["label"], r["bandwidth_Bps"], r["downtime_s"])
+truth = {key(r): r for r in csv.DictReader(open(sys.argv[1]), delimiter="\t")}
+rows = list(csv.DictReader(open(sys.argv[2]), delimiter="\t"))
+for r in rows:
+    r.update({k: v for k, v in truth[key(r)].items() if k.startswith("sim_")})
+w = csv.DictWriter(open(sys.argv[2], "w"), fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
+w.writeheader()
+w.writerows(rows)
+PY
+fi
 
 # 3. summary: median |relative error| of total time and downtime, and the share of
 # cases with the wrong converge verdict or an error over 25 %, per predictor.
@@ -129,7 +145,7 @@ PY
 	echo
 	echo '```'
 	echo "make BUILD=$BUILD_ARG all $BUILD_ARG/bench/bench_plan"
-	echo "${TRACES:+TRACES=$TRACES }DURATION=$DURATION bench/plan-grid.sh $BUILD_ARG $OUT"
+	echo "${TRACES:+TRACES=$TRACES }${TRUTH:+TRUTH=$TRUTH }DURATION=$DURATION bench/plan-grid.sh $BUILD_ARG $OUT"
 	echo '```'
 	echo
 	echo "Traces: dtsim, patterns $PATTERNS; configurations (working set % : memory :"

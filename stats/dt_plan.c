@@ -235,12 +235,61 @@ static double mean_since_sent(const struct model *m, double a, double b)
 	return sum / PHASE_SAMPLES;
 }
 
+/* The curve's point whose window is closest to t seconds (in log). */
+static size_t closest_window(const struct dt_plan_input *in, double t)
+{
+	double best = INFINITY;
+	size_t w = 0;
+
+	for (size_t j = 0; j < in->npoints; j++) {
+		double d = fabs(log((double)in->curve[j].window_us / 1e6 / t));
+
+		if (d < best) {
+			best = d;
+			w = j;
+		}
+	}
+	return w;
+}
+
+/* Pages [*first, *next) of part b of n: the layout's bounds, or equal parts. */
+static void part_range(const struct dt_plan_input *in, size_t n, size_t b, double *first,
+		       double *next)
+{
+	double mem = (double)in->memory_pages;
+
+	if (in->nparts && in->part_bounds) {
+		*first = (double)in->part_bounds[b];
+		*next = (double)in->part_bounds[b + 1];
+		return;
+	}
+	*first = floor(mem * (double)b / (double)n);
+	*next = b + 1 == n ? mem : floor(mem * (double)(b + 1) / (double)n);
+}
+
 /* Pages dirty once round 0 (all memory, in page order, t0 long) has ended. */
 static double after_full_copy(const struct model *m, double t0)
 {
 	const struct dt_plan_input *in = m->in;
 	double sum = 0, weight = 0, mem = (double)in->memory_pages;
 
+	if (in->nparts) {
+		/*
+		 * the layout by window at its longest: a guest this model serves
+		 * moves its short-window pages about (a sweep's band), only its
+		 * whole footprint stays put
+		 */
+		size_t w = in->npoints - 1;
+
+		for (size_t b = 0; b < in->nparts; b++) {
+			double pages = (double)in->parts[b * in->npoints + w], first, next;
+
+			part_range(in, in->nparts, b, &first, &next);
+			sum += pages * model_at(m, window(m, t0 * (first + next) / 2 / mem, t0));
+			weight += pages;
+		}
+		return weight > 0 ? sum / weight : mean_since_sent(m, 0, t0);
+	}
 	if (!in->regions || in->nregions == 0)
 		return mean_since_sent(m, 0, t0);
 	for (size_t j = 0; j < in->nregions; j++) {
@@ -855,29 +904,17 @@ static void irm_parts(struct model *m)
 
 	m->nparts = in->nparts ? in->nparts : in->nregions ? DT_PLAN_MAX_PARTS : 1;
 	for (size_t b = 0; b < m->nparts; b++) {
-		double first = floor(mem * (double)b / (double)m->nparts);
-		double next = b + 1 == m->nparts ? mem : floor(mem * (double)(b + 1) / (double)m->nparts);
+		double first, next;
 
-		if (in->nparts && in->part_bounds) {
-			first = (double)in->part_bounds[b];
-			next = (double)in->part_bounds[b + 1];
-		}
+		part_range(in, m->nparts, b, &first, &next);
 		m->part_span[b] = next - first;
 	}
 	if (in->nparts) {
 		for (size_t k = 0; k < nk; k++) {
-			/* the window closest (in log) to the class's time between writes */
-			double want = log(1 / m->irm_rate[k]), best = INFINITY, sum = 0;
-			size_t w = 0;
+			/* the window closest to the class's time between writes */
+			size_t w = closest_window(in, 1 / m->irm_rate[k]);
+			double sum = 0;
 
-			for (size_t j = 0; j < n; j++) {
-				double d = fabs(log((double)in->curve[j].window_us / 1e6) - want);
-
-				if (d < best) {
-					best = d;
-					w = j;
-				}
-			}
 			for (size_t b = 0; b < m->nparts; b++)
 				sum += (double)in->parts[b * n + w];
 			for (size_t b = 0; b < m->nparts; b++)
