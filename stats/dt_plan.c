@@ -911,16 +911,30 @@ static void irm_parts(struct model *m)
 	}
 	if (in->nparts) {
 		for (size_t k = 0; k < nk; k++) {
-			/* the window closest to the class's time between writes */
+			/*
+			 * The pages that join a part's set between the window
+			 * closest to the class's time between writes and the one
+			 * before: those are mostly of this class (faster ones
+			 * are in both, slower ones in neither).
+			 */
 			size_t w = closest_window(in, 1 / m->irm_rate[k]);
-			double sum = 0;
+			double sum = 0, share[DT_PLAN_MAX_PARTS];
 
-			for (size_t b = 0; b < m->nparts; b++)
-				sum += (double)in->parts[b * n + w];
+			for (int pass = 0; pass < 2; pass++) {
+				sum = 0;
+				for (size_t b = 0; b < m->nparts; b++) {
+					share[b] = (double)in->parts[b * n + w];
+					if (pass == 0 && w > 0)
+						share[b] -= (double)in->parts[b * n + w - 1];
+					sum += share[b];
+				}
+				if (sum > 0)
+					break; /* else: no part grew there, the window itself */
+			}
 			for (size_t b = 0; b < m->nparts; b++)
 				m->part_pages[b][k] =
-				    m->irm_pages[k] * (sum > 0 ? (double)in->parts[b * n + w] / sum
-							       : m->part_span[b] / mem);
+				    m->irm_pages[k] *
+				    (sum > 0 ? share[b] / sum : m->part_span[b] / mem);
 		}
 		return;
 	}
