@@ -766,6 +766,7 @@ static void run_phases(struct model *m, struct outcome *o, struct dt_plan_round 
  * line that stops at the working set, does not fit: it keeps the curve
  * model).
  */
+#define MEAN_ENDS 256 /* window ends a mean curve's basis averages over */
 static double irm_basis(const struct model *m, double rate, double t)
 {
 	const struct dt_plan_input *in = m->in;
@@ -775,12 +776,13 @@ static double irm_basis(const struct model *m, double rate, double t)
 		return -expm1(-rate * t);
 	if (!in->curve_is_mean)
 		return -expm1(-rate * (activity_until(m, end) - activity_until(m, end - t)));
-	for (int j = 0; j < PHASE_SAMPLES; j++) {
-		double from = end * (j + 0.5) / PHASE_SAMPLES;
+	/* the windows a mean curve averages end at epoch boundaries */
+	for (size_t j = 0; j < MEAN_ENDS; j++) {
+		double to = floor((double)m->nact * (double)(j + 1) / MEAN_ENDS) * m->act_epoch_s;
 
-		sum += -expm1(-rate * (activity_until(m, from + t) - activity_until(m, from)));
+		sum += -expm1(-rate * (activity_until(m, to) - activity_until(m, to - t)));
 	}
-	return sum / PHASE_SAMPLES;
+	return sum / MEAN_ENDS;
 }
 
 static void irm_fit_once(struct model *m)

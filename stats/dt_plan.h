@@ -21,41 +21,53 @@
  * A page sent is clean until written again (QEMU with KVM's manual dirty-log
  * clearing: a page's dirty bit is cleared just before it is sent), so a page
  * of the send list that is written before its turn in the same round is
- * sent once, with its new content. Hence
+ * sent once, with its new content: R_{i+1} is the pages written during
+ * round i after their send, plus those off the list written at all.
  *
- *   R_{i+1} = D(t_i) - f_i (D(t_i) - avg D)
+ * Two models compute it. The independent-reference model (IRM), used
+ * whenever it fits: every page is written as a Poisson process of its own
+ * rate, pages independent, so D(T) = sum_k n_k (1 - exp(-r_k T)) over rate
+ * classes; n_k (up to 63 rates at least 1.2x apart, from a third of a
+ * write per longest window to 30 per epoch) by non-negative least squares
+ * on the relative error at every point, all of them adding up to memory.
+ * It is used when it matches every point within 4 %; pre-copy is then
+ * followed per class and per part of memory in expectation: a page dirty
+ * at a round's start (on its list) is dirty at its end if written after
+ * its send, a clean one if written at all, the list being sent in page
+ * order (a part's list pages in its share of the round). Where each class
+ * lies comes from the layout by window (`parts`: a class is spread like
+ * the pages dirtied within the window closest to its time between writes)
+ * or, failing that, the one-window `regions`. This captures that a round's
+ * list is rich in hot pages, that hot pages early in memory have longest
+ * to be written again, and windows shorter than an epoch.
  *
- * where avg D is D averaged over the time left in the round after each list
- * page is sent and f_i is the share of the pages that get dirty which are
- * on the list. For round 0 the list is all memory and where dirty pages lie
- * in send (page) order matters: with a layout (pages dirtied per region, as
- * the daemon's heatmap gives) each region contributes D(t_0 - its send
- * time) in proportion to its pages; without one they are taken as spread
- * evenly. For later rounds f_i = R_i / D(horizon), the list pages being
- * spread evenly over the round.
+ * A guest the IRM does not describe (a sweep, whose D(T) is a straight
+ * line that stops at the working set) is planned on the curve itself:
+ * round 0 leaves each region's D(t_0 - its send time) (the layout, or
+ * pages spread evenly); a later round leaves D(t_i) less the writes that
+ * landed on list pages before their send, the list pages being those
+ * written last in the previous round and the guest taken to rewrite its
+ * pages oldest first, so only an overlap of the two rounds' writes (D(a) +
+ * D(b) - D(a + b)) larger than the previous round's pages off the list
+ * reaches the list.
+ *
+ * With an activity profile the plan runs in activity time. The IRM inverts
+ * each epoch's activity from its distinct pages through the fitted classes
+ * (a burst that rewrites its pages counts each once) and refits on the
+ * inverted profile.
+ *
+ * The remainder is random (a sum of pages each dirty or not): pre-copy
+ * stops at the first round whose remainder fits, so every round is weighed
+ * by the chance the migration stops there (the remainder taken as normal,
+ * its variance the classes' Bernoulli variances, or the mean for the
+ * curve model); the figures are the means over that distribution, the
+ * verdict whether it stops within the round limit more often than not, the
+ * rounds shown the mean remainder's up to the median stop.
  *
  * D(T) between points is interpolated piecewise linearly in log T (exact
  * at the points, concave-friendly); below the first point (one epoch)
  * linearly through the origin; beyond the last point it grows at the last
- * segment's rate (pages per second), never above memory. *
- * Two models carry this out. The independent-reference model (IRM), used
- * whenever it fits: every page is written as a Poisson process of its own
- * rate, pages independent, so D(T) = sum_k n_k (1 - exp(-r_k T)) over rate
- * classes; n_k (rates 1.5x apart, from a third of a write per longest
- * window to 30 per epoch) by non-negative least squares on the relative
- * error at every point, all of them adding up to memory. It is used when it
- * matches every point within 4 %; pre-copy is then followed per class in
- * expectation: a class-k page dirty at a round's start (on its list, with
- * probability q_k) is dirty at its end if written after its send, a clean
- * one if written at all. This gets what the overlap estimates above only
- * approximate: a round's list is rich in hot pages, and windows shorter
- * than an epoch follow from the fitted rates instead of a straight line. A
- * guest the IRM does not describe (a sweep, whose D(T) is a straight line
- * that stops at the working set) is planned on the curve itself as above.
- * With an activity profile the IRM runs in activity time, each epoch's
- * activity inverted from its distinct pages through the fitted classes (a
- * burst that rewrites its pages counts each once); the fit is redone on
- * the inverted profile.
+ * segment's rate (pages per second), never above memory.
  */
 #pragma once
 
@@ -69,7 +81,7 @@
 #define DT_PLAN_MAX_REGIONS (1u << 20)
 #define DT_PLAN_MAX_ACTIVITY (1u << 16)
 #define DT_PLAN_MAX_PARTS   64 /* parts of memory a layout by window describes */
-#define DT_PLAN_PHASES	    128 /* start moments a plan with an activity profile averages over */
+#define DT_PLAN_PHASES	    512 /* start moments a plan with an activity profile averages over */
 
 /* One point of a working-set curve: `pages` distinct pages dirtied in `window_us`. */
 struct dt_plan_point {
