@@ -367,12 +367,13 @@ static int append_plan(sd_bus_message *m, const struct dt_vm *vm, const struct d
 	if (r < 0)
 		return r;
 	r = sd_bus_message_append(
-		m, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}", "converges", "b", (int)p->converges,
+		m, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}{sv}", "converges", "b", (int)p->converges,
 		"meets_target", "b", (int)p->meets_target, "verdict", "s",
 		dt_plan_verdict_name(p->verdict), "rounds", "u", p->nrounds, "total_seconds", "d",
 		p->total_seconds, "downtime_seconds", "d", p->downtime_seconds, "bytes_sent", "t",
 		p->bytes_sent, "final_pages", "t", p->final_pages, "dirty_rate_at_last_round", "d",
-		p->dirty_rate_at_last_round, "bandwidth_pages", "d", p->bandwidth_pages);
+		p->dirty_rate_at_last_round, "bandwidth_pages", "d", p->bandwidth_pages, "model", "s",
+		dt_plan_model_name(p), "model_classes", "u", p->irm_classes);
 	if (r < 0)
 		return r;
 	r = dict_open(m, "round_list", "a(uttttt)");

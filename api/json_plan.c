@@ -226,7 +226,7 @@ struct json_object *dt_json_vm_plan(const struct dt_vm *vm, const struct dt_plan
 	add(o, "converges", json_object_new_boolean(p->converges));
 	add(o, "meets_target", json_object_new_boolean(p->meets_target));
 	add(o, "verdict", json_object_new_string(dt_plan_verdict_name(p->verdict)));
-	add(o, "model", json_object_new_string(p->irm_classes ? "independent-reference" : "curve"));
+	add(o, "model", json_object_new_string(dt_plan_model_name(p)));
 	add(o, "model_classes", u64(p->irm_classes));
 	add(o, "rounds", rounds(p));
 	add(o, "total_time_seconds", num(p->total_seconds));

@@ -1060,6 +1060,11 @@ const char *dt_plan_verdict_name(enum dt_plan_verdict v)
 	return v < _DT_PLAN_VERDICT_MAX ? names[v] : "?";
 }
 
+const char *dt_plan_model_name(const struct dt_plan *p)
+{
+	return p->irm_classes ? "independent-reference" : "curve";
+}
+
 const char *dt_plan_advice_name(enum dt_plan_advice a)
 {
 	static const char *const names[_DT_PLAN_ADVICE_MAX] = {

@@ -258,3 +258,5 @@ int dt_plan_curve_at(const struct dt_plan_point *curve, size_t n, enum dt_plan_i
 
 const char *dt_plan_verdict_name(enum dt_plan_verdict v);
 const char *dt_plan_advice_name(enum dt_plan_advice a);
+/* "independent-reference" or "curve": the model the plan was made with. */
+const char *dt_plan_model_name(const struct dt_plan *p);

@@ -211,6 +211,7 @@ if [ $HAVE_DBUS = 1 ]; then
 			$bus.curve == [$rest.curve[] | [(.window_seconds * 1e6 | round), .pages]] and
 			$bus.converges == $rest.converges and $bus.meets_target == $rest.meets_target and
 			$bus.verdict == $rest.verdict and $bus.rounds == ($rest.rounds | length) and
+			$bus.model == $rest.model and $bus.model_classes == $rest.model_classes and
 			$bus.round_list == [$rest.rounds[] | [.index, (.start_seconds * 1e6 | round), (.duration_seconds * 1e6 | round), .pages, .bytes, .dirtied_pages]] and
 			close($bus.total_seconds; $rest.total_time_seconds) and
 			close($bus.downtime_seconds; $rest.downtime_seconds) and

@@ -39,6 +39,15 @@ struct json_object *ctl_json_get(struct json_object *o, const char *k);
 const char *ctl_json_str(struct json_object *o, const char *k);
 /* Append "?key=value" or "&key=value" (value URL-escaped) to path. -1 if it does not fit. */
 int ctl_add_param(char *path, size_t size, const char *key, const char *value);
+/*
+ * The plan request for VM `name`: every argument checked (a typo is a usage
+ * error, named on stderr) and added to "/v1/vms/{name}/plan". NULL
+ * optional ones are left out. Returns an exit code.
+ */
+struct ctl_plan_query {
+	const char *bandwidth, *downtime, *zero_fraction, *max_rounds, *target;
+};
+int ctl_plan_path(char *path, size_t size, const char *name, const struct ctl_plan_query *q);
 /* Human units */
 const char *ctl_bytes(double bytes, char buf[32]);
 const char *ctl_rate(double bytes_per_s, char buf[32]);

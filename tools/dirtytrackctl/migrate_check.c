@@ -68,7 +68,6 @@ int ctl_migrate_check(const struct ctl *ctl, int argc, char **argv)
 	bool quiet = false;
 	char path[1024];
 	uint64_t v;
-	char *vm;
 	int opt, r;
 
 	optind = 0; /* glibc: start over on the subcommand's arguments */
@@ -113,34 +112,11 @@ int ctl_migrate_check(const struct ctl *ctl, int argc, char **argv)
 		check_usage(stderr);
 		return CTL_EXIT_USAGE;
 	}
-	if (dt_parse_bandwidth(bandwidth, &v) < 0) {
-		fprintf(stderr,
-			"dirtytrackctl: --bandwidth '%s' is not a bandwidth from 1 B/s to 1PB/s "
-			"(bytes/s, or 10Gbit, 100Mbit/s, 1.25GB, 500MB, 1GiB)\n",
-			bandwidth);
-		return CTL_EXIT_USAGE;
-	}
-	if (dt_parse_duration(downtime, &v) < 0 || v == 0) {
-		fprintf(stderr, "dirtytrackctl: --downtime '%s' is not a duration such as 300ms\n",
-			downtime);
-		return CTL_EXIT_USAGE;
-	}
-	if (target && (dt_parse_duration(target, &v) < 0 || v == 0)) {
-		fprintf(stderr, "dirtytrackctl: --target '%s' is not a duration such as 120s\n",
-			target);
-		return CTL_EXIT_USAGE;
-	}
-	vm = ctl_escape(argv[optind]);
-	if (!vm)
-		return CTL_EXIT_FAILURE;
-	snprintf(path, sizeof(path), "/v1/vms/%s/plan", vm);
-	free(vm);
-	if (ctl_add_param(path, sizeof(path), "bandwidth", bandwidth) < 0 ||
-	    ctl_add_param(path, sizeof(path), "downtime", downtime) < 0 ||
-	    (target && ctl_add_param(path, sizeof(path), "target", target) < 0)) {
-		fprintf(stderr, "dirtytrackctl: the arguments are too long\n");
-		return CTL_EXIT_USAGE;
-	}
+	r = ctl_plan_path(path, sizeof(path), argv[optind],
+			  &(struct ctl_plan_query){.bandwidth = bandwidth, .downtime = downtime,
+						   .target = target});
+	if (r)
+		return r;
 	r = ctl_get(&c, path, &o);
 	if (r)
 		return r;

@@ -86,6 +86,65 @@ static void print_plan(struct json_object *o)
 	printf("  %s\n", json_object_get_string(ctl_json_get(rec, "why")));
 }
 
+int ctl_plan_path(char *path, size_t size, const char *name, const struct ctl_plan_query *q)
+{
+	const char *bandwidth = q->bandwidth, *downtime = q->downtime, *zero = q->zero_fraction,
+		   *rounds = q->max_rounds, *target = q->target;
+	char *vm;
+	uint64_t u;
+
+	/* The daemon checks them too; a typo is a usage error here, not a daemon error. */
+	if (dt_parse_bandwidth(bandwidth, &u) < 0) {
+		fprintf(stderr,
+			"dirtytrackctl: --bandwidth '%s' is not a bandwidth from 1 B/s to 1PB/s "
+			"(bytes/s, or 10Gbit, 100Mbit/s, 1.25GB, 500MB, 1GiB)\n",
+			bandwidth);
+		return CTL_EXIT_USAGE;
+	}
+	if (dt_parse_duration(downtime, &u) < 0 || u == 0) {
+		fprintf(stderr, "dirtytrackctl: --downtime '%s' is not a duration such as 300ms\n",
+			downtime);
+		return CTL_EXIT_USAGE;
+	}
+	if (zero) {
+		char *end;
+		double f = strtod(zero, &end);
+
+		if (*end || end == zero || !(f >= 0 && f <= 1) ||
+		    strspn(zero, "0123456789.") != strlen(zero)) {
+			fprintf(stderr,
+				"dirtytrackctl: --zero-fraction '%s' is not a number from 0 to 1\n",
+				zero);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (rounds && dt_parse_u64(rounds, 1, 1000, &u) < 0) {
+		fprintf(stderr,
+			"dirtytrackctl: --max-rounds '%s' is not an integer from 1 to 1000\n",
+			rounds);
+		return CTL_EXIT_USAGE;
+	}
+	if (target && (dt_parse_duration(target, &u) < 0 || u == 0)) {
+		fprintf(stderr, "dirtytrackctl: --target '%s' is not a duration such as 120s\n",
+			target);
+		return CTL_EXIT_USAGE;
+	}
+	vm = ctl_escape(name);
+	if (!vm)
+		return CTL_EXIT_FAILURE;
+	snprintf(path, size, "/v1/vms/%s/plan", vm);
+	free(vm);
+	if (ctl_add_param(path, size, "bandwidth", bandwidth) < 0 ||
+	    ctl_add_param(path, size, "downtime", downtime) < 0 ||
+	    (zero && ctl_add_param(path, size, "zero_fraction", zero) < 0) ||
+	    (rounds && ctl_add_param(path, size, "max_rounds", rounds) < 0) ||
+	    (target && ctl_add_param(path, size, "target", target) < 0)) {
+		fprintf(stderr, "dirtytrackctl: the arguments are too long\n");
+		return CTL_EXIT_USAGE;
+	}
+	return CTL_EXIT_OK;
+}
+
 int ctl_plan(const struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -103,8 +162,6 @@ int ctl_plan(const struct ctl *ctl, int argc, char **argv)
 	struct json_object *o = NULL;
 	bool json = ctl->json;
 	char path[1024];
-	char *vm;
-	uint64_t v;
 	int c, r;
 
 	optind = 0; /* glibc: start over on the subcommand's arguments */
@@ -141,55 +198,10 @@ int ctl_plan(const struct ctl *ctl, int argc, char **argv)
 		plan_usage(stderr);
 		return CTL_EXIT_USAGE;
 	}
-	/* The daemon checks them too; a typo is a usage error here, not a daemon error. */
-	if (dt_parse_bandwidth(bandwidth, &v) < 0) {
-		fprintf(stderr,
-			"dirtytrackctl: --bandwidth '%s' is not a bandwidth from 1 B/s to 1PB/s "
-			"(bytes/s, or 10Gbit, 100Mbit/s, 1.25GB, 500MB, 1GiB)\n",
-			bandwidth);
-		return CTL_EXIT_USAGE;
-	}
-	if (dt_parse_duration(downtime, &v) < 0 || v == 0) {
-		fprintf(stderr, "dirtytrackctl: --downtime '%s' is not a duration such as 300ms\n",
-			downtime);
-		return CTL_EXIT_USAGE;
-	}
-	if (zero) {
-		char *end;
-		double f = strtod(zero, &end);
-
-		if (*end || end == zero || !(f >= 0 && f <= 1) ||
-		    strspn(zero, "0123456789.") != strlen(zero)) {
-			fprintf(stderr,
-				"dirtytrackctl: --zero-fraction '%s' is not a number from 0 to 1\n",
-				zero);
-			return CTL_EXIT_USAGE;
-		}
-	}
-	if (rounds && dt_parse_u64(rounds, 1, 1000, &v) < 0) {
-		fprintf(stderr,
-			"dirtytrackctl: --max-rounds '%s' is not an integer from 1 to 1000\n",
-			rounds);
-		return CTL_EXIT_USAGE;
-	}
-	if (target && (dt_parse_duration(target, &v) < 0 || v == 0)) {
-		fprintf(stderr, "dirtytrackctl: --target '%s' is not a duration such as 120s\n",
-			target);
-		return CTL_EXIT_USAGE;
-	}
-	vm = ctl_escape(argv[optind]);
-	if (!vm)
-		return CTL_EXIT_FAILURE;
-	snprintf(path, sizeof(path), "/v1/vms/%s/plan", vm);
-	free(vm);
-	if (ctl_add_param(path, sizeof(path), "bandwidth", bandwidth) < 0 ||
-	    ctl_add_param(path, sizeof(path), "downtime", downtime) < 0 ||
-	    (zero && ctl_add_param(path, sizeof(path), "zero_fraction", zero) < 0) ||
-	    (rounds && ctl_add_param(path, sizeof(path), "max_rounds", rounds) < 0) ||
-	    (target && ctl_add_param(path, sizeof(path), "target", target) < 0)) {
-		fprintf(stderr, "dirtytrackctl: the arguments are too long\n");
-		return CTL_EXIT_USAGE;
-	}
+	r = ctl_plan_path(path, sizeof(path), argv[optind],
+			  &(struct ctl_plan_query){bandwidth, downtime, zero, rounds, target});
+	if (r)
+		return r;
 	r = ctl_get(ctl, path, &o);
 	if (r)
 		return r;
