@@ -253,14 +253,12 @@ int dt_lastidx_reserve(struct dt_lastidx *ls, const uint32_t *pages, size_t n)
 	return 0;
 }
 
-int dt_lastidx_reserve_epoch(struct dt_lastidx *ls, uint64_t npages)
+/*
+ * Make sure count chunk c exists, and the chunk table with it (both are
+ * given back while nothing is retained).
+ */
+static int cnt_chunk(struct dt_lastidx *ls, uint32_t c)
 {
-	uint32_t c = (uint32_t)(ls->epochs % ls->horizon) >> CNT_SHIFT;
-
-	ls->rkey = 0; /* the epoch's pages are all reserved */
-	if (!npages || (ls->cnt && ls->cnt[c]))
-		return 0;
-	/* The chunk table too is given back while nothing is retained. */
 	if (!ls->cnt) {
 		ls->cnt = calloc(ls->nchunks, sizeof(*ls->cnt));
 		ls->csum = calloc(ls->nchunks, sizeof(*ls->csum));
@@ -272,11 +270,23 @@ int dt_lastidx_reserve_epoch(struct dt_lastidx *ls, uint64_t npages)
 			return -ENOMEM;
 		}
 	}
+	if (ls->cnt[c])
+		return 0;
 	ls->cnt[c] = calloc(CNT_SIZE, sizeof(**ls->cnt));
 	if (!ls->cnt[c])
 		return -ENOMEM;
 	ls->nalloc++;
 	return 0;
+}
+
+int dt_lastidx_reserve_epoch(struct dt_lastidx *ls, uint64_t npages)
+{
+	uint32_t c = (uint32_t)(ls->epochs % ls->horizon) >> CNT_SHIFT;
+
+	ls->rkey = 0; /* the epoch's pages are all reserved */
+	if (!npages)
+		return 0;
+	return cnt_chunk(ls, c);
 }
 
 void dt_lastidx_begin(struct dt_lastidx *ls)
@@ -689,23 +699,9 @@ int dt_lastidx_restore_block(struct dt_lastidx *ls, uint32_t block, uint64_t mas
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t pos = (uint32_t)((ls->epochs - ages[i]) % ls->horizon);
 
-		if (!ls->cnt) {
-			ls->cnt = calloc(ls->nchunks, sizeof(*ls->cnt));
-			ls->csum = calloc(ls->nchunks, sizeof(*ls->csum));
-			if (!ls->cnt || !ls->csum) {
-				free(ls->cnt);
-				free(ls->csum);
-				ls->cnt = NULL;
-				ls->csum = NULL;
-				return -ENOMEM;
-			}
-		}
-		if (!ls->cnt[pos >> CNT_SHIFT]) {
-			ls->cnt[pos >> CNT_SHIFT] = calloc(CNT_SIZE, sizeof(**ls->cnt));
-			if (!ls->cnt[pos >> CNT_SHIFT])
-				return -ENOMEM;
-			ls->nalloc++;
-		}
+		r = cnt_chunk(ls, pos >> CNT_SHIFT);
+		if (r < 0)
+			return r;
 	}
 	if ((ls->tused + 1) * 2 > ls->tcap) {
 		r = tab_resize(ls, ls->tcap ? ls->tcap * 2 : TAB_MIN);
