@@ -273,33 +273,17 @@ static double after_full_copy(const struct model *m, double t0)
 	const struct dt_plan_input *in = m->in;
 	double sum = 0, weight = 0, mem = (double)in->memory_pages;
 
-	if (in->nparts) {
-		/*
-		 * the layout by window at its longest: a guest this model serves
-		 * moves its short-window pages about (a sweep's band), only its
-		 * whole footprint stays put
-		 */
-		size_t w = in->npoints - 1;
+	/*
+	 * the layout by window at its longest: a guest this model serves
+	 * moves its short-window pages about (a sweep's band), only its whole
+	 * footprint stays put
+	 */
+	for (size_t b = 0; b < in->nparts; b++) {
+		double pages = (double)in->parts[b * in->npoints + in->npoints - 1], first, next;
 
-		for (size_t b = 0; b < in->nparts; b++) {
-			double pages = (double)in->parts[b * in->npoints + w], first, next;
-
-			part_range(in, in->nparts, b, &first, &next);
-			sum += pages * model_at(m, window(m, t0 * (first + next) / 2 / mem, t0));
-			weight += pages;
-		}
-		return weight > 0 ? sum / weight : mean_since_sent(m, 0, t0);
-	}
-	if (!in->regions || in->nregions == 0)
-		return mean_since_sent(m, 0, t0);
-	for (size_t j = 0; j < in->nregions; j++) {
-		const struct dt_plan_region *r = &in->regions[j];
-		double mid = ((double)r->first + (double)r->span / 2) / mem;
-
-		if (r->pages == 0)
-			continue;
-		sum += (double)r->pages * model_at(m, window(m, t0 * (mid < 1 ? mid : 1), t0));
-		weight += (double)r->pages;
+		part_range(in, in->nparts, b, &first, &next);
+		sum += pages * model_at(m, window(m, t0 * (first + next) / 2 / mem, t0));
+		weight += pages;
 	}
 	return weight > 0 ? sum / weight : mean_since_sent(m, 0, t0);
 }
@@ -621,8 +605,7 @@ static bool input_valid(const struct dt_plan_input *in)
 	if (in->max_rounds == 0 || in->max_rounds > DT_PLAN_MAX_ROUNDS)
 		return false;
 	if (in->interp >= _DT_PLAN_INTERP_MAX || in->nvcpus > DT_PLAN_MAX_VCPUS ||
-	    (in->nvcpus && !in->vcpus) || in->nregions > DT_PLAN_MAX_REGIONS ||
-	    (in->nregions && !in->regions))
+	    (in->nvcpus && !in->vcpus))
 		return false;
 	if (in->nactivity && (in->nactivity < 2 || in->nactivity > DT_PLAN_MAX_ACTIVITY ||
 			      !in->activity || in->activity_epoch_us == 0))
@@ -648,14 +631,6 @@ static bool input_valid(const struct dt_plan_input *in)
 			    (j > 0 && v < in->parts[(size_t)b * in->npoints + j - 1]))
 				return false;
 		}
-	for (size_t j = 0; j < in->nregions; j++) {
-		const struct dt_plan_region *r = &in->regions[j];
-
-		if (r->span == 0 || r->pages > r->span || r->first >= in->memory_pages ||
-		    r->span > in->memory_pages - r->first ||
-		    (j > 0 && r->first < in->regions[j - 1].first + in->regions[j - 1].span))
-			return false;
-	}
 	return true;
 }
 
@@ -892,65 +867,42 @@ static void irm_fit(struct model *m)
 
 /*
  * The IRM's classes per part of memory. With a layout by window, each
- * part's own curve is fitted on the classes' rates (as the whole curve
- * was), then every class is scaled to its pages in the whole; with the
- * one-window regions, every class is spread like the regions' pages;
- * with neither, memory is one part.
+ * class is spread like the pages that join the parts' sets between the
+ * window closest to its time between writes and the one before: those are
+ * mostly of this class (faster ones are in both sets, slower ones in
+ * neither); where no part grew there, like the window's sets themselves.
+ * Without one, memory is one part.
  */
 static void irm_parts(struct model *m)
 {
 	const struct dt_plan_input *in = m->in;
-	double mem = (double)in->memory_pages, weight[DT_PLAN_MAX_PARTS] = {0};
-	double wsum = 0;
-	size_t n = in->npoints, nk = m->nirm;
+	size_t n = in->npoints;
 
-	m->nparts = in->nparts ? in->nparts : in->nregions ? DT_PLAN_MAX_PARTS : 1;
+	m->nparts = in->nparts ? in->nparts : 1;
 	for (size_t b = 0; b < m->nparts; b++) {
 		double first, next;
 
 		part_range(in, m->nparts, b, &first, &next);
 		m->part_span[b] = next - first;
 	}
-	if (in->nparts) {
-		for (size_t k = 0; k < nk; k++) {
-			/*
-			 * The pages that join a part's set between the window
-			 * closest to the class's time between writes and the one
-			 * before: those are mostly of this class (faster ones
-			 * are in both, slower ones in neither).
-			 */
-			size_t w = closest_window(in, 1 / m->irm_rate[k]);
-			double sum = 0, share[DT_PLAN_MAX_PARTS];
+	for (size_t k = 0; k < m->nirm; k++) {
+		size_t w = closest_window(in, 1 / m->irm_rate[k]);
+		double sum = 0, share[DT_PLAN_MAX_PARTS];
 
-			for (int pass = 0; pass < 2; pass++) {
-				sum = 0;
-				for (size_t b = 0; b < m->nparts; b++) {
-					share[b] = (double)in->parts[b * n + w];
-					if (pass == 0 && w > 0)
-						share[b] -= (double)in->parts[b * n + w - 1];
-					sum += share[b];
-				}
-				if (sum > 0)
-					break; /* else: no part grew there, the window itself */
+		for (int pass = 0; in->nparts && pass < 2 && !(sum > 0); pass++) {
+			sum = 0;
+			for (size_t b = 0; b < m->nparts; b++) {
+				share[b] = (double)in->parts[b * n + w];
+				if (pass == 0 && w > 0)
+					share[b] -= (double)in->parts[b * n + w - 1];
+				sum += share[b];
 			}
-			for (size_t b = 0; b < m->nparts; b++)
-				m->part_pages[b][k] =
-				    m->irm_pages[k] *
-				    (sum > 0 ? share[b] / sum : m->part_span[b] / mem);
 		}
-		return;
+		for (size_t b = 0; b < m->nparts; b++)
+			m->part_pages[b][k] =
+			    m->irm_pages[k] * (sum > 0 ? share[b] / sum
+						       : m->part_span[b] / (double)in->memory_pages);
 	}
-	for (size_t j = 0; in->nregions && j < in->nregions; j++) {
-		const struct dt_plan_region *r = &in->regions[j];
-		size_t at = (size_t)(((double)r->first + (double)r->span / 2) / mem * (double)m->nparts);
-
-		weight[at < m->nparts ? at : m->nparts - 1] += (double)r->pages;
-		wsum += (double)r->pages;
-	}
-	for (size_t b = 0; b < m->nparts; b++)
-		for (size_t k = 0; k < nk; k++)
-			m->part_pages[b][k] = m->irm_pages[k] * (wsum > 0 ? weight[b] / wsum
-									  : m->part_span[b] / mem);
 }
 
 int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret)
@@ -974,7 +926,6 @@ int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret)
 	memcpy(p->curve, in->curve, in->npoints * sizeof(*in->curve));
 	p->input.curve = p->curve;
 	p->input.vcpus = NULL; /* read during the call only */
-	p->input.regions = NULL;
 	p->input.activity = NULL;
 
 	m.in = in;

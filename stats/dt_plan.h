@@ -37,13 +37,13 @@
  * order (a part's list pages in its share of the round). Where each class
  * lies comes from the layout by window (`parts`: a class is spread like
  * the pages dirtied within the window closest to its time between writes)
- * or, failing that, the one-window `regions`. This captures that a round's
+ * or, failing that, equal parts. This captures that a round's
  * list is rich in hot pages, that hot pages early in memory have longest
  * to be written again, and windows shorter than an epoch.
  *
  * A guest the IRM does not describe (a sweep, whose D(T) is a straight
  * line that stops at the working set) is planned on the curve itself:
- * round 0 leaves each region's D(t_0 - its send time) (the layout, or
+ * round 0 leaves each part's D(t_0 - its send time) (the layout's longest window, or
  * pages spread evenly); a later round leaves D(t_i) less the writes that
  * landed on list pages before their send, the list pages being those
  * written last in the previous round and the guest taken to rewrite its
@@ -78,7 +78,6 @@
 #define DT_PLAN_MAX_POINTS  64
 #define DT_PLAN_MAX_ROUNDS  1000
 #define DT_PLAN_MAX_VCPUS   4096
-#define DT_PLAN_MAX_REGIONS (1u << 20)
 #define DT_PLAN_MAX_ACTIVITY (1u << 16)
 #define DT_PLAN_MAX_PARTS   64 /* parts of memory a layout by window describes */
 #define DT_PLAN_PHASES	    512 /* start moments a plan with an activity profile averages over */
@@ -94,16 +93,6 @@ struct dt_plan_vcpu {
 	uint32_t vcpu;
 	size_t npoints;
 	const struct dt_plan_point *points;
-};
-
-/*
- * Where dirtied pages lie in page (send) order: `pages` distinct pages
- * dirtied among pages [first, first + span). Regions ascending, disjoint.
- */
-struct dt_plan_region {
-	uint64_t first;
-	uint64_t span;
-	uint64_t pages;
 };
 
 enum dt_plan_interp {
@@ -124,8 +113,6 @@ struct dt_plan_input {
 	uint64_t target_us;  /* time the migration should take at most; 0: none */
 	const struct dt_plan_vcpu *vcpus; /* optional per-vCPU curves */
 	uint32_t nvcpus;
-	const struct dt_plan_region *regions; /* optional layout */
-	size_t nregions;
 	enum dt_plan_interp interp;
 	/*
 	 * Optional activity profile: distinct pages dirtied in each of the
@@ -150,7 +137,7 @@ struct dt_plan_input {
 	 */
 	bool curve_is_mean;
 	/*
-	 * Optional layout by window, better than `regions` for the IRM:
+	 * Optional layout by window:
 	 * memory cut into `nparts` parts in page (send) order, part b being
 	 * pages [part_bounds[b], part_bounds[b + 1]) (nparts + 1 bounds, the
 	 * first 0, the last memory_pages, non-decreasing; NULL: equal parts);
@@ -247,7 +234,7 @@ struct dt_plan {
  * Plan. Returns 0 and *ret (free with dt_plan_free), -EINVAL on bad input
  * (no/too many points, non-monotone curve, bandwidth not finite and > 0,
  * zero downtime, zero fraction outside 0..1, bad page size, round limit),
- * or -ENOMEM. The vCPU curves and regions are read during the call only.
+ * or -ENOMEM. The vCPU curves and the layout are read during the call only.
  */
 int dt_plan_compute(const struct dt_plan_input *in, struct dt_plan **ret);
 struct dt_plan *dt_plan_free(struct dt_plan *p);

@@ -130,7 +130,8 @@ out:
 static void test_linear_layout(void)
 {
 	static const struct dt_plan_point big[] = {{100000, 100}, {1000000000000, 1000000000}};
-	static const struct dt_plan_region at_start[] = {{0, 1, 1}};
+	/* two parts: page 0, which holds every dirtied page, and the rest */
+	static const uint64_t at_start[] = {100, 1000000000, 0, 0}, bounds[] = {0, 1, 1000000000};
 	struct dt_plan_input in = base();
 	struct dt_plan *p = NULL;
 	double want, t;
@@ -138,8 +139,9 @@ static void test_linear_layout(void)
 	in.curve = big;
 	in.npoints = ARRAY_SIZE(big);
 	in.memory_pages = 1000000000; /* 10^5 s at 10^4 pages/s */
-	in.regions = at_start;
-	in.nregions = 1;
+	in.parts = at_start;
+	in.part_bounds = bounds;
+	in.nparts = 2;
 	in.bandwidth = 1e6 * 4096; /* ratio 1e-3 */
 	in.max_downtime_us = 500;  /* 500 pages */
 	CHECK_EQ(dt_plan_compute(&in, &p), 0);
@@ -326,8 +328,9 @@ static void test_bad_inputs(void)
 	static const struct dt_plan_point same[] = {{100000, 100}, {100000, 200}};
 	static const struct dt_plan_point zero_window[] = {{0, 100}};
 	static const struct dt_plan_point ok1[] = {{100000, 100}};
-	static const struct dt_plan_region overlap[] = {{0, 10, 1}, {5, 10, 1}};
-	static const struct dt_plan_region beyond[] = {{99995, 10, 1}};
+	/* layouts of two parts over base()'s four windows */
+	static const uint64_t parts[] = {1, 2, 3, 4, 1, 2, 3, 4};
+	static const uint64_t unsorted[] = {0, 60000, 50000}, beyond[] = {0, 50000, 100005};
 	const struct dt_plan_vcpu bad_vcpu[] = {{0, 0, NULL}};
 	struct dt_plan_input in;
 	struct dt_plan *p = NULL;
@@ -358,9 +361,10 @@ static void test_bad_inputs(void)
 	in = base(), in.interp = _DT_PLAN_INTERP_MAX, bad(in);
 	in = base(), in.vcpus = bad_vcpu, in.nvcpus = 1, bad(in);
 	in = base(), in.nvcpus = 1, bad(in);
-	in = base(), in.regions = overlap, in.nregions = 2, bad(in);
-	in = base(), in.regions = beyond, in.nregions = 1, bad(in);
-	in = base(), in.nregions = 1, bad(in);
+	in = base(), in.parts = parts, in.part_bounds = unsorted, in.nparts = 2, bad(in);
+	in = base(), in.parts = parts, in.part_bounds = beyond, in.nparts = 2, bad(in);
+	in = base(), in.nparts = 1, bad(in);
+	in = base(), in.parts = parts, in.nparts = DT_PLAN_MAX_PARTS + 1, bad(in);
 
 	/* a one-point curve is enough */
 	in = base(), in.curve = ok1, in.npoints = 1;
