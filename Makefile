@@ -45,12 +45,14 @@ DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) $(wildcard api/
 CTL_SRC := $(wildcard tools/dirtytrackctl/*.c)
 DTSIM_SRC := $(wildcard tools/dtsim/*.c)
 DTVM_SRC := $(wildcard tools/dtvm/*.c)
+DTQEMU_SRC := $(wildcard tools/dtqemu/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 
 LIBDT := $(BUILD)/libdirtytrack.a
 LIBCORE := $(BUILD)/libdtcore.a
-PROGS := $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(BUILD)/dtsim
+DTQEMU := $(BUILD)/libdtqemu.so
+PROGS := $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(BUILD)/dtsim $(DTQEMU)
 ifneq ($(DTVM_SRC),)
 PROGS += $(BUILD)/dtvm
 endif
@@ -101,6 +103,20 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBCORE) $(LIBDT)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# libdtqemu.so, the preload library for stock QEMU: loaded into a process
+# that is not built with sanitizers, so it never is either (SAN=1 keeps
+# -Werror only). It carries its own copy of libdirtytrack, hidden, and
+# exports nothing but the two functions it interposes.
+DTQ_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -fvisibility=hidden -Iproto -MMD -MP
+DTQ_OBJ := $(patsubst %.c,$(BUILD)/obj-dtqemu/%.o,$(DTQEMU_SRC) $(PROTO_SRC))
+$(BUILD)/obj-dtqemu/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (dtqemu)")
+	$(Q)$(CC) $(DTQ_CFLAGS) -c -o $@ $<
+$(DTQEMU): $(DTQ_OBJ) tools/dtqemu/exports.map
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-z,defs -Wl,--version-script=tools/dtqemu/exports.map -o $@ $(DTQ_OBJ) -lpthread -ldl
 
 # --- fuzzing (clang + libFuzzer) ---------------------------------------------
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
@@ -203,4 +219,4 @@ clean:
 	rm -rf $(BUILD)
 
 .PHONY: all tests fuzz deps check demo bench clean install uninstall
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/obj-dtqemu -name '*.d' 2>/dev/null)

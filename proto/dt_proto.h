@@ -65,7 +65,13 @@ enum dt_mode {
 #define DT_CAP_RING_ACQ_REL (1u << 3) /* KVM_CAP_DIRTY_LOG_RING_ACQ_REL in use */
 #define DT_CAP_RING_WITH_BITMAP (1u << 4) /* KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP in use */
 #define DT_CAP_SIMULATED (1u << 5) /* rings/bitmaps are simulated (no KVM) */
-#define DT_CAP_ALL ((1u << 6) - 1)
+/*
+ * The log covers writes by vCPUs only: the VMM's own writes to guest memory
+ * (device emulation, vhost) are not reported (a VMM that cannot see them,
+ * such as stock QEMU under the preload library). Shown as the VM's fidelity.
+ */
+#define DT_CAP_VCPU_WRITES_ONLY (1u << 6)
+#define DT_CAP_ALL ((1u << 7) - 1)
 
 /* DETACH.reason */
 enum dt_detach_reason {
