@@ -127,6 +127,13 @@ static int get_source(sd_bus *bus, const char *path, const char *interface, cons
 	return sd_bus_message_append_basic(reply, 's', dt_vm_source_name(userdata));
 }
 
+static int get_fidelity(sd_bus *bus, const char *path, const char *interface,
+			const char *property, sd_bus_message *reply, void *userdata,
+			sd_bus_error *error)
+{
+	return sd_bus_message_append_basic(reply, 's', dt_vm_fidelity_name(userdata));
+}
+
 static int get_libvirt_rate(sd_bus *bus, const char *path, const char *interface,
 			    const char *property, sd_bus_message *reply, void *userdata,
 			    sd_bus_error *error)
@@ -480,6 +487,7 @@ const sd_bus_vtable dt_bus_vm_vtable[] = {
 	SD_BUS_PROPERTY("DetachReason", "s", get_char_array, VM_FIELD(detach_reason), CHANGES),
 	SD_BUS_PROPERTY("MemoryBytes", "t", get_memory_bytes, 0, CHANGES),
 	SD_BUS_PROPERTY("Source", "s", get_source, 0, CHANGES),
+	SD_BUS_PROPERTY("Fidelity", "s", get_fidelity, 0, CHANGES),
 	SD_BUS_PROPERTY("LibvirtDomain", "s", get_char_array, VM_FIELD(libvirt_domain), CHANGES),
 	SD_BUS_PROPERTY("LibvirtDirtyRate", "t", get_libvirt_rate, 0, PER_EPOCH),
 	SD_BUS_PROPERTY("Attaches", "t", NULL, VM_FIELD(counters.attaches), CHANGES),
@@ -509,7 +517,7 @@ const sd_bus_vtable dt_bus_vm_vtable[] = {
 };
 
 #define STATE_PROPERTIES                                                                           \
-	"Name", "Vmm", "State", "DetachReason", "MemoryBytes", "Attaches", "Source", "LibvirtDomain"
+	"Name", "Vmm", "State", "DetachReason", "MemoryBytes", "Attaches", "Source", "Fidelity", "LibvirtDomain"
 #define EPOCH_PROPERTIES                                                                           \
 	"EpochsHarvested", "Generation", "WorkingSet", "VCpuRates", "Slots", "Harvests",          \
 		"RingEntries", "InvalidEntries", "BitmapPages", "RingFull", "Resets", "LateSyncs", \

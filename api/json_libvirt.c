@@ -29,6 +29,7 @@ static struct json_object *libvirt_object(const struct dt_vm *vm)
 void dt_json_vm_add_libvirt(struct json_object *o, const struct dt_vm *vm)
 {
 	json_object_object_add(o, "source", json_object_new_string(dt_vm_source_name(vm)));
+	json_object_object_add(o, "fidelity", json_object_new_string(dt_vm_fidelity_name(vm)));
 	json_object_object_add(o, "libvirt_domain",
 			       vm->libvirt_domain[0] ? json_object_new_string(vm->libvirt_domain)
 						     : NULL);

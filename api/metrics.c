@@ -145,6 +145,12 @@ int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len)
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
 		fprintf(f, "dirtytrackd_vm_source_info{vm=\"%u\",source=\"%s\"} 1\n", vm->id,
 			dt_vm_source_name(vm));
+	head(f, "vm_fidelity_info", "gauge",
+	     "Which writers a VM's figures cover: exact (every write), exact-vcpu-writes (not the "
+	     "VMM's own device-emulation or vhost writes), sampled (libvirt's calc); the value is 1.");
+	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
+		fprintf(f, "dirtytrackd_vm_fidelity_info{vm=\"%u\",fidelity=\"%s\"} 1\n", vm->id,
+			dt_vm_fidelity_name(vm));
 	head(f, "vm_libvirt_dirty_rate_bytes_per_second", "gauge",
 	     "libvirt's dirty rate of a VM observed through libvirt (QEMU's calc, whole MiB/s).");
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)

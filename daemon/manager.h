@@ -162,6 +162,13 @@ void dt_vm_observe(struct dt_vm *vm, const struct dt_lv_sample *s);
 /* "protocol" or "libvirt-<calc mode>" */
 const char *dt_vm_source_name(const struct dt_vm *vm);
 /*
+ * Which writers the figures cover: "exact" (every write, the VMM's own
+ * included), "exact-vcpu-writes" (HELLO cap VCPU_WRITES_ONLY: the VMM's
+ * device emulation and vhost writes are not in them), "sampled" (observed
+ * through libvirt's calc).
+ */
+const char *dt_vm_fidelity_name(const struct dt_vm *vm);
+/*
  * A VM saved in the state directory: identity from h and epoch_us, its
  * statistics read from f (dt_stats_load's errors). Listed detached.
  */

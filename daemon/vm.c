@@ -334,6 +334,13 @@ void dt_vm_observe(struct dt_vm *vm, const struct dt_lv_sample *s)
 	dt_manager_notify(vm->m, vm, renamed ? DT_CHANGE_STATE : DT_CHANGE_EPOCH);
 }
 
+const char *dt_vm_fidelity_name(const struct dt_vm *vm)
+{
+	if (vm->state == DT_VM_OBSERVED)
+		return "sampled";
+	return (vm->caps & DT_CAP_VCPU_WRITES_ONLY) ? "exact-vcpu-writes" : "exact";
+}
+
 const char *dt_vm_source_name(const struct dt_vm *vm)
 {
 	static const char *const names[_DT_LV_CALC_MODE_MAX] = {

@@ -28,9 +28,10 @@ for s in dirtytrackd_build_info dirtytrackd_vm_info dirtytrackd_vm_dirtied_pages
 done
 grep -qF 'name="m \"quoted\"\\vm"' "$TMP/m1" || fail "label value not escaped: $(grep vm_info "$TMP/m1")"
 grep -q 'vm_info{vm="'$BM'",name="bm",uuid="[0-9a-f-]*",vmm="dtsim",mode="bitmap"} 1' "$TMP/m1" || fail "info metric of bm"
+grep -qF 'dirtytrackd_vm_fidelity_info{vm="'$BM'",fidelity="exact"} 1' "$TMP/m1" || fail "fidelity of bm (dtsim: every writer)"
 # bounded labels: only these label names appear
 labels=$(grep -v '^#' "$TMP/m1" | grep -o '[a-z_]*="' | sort -u | tr -d '="' | tr '\n' ' ')
-[ "$labels" = "le microhttpd mode name protocol source state uuid version vm vmm window_seconds " ] ||
+[ "$labels" = "fidelity le microhttpd mode name protocol source state uuid version vm vmm window_seconds " ] ||
 	fail "unexpected label names: $labels"
 # counters move
 v1=$(awk -v id="$BM" '$0 ~ "^dirtytrackd_vm_harvests_total\\{vm=\"" id "\"\\}"{print $2}' "$TMP/m1")
