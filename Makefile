@@ -154,8 +154,9 @@ DT_DOCS := README.md $(wildcard docs/*.md docs/*.json)
 # The daemon searches $(SYSCONFDIR)/dirtytrackd first.
 $(BUILD)/obj/daemon/config.o: ALL_CFLAGS += -DDT_SYSCONFDIR='"$(SYSCONFDIR)"'
 
-install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT)
+install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT) $(DTQEMU)
 	install -D -m 0755 $(BUILD)/dirtytrackd $(DESTDIR)$(SBINDIR)/dirtytrackd
+	install -D -m 0644 $(DTQEMU) $(DESTDIR)$(LIBDIR)/dirtytrackd/libdtqemu.so
 	install -D -m 0755 $(BUILD)/dirtytrackctl $(DESTDIR)$(BINDIR)/dirtytrackctl
 	install -D -m 0644 $(LIBDT) $(DESTDIR)$(LIBDIR)/libdirtytrack.a
 	install -D -m 0644 proto/libdirtytrack.h $(DESTDIR)$(INCLUDEDIR)/libdirtytrack.h
@@ -184,6 +185,7 @@ install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT)
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/dirtytrackd $(DESTDIR)$(BINDIR)/dirtytrackctl \
 		$(DESTDIR)$(LIBDIR)/libdirtytrack.a $(DESTDIR)$(INCLUDEDIR)/libdirtytrack.h \
+		$(DESTDIR)$(LIBDIR)/dirtytrackd/libdtqemu.so \
 		$(DESTDIR)$(INCLUDEDIR)/dt_proto.h \
 		$(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(DT_UNITS)) \
 		$(DESTDIR)$(SYSUSERSDIR)/dirtytrackd.conf $(DESTDIR)$(TMPFILESDIR)/dirtytrackd.conf \
@@ -196,12 +198,16 @@ uninstall:
 	@# The configuration goes only if it is still the shipped one.
 	if cmp -s config/dirtytrackd.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf; then \
 		rm -f $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf; fi
+	-rmdir $(DESTDIR)$(LIBDIR)/dirtytrackd 2>/dev/null
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf.d $(DESTDIR)$(SYSCONFDIR)/dirtytrackd 2>/dev/null
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks $(DESTDIR)$(SYSCONFDIR)/libvirt 2>/dev/null
 
 # --- dependencies, tests, demo, bench ----------------------------------------
+# deps installs what the tests need too; make demo only what it needs.
+# The build runs in a sub-make: this make's pkg-config flags were read
+# before deps could install pkg-config and the -dev packages.
 deps:
-	$(Q)tools/deps.sh
+	$(Q)tools/deps.sh test
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all
@@ -209,7 +215,9 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)BUILD=$(BUILD)/asan FUZZ_BUILD=$(BUILD)/fuzz tests/run.sh
 
-demo: deps all
+demo:
+	$(Q)tools/deps.sh demo
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh $(BUILD)
 
 bench: all $(BENCH_BINS)

@@ -1,13 +1,32 @@
 #!/bin/sh
-# Install the Debian packages dirtytrackd needs to build, test and run its
-# demo. Does nothing when they are all present.
+# Install the Debian packages dirtytrackd needs. Does nothing when they are
+# all present.
+#   tools/deps.sh demo   what `make demo` needs: the build, and QEMU when
+#                        /dev/kvm is there (the demo's stock QEMU guest)
+#   tools/deps.sh test   all of that, and what `make check` uses (clang for
+#                        the fuzzers, dbus, systemd-container, libvirt,
+#                        Prometheus's promtool, ...)
 set -eu
-pkgs="build-essential pkg-config clang libclang-rt-14-dev
+what=${1:-test}
+build="build-essential pkg-config
 libsystemd-dev libmicrohttpd-dev libjson-c-dev libinih-dev libroaring-dev libcurl4-openssl-dev
-curl jq python3 valgrind iproute2 util-linux dbus systemd libglib2.0-bin
+libvirt-dev"
+qemu="qemu-system-x86"
+test="clang libclang-rt-14-dev curl jq python3 valgrind iproute2 util-linux dbus systemd libglib2.0-bin
 prometheus wrk chromium python3-pil openssl
 systemd-container libdbus-1-dev
-libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86"
+libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients $qemu"
+case $what in
+demo)
+	pkgs=$build
+	[ -c /dev/kvm ] && pkgs="$pkgs $qemu"
+	;;
+test) pkgs="$build $test" ;;
+*)
+	echo "usage: $0 demo|test" >&2
+	exit 2
+	;;
+esac
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
