@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dtqemu.h"
@@ -32,8 +33,18 @@ static int op_sync_bitmap(void *userdata)
 	struct dtq *q = userdata;
 	int r;
 
+	struct timespec t0, t1;
+
 	pthread_mutex_lock(&q->lock);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = dtq_harvest_all_locked(q);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	q->syncs++;
+	q->sync_ns += (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t1.tv_nsec -
+		      (uint64_t)t0.tv_nsec;
+	for (unsigned i = 0; i < DTQ_SLOTS_MAX; i++)
+		if (q->slots[i].used && q->slots[i].decl)
+			q->sync_slot_pages += q->slots[i].pages;
 	pthread_mutex_unlock(&q->lock);
 	return r;
 }
@@ -233,6 +244,13 @@ static bool agent_session(struct dtq *q)
 	}
 	if (r < 0)
 		dtq_log("connection to %s ended: %s", q->cfg.socket, strerror(-r));
+	pthread_mutex_lock(&q->lock);
+	if (q->syncs)
+		dtq_log("harvest: %llu syncs, %.1f us each, %.1f us per GiB of tracked memory, "
+			"%llu pages taken", (unsigned long long)q->syncs, q->sync_ns / 1e3 / q->syncs,
+			q->sync_slot_pages ? q->sync_ns / 1e3 / (q->sync_slot_pages / 262144.0) : 0.0,
+			(unsigned long long)q->harvested_pages);
+	pthread_mutex_unlock(&q->lock);
 out:
 	dt_client_free(c);
 	agent_forget_daemon(q);

@@ -71,6 +71,7 @@ struct dtq {
 	unsigned ndying;
 	uint64_t lost_removals; /* dying overflowed: the daemon missed a slot's last bits */
 	uint64_t harvests, harvested_pages;
+	uint64_t syncs, sync_ns, sync_slot_pages; /* the daemon's SYNC_BITMAPs: count, time, pages walked */
 	bool changed; /* slots changed since the agent last looked */
 	int wake_fd; /* eventfd: wakes the agent */
 	bool agent_started;
