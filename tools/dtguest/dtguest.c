@@ -114,50 +114,66 @@ struct job {
 };
 static struct job job;
 
-static inline u32 xs_next(u32 *x)
+/* The random stream: a 32-bit LCG (x = x * 1664525 + 1013904223), a value in
+ * [0, n) taken from its high bits as (x * n) >> 32. Two instructions each:
+ * this KVM emulates every ring-0 instruction, so the loop's length is the
+ * write rate. */
+static inline u32 lcg(u32 *x)
 {
-	u32 v = *x;
-
-	v ^= v << 13;
-	v ^= v >> 17;
-	v ^= v << 5;
-	*x = v;
-	return v;
+	*x = *x * 1664525u + 1013904223u;
+	return *x;
+}
+static inline u32 below(u32 x, u32 n)
+{
+	return (u32)(((u64)x * n) >> 32);
 }
 
-static inline u32 next_page(struct job *j)
-{
-	u32 i, u;
-
-	switch (j->pattern) {
-	case DTG_PAT_SEQUENTIAL:
-		i = j->cursor;
-		j->cursor = i + 1 == j->wss ? 0 : i + 1;
-		return j->base + i;
-	case DTG_PAT_RANDOM:
-		return j->base + xs_next(&j->x) % j->wss;
-	default: /* HOTCOLD */
-		u = xs_next(&j->x);
-		if (u % 100 < j->hot)
-			return j->base + xs_next(&j->x) % j->wss;
-		return xs_next(&j->x) % test_pages;
-	}
-}
-
-static inline void stamp(u32 idx)
+static inline void stamp(u32 idx, u64 s)
 {
 	volatile u32 *p = (volatile u32 *)(DTG_TEST_GPA + idx * DTG_PAGE);
-	u64 s = ++seq;
 
 	p[0] = DTG_PAGE_MAGIC;
 	p[1] = idx;
 	p[2] = (u32)s;
 	p[3] = (u32)(s >> 32);
-	p[DTG_TAIL_OFF / 4] = ~(u32)s;
-	p[DTG_TAIL_OFF / 4 + 1] = ~(u32)(s >> 32);
-	p[DTG_TAIL_OFF / 4 + 2] = idx;
-	p[DTG_TAIL_OFF / 4 + 3] = DTG_TAIL_MAGIC;
 	ledger[idx] = s;
+}
+
+/* n page writes of the job's pattern, as few instructions per page as C allows. */
+static void write_pages(struct job *j, u32 n)
+{
+	u64 s = seq;
+	u32 x = j->x, base = j->base, wss = j->wss;
+
+	switch (j->pattern) {
+	case DTG_PAT_SEQUENTIAL: {
+		u32 c = j->cursor;
+
+		while (n--) {
+			stamp(base + c, ++s);
+			if (++c == wss)
+				c = 0;
+		}
+		j->cursor = c;
+		break;
+	}
+	case DTG_PAT_RANDOM:
+		while (n--)
+			stamp(base + below(lcg(&x), wss), ++s);
+		break;
+	default: { /* HOTCOLD */
+		u32 hot = j->hot, all = test_pages;
+
+		while (n--) {
+			u32 u = below(lcg(&x), 100);
+
+			stamp(u < hot ? base + below(lcg(&x), wss) : below(lcg(&x), all), ++s);
+		}
+		break;
+	}
+	}
+	j->x = x;
+	seq = s;
 }
 
 static void status_progress(void)
@@ -198,9 +214,7 @@ static void verify(void)
 			continue;
 		checked++;
 		p = (const volatile u32 *)(DTG_TEST_GPA + i * DTG_PAGE);
-		if (p[0] != DTG_PAGE_MAGIC || p[1] != i || p[2] != (u32)l || p[3] != (u32)(l >> 32) ||
-		    p[DTG_TAIL_OFF / 4] != ~(u32)l || p[DTG_TAIL_OFF / 4 + 1] != ~(u32)(l >> 32) ||
-		    p[DTG_TAIL_OFF / 4 + 2] != i || p[DTG_TAIL_OFF / 4 + 3] != DTG_TAIL_MAGIC) {
+		if (p[0] != DTG_PAGE_MAGIC || p[1] != i || p[2] != (u32)l || p[3] != (u32)(l >> 32)) {
 			if (first == DTG_NONE)
 				first = i;
 			last = i;
@@ -232,9 +246,7 @@ static void start(struct job *j)
 		result = 2;
 	if (j->cmd > DTG_CMD_VERIFY)
 		result = 1;
-	j->x = j->seed * 0x9E3779B1u + 0x7F4A7C15u;
-	if (!j->x)
-		j->x = 1;
+	j->x = j->seed;
 	j->cursor = j->wss ? j->seed % j->wss : 0;
 	j->done = 0;
 	j->since_exit = 0;
@@ -304,7 +316,6 @@ static void step(struct job *j)
 		if (now - j->deadline > j->backlog)
 			j->deadline = now - j->backlog; /* stalled (paused VM): no burst */
 		for (; k < n && j->deadline <= now; k++) {
-			stamp(next_page(j));
 			j->deadline += j->q;
 			j->acc += j->r;
 			if (j->acc >= j->rate) {
@@ -312,9 +323,9 @@ static void step(struct job *j)
 				j->deadline++;
 			}
 		}
+		write_pages(j, k);
 	} else {
-		for (; k < n; k++)
-			stamp(next_page(j));
+		write_pages(j, k = n);
 	}
 	j->done += k;
 	pages_written += k;
@@ -374,6 +385,17 @@ static void setup_interrupts(void)
 	outb(0xa1, 0x03);
 	outb(0x21, 0xfe);
 	outb(0xa1, 0xff);
+	/* The 8259 reaches the CPU through the local APIC's LINT0 in ExtINT mode
+	 * ("virtual wire"). SeaBIOS sets that up, qboot does not: do it here.
+	 * APIC software-enable (SVR bit 8, spurious vector 0xff), LINT0 ExtINT,
+	 * LINT1 NMI. */
+	{
+		volatile u32 *apic = (volatile u32 *)0xfee00000u;
+
+		apic[0xf0 / 4] = 0x1ff;
+		apic[0x350 / 4] = 0x700;
+		apic[0x360 / 4] = 0x400;
+	}
 	/* PIT channel 0, mode 2, 1193182 / 1193 = 1000.15 Hz. */
 	outb(0x43, 0x34);
 	outb(0x40, 1193 & 0xff);

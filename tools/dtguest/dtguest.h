@@ -22,8 +22,8 @@
  * stack, data) and is not part of any exactness check.
  *
  * Every page write stamps, at offset 0: u32 DTG_PAGE_MAGIC, u32 test-page
- * index, u64 sequence number; and at offset 4080: u64 ~sequence, u32 index,
- * u32 DTG_TAIL_MAGIC. Sequence numbers start at 1 and grow by one per page
+ * index, u64 sequence number (16 bytes; the rest of the page is left as it
+ * is), and sets the page's ledger entry to that sequence. Sequence numbers start at 1 and grow by one per page
  * write, so "the pages written in a phase" are exactly the test pages whose
  * stamp is in (status.seq before, status.seq after].
  */
@@ -40,8 +40,6 @@
 #define DTG_MB_MAGIC 0x4d475444u   /* "DTGM" (informative; the guest ignores it) */
 #define DTG_ST_MAGIC 0x53475444u   /* "DTGS" */
 #define DTG_PAGE_MAGIC 0x50475444u /* "DTGP" */
-#define DTG_TAIL_MAGIC 0x54475444u /* "DTGT" */
-#define DTG_TAIL_OFF 4080u
 #define DTG_VERSION 1u
 #define DTG_NONE 0xffffffffu
 
@@ -61,13 +59,12 @@ enum { DTG_CMD_IDLE = 0, DTG_CMD_WRITE = 1, DTG_CMD_RUN = 2, DTG_CMD_VERIFY = 3 
 
 /* Patterns; W = wss (0 or too large: every test page from base), N = test pages.
  *   SEQUENTIAL  write i goes to base + (seed + i) mod W
- *   RANDOM      base + (x mod W), x from the xorshift32 stream below
- *   HOTCOLD     u = next(): if u mod 100 < hot: base + next() mod W (the hot
- *               working set), else next() mod N (anywhere in the region)
- * xorshift32: state = seed * 0x9E3779B1 + 0x7F4A7C15 (mod 2^32), 1 if that
- * is 0; next(): x ^= x << 13; x ^= x >> 17; x ^= x << 5; return x.
- * RUN keeps its stream/cursor going across batches; every command restarts
- * it from its own seed. */
+ *   RANDOM      base + below(next(), W)
+ *   HOTCOLD     u = below(next(), 100): if u < hot: base + below(next(), W)
+ *               (the hot working set), else below(next(), N) (anywhere)
+ * next(): x = x * 1664525 + 1013904223 (mod 2^32), x starting at seed;
+ * below(x, n) = (x * n) >> 32 (64-bit product). Every command restarts the
+ * stream/cursor from its own seed; RUN keeps it going across batches. */
 enum { DTG_PAT_SEQUENTIAL = 0, DTG_PAT_RANDOM = 1, DTG_PAT_HOTCOLD = 2 };
 
 /* Status states. */
