@@ -61,6 +61,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 all: $(PROGS)
 tests: all $(UNIT_BINS) $(BUILD)/bench/bench_plan
+include tools/dtguest/dtguest.mk
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

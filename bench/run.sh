@@ -18,4 +18,5 @@ run() {
 run "$BUILD/bench/bench_harvest"
 run "$BUILD/bench/bench_stats"
 run "$here/bench-kvm.sh" "$BUILD"
+run "$here/bench-qemu.sh" "$BUILD"
 exit $rc
