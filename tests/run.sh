@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Run every test: unit programs (build/.../tests/test_*), integration scripts
 # (tests/integration/*.sh) and a short bounded fuzz run. Exit status 77 means
-# skipped (the test says why). Tests named kvm-* need a usable /dev/kvm.
+# skipped (the test says why). Tests named kvm-* need a usable /dev/kvm;
+# qemu-* need Debian's qemu-system-x86_64 with /dev/kvm too.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 FUZZ_BUILD=${FUZZ_BUILD:-build/fuzz}
 export BUILD FUZZ_BUILD
-pass=0 fail=0 skip=0 kvm_ran=0 kvm_skipped=0
+pass=0 fail=0 skip=0 kvm_ran=0 kvm_skipped=0 qemu_ran=0 qemu_skipped=0
 failed=()
 logdir=$(mktemp -d /tmp/dirtytrack-tests.XXXXXX)
 
@@ -25,11 +26,13 @@ run() { # name kind command...
 	0)
 		pass=$((pass + 1))
 		[ "$kind" = kvm ] && kvm_ran=$((kvm_ran + 1))
+		[ "$kind" = qemu ] && qemu_ran=$((qemu_ran + 1))
 		printf 'PASS  %-40s %6ss\n' "$name" "$secs"
 		;;
 	77)
 		skip=$((skip + 1))
 		[ "$kind" = kvm ] && kvm_skipped=$((kvm_skipped + 1))
+		[ "$kind" = qemu ] && qemu_skipped=$((qemu_skipped + 1))
 		printf 'SKIP  %-40s %s\n' "$name" "$(grep -m1 -i 'skip' "$log" | cut -c1-120)"
 		;;
 	*)
@@ -49,7 +52,7 @@ for t in tests/integration/*.sh; do
 	[ -f "$t" ] || continue
 	name=$(basename "$t" .sh)
 	kind=integration
-	case $name in kvm-*) kind=kvm ;; esac
+	case $name in kvm-*) kind=kvm ;; qemu-*) kind=qemu ;; esac
 	run "integration/$name" "$kind" bash "$t"
 done
 for f in "$FUZZ_BUILD"/fuzz_*; do
@@ -65,6 +68,8 @@ done
 echo
 if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then kvm_state="usable"; else kvm_state="not usable"; fi
 echo "real-KVM tests: $kvm_ran ran, $kvm_skipped skipped (/dev/kvm $kvm_state)"
+command -v qemu-system-x86_64 >/dev/null && qemu_state="$(qemu-system-x86_64 --version | head -1)" || qemu_state="no qemu-system-x86_64"
+echo "real-QEMU tests: $qemu_ran ran, $qemu_skipped skipped ($qemu_state)"
 [ ${#failed[@]} -gt 0 ] && echo "failed: ${failed[*]}"
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ] && rm -rf "$logdir"

@@ -467,7 +467,7 @@ class Qemu:
     def argv(self):
         mb = self.size >> 20
         a = [self.qemu, "-accel", self.accel, "-machine", f"{self.machine},memory-backend=ram",
-             "-cpu", "host,-arch-capabilities" if self.accel == "kvm" else "max",
+             "-cpu", "host,-arch-capabilities" if self.accel.split(",")[0] == "kvm" else "max",
              "-nodefaults", "-display", "none", "-no-user-config",
              "-m", f"{mb}M", "-smp", str(self.smp),
              "-object", f"memory-backend-file,id=ram,size={mb}M,mem-path={self.mem_file},share=on",
