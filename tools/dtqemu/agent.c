@@ -199,8 +199,14 @@ static bool agent_session(struct dtq *q)
 	if (h.vcpus == 0)
 		h.vcpus = 1;
 	r = dt_client_connect(q->cfg.socket, &agent_ops, q, &c);
-	if (r < 0)
-		return false; /* no daemon (yet): quietly try again later */
+	if (r < 0) {
+		/* No daemon (yet): try again later; say so once per cause. */
+		if (r != q->last_connect_error)
+			dtq_log("cannot connect to %s: %s (retrying)", q->cfg.socket, strerror(-r));
+		q->last_connect_error = r;
+		return false;
+	}
+	q->last_connect_error = 0;
 	dt_client_set_timeout(c, REQUEST_TIMEOUT_MS);
 	r = dt_client_hello(c, &h, NULL);
 	if (r < 0) {

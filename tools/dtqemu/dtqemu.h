@@ -75,6 +75,7 @@ struct dtq {
 	bool changed; /* slots changed since the agent last looked */
 	int wake_fd; /* eventfd: wakes the agent */
 	bool agent_started;
+	int last_connect_error; /* agent only: the last connect failure logged */
 	struct dtq_config cfg;
 };
 
