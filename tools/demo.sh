@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: run dirtytrackd in the foreground with a configuration under
-# build/, attach two VMs with different write patterns, and show their dirty
+# build/, attach two VMs with different write patterns (and a stock QEMU
+# guest where QEMU and /dev/kvm are usable), and show their dirty
 # rates and working-set curves live for DEMO_SECONDS (30) or until Ctrl-C.
 set -euo pipefail
 BUILD=${1:-build}
@@ -49,6 +50,25 @@ pids+=($!)
 	--truth "$DIR/batch-etl.truth.json" 2>"$DIR/batch-etl.log" &
 pids+=($!)
 
+# A stock QEMU (Debian's, unmodified) tracked exactly through libdtqemu.so,
+# running the project's bare-metal guest, when QEMU and /dev/kvm are usable.
+vms=(web-frontend batch-etl)
+if command -v qemu-system-x86_64 >/dev/null && [ -f "$BUILD/dtguest.elf" ] && [ -f "$BUILD/libdtqemu.so" ] &&
+	[ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+	bios=()
+	[ -f /usr/share/qemu/qboot.rom ] && bios=(-bios /usr/share/qemu/qboot.rom)
+	LD_PRELOAD="$PWD/$BUILD/libdtqemu.so" DIRTYTRACK_SOCKET="$PWD/$RUN/attach.sock" \
+		qemu-system-x86_64 -accel kvm -machine q35 -cpu host,-arch-capabilities -m 256M \
+		-nodefaults -no-user-config -display none "${bios[@]}" -kernel "$BUILD/dtguest.elf" \
+		-append "rate=20000 pattern=hotcold wss=8000 hot=90" -name guest=stock-qemu \
+		-uuid 5b0e7d8a-1c2f-4e3d-9a4b-6c7d8e9f0a1b >"$DIR/stock-qemu.log" 2>&1 &
+	pids+=($!)
+	vms+=(stock-qemu)
+	echo "demo: and a stock QEMU ($(qemu-system-x86_64 --version | head -1)) under libdtqemu.so: stock-qemu"
+else
+	echo "demo: no stock QEMU guest (needs qemu-system-x86_64, /dev/kvm and build/dtguest.elf)"
+fi
+
 CTL=("$BUILD/dirtytrackctl" --socket "$RUN/api.sock")
 end=$((SECONDS + SECONDS_TOTAL))
 while [ $SECONDS -lt $end ]; do
@@ -57,7 +77,7 @@ while [ $SECONDS -lt $end ]; do
 	echo "dirtytrackd demo: $((end - SECONDS)) s left (Ctrl-C to stop); API: curl --unix-socket $RUN/api.sock http://localhost/v1/vms"
 	echo
 	"${CTL[@]}" list || true
-	for vm in web-frontend batch-etl; do
+	for vm in "${vms[@]}"; do
 		echo
 		echo "$vm: working-set curve"
 		"${CTL[@]}" wss "$vm" || true
