@@ -27,8 +27,16 @@ struct dt_conn {
 	bool allowed;
 	struct dt_vm *vm; /* after WELCOME */
 	uint32_t seq;
-	bool busy; /* inside on_conn_io: freeing is deferred to its end */
-	bool closing;
+	/*
+	 * A lost connection is an event, not a side effect: whatever finds it
+	 * broken (a failed send, EOF, a protocol error, an unanswered request)
+	 * marks it dead with a reason, and the drop (detach of its VM, close,
+	 * free) runs from this defer source, after the work at hand. Until
+	 * then the connection and its VM stay whole; sends on it fail.
+	 */
+	sd_event_source *reap;
+	bool dead;
+	char dead_reason[DT_REASON_MAX];
 };
 
 static bool cred_allowed(const struct dt_config *c, const struct ucred *cred)
@@ -44,22 +52,35 @@ static bool cred_allowed(const struct dt_config *c, const struct ucred *cred)
 	return false;
 }
 
+bool dt_conn_alive(const struct dt_conn *c)
+{
+	return c && !c->dead;
+}
+
+void dt_conn_fail(struct dt_conn *c, const char *reason)
+{
+	if (!c || c->dead)
+		return; /* the first reason is the one that counts */
+	c->dead = true;
+	snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", reason);
+	/* Nothing more is read from it; the drop runs after the work at hand. */
+	sd_event_source_set_enabled(c->source, SD_EVENT_OFF);
+	sd_event_source_set_enabled(c->reap, SD_EVENT_ONESHOT);
+}
+
 int dt_conn_send(struct dt_conn *c, uint16_t type, const void *payload, uint32_t *ret_seq)
 {
-	uint32_t seq = ++c->seq;
+	uint32_t seq;
 	int r;
 
-	if (c->closing)
+	if (!dt_conn_alive(c))
 		return -ENOTCONN;
+	seq = ++c->seq;
 	r = dt_msg_send(c->fd, type, seq, payload, NULL, 0);
-
 	if (r < 0) {
 		/* A VMM that does not read its socket is not harvestable either. */
-		if (c->vm)
-			dt_vm_detach(c->vm, r == -EAGAIN ? "VMM does not read its socket"
-							 : "cannot write to the VMM");
-		else
-			dt_conn_close(c);
+		dt_conn_fail(c, r == -EAGAIN ? "VMM does not read its socket"
+					     : "cannot write to the VMM");
 		return r;
 	}
 	if (ret_seq)
@@ -86,17 +107,16 @@ static void reply_error(struct dt_conn *c, uint16_t type, int error, const struc
 static void conn_free(struct dt_conn *c)
 {
 	sd_event_source_disable_unref(c->source);
+	sd_event_source_disable_unref(c->reap);
 	close(c->fd);
 	free(c);
 }
 
-void dt_conn_close(struct dt_conn *c)
+/* The one place a connection goes away: unlink, detach its VM, free. */
+static void conn_drop(struct dt_conn *c)
 {
 	struct dt_manager *m = c->m;
 
-	if (c->closing)
-		return;
-	c->closing = true;
 	for (struct dt_conn **p = &m->conns; *p; p = &(*p)->next)
 		if (*p == c) {
 			*p = c->next;
@@ -105,13 +125,26 @@ void dt_conn_close(struct dt_conn *c)
 		}
 	if (c->vm) {
 		struct dt_vm *vm = c->vm;
+
 		c->vm = NULL;
 		if (vm->conn == c)
-			dt_vm_detach(vm, "VMM connection closed");
+			dt_vm_detach(vm, c->dead_reason);
 	}
-	sd_event_source_set_enabled(c->source, SD_EVENT_OFF);
-	if (!c->busy)
-		conn_free(c);
+	conn_free(c);
+}
+
+static int on_conn_reap(sd_event_source *s, void *userdata)
+{
+	conn_drop(userdata);
+	return 0;
+}
+
+void dt_conn_close(struct dt_conn *c, const char *reason)
+{
+	if (!c)
+		return;
+	dt_conn_fail(c, reason);
+	conn_drop(c);
 }
 
 static int hello_check(struct dt_manager *m, const struct dt_msg_hello *h, char *reason,
@@ -165,6 +198,8 @@ static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 		dt_vm_free(vm);
 		vm = NULL;
 	}
+	if (vm && vm->state == DT_VM_ATTACHED && !dt_conn_alive(vm->conn))
+		dt_conn_close(vm->conn, "VMM connection lost"); /* its drop was pending */
 	if (vm && vm->state == DT_VM_ATTACHED) {
 		snprintf(reason, sizeof(reason), "a VM with this uuid is attached (vm %u)", vm->id);
 		r = -EEXIST;
@@ -214,7 +249,7 @@ static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 refuse:
 	dt_log(LOG_NOTICE, "attach refused for pid %d: %s", c->cred.pid, reason);
 	reply_error(c, DT_MSG_REFUSE, r, &msg->hdr, reason);
-	dt_conn_close(c);
+	dt_conn_fail(c, reason);
 }
 
 static int on_add_slot(struct dt_conn *c, const struct dt_msg *msg, char *reason, size_t len)
@@ -283,7 +318,7 @@ static int on_add_bitmap(struct dt_conn *c, struct dt_msg *msg, char *reason, si
 					     reason);
 }
 
-/* May close c (c->closing is then set). */
+/* May mark c dead (dt_conn_fail): it is dropped after this wakeup. */
 static void handle(struct dt_conn *c, struct dt_msg *msg)
 {
 	char reason[DT_REASON_MAX] = "";
@@ -293,7 +328,7 @@ static void handle(struct dt_conn *c, struct dt_msg *msg)
 	if (msg->hdr.type == DT_MSG_HELLO) {
 		if (vm) {
 			reply_error(c, DT_MSG_ERROR, EPROTO, &msg->hdr, "HELLO after WELCOME");
-			dt_conn_close(c);
+			dt_conn_fail(c, "protocol error: HELLO after WELCOME");
 			return;
 		}
 		on_hello(c, msg);
@@ -301,7 +336,7 @@ static void handle(struct dt_conn *c, struct dt_msg *msg)
 	}
 	if (!vm) {
 		reply_error(c, DT_MSG_ERROR, EPROTO, &msg->hdr, "the first message must be HELLO");
-		dt_conn_close(c);
+		dt_conn_fail(c, "protocol error: the first message must be HELLO");
 		return;
 	}
 
@@ -347,7 +382,7 @@ static void handle(struct dt_conn *c, struct dt_msg *msg)
 		if (vm->collector.ops->consume)
 			vm->collector.ops->consume(&vm->collector);
 		reply_ack(c, &msg->hdr);
-		dt_vm_detach(vm, "VMM detached"); /* closes c */
+		dt_conn_fail(c, "VMM detached");
 		return;
 	default:
 		r = -EPROTO;
@@ -383,7 +418,7 @@ static const char *recv_error_reason(int r)
 
 static void conn_read(struct dt_conn *c)
 {
-	for (int i = 0; i < DT_MSGS_PER_WAKEUP && !c->closing; i++) {
+	for (int i = 0; i < DT_MSGS_PER_WAKEUP && !c->dead; i++) {
 		struct dt_msg msg;
 		int r;
 
@@ -395,10 +430,7 @@ static void conn_read(struct dt_conn *c)
 		if (r == -EAGAIN || r == -EINTR)
 			return;
 		if (r == 0) {
-			if (c->vm)
-				dt_vm_detach(c->vm, "VMM closed the connection");
-			else
-				dt_conn_close(c);
+			dt_conn_fail(c, "VMM closed the connection");
 			return;
 		}
 		if (r == -EOPNOTSUPP) {
@@ -408,18 +440,13 @@ static void conn_read(struct dt_conn *c)
 		}
 		if (r < 0) {
 			const char *why = recv_error_reason(r);
-			struct dt_vm *vm = c->vm;
+			char reason[DT_REASON_MAX];
 
 			reply_error(c, DT_MSG_ERROR, r, &msg.hdr, why);
 			dt_log(LOG_NOTICE, "attach connection of pid %d dropped: %s", c->cred.pid,
 			       why);
-			if (vm && vm->conn == c) {
-				char reason[DT_REASON_MAX];
-				snprintf(reason, sizeof(reason), "protocol error: %s", why);
-				dt_vm_detach(vm, reason);
-			} else {
-				dt_conn_close(c);
-			}
+			snprintf(reason, sizeof(reason), "protocol error: %s", why);
+			dt_conn_fail(c, reason);
 			return;
 		}
 		handle(c, &msg);
@@ -429,13 +456,7 @@ static void conn_read(struct dt_conn *c)
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	struct dt_conn *c = userdata;
-
-	c->busy = true;
-	conn_read(c);
-	c->busy = false;
-	if (c->closing)
-		conn_free(c);
+	conn_read(userdata);
 	return 0;
 }
 
@@ -469,13 +490,20 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	}
 	c->allowed = cred_allowed(&m->config, &c->cred);
 	r = sd_event_add_io(m->event, &c->source, cfd, EPOLLIN, on_conn_io, c);
+	if (r >= 0)
+		r = sd_event_add_defer(m->event, &c->reap, on_conn_reap, c);
 	if (r < 0) {
-		close(cfd);
-		free(c);
+		conn_free(c);
 		return 0;
 	}
 	/* VMM messages (RING_FULL, SYNC_DONE, ...) are part of the harvest. */
 	sd_event_source_set_priority(c->source, SD_EVENT_PRIORITY_IMPORTANT);
+	/*
+	 * A drop goes before any other work: a VMM that reconnects at once
+	 * finds its VM detached, not still attached to the dead connection.
+	 */
+	sd_event_source_set_priority(c->reap, SD_EVENT_PRIORITY_IMPORTANT - 1);
+	sd_event_source_set_enabled(c->reap, SD_EVENT_OFF);
 	c->next = m->conns;
 	m->conns = c;
 	m->nconns++;

@@ -42,7 +42,7 @@ struct dt_manager *dt_manager_free(struct dt_manager *m)
 	while (m->vms)
 		dt_vm_free(m->vms);
 	while (m->conns)
-		dt_conn_close(m->conns);
+		dt_conn_close(m->conns, "daemon stopping");
 	m->api = dt_api_free(m->api);
 	sd_event_source_disable_unref(m->attach_source);
 	if (m->attach_fd >= 0)
@@ -252,7 +252,7 @@ void dt_manager_stop(struct dt_manager *m)
 			continue;
 		struct dt_msg_detach d = { .reason = DT_DETACH_SHUTDOWN };
 		dt_conn_send(vm->conn, DT_MSG_DETACH, &d, NULL);
-		dt_vm_detach(vm, "daemon stopping");
+		dt_conn_close(vm->conn, "daemon stopping");
 	}
 	dt_state_save_all(m);
 }

@@ -168,7 +168,11 @@ const char *dt_vm_source_name(const struct dt_vm *vm);
 int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us, FILE *f,
 		  struct dt_vm **ret);
 int dt_vm_attach(struct dt_vm *vm, struct dt_conn *c, const struct ucred *cred);
-/* The VMM went away (or was dropped): final harvest, keep figures. */
+/*
+ * The VMM went away (or was dropped): final harvest, last epoch, keep the
+ * figures. Called only by the connection's drop (attach.c); to drop a VMM,
+ * dt_conn_fail() its connection.
+ */
 void dt_vm_detach(struct dt_vm *vm, const char *reason);
 /* Messages that drive the harvest */
 void dt_vm_ring_full(struct dt_vm *vm, uint32_t vcpu);
@@ -197,6 +201,19 @@ void dt_libvirt_stop(struct dt_manager *m);
 
 /* Attach connections (attach.c) */
 int dt_attach_listen(struct dt_manager *m, int fd);
-void dt_conn_close(struct dt_conn *c);
-/* Send a request to the VMM; -errno if the connection is gone or stuck. */
+/*
+ * Send a message to the VMM: -ENOTCONN on a dead (or NULL) connection. A
+ * failed send marks the connection dead (dt_conn_fail); it never frees or
+ * detaches anything, so the caller's VM and connection stay valid.
+ */
 int dt_conn_send(struct dt_conn *c, uint16_t type, const void *payload, uint32_t *ret_seq);
+/* false once the connection is marked dead (or c is NULL). */
+bool dt_conn_alive(const struct dt_conn *c);
+/*
+ * Mark a connection dead with a reason (the first one is kept): nothing
+ * more is read from it or sent on it, and a deferred event detaches its VM
+ * (dt_vm_detach, with that reason) and frees it after the work at hand.
+ */
+void dt_conn_fail(struct dt_conn *c, const char *reason);
+/* Drop a connection now (daemon stop, VM removal): never from its own callbacks. */
+void dt_conn_close(struct dt_conn *c, const char *reason);

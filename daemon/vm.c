@@ -101,8 +101,6 @@ static void vm_request_reset(struct dt_vm *vm)
 	struct dt_msg_request req = { .epoch = dt_stats_epochs(vm->stats) };
 	int r;
 
-	if (!vm->conn)
-		return;
 	if (vm->reset_pending) {
 		/* One outstanding at a time; another follows its completion. */
 		vm->reset_wanted = true;
@@ -110,7 +108,7 @@ static void vm_request_reset(struct dt_vm *vm)
 	}
 	r = dt_conn_send(vm->conn, DT_MSG_RESET_RINGS, &req, &vm->reset_seq);
 	if (r < 0)
-		return; /* the connection is being dropped */
+		return; /* the connection is dead: its drop detaches the VM */
 	vm->reset_pending = true;
 	vm->reset_wanted = false;
 	vm->reset_sent_us = dt_now_us();
@@ -132,7 +130,7 @@ static int on_sync_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct dt_vm *vm = userdata;
 
-	if (!vm->sync_pending)
+	if (!vm->sync_pending || !dt_conn_alive(vm->conn))
 		return 0;
 	vm->counters.late_syncs++;
 	vm->counters.harvest_errors++;
@@ -154,19 +152,28 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 	sd_event_source_set_time(s, vm->next_tick);
 	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 
+	/*
+	 * A dead connection's drop is pending and closes the last epoch with
+	 * the final harvest (dt_vm_detach): the tick leaves the epoch to it,
+	 * here and wherever a send below fails.
+	 */
+	if (!dt_conn_alive(vm->conn))
+		return 0;
 	/* A busy host can starve a VMM for a while: that is not death. */
 	uint64_t patience = DT_MAX(DT_UNANSWERED_EPOCHS * vm->epoch_us, DT_UNANSWERED_MIN_US);
 	if (vm->reset_pending && now - vm->reset_sent_us > patience) {
-		dt_vm_detach(vm, "VMM did not answer RESET_RINGS for 10 epochs and 10 s");
+		dt_conn_fail(vm->conn, "VMM did not answer RESET_RINGS for 10 epochs and 10 s");
 		return 0;
 	}
 	if (vm->late_in_a_row >= DT_UNANSWERED_EPOCHS &&
 	    (uint64_t)vm->late_in_a_row * vm->epoch_us >= DT_UNANSWERED_MIN_US) {
-		dt_vm_detach(vm, "VMM did not answer SYNC_BITMAP for 10 epochs and 10 s");
+		dt_conn_fail(vm->conn, "VMM did not answer SYNC_BITMAP for 10 epochs and 10 s");
 		return 0;
 	}
 
-	vm_harvest_rings(vm);
+	vm_harvest_rings(vm); /* may send RESET_RINGS */
+	if (!dt_conn_alive(vm->conn))
+		return 0;
 	if (!vm->collector.ops->consume) {
 		vm_close_epoch(vm);
 		return 0;
@@ -175,10 +182,8 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 		vm_close_epoch(vm);
 	struct dt_msg_request req = { .epoch = dt_stats_epochs(vm->stats) };
 	r = dt_conn_send(vm->conn, DT_MSG_SYNC_BITMAP, &req, &vm->sync_seq);
-	if (r < 0) {
-		vm_close_epoch(vm);
+	if (r < 0)
 		return 0;
-	}
 	vm->sync_pending = true;
 	/* Most of an epoch: a busy VMM's sync still lands in its own epoch. */
 	sd_event_source_set_time(vm->sync_deadline, now + vm->epoch_us * 9 / 10);
@@ -362,7 +367,7 @@ void dt_vm_free(struct dt_vm *vm)
 		return;
 	m = vm->m;
 	if (vm->conn)
-		dt_vm_detach(vm, "VM removed");
+		dt_conn_close(vm->conn, "VM removed"); /* detaches it */
 	for (struct dt_vm **p = &m->vms; *p; p = &(*p)->next)
 		if (*p == vm) {
 			dt_manager_notify(m, vm, DT_CHANGE_REMOVED);
@@ -405,8 +410,6 @@ int dt_vm_attach(struct dt_vm *vm, struct dt_conn *c, const struct ucred *cred)
 
 void dt_vm_detach(struct dt_vm *vm, const char *reason)
 {
-	struct dt_conn *c = vm->conn;
-
 	if (vm->state == DT_VM_DETACHED)
 		return;
 	vm->detached_pages = dt_slots_active_pages(&vm->collector.slots);
@@ -423,6 +426,4 @@ void dt_vm_detach(struct dt_vm *vm, const char *reason)
 	vm->conn = NULL;
 	dt_log(LOG_INFO, "vm %u (%s): detached: %s", vm->id, vm->name, reason);
 	dt_manager_notify(vm->m, vm, DT_CHANGE_STATE);
-	if (c)
-		dt_conn_close(c);
 }
