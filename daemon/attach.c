@@ -172,13 +172,38 @@ static int hello_check(struct dt_manager *m, const struct dt_msg_hello *h, char 
 	return 0;
 }
 
+static bool may_take_over(const struct dt_config *c, uid_t uid)
+{
+	for (unsigned i = 0; i < c->n_takeover_uids; i++)
+		if (c->takeover_uids[i] == uid)
+			return true;
+	return false;
+}
+
+/* What differs between a VM and a HELLO with its uuid, or "" if nothing. */
+static void geometry_diff(const struct dt_vm *vm, const struct dt_msg_hello *h, char *buf,
+			  size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = 0;
+	if (vm->vcpus != h->vcpus)
+		n += (size_t)snprintf(buf + n, len - n, "%u vCPUs, not %u", h->vcpus, vm->vcpus);
+	if (n < len && vm->page_size != h->page_size)
+		n += (size_t)snprintf(buf + n, len - n, "%spage %u, not %u", n ? "; " : "",
+				      h->page_size, vm->page_size);
+	if (n < len && vm->mode != h->mode)
+		snprintf(buf + n, len - n, "%smode %s, not %s", n ? "; " : "",
+			 dt_mode_name(h->mode), dt_mode_name(vm->mode));
+}
+
 static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 {
 	struct dt_manager *m = c->m;
 	const struct dt_msg_hello *h = &msg->u.hello;
 	struct dt_msg_welcome w;
 	struct dt_vm *vm = NULL;
-	char reason[DT_REASON_MAX], libvirt_domain[DT_NAME_MAX] = "";
+	char reason[DT_REASON_MAX], libvirt_domain[DT_NAME_MAX] = "", diff[64];
 	int r;
 
 	if (!c->allowed) {
@@ -198,6 +223,18 @@ static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 		dt_vm_free(vm);
 		vm = NULL;
 	}
+	/*
+	 * A VMM attaches only VMs it owns: uuids are public (the API lists
+	 * them), so a uuid alone takes nothing over. Checked first, so another
+	 * uid learns nothing more about the VM than the API says.
+	 */
+	if (vm && vm->owner_uid != c->cred.uid && !may_take_over(&m->config, c->cred.uid)) {
+		snprintf(reason, sizeof(reason),
+			 "uuid belongs to vm %u of uid %u, not uid %u (see [attach] takeover_users)",
+			 vm->id, vm->owner_uid, c->cred.uid);
+		r = -EPERM;
+		goto refuse;
+	}
 	if (vm && vm->state == DT_VM_ATTACHED && !dt_conn_alive(vm->conn))
 		dt_conn_close(vm->conn, "VMM connection lost"); /* its drop was pending */
 	if (vm && vm->state == DT_VM_ATTACHED) {
@@ -205,10 +242,30 @@ static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 		r = -EEXIST;
 		goto refuse;
 	}
-	if (vm && (vm->page_size != h->page_size || vm->vcpus != h->vcpus ||
-		   vm->mode != h->mode)) {
-		/* Same uuid, different machine: its old figures do not apply. */
-		dt_state_forget(vm);
+	if (vm)
+		geometry_diff(vm, h, diff, sizeof(diff));
+	if (vm && diff[0]) {
+		/*
+		 * Same uuid, another machine: the old figures do not apply to it,
+		 * but they are not thrown away either. The whole history is set
+		 * aside in the state directory; with nowhere to keep it, refuse.
+		 */
+		_cleanup_free_ char *aside = NULL;
+
+		r = m->config.state_dir ? dt_state_set_aside(vm, &aside) : 0;
+		if (r < 0 || !aside) {
+			int n = snprintf(reason, sizeof(reason),
+					 "vm %u has this uuid with other geometry (%s)", vm->id, diff);
+
+			if (r < 0 && n > 0 && (size_t)n < sizeof(reason))
+				snprintf(reason + n, sizeof(reason) - (size_t)n,
+					 ": cannot set its history aside: %s", strerror(-r));
+			r = r < 0 ? r : -EEXIST;
+			goto refuse;
+		}
+		dt_log(LOG_NOTICE, "vm %u (%s): reattached by uid %u as another machine (%s): its "
+				   "history is kept in %s, a new VM starts",
+		       vm->id, vm->name, c->cred.uid, diff, aside);
 		dt_vm_free(vm);
 		vm = NULL;
 	}

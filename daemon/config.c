@@ -108,17 +108,17 @@ static int set_windows(struct dt_config *c, const char *value)
 	return 0;
 }
 
-static int set_ids(const char *value, bool groups, struct dt_config *c)
+/* Comma- or space-separated user (groups: group) names or ids into ids[]. */
+static int set_ids(const char *value, bool groups, uint32_t ids[DT_MAX_ALLOWED_IDS],
+		   unsigned *n_ids)
 {
 	_cleanup_free_ char *copy = strdup(value);
+	uint32_t parsed[DT_MAX_ALLOWED_IDS];
 	char *save = NULL;
+	unsigned n = 0;
 
 	if (!copy)
 		return -ENOMEM;
-	if (groups)
-		c->n_allowed_gids = 0;
-	else
-		c->n_allowed_uids = 0;
 	for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
 		uint64_t id;
 
@@ -135,16 +135,12 @@ static int set_ids(const char *value, bool groups, struct dt_config *c)
 				id = p->pw_uid;
 			}
 		}
-		if (groups) {
-			if (c->n_allowed_gids >= DT_MAX_ALLOWED_IDS)
-				return -E2BIG;
-			c->allowed_gids[c->n_allowed_gids++] = (gid_t)id;
-		} else {
-			if (c->n_allowed_uids >= DT_MAX_ALLOWED_IDS)
-				return -E2BIG;
-			c->allowed_uids[c->n_allowed_uids++] = (uid_t)id;
-		}
+		if (n >= DT_MAX_ALLOWED_IDS)
+			return -E2BIG;
+		parsed[n++] = (uint32_t)id;
 	}
+	memcpy(ids, parsed, n * sizeof(*ids));
+	*n_ids = n;
 	return 0;
 }
 
@@ -185,9 +181,14 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 		r = *value == '/' ? set_string(&c->attach_socket, value) : -EINVAL,
 		what = "must be an absolute path";
 	else if (IS("attach", "allowed_users"))
-		r = set_ids(value, false, c), what = "unknown user or too many";
+		r = set_ids(value, false, c->allowed_uids, &c->n_allowed_uids),
+		what = "unknown user or too many";
 	else if (IS("attach", "allowed_groups"))
-		r = set_ids(value, true, c), what = "unknown group or too many";
+		r = set_ids(value, true, c->allowed_gids, &c->n_allowed_gids),
+		what = "unknown group or too many";
+	else if (IS("attach", "takeover_users"))
+		r = set_ids(value, false, c->takeover_uids, &c->n_takeover_uids),
+		what = "unknown user or too many";
 	else if (IS("attach", "max_vms"))
 		r = set_u32(&c->max_vms, value, 1, 65536), what = "must be 1..65536";
 	else if (IS("attach", "max_vcpus"))
@@ -647,6 +648,7 @@ static const struct key_info keys[] = {
 	STR("attach.socket", attach_socket, true),
 	ARR("attach.allowed_users", allowed_uids, n_allowed_uids, false),
 	ARR("attach.allowed_groups", allowed_gids, n_allowed_gids, false),
+	ARR("attach.takeover_users", takeover_uids, n_takeover_uids, false),
 	RAW("attach.max_vms", max_vms, false),
 	RAW("attach.max_vcpus", max_vcpus, false),
 	RAW("attach.max_slots", max_slots, false),

@@ -46,6 +46,9 @@ struct dt_config {
 	unsigned n_allowed_uids;
 	gid_t allowed_gids[DT_MAX_ALLOWED_IDS];
 	unsigned n_allowed_gids;
+	/* may reattach a VM whose owner (the uid that attached it first) is another */
+	uid_t takeover_uids[DT_MAX_ALLOWED_IDS];
+	unsigned n_takeover_uids;
 };
 
 #define DT_EPOCH_MIN_US 100000ull /* 100 ms */

@@ -75,6 +75,11 @@ struct dt_vm {
 	uint64_t detached_pages; /* memory declared when it detached */
 	pid_t pid; /* VMM's pid from SO_PEERCRED */
 	uid_t uid;
+	/*
+	 * The uid whose VMM attached it first (kept in its state file): only
+	 * that uid, or one of [attach] takeover_users, may reattach it.
+	 */
+	uid_t owner_uid;
 	struct dt_conn *conn; /* NULL when detached */
 	struct dt_collector collector;
 	struct dt_stats *stats;
@@ -165,8 +170,8 @@ const char *dt_vm_source_name(const struct dt_vm *vm);
  * A VM saved in the state directory: identity from h and epoch_us, its
  * statistics read from f (dt_stats_load's errors). Listed detached.
  */
-int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us, FILE *f,
-		  struct dt_vm **ret);
+int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us,
+		  uid_t owner_uid, FILE *f, struct dt_vm **ret);
 int dt_vm_attach(struct dt_vm *vm, struct dt_conn *c, const struct ucred *cred);
 /*
  * The VMM went away (or was dropped): final harvest, last epoch, keep the
@@ -194,6 +199,13 @@ void dt_state_restore(struct dt_manager *m);
 void dt_state_save_all(struct dt_manager *m);
 void dt_state_epoch_closed(struct dt_vm *vm);
 void dt_state_forget(struct dt_vm *vm);
+/*
+ * A VM about to be replaced by another machine with its uuid: write its
+ * whole history to <uuid>.state.replaced (one is kept; never restored) and
+ * clear its live files. *ret_path: that file, or NULL when nothing is saved
+ * (no state directory, no uuid). Nothing is removed on failure.
+ */
+int dt_state_set_aside(struct dt_vm *vm, char **ret_path);
 
 /* libvirt collector glue (libvirt.c): start with [libvirt] uri set, stop before freeing VMs. */
 int dt_libvirt_start(struct dt_manager *m);

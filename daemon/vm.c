@@ -239,7 +239,8 @@ static unsigned page_shift_of(uint32_t page_size)
 
 /* observed: a VM seen through libvirt (no collector, no history saved). */
 static int vm_create(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us,
-		     FILE *f, const struct dt_lv_sample *observed, struct dt_vm **ret)
+		     uid_t owner_uid, FILE *f, const struct dt_lv_sample *observed,
+		     struct dt_vm **ret)
 {
 	struct dt_stats_config sc;
 	struct dt_vm *vm;
@@ -256,6 +257,7 @@ static int vm_create(struct dt_manager *m, const struct dt_msg_hello *h, uint64_
 	vm->page_size = h->page_size;
 	vm->page_shift = page_shift_of(h->page_size);
 	vm->vcpus = h->vcpus;
+	vm->owner_uid = owner_uid;
 	vm->mode = h->mode;
 	vm->caps = h->caps;
 	vm->epoch_us = epoch_us;
@@ -310,7 +312,7 @@ fail:
 int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct ucred *cred,
 	      struct dt_vm **ret)
 {
-	return vm_create(m, h, m->config.epoch_us, NULL, NULL, ret);
+	return vm_create(m, h, m->config.epoch_us, cred->uid, NULL, NULL, ret);
 }
 
 int dt_vm_new_observed(struct dt_manager *m, const struct dt_lv_sample *s, struct dt_vm **ret)
@@ -323,7 +325,7 @@ int dt_vm_new_observed(struct dt_manager *m, const struct dt_lv_sample *s, struc
 
 	memcpy(h.uuid, s->uuid, sizeof(h.uuid));
 	snprintf(h.name, sizeof(h.name), "%s", s->name);
-	return vm_create(m, &h, m->config.epoch_us, NULL, s, ret);
+	return vm_create(m, &h, m->config.epoch_us, 0, NULL, s, ret);
 }
 
 void dt_vm_observe(struct dt_vm *vm, const struct dt_lv_sample *s)
@@ -353,10 +355,10 @@ const char *dt_vm_source_name(const struct dt_vm *vm)
 							    : "libvirt";
 }
 
-int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us, FILE *f,
-		  struct dt_vm **ret)
+int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us,
+		  uid_t owner_uid, FILE *f, struct dt_vm **ret)
 {
-	return vm_create(m, h, epoch_us, f, NULL, ret);
+	return vm_create(m, h, epoch_us, owner_uid, f, NULL, ret);
 }
 
 void dt_vm_free(struct dt_vm *vm)
