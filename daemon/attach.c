@@ -39,17 +39,50 @@ struct dt_conn {
 	char dead_reason[DT_REASON_MAX];
 };
 
-static bool cred_allowed(const struct dt_config *c, const struct ucred *cred)
+static bool gid_allowed(const struct dt_config *c, gid_t gid)
 {
+	for (unsigned i = 0; i < c->n_allowed_gids; i++)
+		if (c->allowed_gids[i] == gid)
+			return true;
+	return false;
+}
+
+/*
+ * The peer's supplementary groups (SO_PEERGROUPS, as of its connect) count
+ * like its primary one: membership in an allowed group is what the socket's
+ * own mode (0660, group dirtytrack) grants too. Returns true or false; a
+ * kernel without SO_PEERGROUPS leaves the primary group only.
+ */
+static bool cred_allowed(const struct dt_config *c, int fd, const struct ucred *cred)
+{
+	gid_t small[64], *groups = small;
+	socklen_t len = sizeof(small);
+	bool ok = false;
+
 	if (cred->uid == 0 || cred->uid == geteuid())
 		return true;
 	for (unsigned i = 0; i < c->n_allowed_uids; i++)
 		if (c->allowed_uids[i] == cred->uid)
 			return true;
-	for (unsigned i = 0; i < c->n_allowed_gids; i++)
-		if (c->allowed_gids[i] == cred->gid)
-			return true;
-	return false;
+	if (gid_allowed(c, cred->gid))
+		return true;
+	if (c->n_allowed_gids == 0)
+		return false;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+		/* ERANGE: len is the size needed (at most NGROUPS_MAX gids). */
+		if (errno != ERANGE || len == 0 || len > 65536 * sizeof(gid_t))
+			return false;
+		groups = malloc(len);
+		if (!groups || getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+			free(groups);
+			return false;
+		}
+	}
+	for (size_t i = 0; i < len / sizeof(gid_t) && !ok; i++)
+		ok = gid_allowed(c, groups[i]);
+	if (groups != small)
+		free(groups);
+	return ok;
 }
 
 bool dt_conn_alive(const struct dt_conn *c)
@@ -207,7 +240,8 @@ static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 	int r;
 
 	if (!c->allowed) {
-		snprintf(reason, sizeof(reason), "uid %u gid %u may not attach (see [attach] allowed_users)",
+		snprintf(reason, sizeof(reason),
+			 "uid %u (gid %u) may not attach (see [attach] allowed_users, allowed_groups)",
 			 c->cred.uid, c->cred.gid);
 		r = -EPERM;
 		goto refuse;
@@ -545,7 +579,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		free(c);
 		return 0;
 	}
-	c->allowed = cred_allowed(&m->config, &c->cred);
+	c->allowed = cred_allowed(&m->config, cfd, &c->cred);
 	r = sd_event_add_io(m->event, &c->source, cfd, EPOLLIN, on_conn_io, c);
 	if (r >= 0)
 		r = sd_event_add_defer(m->event, &c->reap, on_conn_reap, c);

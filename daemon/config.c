@@ -12,8 +12,13 @@
 #include "config.h"
 #include "dt_util.h"
 
+/* The group of the shipped attach socket (units/dirtytrackd.socket, sysusers). */
+#define DT_DEFAULT_GROUP "dirtytrack"
+
 void dt_config_init(struct dt_config *c)
 {
+	struct group *g;
+
 	*c = (struct dt_config){
 		.runtime_dir = strdup("/run/dirtytrackd"),
 		.state_dir = strdup("/var/lib/dirtytrackd"),
@@ -41,6 +46,12 @@ void dt_config_init(struct dt_config *c)
 		.libvirt_interval_us = 10ull * 1000000,
 		.libvirt_calc_seconds = 1,
 	};
+	/* Members of the socket's group may attach, as its mode says, if it exists. */
+	g = getgrnam(DT_DEFAULT_GROUP);
+	if (g) {
+		c->allowed_gids[0] = g->gr_gid;
+		c->n_allowed_gids = 1;
+	}
 }
 
 void dt_config_done(struct dt_config *c)
