@@ -17,6 +17,7 @@
 #include "manager.h"
 
 #define DT_MSGS_PER_WAKEUP 64 /* fairness between VMMs */
+#define DT_ACCEPT_RETRY_US 250000 /* out of fds: try accept() again this often */
 
 struct dt_conn {
 	struct dt_conn *next;
@@ -37,7 +38,33 @@ struct dt_conn {
 	sd_event_source *reap;
 	bool dead;
 	char dead_reason[DT_REASON_MAX];
+	/* Until WELCOME: counted in m->nhandshakes, dropped at the timeout. */
+	bool handshaking;
+	sd_event_source *handshake_timer;
 };
+
+/*
+ * Accept while neither the fds nor the handshake slots are exhausted. Off,
+ * new VMMs wait in the listen backlog: nothing spins and nothing is lost.
+ */
+static void accept_update(struct dt_manager *m)
+{
+	bool on = !m->accept_starved && m->nhandshakes < m->config.max_handshakes;
+
+	if (m->attach_source)
+		sd_event_source_set_enabled(m->attach_source, on ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+/* The connection is past its handshake (WELCOME) or gone: free its slot. */
+static void handshake_end(struct dt_conn *c)
+{
+	if (!c->handshaking)
+		return;
+	c->handshaking = false;
+	c->m->nhandshakes--;
+	sd_event_source_set_enabled(c->handshake_timer, SD_EVENT_OFF);
+	accept_update(c->m);
+}
 
 static bool gid_allowed(const struct dt_config *c, gid_t gid)
 {
@@ -139,10 +166,19 @@ static void reply_error(struct dt_conn *c, uint16_t type, int error, const struc
 
 static void conn_free(struct dt_conn *c)
 {
+	struct dt_manager *m = c->m;
+
+	handshake_end(c);
 	sd_event_source_disable_unref(c->source);
 	sd_event_source_disable_unref(c->reap);
+	sd_event_source_disable_unref(c->handshake_timer);
 	close(c->fd);
 	free(c);
+	/* An fd is free again: an accept starved of fds may succeed now. */
+	if (m->accept_starved) {
+		m->accept_starved = false;
+		accept_update(m);
+	}
 }
 
 /* The one place a connection goes away: unlink, detach its VM, free. */
@@ -336,6 +372,7 @@ static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 	       vm->vmm, c->cred.pid, vm->vcpus, dt_mode_name(vm->mode),
 	       vm->counters.attaches > 1 ? " (reattached)" : "");
 	dt_conn_send(c, DT_MSG_WELCOME, &w, NULL);
+	handshake_end(c);
 	return;
 refuse:
 	dt_log(LOG_NOTICE, "attach refused for pid %d: %s", c->cred.pid, reason);
@@ -551,6 +588,41 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 	return 0;
 }
 
+static int on_handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct dt_conn *c = userdata;
+
+	dt_log(LOG_NOTICE, "attach connection of pid %d dropped: no HELLO within %llu ms",
+	       c->cred.pid, (unsigned long long)c->m->config.handshake_timeout_us / 1000);
+	dt_conn_fail(c, "no HELLO in time");
+	return 0;
+}
+
+static int on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct dt_manager *m = userdata;
+
+	m->accept_starved = false;
+	accept_update(m);
+	return 0;
+}
+
+/* accept() failed for want of fds or memory: pause, retry on a timer or a freed fd. */
+static void accept_starve(struct dt_manager *m, int error)
+{
+	if (!m->accept_warned)
+		dt_log(LOG_WARNING, "attach: cannot accept connections: %s; paused until an fd "
+				    "is freed (retried every %u ms)",
+		       strerror(error), DT_ACCEPT_RETRY_US / 1000);
+	m->accept_warned = true;
+	m->accept_starved = true;
+	accept_update(m);
+	if (m->accept_retry) {
+		sd_event_source_set_time(m->accept_retry, dt_now_us() + DT_ACCEPT_RETRY_US);
+		sd_event_source_set_enabled(m->accept_retry, SD_EVENT_ONESHOT);
+	}
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct dt_manager *m = userdata;
@@ -559,8 +631,12 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	int cfd, r;
 
 	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (cfd < 0)
-		return 0;
+	if (cfd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			accept_starve(m, errno);
+		return 0; /* EAGAIN, or the peer went (ECONNABORTED, ...) */
+	}
+	m->accept_warned = false;
 	/* Unauthenticated connections are bounded too. */
 	if (m->nconns >= 2 * m->config.max_vms + 16) {
 		dt_log(LOG_WARNING, "attach: too many connections, dropping one");
@@ -570,6 +646,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(cfd);
+		accept_starve(m, ENOMEM);
 		return 0;
 	}
 	c->m = m;
@@ -583,8 +660,14 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	r = sd_event_add_io(m->event, &c->source, cfd, EPOLLIN, on_conn_io, c);
 	if (r >= 0)
 		r = sd_event_add_defer(m->event, &c->reap, on_conn_reap, c);
+	if (r >= 0)
+		r = sd_event_add_time_relative(m->event, &c->handshake_timer, CLOCK_MONOTONIC,
+					       m->config.handshake_timeout_us, 10000,
+					       on_handshake_timeout, c);
 	if (r < 0) {
 		conn_free(c);
+		if (r == -EMFILE || r == -ENFILE || r == -ENOMEM)
+			accept_starve(m, -r);
 		return 0;
 	}
 	/* VMM messages (RING_FULL, SYNC_DONE, ...) are part of the harvest. */
@@ -595,6 +678,9 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	 */
 	sd_event_source_set_priority(c->reap, SD_EVENT_PRIORITY_IMPORTANT - 1);
 	sd_event_source_set_enabled(c->reap, SD_EVENT_OFF);
+	c->handshaking = true;
+	m->nhandshakes++;
+	accept_update(m);
 	c->next = m->conns;
 	m->conns = c;
 	m->nconns++;
@@ -603,6 +689,13 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
 int dt_attach_listen(struct dt_manager *m, int fd)
 {
+	int r;
+
 	m->attach_fd = fd;
+	r = sd_event_add_time(m->event, &m->accept_retry, CLOCK_MONOTONIC, UINT64_MAX, 10000,
+			      on_accept_retry, m);
+	if (r < 0)
+		return r;
+	sd_event_source_set_enabled(m->accept_retry, SD_EVENT_OFF);
 	return sd_event_add_io(m->event, &m->attach_source, fd, EPOLLIN, on_accept, m);
 }

@@ -34,6 +34,8 @@ void dt_config_init(struct dt_config *c)
 		.max_slots = 512,
 		.max_ring_entries = 65536,
 		.max_memory = 16ull << 40,
+		.max_handshakes = 32,
+		.handshake_timeout_us = 10ull * 1000000,
 		.api_max_connections = 64,
 		.api_timeout_us = 10ull * 1000000,
 		.api_socket_mode = 0666,
@@ -213,6 +215,15 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 		what = "must be a power of two from 64 to 1048576";
 	} else if (IS("attach", "max_memory"))
 		r = dt_parse_size(value, &c->max_memory), what = "must be a size such as 1T";
+	else if (IS("attach", "max_handshakes"))
+		r = set_u32(&c->max_handshakes, value, 1, 65536), what = "must be 1..65536";
+	else if (IS("attach", "handshake_timeout")) {
+		r = dt_parse_duration(value, &c->handshake_timeout_us);
+		if (r >= 0 && (c->handshake_timeout_us < 100000 ||
+			       c->handshake_timeout_us > 3600ull * 1000000))
+			r = -ERANGE;
+		what = "must be a duration from 100ms to 1h";
+	}
 	else if (IS("api", "socket"))
 		r = *value == '/' ? set_string(&c->api_socket, value) : -EINVAL,
 		what = "must be an absolute path";
@@ -665,6 +676,8 @@ static const struct key_info keys[] = {
 	RAW("attach.max_slots", max_slots, false),
 	RAW("attach.max_ring_entries", max_ring_entries, false),
 	RAW("attach.max_memory", max_memory, false),
+	RAW("attach.max_handshakes", max_handshakes, false),
+	RAW("attach.handshake_timeout", handshake_timeout_us, false),
 	STR("api.socket", api_socket, true),
 	STR("api.tcp", api_tcp, true),
 	RAW("api.max_connections", api_max_connections, true),

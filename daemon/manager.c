@@ -45,6 +45,7 @@ struct dt_manager *dt_manager_free(struct dt_manager *m)
 		dt_conn_close(m->conns, "daemon stopping");
 	m->api = dt_api_free(m->api);
 	sd_event_source_disable_unref(m->attach_source);
+	sd_event_source_disable_unref(m->accept_retry);
 	if (m->attach_fd >= 0)
 		close(m->attach_fd);
 	sd_event_unref(m->event);

@@ -133,6 +133,10 @@ struct dt_manager {
 	unsigned nconns;
 	int attach_fd;
 	sd_event_source *attach_source;
+	unsigned nhandshakes; /* connections without WELCOME (counted against max_handshakes) */
+	bool accept_starved; /* accept failed for want of fds: paused until one is freed */
+	bool accept_warned; /* that was logged (once until an accept succeeds) */
+	sd_event_source *accept_retry; /* re-tries a starved accept */
 	struct dt_api *api;
 	struct dt_bus *bus; /* NULL: D-Bus off or unreachable */
 	uint64_t generation; /* bumped when a VM is added, removed or changes */
