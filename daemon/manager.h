@@ -108,7 +108,7 @@ struct dt_vm {
 /* What changed, for the API front ends (long-poll, D-Bus signals, ...). */
 enum dt_change {
 	DT_CHANGE_ADDED, /* a new VM is in the registry */
-	DT_CHANGE_REMOVED, /* about to be freed */
+	DT_CHANGE_REMOVED, /* out of the registry (m->vms, m->nvms), about to be freed */
 	DT_CHANGE_STATE, /* attached, detached, slots or identity changed */
 	DT_CHANGE_EPOCH, /* an epoch closed: new figures */
 	_DT_CHANGE_MAX,

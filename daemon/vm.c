@@ -372,9 +372,10 @@ void dt_vm_free(struct dt_vm *vm)
 		dt_conn_close(vm->conn, "VM removed"); /* detaches it */
 	for (struct dt_vm **p = &m->vms; *p; p = &(*p)->next)
 		if (*p == vm) {
-			dt_manager_notify(m, vm, DT_CHANGE_REMOVED);
 			*p = vm->next;
 			m->nvms--;
+			/* After the unlink: observers see the registry without it. */
+			dt_manager_notify(m, vm, DT_CHANGE_REMOVED);
 			break;
 		}
 	sd_event_source_disable_unref(vm->tick);
