@@ -57,6 +57,8 @@ struct json_object *dt_json_vm_summary(const struct dt_vm *vm)
 	add(o, "name", json_object_new_string(vm->name));
 	add(o, "uuid", dt_uuid_is_null(vm->uuid) ? NULL : json_object_new_string(uuid));
 	add(o, "vmm", json_object_new_string(vm->vmm));
+	if (vm->state != DT_VM_OBSERVED)
+		add(o, "owner_uid", u64(vm->owner_uid));
 	add(o, "state", json_object_new_string(dt_vm_state_name(vm->state)));
 	add(o, "mode", json_object_new_string(vm->collector.ops->name));
 	add(o, "page_size", u64(vm->page_size));

@@ -19,17 +19,19 @@ int dt_bitmap_map(int fd, uint64_t offset, const struct dt_slot *slot, struct dt
 		  char reason[DT_REASON_LEN])
 {
 	uint64_t bytes = dt_bitmap_bytes(slot->pages);
-	long page = sysconf(_SC_PAGESIZE);
+	size_t granule = dt_fd_map_granule(fd), map_len;
 	struct dt_bitmap *b;
 	void *map;
 	int r;
 
-	if (offset % (uint64_t)page) {
-		snprintf(reason, DT_REASON_LEN, "bitmap offset %llu is not page aligned",
-			 (unsigned long long)offset);
+	if (offset % granule) {
+		snprintf(reason, DT_REASON_LEN,
+			 "bitmap offset %llu is not aligned to the fd's %zu-byte pages",
+			 (unsigned long long)offset, granule);
 		return -EINVAL;
 	}
-	if (offset > UINT64_MAX - bytes) {
+	/* mmap takes a signed off_t: offset + bytes must not wrap it either. */
+	if (bytes > (uint64_t)INT64_MAX || offset > (uint64_t)INT64_MAX - bytes) {
 		snprintf(reason, DT_REASON_LEN, "bitmap offset %llu overflows",
 			 (unsigned long long)offset);
 		return -EINVAL;
@@ -38,7 +40,8 @@ int dt_bitmap_map(int fd, uint64_t offset, const struct dt_slot *slot, struct dt
 				 reason);
 	if (r < 0)
 		return r;
-	map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
+	map_len = dt_map_length(bytes, granule);
+	map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
 	if (map == MAP_FAILED) {
 		r = -errno;
 		snprintf(reason, DT_REASON_LEN, "cannot map bitmap: %s", strerror(errno));
@@ -46,12 +49,12 @@ int dt_bitmap_map(int fd, uint64_t offset, const struct dt_slot *slot, struct dt
 	}
 	b = calloc(1, sizeof(*b));
 	if (!b) {
-		munmap(map, bytes);
+		munmap(map, map_len);
 		snprintf(reason, DT_REASON_LEN, "out of memory");
 		return -ENOMEM;
 	}
 	b->map = map;
-	b->map_len = bytes;
+	b->map_len = map_len;
 	b->words = map;
 	b->nwords = bytes / 8;
 	b->pages = slot->pages;

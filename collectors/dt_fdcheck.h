@@ -24,3 +24,18 @@ int dt_fd_check_mappable(int fd, uint64_t len, unsigned accept, char reason[DT_R
  * a SIGBUS later on the harvest path (a vCPU fd mapped past its ring).
  */
 int dt_map_probe(const void *addr, size_t len);
+
+/*
+ * The unit fd's mappings come in: the page size, or for a hugetlbfs file (a
+ * MFD_HUGETLB memfd) its huge page size. The kernel rounds such a mapping's
+ * length up to it and munmap() of a shorter length fails (EINVAL), so a
+ * mapping is made and unmapped with the rounded length, at an offset aligned
+ * to it.
+ */
+size_t dt_fd_map_granule(int fd);
+
+/* len rounded up to the granule (a power of two). */
+static inline size_t dt_map_length(uint64_t len, size_t granule)
+{
+	return (size_t)((len + granule - 1) & ~((uint64_t)granule - 1));
+}

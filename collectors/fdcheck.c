@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "dt_fdcheck.h"
@@ -55,6 +56,22 @@ int dt_fd_check_mappable(int fd, uint64_t len, unsigned accept, char reason[DT_R
 		return -EINVAL;
 	}
 	return 0;
+}
+
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
+
+size_t dt_fd_map_granule(int fd)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) == 0 && (unsigned long)sf.f_type == HUGETLBFS_MAGIC &&
+	    sf.f_bsize > 0 && (size_t)sf.f_bsize > page &&
+	    ((size_t)sf.f_bsize & ((size_t)sf.f_bsize - 1)) == 0)
+		return (size_t)sf.f_bsize;
+	return page;
 }
 
 int dt_map_probe(const void *addr, size_t len)

@@ -23,7 +23,7 @@ int dt_ring_map(int fd, uint64_t offset, uint32_t entries, uint32_t fetch_index,
 		struct dt_ring **ret, char reason[DT_REASON_LEN])
 {
 	uint64_t len = (uint64_t)entries * sizeof(struct dt_ring_entry);
-	long page = sysconf(_SC_PAGESIZE);
+	size_t granule, map_len;
 	struct dt_ring *r;
 	void *map;
 	int r_;
@@ -32,15 +32,23 @@ int dt_ring_map(int fd, uint64_t offset, uint32_t entries, uint32_t fetch_index,
 		snprintf(reason, DT_REASON_LEN, "ring entries %u is not a power of two", entries);
 		return -EINVAL;
 	}
-	if (offset % (uint64_t)page) {
-		snprintf(reason, DT_REASON_LEN, "ring offset %llu is not page aligned",
+	granule = dt_fd_map_granule(fd);
+	if (offset % granule) {
+		snprintf(reason, DT_REASON_LEN, "ring offset %llu is not aligned to the fd's %zu-byte pages",
+			 (unsigned long long)offset, granule);
+		return -EINVAL;
+	}
+	/* mmap takes a signed off_t: offset + len must not wrap it either. */
+	if (offset > (uint64_t)INT64_MAX - len) {
+		snprintf(reason, DT_REASON_LEN, "ring offset %llu overflows",
 			 (unsigned long long)offset);
 		return -EINVAL;
 	}
 	r_ = dt_fd_check_mappable(fd, offset + len, DT_FD_KVM_VCPU | DT_FD_MEMFD_NO_SHRINK, reason);
 	if (r_ < 0)
 		return r_;
-	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
+	map_len = dt_map_length(len, granule);
+	map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
 	if (map == MAP_FAILED) {
 		r_ = -errno;
 		snprintf(reason, DT_REASON_LEN, "cannot map ring of vCPU %u: %s", vcpu,
@@ -49,7 +57,7 @@ int dt_ring_map(int fd, uint64_t offset, uint32_t entries, uint32_t fetch_index,
 	}
 	r_ = dt_map_probe(map, len);
 	if (r_ < 0) {
-		munmap(map, len);
+		munmap(map, map_len);
 		snprintf(reason, DT_REASON_LEN,
 			 "ring of vCPU %u: %u entries at offset %llu are not all backed by the fd",
 			 vcpu, entries, (unsigned long long)offset);
@@ -57,12 +65,12 @@ int dt_ring_map(int fd, uint64_t offset, uint32_t entries, uint32_t fetch_index,
 	}
 	r = calloc(1, sizeof(*r));
 	if (!r) {
-		munmap(map, len);
+		munmap(map, map_len);
 		snprintf(reason, DT_REASON_LEN, "out of memory");
 		return -ENOMEM;
 	}
 	r->map = map;
-	r->map_len = len;
+	r->map_len = map_len;
 	r->entries = map;
 	r->size = entries;
 	r->fetch = fetch_index;

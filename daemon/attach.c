@@ -17,6 +17,7 @@
 #include "manager.h"
 
 #define DT_MSGS_PER_WAKEUP 64 /* fairness between VMMs */
+#define DT_ACCEPT_RETRY_US 250000 /* out of fds: try accept() again this often */
 
 struct dt_conn {
 	struct dt_conn *next;
@@ -27,39 +28,119 @@ struct dt_conn {
 	bool allowed;
 	struct dt_vm *vm; /* after WELCOME */
 	uint32_t seq;
-	bool busy; /* inside on_conn_io: freeing is deferred to its end */
-	bool closing;
+	/*
+	 * A lost connection is an event, not a side effect: whatever finds it
+	 * broken (a failed send, EOF, a protocol error, an unanswered request)
+	 * marks it dead with a reason, and the drop (detach of its VM, close,
+	 * free) runs from this defer source, after the work at hand. Until
+	 * then the connection and its VM stay whole; sends on it fail.
+	 */
+	sd_event_source *reap;
+	bool dead;
+	char dead_reason[DT_REASON_MAX];
+	/* Until WELCOME: counted in m->nhandshakes, dropped at the timeout. */
+	bool handshaking;
+	sd_event_source *handshake_timer;
 };
 
-static bool cred_allowed(const struct dt_config *c, const struct ucred *cred)
+/*
+ * Accept while neither the fds nor the handshake slots are exhausted. Off,
+ * new VMMs wait in the listen backlog: nothing spins and nothing is lost.
+ */
+static void accept_update(struct dt_manager *m)
 {
+	bool on = !m->accept_starved && m->nhandshakes < m->config.max_handshakes;
+
+	if (m->attach_source)
+		sd_event_source_set_enabled(m->attach_source, on ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+/* The connection is past its handshake (WELCOME) or gone: free its slot. */
+static void handshake_end(struct dt_conn *c)
+{
+	if (!c->handshaking)
+		return;
+	c->handshaking = false;
+	c->m->nhandshakes--;
+	sd_event_source_set_enabled(c->handshake_timer, SD_EVENT_OFF);
+	accept_update(c->m);
+}
+
+static bool gid_allowed(const struct dt_config *c, gid_t gid)
+{
+	for (unsigned i = 0; i < c->n_allowed_gids; i++)
+		if (c->allowed_gids[i] == gid)
+			return true;
+	return false;
+}
+
+/*
+ * The peer's supplementary groups (SO_PEERGROUPS, as of its connect) count
+ * like its primary one: membership in an allowed group is what the socket's
+ * own mode (0660, group dirtytrack) grants too. Returns true or false; a
+ * kernel without SO_PEERGROUPS leaves the primary group only.
+ */
+static bool cred_allowed(const struct dt_config *c, int fd, const struct ucred *cred)
+{
+	gid_t small[64], *groups = small;
+	socklen_t len = sizeof(small);
+	bool ok = false;
+
 	if (cred->uid == 0 || cred->uid == geteuid())
 		return true;
 	for (unsigned i = 0; i < c->n_allowed_uids; i++)
 		if (c->allowed_uids[i] == cred->uid)
 			return true;
-	for (unsigned i = 0; i < c->n_allowed_gids; i++)
-		if (c->allowed_gids[i] == cred->gid)
-			return true;
-	return false;
+	if (gid_allowed(c, cred->gid))
+		return true;
+	if (c->n_allowed_gids == 0)
+		return false;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+		/* ERANGE: len is the size needed (at most NGROUPS_MAX gids). */
+		if (errno != ERANGE || len == 0 || len > 65536 * sizeof(gid_t))
+			return false;
+		groups = malloc(len);
+		if (!groups || getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) {
+			free(groups);
+			return false;
+		}
+	}
+	for (size_t i = 0; i < len / sizeof(gid_t) && !ok; i++)
+		ok = gid_allowed(c, groups[i]);
+	if (groups != small)
+		free(groups);
+	return ok;
+}
+
+bool dt_conn_alive(const struct dt_conn *c)
+{
+	return c && !c->dead;
+}
+
+void dt_conn_fail(struct dt_conn *c, const char *reason)
+{
+	if (!c || c->dead)
+		return; /* the first reason is the one that counts */
+	c->dead = true;
+	snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", reason);
+	/* Nothing more is read from it; the drop runs after the work at hand. */
+	sd_event_source_set_enabled(c->source, SD_EVENT_OFF);
+	sd_event_source_set_enabled(c->reap, SD_EVENT_ONESHOT);
 }
 
 int dt_conn_send(struct dt_conn *c, uint16_t type, const void *payload, uint32_t *ret_seq)
 {
-	uint32_t seq = ++c->seq;
+	uint32_t seq;
 	int r;
 
-	if (c->closing)
+	if (!dt_conn_alive(c))
 		return -ENOTCONN;
+	seq = ++c->seq;
 	r = dt_msg_send(c->fd, type, seq, payload, NULL, 0);
-
 	if (r < 0) {
 		/* A VMM that does not read its socket is not harvestable either. */
-		if (c->vm)
-			dt_vm_detach(c->vm, r == -EAGAIN ? "VMM does not read its socket"
-							 : "cannot write to the VMM");
-		else
-			dt_conn_close(c);
+		dt_conn_fail(c, r == -EAGAIN ? "VMM does not read its socket"
+					     : "cannot write to the VMM");
 		return r;
 	}
 	if (ret_seq)
@@ -85,18 +166,26 @@ static void reply_error(struct dt_conn *c, uint16_t type, int error, const struc
 
 static void conn_free(struct dt_conn *c)
 {
+	struct dt_manager *m = c->m;
+
+	handshake_end(c);
 	sd_event_source_disable_unref(c->source);
+	sd_event_source_disable_unref(c->reap);
+	sd_event_source_disable_unref(c->handshake_timer);
 	close(c->fd);
 	free(c);
+	/* An fd is free again: an accept starved of fds may succeed now. */
+	if (m->accept_starved) {
+		m->accept_starved = false;
+		accept_update(m);
+	}
 }
 
-void dt_conn_close(struct dt_conn *c)
+/* The one place a connection goes away: unlink, detach its VM, free. */
+static void conn_drop(struct dt_conn *c)
 {
 	struct dt_manager *m = c->m;
 
-	if (c->closing)
-		return;
-	c->closing = true;
 	for (struct dt_conn **p = &m->conns; *p; p = &(*p)->next)
 		if (*p == c) {
 			*p = c->next;
@@ -105,13 +194,26 @@ void dt_conn_close(struct dt_conn *c)
 		}
 	if (c->vm) {
 		struct dt_vm *vm = c->vm;
+
 		c->vm = NULL;
 		if (vm->conn == c)
-			dt_vm_detach(vm, "VMM connection closed");
+			dt_vm_detach(vm, c->dead_reason);
 	}
-	sd_event_source_set_enabled(c->source, SD_EVENT_OFF);
-	if (!c->busy)
-		conn_free(c);
+	conn_free(c);
+}
+
+static int on_conn_reap(sd_event_source *s, void *userdata)
+{
+	conn_drop(userdata);
+	return 0;
+}
+
+void dt_conn_close(struct dt_conn *c, const char *reason)
+{
+	if (!c)
+		return;
+	dt_conn_fail(c, reason);
+	conn_drop(c);
 }
 
 static int hello_check(struct dt_manager *m, const struct dt_msg_hello *h, char *reason,
@@ -139,17 +241,43 @@ static int hello_check(struct dt_manager *m, const struct dt_msg_hello *h, char 
 	return 0;
 }
 
+static bool may_take_over(const struct dt_config *c, uid_t uid)
+{
+	for (unsigned i = 0; i < c->n_takeover_uids; i++)
+		if (c->takeover_uids[i] == uid)
+			return true;
+	return false;
+}
+
+/* What differs between a VM and a HELLO with its uuid, or "" if nothing. */
+static void geometry_diff(const struct dt_vm *vm, const struct dt_msg_hello *h, char *buf,
+			  size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = 0;
+	if (vm->vcpus != h->vcpus)
+		n += (size_t)snprintf(buf + n, len - n, "%u vCPUs, not %u", h->vcpus, vm->vcpus);
+	if (n < len && vm->page_size != h->page_size)
+		n += (size_t)snprintf(buf + n, len - n, "%spage %u, not %u", n ? "; " : "",
+				      h->page_size, vm->page_size);
+	if (n < len && vm->mode != h->mode)
+		snprintf(buf + n, len - n, "%smode %s, not %s", n ? "; " : "",
+			 dt_mode_name(h->mode), dt_mode_name(vm->mode));
+}
+
 static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 {
 	struct dt_manager *m = c->m;
 	const struct dt_msg_hello *h = &msg->u.hello;
 	struct dt_msg_welcome w;
 	struct dt_vm *vm = NULL;
-	char reason[DT_REASON_MAX], libvirt_domain[DT_NAME_MAX] = "";
+	char reason[DT_REASON_MAX], libvirt_domain[DT_NAME_MAX] = "", diff[64];
 	int r;
 
 	if (!c->allowed) {
-		snprintf(reason, sizeof(reason), "uid %u gid %u may not attach (see [attach] allowed_users)",
+		snprintf(reason, sizeof(reason),
+			 "uid %u (gid %u) may not attach (see [attach] allowed_users, allowed_groups)",
 			 c->cred.uid, c->cred.gid);
 		r = -EPERM;
 		goto refuse;
@@ -165,15 +293,49 @@ static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 		dt_vm_free(vm);
 		vm = NULL;
 	}
+	/*
+	 * A VMM attaches only VMs it owns: uuids are public (the API lists
+	 * them), so a uuid alone takes nothing over. Checked first, so another
+	 * uid learns nothing more about the VM than the API says.
+	 */
+	if (vm && vm->owner_uid != c->cred.uid && !may_take_over(&m->config, c->cred.uid)) {
+		snprintf(reason, sizeof(reason),
+			 "uuid belongs to vm %u of uid %u, not uid %u (see [attach] takeover_users)",
+			 vm->id, vm->owner_uid, c->cred.uid);
+		r = -EPERM;
+		goto refuse;
+	}
+	if (vm && vm->state == DT_VM_ATTACHED && !dt_conn_alive(vm->conn))
+		dt_conn_close(vm->conn, "VMM connection lost"); /* its drop was pending */
 	if (vm && vm->state == DT_VM_ATTACHED) {
 		snprintf(reason, sizeof(reason), "a VM with this uuid is attached (vm %u)", vm->id);
 		r = -EEXIST;
 		goto refuse;
 	}
-	if (vm && (vm->page_size != h->page_size || vm->vcpus != h->vcpus ||
-		   vm->mode != h->mode)) {
-		/* Same uuid, different machine: its old figures do not apply. */
-		dt_state_forget(vm);
+	if (vm)
+		geometry_diff(vm, h, diff, sizeof(diff));
+	if (vm && diff[0]) {
+		/*
+		 * Same uuid, another machine: the old figures do not apply to it,
+		 * but they are not thrown away either. The whole history is set
+		 * aside in the state directory; with nowhere to keep it, refuse.
+		 */
+		_cleanup_free_ char *aside = NULL;
+
+		r = m->config.state_dir ? dt_state_set_aside(vm, &aside) : 0;
+		if (r < 0 || !aside) {
+			int n = snprintf(reason, sizeof(reason),
+					 "vm %u has this uuid with other geometry (%s)", vm->id, diff);
+
+			if (r < 0 && n > 0 && (size_t)n < sizeof(reason))
+				snprintf(reason + n, sizeof(reason) - (size_t)n,
+					 ": cannot set its history aside: %s", strerror(-r));
+			r = r < 0 ? r : -EEXIST;
+			goto refuse;
+		}
+		dt_log(LOG_NOTICE, "vm %u (%s): reattached by uid %u as another machine (%s): its "
+				   "history is kept in %s, a new VM starts",
+		       vm->id, vm->name, c->cred.uid, diff, aside);
 		dt_vm_free(vm);
 		vm = NULL;
 	}
@@ -210,11 +372,12 @@ static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 	       vm->vmm, c->cred.pid, vm->vcpus, dt_mode_name(vm->mode),
 	       vm->counters.attaches > 1 ? " (reattached)" : "");
 	dt_conn_send(c, DT_MSG_WELCOME, &w, NULL);
+	handshake_end(c);
 	return;
 refuse:
 	dt_log(LOG_NOTICE, "attach refused for pid %d: %s", c->cred.pid, reason);
 	reply_error(c, DT_MSG_REFUSE, r, &msg->hdr, reason);
-	dt_conn_close(c);
+	dt_conn_fail(c, reason);
 }
 
 static int on_add_slot(struct dt_conn *c, const struct dt_msg *msg, char *reason, size_t len)
@@ -283,7 +446,7 @@ static int on_add_bitmap(struct dt_conn *c, struct dt_msg *msg, char *reason, si
 					     reason);
 }
 
-/* May close c (c->closing is then set). */
+/* May mark c dead (dt_conn_fail): it is dropped after this wakeup. */
 static void handle(struct dt_conn *c, struct dt_msg *msg)
 {
 	char reason[DT_REASON_MAX] = "";
@@ -293,7 +456,7 @@ static void handle(struct dt_conn *c, struct dt_msg *msg)
 	if (msg->hdr.type == DT_MSG_HELLO) {
 		if (vm) {
 			reply_error(c, DT_MSG_ERROR, EPROTO, &msg->hdr, "HELLO after WELCOME");
-			dt_conn_close(c);
+			dt_conn_fail(c, "protocol error: HELLO after WELCOME");
 			return;
 		}
 		on_hello(c, msg);
@@ -301,7 +464,7 @@ static void handle(struct dt_conn *c, struct dt_msg *msg)
 	}
 	if (!vm) {
 		reply_error(c, DT_MSG_ERROR, EPROTO, &msg->hdr, "the first message must be HELLO");
-		dt_conn_close(c);
+		dt_conn_fail(c, "protocol error: the first message must be HELLO");
 		return;
 	}
 
@@ -347,7 +510,7 @@ static void handle(struct dt_conn *c, struct dt_msg *msg)
 		if (vm->collector.ops->consume)
 			vm->collector.ops->consume(&vm->collector);
 		reply_ack(c, &msg->hdr);
-		dt_vm_detach(vm, "VMM detached"); /* closes c */
+		dt_conn_fail(c, "VMM detached");
 		return;
 	default:
 		r = -EPROTO;
@@ -383,7 +546,7 @@ static const char *recv_error_reason(int r)
 
 static void conn_read(struct dt_conn *c)
 {
-	for (int i = 0; i < DT_MSGS_PER_WAKEUP && !c->closing; i++) {
+	for (int i = 0; i < DT_MSGS_PER_WAKEUP && !c->dead; i++) {
 		struct dt_msg msg;
 		int r;
 
@@ -395,10 +558,7 @@ static void conn_read(struct dt_conn *c)
 		if (r == -EAGAIN || r == -EINTR)
 			return;
 		if (r == 0) {
-			if (c->vm)
-				dt_vm_detach(c->vm, "VMM closed the connection");
-			else
-				dt_conn_close(c);
+			dt_conn_fail(c, "VMM closed the connection");
 			return;
 		}
 		if (r == -EOPNOTSUPP) {
@@ -408,18 +568,13 @@ static void conn_read(struct dt_conn *c)
 		}
 		if (r < 0) {
 			const char *why = recv_error_reason(r);
-			struct dt_vm *vm = c->vm;
+			char reason[DT_REASON_MAX];
 
 			reply_error(c, DT_MSG_ERROR, r, &msg.hdr, why);
 			dt_log(LOG_NOTICE, "attach connection of pid %d dropped: %s", c->cred.pid,
 			       why);
-			if (vm && vm->conn == c) {
-				char reason[DT_REASON_MAX];
-				snprintf(reason, sizeof(reason), "protocol error: %s", why);
-				dt_vm_detach(vm, reason);
-			} else {
-				dt_conn_close(c);
-			}
+			snprintf(reason, sizeof(reason), "protocol error: %s", why);
+			dt_conn_fail(c, reason);
 			return;
 		}
 		handle(c, &msg);
@@ -429,14 +584,43 @@ static void conn_read(struct dt_conn *c)
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
+	conn_read(userdata);
+	return 0;
+}
+
+static int on_handshake_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
 	struct dt_conn *c = userdata;
 
-	c->busy = true;
-	conn_read(c);
-	c->busy = false;
-	if (c->closing)
-		conn_free(c);
+	dt_log(LOG_NOTICE, "attach connection of pid %d dropped: no HELLO within %llu ms",
+	       c->cred.pid, (unsigned long long)c->m->config.handshake_timeout_us / 1000);
+	dt_conn_fail(c, "no HELLO in time");
 	return 0;
+}
+
+static int on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct dt_manager *m = userdata;
+
+	m->accept_starved = false;
+	accept_update(m);
+	return 0;
+}
+
+/* accept() failed for want of fds or memory: pause, retry on a timer or a freed fd. */
+static void accept_starve(struct dt_manager *m, int error)
+{
+	if (!m->accept_warned)
+		dt_log(LOG_WARNING, "attach: cannot accept connections: %s; paused until an fd "
+				    "is freed (retried every %u ms)",
+		       strerror(error), DT_ACCEPT_RETRY_US / 1000);
+	m->accept_warned = true;
+	m->accept_starved = true;
+	accept_update(m);
+	if (m->accept_retry) {
+		sd_event_source_set_time(m->accept_retry, dt_now_us() + DT_ACCEPT_RETRY_US);
+		sd_event_source_set_enabled(m->accept_retry, SD_EVENT_ONESHOT);
+	}
 }
 
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -447,8 +631,12 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	int cfd, r;
 
 	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (cfd < 0)
-		return 0;
+	if (cfd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			accept_starve(m, errno);
+		return 0; /* EAGAIN, or the peer went (ECONNABORTED, ...) */
+	}
+	m->accept_warned = false;
 	/* Unauthenticated connections are bounded too. */
 	if (m->nconns >= 2 * m->config.max_vms + 16) {
 		dt_log(LOG_WARNING, "attach: too many connections, dropping one");
@@ -458,6 +646,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(cfd);
+		accept_starve(m, ENOMEM);
 		return 0;
 	}
 	c->m = m;
@@ -467,15 +656,31 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		free(c);
 		return 0;
 	}
-	c->allowed = cred_allowed(&m->config, &c->cred);
+	c->allowed = cred_allowed(&m->config, cfd, &c->cred);
 	r = sd_event_add_io(m->event, &c->source, cfd, EPOLLIN, on_conn_io, c);
+	if (r >= 0)
+		r = sd_event_add_defer(m->event, &c->reap, on_conn_reap, c);
+	if (r >= 0)
+		r = sd_event_add_time_relative(m->event, &c->handshake_timer, CLOCK_MONOTONIC,
+					       m->config.handshake_timeout_us, 10000,
+					       on_handshake_timeout, c);
 	if (r < 0) {
-		close(cfd);
-		free(c);
+		conn_free(c);
+		if (r == -EMFILE || r == -ENFILE || r == -ENOMEM)
+			accept_starve(m, -r);
 		return 0;
 	}
 	/* VMM messages (RING_FULL, SYNC_DONE, ...) are part of the harvest. */
 	sd_event_source_set_priority(c->source, SD_EVENT_PRIORITY_IMPORTANT);
+	/*
+	 * A drop goes before any other work: a VMM that reconnects at once
+	 * finds its VM detached, not still attached to the dead connection.
+	 */
+	sd_event_source_set_priority(c->reap, SD_EVENT_PRIORITY_IMPORTANT - 1);
+	sd_event_source_set_enabled(c->reap, SD_EVENT_OFF);
+	c->handshaking = true;
+	m->nhandshakes++;
+	accept_update(m);
 	c->next = m->conns;
 	m->conns = c;
 	m->nconns++;
@@ -484,6 +689,13 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
 int dt_attach_listen(struct dt_manager *m, int fd)
 {
+	int r;
+
 	m->attach_fd = fd;
+	r = sd_event_add_time(m->event, &m->accept_retry, CLOCK_MONOTONIC, UINT64_MAX, 10000,
+			      on_accept_retry, m);
+	if (r < 0)
+		return r;
+	sd_event_source_set_enabled(m->accept_retry, SD_EVENT_OFF);
 	return sd_event_add_io(m->event, &m->attach_source, fd, EPOLLIN, on_accept, m);
 }

@@ -12,8 +12,13 @@
 #include "config.h"
 #include "dt_util.h"
 
+/* The group of the shipped attach socket (units/dirtytrackd.socket, sysusers). */
+#define DT_DEFAULT_GROUP "dirtytrack"
+
 void dt_config_init(struct dt_config *c)
 {
+	struct group *g;
+
 	*c = (struct dt_config){
 		.runtime_dir = strdup("/run/dirtytrackd"),
 		.state_dir = strdup("/var/lib/dirtytrackd"),
@@ -29,6 +34,8 @@ void dt_config_init(struct dt_config *c)
 		.max_slots = 512,
 		.max_ring_entries = 65536,
 		.max_memory = 16ull << 40,
+		.max_handshakes = 32,
+		.handshake_timeout_us = 10ull * 1000000,
 		.api_max_connections = 64,
 		.api_timeout_us = 10ull * 1000000,
 		.api_socket_mode = 0666,
@@ -41,6 +48,12 @@ void dt_config_init(struct dt_config *c)
 		.libvirt_interval_us = 10ull * 1000000,
 		.libvirt_calc_seconds = 1,
 	};
+	/* Members of the socket's group may attach, as its mode says, if it exists. */
+	g = getgrnam(DT_DEFAULT_GROUP);
+	if (g) {
+		c->allowed_gids[0] = g->gr_gid;
+		c->n_allowed_gids = 1;
+	}
 }
 
 void dt_config_done(struct dt_config *c)
@@ -108,17 +121,17 @@ static int set_windows(struct dt_config *c, const char *value)
 	return 0;
 }
 
-static int set_ids(const char *value, bool groups, struct dt_config *c)
+/* Comma- or space-separated user (groups: group) names or ids into ids[]. */
+static int set_ids(const char *value, bool groups, uint32_t ids[DT_MAX_ALLOWED_IDS],
+		   unsigned *n_ids)
 {
 	_cleanup_free_ char *copy = strdup(value);
+	uint32_t parsed[DT_MAX_ALLOWED_IDS];
 	char *save = NULL;
+	unsigned n = 0;
 
 	if (!copy)
 		return -ENOMEM;
-	if (groups)
-		c->n_allowed_gids = 0;
-	else
-		c->n_allowed_uids = 0;
 	for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
 		uint64_t id;
 
@@ -135,16 +148,12 @@ static int set_ids(const char *value, bool groups, struct dt_config *c)
 				id = p->pw_uid;
 			}
 		}
-		if (groups) {
-			if (c->n_allowed_gids >= DT_MAX_ALLOWED_IDS)
-				return -E2BIG;
-			c->allowed_gids[c->n_allowed_gids++] = (gid_t)id;
-		} else {
-			if (c->n_allowed_uids >= DT_MAX_ALLOWED_IDS)
-				return -E2BIG;
-			c->allowed_uids[c->n_allowed_uids++] = (uid_t)id;
-		}
+		if (n >= DT_MAX_ALLOWED_IDS)
+			return -E2BIG;
+		parsed[n++] = (uint32_t)id;
 	}
+	memcpy(ids, parsed, n * sizeof(*ids));
+	*n_ids = n;
 	return 0;
 }
 
@@ -185,9 +194,14 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 		r = *value == '/' ? set_string(&c->attach_socket, value) : -EINVAL,
 		what = "must be an absolute path";
 	else if (IS("attach", "allowed_users"))
-		r = set_ids(value, false, c), what = "unknown user or too many";
+		r = set_ids(value, false, c->allowed_uids, &c->n_allowed_uids),
+		what = "unknown user or too many";
 	else if (IS("attach", "allowed_groups"))
-		r = set_ids(value, true, c), what = "unknown group or too many";
+		r = set_ids(value, true, c->allowed_gids, &c->n_allowed_gids),
+		what = "unknown group or too many";
+	else if (IS("attach", "takeover_users"))
+		r = set_ids(value, false, c->takeover_uids, &c->n_takeover_uids),
+		what = "unknown user or too many";
 	else if (IS("attach", "max_vms"))
 		r = set_u32(&c->max_vms, value, 1, 65536), what = "must be 1..65536";
 	else if (IS("attach", "max_vcpus"))
@@ -201,6 +215,15 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 		what = "must be a power of two from 64 to 1048576";
 	} else if (IS("attach", "max_memory"))
 		r = dt_parse_size(value, &c->max_memory), what = "must be a size such as 1T";
+	else if (IS("attach", "max_handshakes"))
+		r = set_u32(&c->max_handshakes, value, 1, 65536), what = "must be 1..65536";
+	else if (IS("attach", "handshake_timeout")) {
+		r = dt_parse_duration(value, &c->handshake_timeout_us);
+		if (r >= 0 && (c->handshake_timeout_us < 100000 ||
+			       c->handshake_timeout_us > 3600ull * 1000000))
+			r = -ERANGE;
+		what = "must be a duration from 100ms to 1h";
+	}
 	else if (IS("api", "socket"))
 		r = *value == '/' ? set_string(&c->api_socket, value) : -EINVAL,
 		what = "must be an absolute path";
@@ -647,11 +670,14 @@ static const struct key_info keys[] = {
 	STR("attach.socket", attach_socket, true),
 	ARR("attach.allowed_users", allowed_uids, n_allowed_uids, false),
 	ARR("attach.allowed_groups", allowed_gids, n_allowed_gids, false),
+	ARR("attach.takeover_users", takeover_uids, n_takeover_uids, false),
 	RAW("attach.max_vms", max_vms, false),
 	RAW("attach.max_vcpus", max_vcpus, false),
 	RAW("attach.max_slots", max_slots, false),
 	RAW("attach.max_ring_entries", max_ring_entries, false),
 	RAW("attach.max_memory", max_memory, false),
+	RAW("attach.max_handshakes", max_handshakes, false),
+	RAW("attach.handshake_timeout", handshake_timeout_us, false),
 	STR("api.socket", api_socket, true),
 	STR("api.tcp", api_tcp, true),
 	RAW("api.max_connections", api_max_connections, true),

@@ -25,6 +25,8 @@ struct dt_config {
 	uint32_t max_slots;
 	uint32_t max_ring_entries;
 	uint64_t max_memory; /* bytes per VM */
+	uint32_t max_handshakes; /* connections not past HELLO/WELCOME; beyond: accept pauses */
+	uint64_t handshake_timeout_us; /* a connection without WELCOME is dropped after this */
 	uint32_t api_max_connections;
 	uint64_t api_timeout_us;
 	uint32_t api_socket_mode; /* permissions of the API socket */
@@ -46,6 +48,9 @@ struct dt_config {
 	unsigned n_allowed_uids;
 	gid_t allowed_gids[DT_MAX_ALLOWED_IDS];
 	unsigned n_allowed_gids;
+	/* may reattach a VM whose owner (the uid that attached it first) is another */
+	uid_t takeover_uids[DT_MAX_ALLOWED_IDS];
+	unsigned n_takeover_uids;
 };
 
 #define DT_EPOCH_MIN_US 100000ull /* 100 ms */

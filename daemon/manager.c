@@ -42,9 +42,10 @@ struct dt_manager *dt_manager_free(struct dt_manager *m)
 	while (m->vms)
 		dt_vm_free(m->vms);
 	while (m->conns)
-		dt_conn_close(m->conns);
+		dt_conn_close(m->conns, "daemon stopping");
 	m->api = dt_api_free(m->api);
 	sd_event_source_disable_unref(m->attach_source);
+	sd_event_source_disable_unref(m->accept_retry);
 	if (m->attach_fd >= 0)
 		close(m->attach_fd);
 	sd_event_unref(m->event);
@@ -252,7 +253,7 @@ void dt_manager_stop(struct dt_manager *m)
 			continue;
 		struct dt_msg_detach d = { .reason = DT_DETACH_SHUTDOWN };
 		dt_conn_send(vm->conn, DT_MSG_DETACH, &d, NULL);
-		dt_vm_detach(vm, "daemon stopping");
+		dt_conn_close(vm->conn, "daemon stopping");
 	}
 	dt_state_save_all(m);
 }

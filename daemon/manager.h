@@ -75,6 +75,11 @@ struct dt_vm {
 	uint64_t detached_pages; /* memory declared when it detached */
 	pid_t pid; /* VMM's pid from SO_PEERCRED */
 	uid_t uid;
+	/*
+	 * The uid whose VMM attached it first (kept in its state file): only
+	 * that uid, or one of [attach] takeover_users, may reattach it.
+	 */
+	uid_t owner_uid;
 	struct dt_conn *conn; /* NULL when detached */
 	struct dt_collector collector;
 	struct dt_stats *stats;
@@ -103,7 +108,7 @@ struct dt_vm {
 /* What changed, for the API front ends (long-poll, D-Bus signals, ...). */
 enum dt_change {
 	DT_CHANGE_ADDED, /* a new VM is in the registry */
-	DT_CHANGE_REMOVED, /* about to be freed */
+	DT_CHANGE_REMOVED, /* out of the registry (m->vms, m->nvms), about to be freed */
 	DT_CHANGE_STATE, /* attached, detached, slots or identity changed */
 	DT_CHANGE_EPOCH, /* an epoch closed: new figures */
 	_DT_CHANGE_MAX,
@@ -128,6 +133,10 @@ struct dt_manager {
 	unsigned nconns;
 	int attach_fd;
 	sd_event_source *attach_source;
+	unsigned nhandshakes; /* connections without WELCOME (counted against max_handshakes) */
+	bool accept_starved; /* accept failed for want of fds: paused until one is freed */
+	bool accept_warned; /* that was logged (once until an accept succeeds) */
+	sd_event_source *accept_retry; /* re-tries a starved accept */
 	struct dt_api *api;
 	struct dt_bus *bus; /* NULL: D-Bus off or unreachable */
 	uint64_t generation; /* bumped when a VM is added, removed or changes */
@@ -172,10 +181,14 @@ const char *dt_vm_fidelity_name(const struct dt_vm *vm);
  * A VM saved in the state directory: identity from h and epoch_us, its
  * statistics read from f (dt_stats_load's errors). Listed detached.
  */
-int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us, FILE *f,
-		  struct dt_vm **ret);
+int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us,
+		  uid_t owner_uid, FILE *f, struct dt_vm **ret);
 int dt_vm_attach(struct dt_vm *vm, struct dt_conn *c, const struct ucred *cred);
-/* The VMM went away (or was dropped): final harvest, keep figures. */
+/*
+ * The VMM went away (or was dropped): final harvest, last epoch, keep the
+ * figures. Called only by the connection's drop (attach.c); to drop a VMM,
+ * dt_conn_fail() its connection.
+ */
 void dt_vm_detach(struct dt_vm *vm, const char *reason);
 /* Messages that drive the harvest */
 void dt_vm_ring_full(struct dt_vm *vm, uint32_t vcpu);
@@ -197,6 +210,13 @@ void dt_state_restore(struct dt_manager *m);
 void dt_state_save_all(struct dt_manager *m);
 void dt_state_epoch_closed(struct dt_vm *vm);
 void dt_state_forget(struct dt_vm *vm);
+/*
+ * A VM about to be replaced by another machine with its uuid: write its
+ * whole history to <uuid>.state.replaced (one is kept; never restored) and
+ * clear its live files. *ret_path: that file, or NULL when nothing is saved
+ * (no state directory, no uuid). Nothing is removed on failure.
+ */
+int dt_state_set_aside(struct dt_vm *vm, char **ret_path);
 
 /* libvirt collector glue (libvirt.c): start with [libvirt] uri set, stop before freeing VMs. */
 int dt_libvirt_start(struct dt_manager *m);
@@ -204,6 +224,19 @@ void dt_libvirt_stop(struct dt_manager *m);
 
 /* Attach connections (attach.c) */
 int dt_attach_listen(struct dt_manager *m, int fd);
-void dt_conn_close(struct dt_conn *c);
-/* Send a request to the VMM; -errno if the connection is gone or stuck. */
+/*
+ * Send a message to the VMM: -ENOTCONN on a dead (or NULL) connection. A
+ * failed send marks the connection dead (dt_conn_fail); it never frees or
+ * detaches anything, so the caller's VM and connection stay valid.
+ */
 int dt_conn_send(struct dt_conn *c, uint16_t type, const void *payload, uint32_t *ret_seq);
+/* false once the connection is marked dead (or c is NULL). */
+bool dt_conn_alive(const struct dt_conn *c);
+/*
+ * Mark a connection dead with a reason (the first one is kept): nothing
+ * more is read from it or sent on it, and a deferred event detaches its VM
+ * (dt_vm_detach, with that reason) and frees it after the work at hand.
+ */
+void dt_conn_fail(struct dt_conn *c, const char *reason);
+/* Drop a connection now (daemon stop, VM removal): never from its own callbacks. */
+void dt_conn_close(struct dt_conn *c, const char *reason);

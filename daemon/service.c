@@ -121,19 +121,7 @@ static void on_vm_changed(void *userdata, struct dt_vm *vm, enum dt_change what)
 
 	if (what == DT_CHANGE_EPOCH || s->stopping)
 		return;
-	/* REMOVED comes before the VM leaves the registry: count it out. */
-	if (what == DT_CHANGE_REMOVED) {
-		int attached = (int)dt_manager_attached(s->m) - (vm->state == DT_VM_ATTACHED);
-		int listed = (int)s->m->nvms - 1;
-
-		if (attached == s->status_attached && listed == s->status_listed)
-			return;
-		s->status_attached = attached;
-		s->status_listed = listed;
-		sd_notifyf(0, "STATUS=%d VM%s attached, %d listed", attached,
-			   attached == 1 ? "" : "s", listed);
-		return;
-	}
+	/* REMOVED comes after the VM left the registry: the counts are right. */
 	notify_status(s, false);
 }
 

@@ -3,9 +3,10 @@
  * VM histories in the state directory, so that a restart does not lose them.
  *
  * Each VM with a uuid has <uuid>.state, a snapshot: its identity (name,
- * VMM, uuid, page size, vCPUs, mode, epoch, counters, slots with their dense
- * bases, so a reattached slot maps to the same page indexes) and its
- * statistics (dt_stats_save). Snapshots are written whole to a temporary
+ * VMM, uuid, page size, vCPUs, mode, epoch, counters, its owner's uid, slots
+ * with their dense bases, so a reattached slot maps to the same page
+ * indexes) and its statistics (dt_stats_save). Version 1 files, written
+ * before owners were kept, load as owned by root. Snapshots are written whole to a temporary
  * file, fsync'd and renamed over the old one, then the directory is
  * fsync'd: a crash leaves the old snapshot or the new one.
  *
@@ -47,7 +48,7 @@
 #include "manager.h"
 
 #define STATE_MAGIC	  "DTVMST01"
-#define STATE_VERSION	  1u
+#define STATE_VERSION	  2u /* 2: the owner block after the head */
 #define JOURNAL_MAX_BYTES (256ull << 20) /* a snapshot comes first beyond this */
 
 /* The identity block, byte for byte as written (little-endian host assumed below). */
@@ -66,6 +67,12 @@ struct state_head {
 	uint64_t next_base;
 };
 
+/* Version 2: who may reattach the VM (see dt_vm.owner_uid). */
+struct state_owner {
+	uint32_t owner_uid;
+	uint32_t reserved; /* 0 */
+};
+
 struct state_slot {
 	uint32_t slot, base;
 	uint64_t gpa, pages;
@@ -75,6 +82,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "state files are littl
 _Static_assert(sizeof(struct state_head) == 8 + 8 + DT_NAME_MAX + DT_VMM_MAX + 16 + 16 + 8 + 80,
 	       "no padding in the state head");
 _Static_assert(sizeof(struct state_slot) == 24, "no padding in a state slot");
+_Static_assert(sizeof(struct state_owner) == 8, "no padding in the owner block");
 
 /* CRC-32 (IEEE) of the head and slots; the statistics carry their own. */
 static uint32_t crc32_bits(uint32_t crc, const void *buf, size_t n)
@@ -137,15 +145,17 @@ static int write_state(const struct dt_vm *vm, FILE *f)
 	    .saved_realtime_us = realtime_us(),
 	    .next_base = t->next_base,
 	};
+	struct state_owner o = { .owner_uid = vm->owner_uid };
 	uint32_t crc;
 
 	memcpy(h.magic, STATE_MAGIC, 8);
 	memcpy(h.name, vm->name, sizeof(h.name));
 	memcpy(h.vmm, vm->vmm, sizeof(h.vmm));
 	memcpy(h.uuid, vm->uuid, sizeof(h.uuid));
-	if (fwrite(&h, sizeof(h), 1, f) != 1)
+	if (fwrite(&h, sizeof(h), 1, f) != 1 || fwrite(&o, sizeof(o), 1, f) != 1)
 		return -EIO;
 	crc = crc32_bits(0, &h, sizeof(h));
+	crc = crc32_bits(crc, &o, sizeof(o));
 	for (uint32_t i = 0; i < t->n; i++) {
 		struct state_slot s = {
 		    .slot = t->slots[i].slot,
@@ -305,6 +315,33 @@ void dt_state_forget(struct dt_vm *vm)
 		unlink(jpath);
 }
 
+int dt_state_set_aside(struct dt_vm *vm, char **ret_path)
+{
+	_cleanup_free_ char *path = NULL, *aside = NULL, *jpath = NULL;
+	int r;
+
+	if (!enabled(vm)) {
+		*ret_path = NULL;
+		return 0;
+	}
+	if (vm_path(vm, ".state", &path) < 0 || vm_path(vm, ".state.replaced", &aside) < 0 ||
+	    vm_path(vm, ".journal", &jpath) < 0)
+		return -ENOMEM;
+	/* The whole history (snapshot + journal) in one file, then out of the way. */
+	r = snapshot(vm);
+	if (r < 0)
+		return r;
+	if (rename(path, aside) < 0)
+		return -errno;
+	if (vm->persist.journal_fd >= 0)
+		close(vm->persist.journal_fd);
+	vm->persist.journal_fd = -1;
+	(void)unlink(jpath);
+	fsync_dir(vm->m->config.state_dir);
+	*ret_path = TAKE_PTR(aside);
+	return 0;
+}
+
 void dt_state_save_all(struct dt_manager *m)
 {
 	uint64_t start = dt_now_us();
@@ -358,20 +395,26 @@ static bool string_ok(const char *s, size_t size, bool nonempty)
 
 /* Read and check the identity; reason says what is wrong. */
 static int read_head(struct dt_manager *m, FILE *f, const uint8_t uuid[16], struct state_head *h,
-		     struct state_slot **ret_slots, const char **reason)
+		     uid_t *ret_owner, struct state_slot **ret_slots, const char **reason)
 {
 	_cleanup_free_ struct state_slot *slots = NULL;
+	struct state_owner o = { .owner_uid = 0 }; /* version 1: root's */
 	uint32_t crc, stored;
 
 	*reason = "truncated or corrupt identity";
 	if (fread(h, sizeof(*h), 1, f) != 1 || memcmp(h->magic, STATE_MAGIC, 8) != 0 ||
-	    h->version != STATE_VERSION)
+	    (h->version != 1 && h->version != STATE_VERSION))
 		return -EBADMSG;
+	crc = crc32_bits(0, h, sizeof(*h));
+	if (h->version >= 2) {
+		if (fread(&o, sizeof(o), 1, f) != 1 || o.reserved != 0)
+			return -EBADMSG;
+		crc = crc32_bits(crc, &o, sizeof(o));
+	}
 	if (h->nslots > 4 * m->config.max_slots + 4) {
 		*reason = "more slots than [attach] max_slots allows";
 		return -EBADMSG;
 	}
-	crc = crc32_bits(0, h, sizeof(*h));
 	slots = calloc(h->nslots ? h->nslots : 1, sizeof(*slots));
 	if (!slots)
 		return -ENOMEM;
@@ -391,6 +434,7 @@ static int read_head(struct dt_manager *m, FILE *f, const uint8_t uuid[16], stru
 	for (uint32_t i = 0; i < h->nslots; i++)
 		if (slots[i].pages == 0 || slots[i].base + slots[i].pages > h->next_base)
 			return -EBADMSG;
+	*ret_owner = o.owner_uid;
 	*ret_slots = TAKE_PTR(slots);
 	return 0;
 }
@@ -446,6 +490,7 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 	struct state_head h;
 	struct dt_slot_table *t;
 	struct dt_vm *vm = NULL;
+	uid_t owner = 0;
 	FILE *f;
 	int r;
 
@@ -454,7 +499,7 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 		dt_log(LOG_WARNING, "state: cannot open %s: %m", path);
 		return -errno;
 	}
-	r = read_head(m, f, uuid, &h, &slots, &reason);
+	r = read_head(m, f, uuid, &h, &owner, &slots, &reason);
 	if (r >= 0) {
 		memcpy(hello.name, h.name, sizeof(hello.name));
 		memcpy(hello.vmm, h.vmm, sizeof(hello.vmm));
@@ -463,7 +508,7 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 		hello.vcpus = h.vcpus;
 		hello.mode = h.mode;
 		hello.caps = h.caps;
-		r = dt_vm_restore(m, &hello, h.epoch_us, f, &vm);
+		r = dt_vm_restore(m, &hello, h.epoch_us, owner, f, &vm);
 		reason = r == -ESTALE	 ? "saved under another [stats] configuration"
 			 : r == -EBADMSG ? "truncated or corrupt statistics"
 					 : NULL;

@@ -101,8 +101,6 @@ static void vm_request_reset(struct dt_vm *vm)
 	struct dt_msg_request req = { .epoch = dt_stats_epochs(vm->stats) };
 	int r;
 
-	if (!vm->conn)
-		return;
 	if (vm->reset_pending) {
 		/* One outstanding at a time; another follows its completion. */
 		vm->reset_wanted = true;
@@ -110,7 +108,7 @@ static void vm_request_reset(struct dt_vm *vm)
 	}
 	r = dt_conn_send(vm->conn, DT_MSG_RESET_RINGS, &req, &vm->reset_seq);
 	if (r < 0)
-		return; /* the connection is being dropped */
+		return; /* the connection is dead: its drop detaches the VM */
 	vm->reset_pending = true;
 	vm->reset_wanted = false;
 	vm->reset_sent_us = dt_now_us();
@@ -132,7 +130,7 @@ static int on_sync_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct dt_vm *vm = userdata;
 
-	if (!vm->sync_pending)
+	if (!vm->sync_pending || !dt_conn_alive(vm->conn))
 		return 0;
 	vm->counters.late_syncs++;
 	vm->counters.harvest_errors++;
@@ -154,19 +152,28 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 	sd_event_source_set_time(s, vm->next_tick);
 	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 
+	/*
+	 * A dead connection's drop is pending and closes the last epoch with
+	 * the final harvest (dt_vm_detach): the tick leaves the epoch to it,
+	 * here and wherever a send below fails.
+	 */
+	if (!dt_conn_alive(vm->conn))
+		return 0;
 	/* A busy host can starve a VMM for a while: that is not death. */
 	uint64_t patience = DT_MAX(DT_UNANSWERED_EPOCHS * vm->epoch_us, DT_UNANSWERED_MIN_US);
 	if (vm->reset_pending && now - vm->reset_sent_us > patience) {
-		dt_vm_detach(vm, "VMM did not answer RESET_RINGS for 10 epochs and 10 s");
+		dt_conn_fail(vm->conn, "VMM did not answer RESET_RINGS for 10 epochs and 10 s");
 		return 0;
 	}
 	if (vm->late_in_a_row >= DT_UNANSWERED_EPOCHS &&
 	    (uint64_t)vm->late_in_a_row * vm->epoch_us >= DT_UNANSWERED_MIN_US) {
-		dt_vm_detach(vm, "VMM did not answer SYNC_BITMAP for 10 epochs and 10 s");
+		dt_conn_fail(vm->conn, "VMM did not answer SYNC_BITMAP for 10 epochs and 10 s");
 		return 0;
 	}
 
-	vm_harvest_rings(vm);
+	vm_harvest_rings(vm); /* may send RESET_RINGS */
+	if (!dt_conn_alive(vm->conn))
+		return 0;
 	if (!vm->collector.ops->consume) {
 		vm_close_epoch(vm);
 		return 0;
@@ -175,10 +182,8 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 		vm_close_epoch(vm);
 	struct dt_msg_request req = { .epoch = dt_stats_epochs(vm->stats) };
 	r = dt_conn_send(vm->conn, DT_MSG_SYNC_BITMAP, &req, &vm->sync_seq);
-	if (r < 0) {
-		vm_close_epoch(vm);
+	if (r < 0)
 		return 0;
-	}
 	vm->sync_pending = true;
 	/* Most of an epoch: a busy VMM's sync still lands in its own epoch. */
 	sd_event_source_set_time(vm->sync_deadline, now + vm->epoch_us * 9 / 10);
@@ -234,7 +239,8 @@ static unsigned page_shift_of(uint32_t page_size)
 
 /* observed: a VM seen through libvirt (no collector, no history saved). */
 static int vm_create(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us,
-		     FILE *f, const struct dt_lv_sample *observed, struct dt_vm **ret)
+		     uid_t owner_uid, FILE *f, const struct dt_lv_sample *observed,
+		     struct dt_vm **ret)
 {
 	struct dt_stats_config sc;
 	struct dt_vm *vm;
@@ -251,6 +257,7 @@ static int vm_create(struct dt_manager *m, const struct dt_msg_hello *h, uint64_
 	vm->page_size = h->page_size;
 	vm->page_shift = page_shift_of(h->page_size);
 	vm->vcpus = h->vcpus;
+	vm->owner_uid = owner_uid;
 	vm->mode = h->mode;
 	vm->caps = h->caps;
 	vm->epoch_us = epoch_us;
@@ -305,7 +312,7 @@ fail:
 int dt_vm_new(struct dt_manager *m, const struct dt_msg_hello *h, const struct ucred *cred,
 	      struct dt_vm **ret)
 {
-	return vm_create(m, h, m->config.epoch_us, NULL, NULL, ret);
+	return vm_create(m, h, m->config.epoch_us, cred->uid, NULL, NULL, ret);
 }
 
 int dt_vm_new_observed(struct dt_manager *m, const struct dt_lv_sample *s, struct dt_vm **ret)
@@ -318,7 +325,7 @@ int dt_vm_new_observed(struct dt_manager *m, const struct dt_lv_sample *s, struc
 
 	memcpy(h.uuid, s->uuid, sizeof(h.uuid));
 	snprintf(h.name, sizeof(h.name), "%s", s->name);
-	return vm_create(m, &h, m->config.epoch_us, NULL, s, ret);
+	return vm_create(m, &h, m->config.epoch_us, 0, NULL, s, ret);
 }
 
 void dt_vm_observe(struct dt_vm *vm, const struct dt_lv_sample *s)
@@ -355,10 +362,10 @@ const char *dt_vm_source_name(const struct dt_vm *vm)
 							    : "libvirt";
 }
 
-int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us, FILE *f,
-		  struct dt_vm **ret)
+int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us,
+		  uid_t owner_uid, FILE *f, struct dt_vm **ret)
 {
-	return vm_create(m, h, epoch_us, f, NULL, ret);
+	return vm_create(m, h, epoch_us, owner_uid, f, NULL, ret);
 }
 
 void dt_vm_free(struct dt_vm *vm)
@@ -369,12 +376,13 @@ void dt_vm_free(struct dt_vm *vm)
 		return;
 	m = vm->m;
 	if (vm->conn)
-		dt_vm_detach(vm, "VM removed");
+		dt_conn_close(vm->conn, "VM removed"); /* detaches it */
 	for (struct dt_vm **p = &m->vms; *p; p = &(*p)->next)
 		if (*p == vm) {
-			dt_manager_notify(m, vm, DT_CHANGE_REMOVED);
 			*p = vm->next;
 			m->nvms--;
+			/* After the unlink: observers see the registry without it. */
+			dt_manager_notify(m, vm, DT_CHANGE_REMOVED);
 			break;
 		}
 	sd_event_source_disable_unref(vm->tick);
@@ -412,8 +420,6 @@ int dt_vm_attach(struct dt_vm *vm, struct dt_conn *c, const struct ucred *cred)
 
 void dt_vm_detach(struct dt_vm *vm, const char *reason)
 {
-	struct dt_conn *c = vm->conn;
-
 	if (vm->state == DT_VM_DETACHED)
 		return;
 	vm->detached_pages = dt_slots_active_pages(&vm->collector.slots);
@@ -430,6 +436,4 @@ void dt_vm_detach(struct dt_vm *vm, const char *reason)
 	vm->conn = NULL;
 	dt_log(LOG_INFO, "vm %u (%s): detached: %s", vm->id, vm->name, reason);
 	dt_manager_notify(vm->m, vm, DT_CHANGE_STATE);
-	if (c)
-		dt_conn_close(c);
 }

@@ -144,6 +144,9 @@ wait_until 8 sh -c "! curl -sf --unix-socket '$API_SOCK' http://localhost/v1/vms
 sleep 0.3
 check "GetVM no longer finds it" [ "$(gerr --object-path "$DBUS_PATH" --method "$DBUS_MGR.GetVM" a)" = "$DBUS_NAME.Error.NoSuchVM" ]
 check "Manager.VMs is 0 again" [ "$(mgr VMs)" = 0 ]
+# A cached client learns it from the signal: REMOVED comes after the unlink.
+vms0() { jq -cR 'fromjson? | select(.type == "signal" and .member == "PropertiesChanged" and .path == "'"$DBUS_PATH"'" and .payload.data[1].VMs.data == 0)' "$TMP/busctl-monitor.log" | grep -q .; }
+check "Manager PropertiesChanged VMs = 0 after the removal" wait_until 2 vms0
 
 # --- the signals -------------------------------------------------------------
 sig() { # jq filter over the busctl monitor's signals

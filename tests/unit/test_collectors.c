@@ -223,6 +223,14 @@ static void test_ring_refusals(void)
 	fd = sealed_memfd(4096, F_SEAL_SHRINK);
 	CHECK_EQ(c.ops->add_ring(&c, fd, &m, reason), -EINVAL);
 	m.vcpu = 0;
+	/* offset + length wraps (uint64_t, or mmap's signed off_t): refused as such. */
+	m.offset = 0xfffffffffffff000ull;
+	CHECK_EQ(c.ops->add_ring(&c, fd, &m, reason), -EINVAL);
+	CHECK(strstr(reason, "overflows") != NULL);
+	m.offset = 0x8000000000000000ull;
+	CHECK_EQ(c.ops->add_ring(&c, fd, &m, reason), -EINVAL);
+	CHECK(strstr(reason, "overflows") != NULL);
+	m.offset = 0;
 	CHECK_EQ(c.ops->add_ring(&c, fd, &m, reason), 0);
 	CHECK_EQ(c.ops->add_ring(&c, fd, &m, reason), -EEXIST);
 	close(fd);
@@ -248,6 +256,12 @@ static void test_bitmap(void)
 	close(fd);
 	fd = sealed_memfd(16, F_SEAL_SHRINK | F_SEAL_GROW);
 	CHECK_EQ(c.ops->add_bitmap(&c, fd, &m, reason), -EINVAL);
+	close(fd);
+	fd = sealed_memfd(4096, F_SEAL_SHRINK | F_SEAL_GROW);
+	m.offset = 0x8000000000000000ull; /* past mmap's signed off_t */
+	CHECK_EQ(c.ops->add_bitmap(&c, fd, &m, reason), -EINVAL);
+	CHECK(strstr(reason, "overflows") != NULL);
+	m.offset = 0;
 	close(fd);
 	fd = sealed_memfd(4096, F_SEAL_SHRINK | F_SEAL_GROW);
 	CHECK_EQ(c.ops->add_bitmap(&c, fd, &m, reason), 0);
