@@ -33,8 +33,11 @@ int ctl_list(const struct ctl *ctl, int argc, char **argv)
 {
 	struct json_object *o, *vms;
 	bool partial = false;
-	int r = ctl_get(ctl, "/v1/vms", &o);
+	int r = ctl_no_args("list", argc, argv);
 
+	if (r)
+		return r;
+	r = ctl_get(ctl, "/v1/vms", &o);
 	if (r)
 		return r;
 	if (ctl->json) {

@@ -73,8 +73,8 @@ int ctl_watch(const struct ctl *ctl, int argc, char **argv)
 	char *e = NULL;
 	int c, r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+n:w:", opts, NULL)) >= 0) {
+	optind = 0; /* glibc: start over, options before or after the VM */
+	while ((c = getopt_long(argc, argv, "n:w:", opts, NULL)) >= 0) {
 		switch (c) {
 		case 'n':
 			count = strtoul(optarg, NULL, 10);
