@@ -9,13 +9,21 @@
 # on the container's system bus, `systemctl reload` with a drop-in in
 # /etc/dirtytrackd/dirtytrackd.conf.d, stop it cleanly, and socket
 # re-activation after the stop. Skipped, with the reason, where nspawn
-# cannot boot.
+# cannot boot (no root, no CAP_SYS_ADMIN or CAP_NET_ADMIN, no namespaces).
 source "$(dirname "$0")/../lib/common.sh"
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 [ "$(id -u)" = 0 ] || skip "systemd-nspawn needs root"
 command -v systemd-nspawn >/dev/null || skip "systemd-nspawn is missing (package systemd-container; make deps installs it)"
 [ -x /lib/systemd/systemd ] || skip "no systemd to boot in the container"
 [ -x "$BUILD/dtsim" ] || fail "$BUILD/dtsim is missing"
+# Root in a container (a common CI setting) often lacks what nspawn needs:
+# say which capability is missing rather than fail on nspawn's error.
+capeff=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/$$/status)
+has_cap() { (((16#$capeff >> $1) & 1)); }
+has_cap 21 || skip "no CAP_SYS_ADMIN here (CapEff $capeff): systemd-nspawn cannot mount the container's root"
+has_cap 12 || skip "no CAP_NET_ADMIN here (CapEff $capeff): systemd-nspawn --private-network cannot set up the container's network"
+unshare --net --mount --pid --fork true 2>"$TMP/unshare.err" ||
+	skip "cannot create namespaces here (unshare --net --mount --pid: $(head -n1 "$TMP/unshare.err"))"
 
 # --- install into a DESTDIR ---------------------------------------------------
 DEST="$TMP/dest"
