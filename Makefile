@@ -1,6 +1,7 @@
 # dirtytrackd: plain Makefile, pkg-config for every dependency.
 # make            build into build/
-# make check      install deps, build (also ASan+UBSan -Werror), run every test
+# make check      install deps, build (-Werror in $(BUILD)/werror, ASan+UBSan -Werror in
+#                 $(BUILD)/asan), run every test
 # make demo       install deps, build, run the demo
 # make bench      benchmarks; make fuzz: libFuzzer harnesses
 # V=1 for verbose, SAN=1 for a sanitizer build, BUILD=dir for another tree.
@@ -187,8 +188,10 @@ uninstall:
 deps:
 	$(Q)tools/deps.sh
 
+# The -Werror pass builds a tree of its own: objects of an earlier build
+# without it would otherwise be up to date and never be compiled again.
 check: deps
-	$(Q)$(MAKE) --no-print-directory WERROR=1 all
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/werror WERROR=1 all
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 tests
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)BUILD=$(BUILD)/asan FUZZ_BUILD=$(BUILD)/fuzz tests/run.sh
