@@ -155,6 +155,11 @@ install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT)
 		rm -f $(BUILD)/$$u.tmp; done
 	install -D -m 0644 units/dirtytrackd.sysusers $(DESTDIR)$(SYSUSERSDIR)/dirtytrackd.conf
 	$(if $(wildcard units/dirtytrackd.tmpfiles),install -D -m 0644 units/dirtytrackd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/dirtytrackd.conf)
+	@# The bus policy names user dirtytrackd: dbus-daemon drops a policy for
+	@# a user it does not know, so on this system (no DESTDIR, root) the user
+	@# is created before the policy lands; the bus still needs a reload after.
+	$(if $(DESTDIR),,if [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(SYSUSERSDIR)/dirtytrackd.conf; fi)
 	$(if $(wildcard units/$(DT_DBUS).conf),install -D -m 0644 units/$(DT_DBUS).conf $(DESTDIR)$(DBUS_POLICYDIR)/$(DT_DBUS).conf)
 	$(if $(wildcard units/$(DT_DBUS).service),install -D -m 0644 units/$(DT_DBUS).service $(DESTDIR)$(DBUS_SERVICESDIR)/$(DT_DBUS).service)
 	$(if $(wildcard docs/$(DT_DBUS).xml),install -D -m 0644 docs/$(DT_DBUS).xml $(DESTDIR)$(DBUS_INTERFACESDIR)/$(DT_DBUS).xml)
@@ -164,7 +169,10 @@ install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT)
 	test -e $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf || \
 		install -D -m 0644 config/hook.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf
 	set -e; for d in $(DT_DOCS); do install -D -m 0644 $$d $(DESTDIR)$(DOCDIR)/$$(basename $$d); done
-	@echo "installed; then: systemd-sysusers dirtytrackd.conf; systemd-tmpfiles --create dirtytrackd.conf; systemctl daemon-reload; systemctl enable --now dirtytrackd.socket dirtytrackd-api.socket"
+	@echo "installed. Then, in this order (the bus policy needs the user, the bus a reload):"
+	@echo "  systemd-sysusers dirtytrackd.conf && systemd-tmpfiles --create dirtytrackd.conf"
+	@echo "  systemctl reload dbus && systemctl daemon-reload"
+	@echo "  systemctl enable --now dirtytrackd.socket dirtytrackd-api.socket dirtytrackd.service"
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/dirtytrackd $(DESTDIR)$(BINDIR)/dirtytrackctl \
