@@ -103,6 +103,21 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBCORE) $(LIBDT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# --- man pages: one scdoc source each in docs/man, built when scdoc is there ---
+SCDOC ?= $(shell command -v scdoc 2>/dev/null)
+MAN_PAGES := $(patsubst docs/man/%.scd,$(BUILD)/man/%,$(wildcard docs/man/*.scd))
+ifneq ($(SCDOC),)
+all: $(MAN_PAGES)
+endif
+man: $(MAN_PAGES)
+# Dated by the source's last commit (reproducible), else today.
+$(BUILD)/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  SCDOC   $<")
+	$(Q)d=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct -- $< 2>/dev/null)}; \
+		if [ -n "$$d" ]; then export SOURCE_DATE_EPOCH=$$d; fi; \
+		$(or $(SCDOC),scdoc) <$< >$@.tmp && mv $@.tmp $@
+
 # --- fuzzing (clang + libFuzzer) ---------------------------------------------
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
@@ -126,6 +141,9 @@ SBINDIR ?= $(PREFIX)/sbin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DOCDIR ?= $(PREFIX)/share/doc/dirtytrackd
+MANDIR ?= $(PREFIX)/share/man
+# dirtytrackd.conf.5 -> $(MANDIR)/man5/dirtytrackd.conf.5
+man_path = $(MANDIR)/man$(subst .,,$(suffix $(1)))/$(1)
 pkgvar = $(or $(shell $(PKG_CONFIG) --variable=$(2) $(1) 2>/dev/null),$(3))
 SYSTEMDUNITDIR ?= $(call pkgvar,systemd,systemdsystemunitdir,/lib/systemd/system)
 SYSUSERSDIR ?= $(call pkgvar,systemd,sysusersdir,/usr/lib/sysusers.d)
@@ -139,7 +157,7 @@ DT_DOCS := README.md $(wildcard docs/*.md docs/*.json)
 # The daemon searches $(SYSCONFDIR)/dirtytrackd first.
 $(BUILD)/obj/daemon/config.o: ALL_CFLAGS += -DDT_SYSCONFDIR='"$(SYSCONFDIR)"'
 
-install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT)
+install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT) $(if $(SCDOC),$(MAN_PAGES))
 	install -D -m 0755 $(BUILD)/dirtytrackd $(DESTDIR)$(SBINDIR)/dirtytrackd
 	install -D -m 0755 $(BUILD)/dirtytrackctl $(DESTDIR)$(BINDIR)/dirtytrackctl
 	install -D -m 0644 $(LIBDT) $(DESTDIR)$(LIBDIR)/libdirtytrack.a
@@ -169,6 +187,8 @@ install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT)
 	test -e $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf || \
 		install -D -m 0644 config/hook.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf
 	set -e; for d in $(DT_DOCS); do install -D -m 0644 $$d $(DESTDIR)$(DOCDIR)/$$(basename $$d); done
+	$(if $(SCDOC),,@echo "scdoc is missing: no man pages installed")
+	$(foreach m,$(if $(SCDOC),$(notdir $(MAN_PAGES))),install -D -m 0644 $(BUILD)/man/$(m) $(DESTDIR)$(call man_path,$(m));)
 	@echo "installed. Then, in this order (the bus policy needs the user, the bus a reload):"
 	@echo "  systemd-sysusers dirtytrackd.conf && systemd-tmpfiles --create dirtytrackd.conf"
 	@echo "  systemctl reload dbus && systemctl daemon-reload"
@@ -182,7 +202,8 @@ uninstall:
 		$(DESTDIR)$(SYSUSERSDIR)/dirtytrackd.conf $(DESTDIR)$(TMPFILESDIR)/dirtytrackd.conf \
 		$(DESTDIR)$(DBUS_POLICYDIR)/$(DT_DBUS).conf $(DESTDIR)$(DBUS_SERVICESDIR)/$(DT_DBUS).service \
 		$(DESTDIR)$(DBUS_INTERFACESDIR)/$(DT_DBUS).xml \
-		$(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/50-dirtytrackd
+		$(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/50-dirtytrackd \
+		$(foreach m,$(notdir $(MAN_PAGES)),$(DESTDIR)$(call man_path,$(m)))
 	rm -rf $(DESTDIR)$(DOCDIR)
 	if cmp -s config/hook.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf; then \
 		rm -f $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf; fi
@@ -213,5 +234,5 @@ bench: all $(BENCH_BINS)
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all tests fuzz deps check demo bench clean install uninstall
+.PHONY: all tests man fuzz deps check demo bench clean install uninstall
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -6,7 +6,7 @@ pkgs="build-essential pkg-config clang libclang-rt-14-dev
 libsystemd-dev libmicrohttpd-dev libjson-c-dev libinih-dev libroaring-dev libcurl4-openssl-dev
 curl jq python3 valgrind iproute2 util-linux dbus systemd libglib2.0-bin
 prometheus wrk chromium python3-pil openssl
-systemd-container libdbus-1-dev
+systemd-container libdbus-1-dev scdoc groff-base
 libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86"
 missing=""
 for p in $pkgs; do
