@@ -4,6 +4,7 @@
 #                 $(BUILD)/asan), run every test
 # make demo       install deps, build, run the demo
 # make bench      benchmarks; make fuzz: libFuzzer harnesses
+# make deb        Debian packages (debian/) into $(BUILD)/deb, checked by lintian
 # V=1 for verbose, SAN=1 for a sanitizer build, BUILD=dir for another tree.
 
 BUILD ?= build
@@ -32,7 +33,7 @@ endif
 
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -I. -Iproto -Istats -Icommon -Icollectors -Idaemon -Iapi -Itests/unit \
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) -fPIC -I. -Iproto -Istats -Icommon -Icollectors -Idaemon -Iapi -Itests/unit \
 	$(PKG_CFLAGS) -MMD -MP
 LIBS := $(PKG_LIBS) -lroaring -lpthread -lm
 
@@ -228,11 +229,29 @@ check: deps
 demo: deps all
 	$(Q)tools/demo.sh $(BUILD)
 
+# make deb: the Debian packages (debian/) into $(BUILD)/deb, then lintian.
+# The package build runs in a copy of the tree: it cleans its tree, and
+# writes the .deb files next to it.
+DEB_DIR := $(BUILD)/deb
+deb:
+	$(Q)command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null && command -v lintian >/dev/null || \
+		{ echo "make deb needs dpkg-dev, debhelper and lintian (make deps installs them)"; exit 1; }
+	$(Q)rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/dirtytrackd
+	$(Q)if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		git ls-files -z -co --exclude-standard | tar --null -T - -cf -; \
+	else tar --exclude=./build --exclude='./$(BUILD)' -cf - .; fi | tar -C $(DEB_DIR)/dirtytrackd -xf -
+	@# make's own variables (MAKEFLAGS, BUILD=...) must not reach the package's make.
+	$(Q)cd $(DEB_DIR)/dirtytrackd && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		dpkg-buildpackage -us -uc -b >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; echo "dpkg-buildpackage failed: $(DEB_DIR)/build.log"; exit 1; }
+	$(Q)lintian --fail-on error,warning --info $(DEB_DIR)/*.changes
+	$(Q)ls $(DEB_DIR)/*.deb
+
 bench: all $(BENCH_BINS)
 	$(Q)bench/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all tests man fuzz deps check demo bench clean install uninstall
+.PHONY: all tests man fuzz deps check demo bench deb clean install uninstall
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -7,6 +7,7 @@ libsystemd-dev libmicrohttpd-dev libjson-c-dev libinih-dev libroaring-dev libcur
 curl jq python3 valgrind iproute2 util-linux dbus systemd libglib2.0-bin
 prometheus wrk chromium python3-pil openssl
 systemd-container libdbus-1-dev scdoc groff-base
+dpkg-dev debhelper lintian fakeroot
 libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86"
 missing=""
 for p in $pkgs; do

@@ -14,18 +14,8 @@
 # cannot boot (no root, no CAP_SYS_ADMIN or CAP_NET_ADMIN, no namespaces).
 source "$(dirname "$0")/../lib/common.sh"
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-[ "$(id -u)" = 0 ] || skip "systemd-nspawn needs root"
-command -v systemd-nspawn >/dev/null || skip "systemd-nspawn is missing (package systemd-container; make deps installs it)"
-[ -x /lib/systemd/systemd ] || skip "no systemd to boot in the container"
+require_nspawn
 [ -x "$BUILD/dtsim" ] || fail "$BUILD/dtsim is missing"
-# Root in a container (a common CI setting) often lacks what nspawn needs:
-# say which capability is missing rather than fail on nspawn's error.
-capeff=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/$$/status)
-has_cap() { (((16#$capeff >> $1) & 1)); }
-has_cap 21 || skip "no CAP_SYS_ADMIN here (CapEff $capeff): systemd-nspawn cannot mount the container's root"
-has_cap 12 || skip "no CAP_NET_ADMIN here (CapEff $capeff): systemd-nspawn --private-network cannot set up the container's network"
-unshare --net --mount --pid --fork true 2>"$TMP/unshare.err" ||
-	skip "cannot create namespaces here (unshare --net --mount --pid: $(head -n1 "$TMP/unshare.err"))"
 
 # --- install into a DESTDIR ---------------------------------------------------
 DEST="$TMP/dest"
@@ -191,12 +181,7 @@ timeout --kill-after=10 150 systemd-nspawn -q -D / --volatile=yes --boot --regis
 	--private-network --machine="$machine" --console=pipe "${binds[@]}" \
 	-- systemd.firstboot=off systemd.wants=dt-test.service >"$TMP/nspawn.log" 2>&1 </dev/null || rc=$?
 
-# nspawn leaves empty cgroups behind on a host without systemd as PID 1.
-# rmdir removes only cgroups without processes (another container's stay).
-for d in /sys/fs/cgroup/payload /sys/fs/cgroup/supervisor /sys/fs/cgroup/*/payload \
-	/sys/fs/cgroup/*/supervisor; do
-	[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
-done
+nspawn_cleanup
 
 cat "$TMP/results/inner.log" 2>/dev/null || true
 [ -f "$TMP/results/journal.txt" ] && tail -n 15 "$TMP/results/journal.txt"
