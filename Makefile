@@ -1,8 +1,10 @@
 # dirtytrackd: plain Makefile, pkg-config for every dependency.
 # make            build into build/
-# make check      install deps, build (also ASan+UBSan -Werror), run every test
+# make check      install deps, build (-Werror in $(BUILD)/werror, ASan+UBSan -Werror in
+#                 $(BUILD)/asan), run every test
 # make demo       install deps, build, run the demo
 # make bench      benchmarks; make fuzz: libFuzzer harnesses
+# make deb        Debian packages (debian/) into $(BUILD)/deb, checked by lintian
 # V=1 for verbose, SAN=1 for a sanitizer build, BUILD=dir for another tree.
 
 BUILD ?= build
@@ -31,7 +33,7 @@ endif
 
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -I. -Iproto -Istats -Icommon -Icollectors -Idaemon -Iapi -Itests/unit \
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) -fPIC -I. -Iproto -Istats -Icommon -Icollectors -Idaemon -Iapi -Itests/unit \
 	$(PKG_CFLAGS) -MMD -MP
 LIBS := $(PKG_LIBS) -lroaring -lpthread -lm
 
@@ -119,6 +121,21 @@ $(DTQEMU): $(DTQ_OBJ) tools/dtqemu/exports.map
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -shared -Wl,-z,defs -Wl,--version-script=tools/dtqemu/exports.map -o $@ $(DTQ_OBJ) -lpthread -ldl
 
+# --- man pages: one scdoc source each in docs/man, built when scdoc is there ---
+SCDOC ?= $(shell command -v scdoc 2>/dev/null)
+MAN_PAGES := $(patsubst docs/man/%.scd,$(BUILD)/man/%,$(wildcard docs/man/*.scd))
+ifneq ($(SCDOC),)
+all: $(MAN_PAGES)
+endif
+man: $(MAN_PAGES)
+# Dated by the source's last commit (reproducible), else today.
+$(BUILD)/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  SCDOC   $<")
+	$(Q)d=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct -- $< 2>/dev/null)}; \
+		if [ -n "$$d" ]; then export SOURCE_DATE_EPOCH=$$d; fi; \
+		$(or $(SCDOC),scdoc) <$< >$@.tmp && mv $@.tmp $@
+
 # --- fuzzing (clang + libFuzzer) ---------------------------------------------
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
@@ -142,6 +159,9 @@ SBINDIR ?= $(PREFIX)/sbin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DOCDIR ?= $(PREFIX)/share/doc/dirtytrackd
+MANDIR ?= $(PREFIX)/share/man
+# dirtytrackd.conf.5 -> $(MANDIR)/man5/dirtytrackd.conf.5
+man_path = $(MANDIR)/man$(subst .,,$(suffix $(1)))/$(1)
 pkgvar = $(or $(shell $(PKG_CONFIG) --variable=$(2) $(1) 2>/dev/null),$(3))
 SYSTEMDUNITDIR ?= $(call pkgvar,systemd,systemdsystemunitdir,/lib/systemd/system)
 SYSUSERSDIR ?= $(call pkgvar,systemd,sysusersdir,/usr/lib/sysusers.d)
@@ -155,7 +175,7 @@ DT_DOCS := README.md $(wildcard docs/*.md docs/*.json)
 # The daemon searches $(SYSCONFDIR)/dirtytrackd first.
 $(BUILD)/obj/daemon/config.o: ALL_CFLAGS += -DDT_SYSCONFDIR='"$(SYSCONFDIR)"'
 
-install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT) $(DTQEMU)
+install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT) $(DTQEMU) $(if $(SCDOC),$(MAN_PAGES))
 	install -D -m 0755 $(BUILD)/dirtytrackd $(DESTDIR)$(SBINDIR)/dirtytrackd
 	install -D -m 0644 $(DTQEMU) $(DESTDIR)$(LIBDIR)/dirtytrackd/libdtqemu.so
 	install -D -m 0755 $(BUILD)/dirtytrackctl $(DESTDIR)$(BINDIR)/dirtytrackctl
@@ -172,6 +192,11 @@ install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT) $(DTQEMU)
 		rm -f $(BUILD)/$$u.tmp; done
 	install -D -m 0644 units/dirtytrackd.sysusers $(DESTDIR)$(SYSUSERSDIR)/dirtytrackd.conf
 	$(if $(wildcard units/dirtytrackd.tmpfiles),install -D -m 0644 units/dirtytrackd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/dirtytrackd.conf)
+	@# The bus policy names user dirtytrackd: dbus-daemon drops a policy for
+	@# a user it does not know, so on this system (no DESTDIR, root) the user
+	@# is created before the policy lands; the bus still needs a reload after.
+	$(if $(DESTDIR),,if [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(SYSUSERSDIR)/dirtytrackd.conf; fi)
 	$(if $(wildcard units/$(DT_DBUS).conf),install -D -m 0644 units/$(DT_DBUS).conf $(DESTDIR)$(DBUS_POLICYDIR)/$(DT_DBUS).conf)
 	$(if $(wildcard units/$(DT_DBUS).service),install -D -m 0644 units/$(DT_DBUS).service $(DESTDIR)$(DBUS_SERVICESDIR)/$(DT_DBUS).service)
 	$(if $(wildcard docs/$(DT_DBUS).xml),install -D -m 0644 docs/$(DT_DBUS).xml $(DESTDIR)$(DBUS_INTERFACESDIR)/$(DT_DBUS).xml)
@@ -181,7 +206,12 @@ install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT) $(DTQEMU)
 	test -e $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf || \
 		install -D -m 0644 config/hook.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf
 	set -e; for d in $(DT_DOCS); do install -D -m 0644 $$d $(DESTDIR)$(DOCDIR)/$$(basename $$d); done
-	@echo "installed; then: systemd-sysusers dirtytrackd.conf; systemd-tmpfiles --create dirtytrackd.conf; systemctl daemon-reload; systemctl enable --now dirtytrackd.socket dirtytrackd-api.socket"
+	$(if $(SCDOC),,@echo "scdoc is missing: no man pages installed")
+	$(foreach m,$(if $(SCDOC),$(notdir $(MAN_PAGES))),install -D -m 0644 $(BUILD)/man/$(m) $(DESTDIR)$(call man_path,$(m));)
+	@echo "installed. Then, in this order (the bus policy needs the user, the bus a reload):"
+	@echo "  systemd-sysusers dirtytrackd.conf && systemd-tmpfiles --create dirtytrackd.conf"
+	@echo "  systemctl reload dbus && systemctl daemon-reload"
+	@echo "  systemctl enable --now dirtytrackd.socket dirtytrackd-api.socket dirtytrackd.service"
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/dirtytrackd $(DESTDIR)$(BINDIR)/dirtytrackctl \
@@ -192,7 +222,8 @@ uninstall:
 		$(DESTDIR)$(SYSUSERSDIR)/dirtytrackd.conf $(DESTDIR)$(TMPFILESDIR)/dirtytrackd.conf \
 		$(DESTDIR)$(DBUS_POLICYDIR)/$(DT_DBUS).conf $(DESTDIR)$(DBUS_SERVICESDIR)/$(DT_DBUS).service \
 		$(DESTDIR)$(DBUS_INTERFACESDIR)/$(DT_DBUS).xml \
-		$(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/50-dirtytrackd
+		$(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/50-dirtytrackd \
+		$(foreach m,$(notdir $(MAN_PAGES)),$(DESTDIR)$(call man_path,$(m)))
 	rm -rf $(DESTDIR)$(DOCDIR)
 	if cmp -s config/hook.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf; then \
 		rm -f $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf; fi
@@ -210,8 +241,10 @@ uninstall:
 deps:
 	$(Q)tools/deps.sh test
 
+# The -Werror pass builds a tree of its own: objects of an earlier build
+# without it would otherwise be up to date and never be compiled again.
 check: deps
-	$(Q)$(MAKE) --no-print-directory WERROR=1 all
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/werror WERROR=1 all
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 tests
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)BUILD=$(BUILD)/asan FUZZ_BUILD=$(BUILD)/fuzz tests/run.sh
@@ -221,11 +254,29 @@ demo:
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh $(BUILD)
 
+# make deb: the Debian packages (debian/) into $(BUILD)/deb, then lintian.
+# The package build runs in a copy of the tree: it cleans its tree, and
+# writes the .deb files next to it.
+DEB_DIR := $(BUILD)/deb
+deb:
+	$(Q)command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null && command -v lintian >/dev/null || \
+		{ echo "make deb needs dpkg-dev, debhelper and lintian (make deps installs them)"; exit 1; }
+	$(Q)rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/dirtytrackd
+	$(Q)if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		git ls-files -z -co --exclude-standard | tar --null -T - -cf -; \
+	else tar --exclude=./build --exclude='./$(BUILD)' -cf - .; fi | tar -C $(DEB_DIR)/dirtytrackd -xf -
+	@# make's own variables (MAKEFLAGS, BUILD=...) must not reach the package's make.
+	$(Q)cd $(DEB_DIR)/dirtytrackd && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		dpkg-buildpackage -us -uc -b >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; echo "dpkg-buildpackage failed: $(DEB_DIR)/build.log"; exit 1; }
+	$(Q)lintian --fail-on error,warning --info $(DEB_DIR)/*.changes
+	$(Q)ls $(DEB_DIR)/*.deb
+
 bench: all $(BENCH_BINS)
 	$(Q)bench/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all tests fuzz deps check demo bench clean install uninstall
+.PHONY: all tests man fuzz deps check demo bench deb clean install uninstall
 -include $(shell find $(BUILD)/obj $(BUILD)/obj-dtqemu -name '*.d' 2>/dev/null)

@@ -1,9 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "curve.h"
+#include "dt_util.h"
 
 double dt_vm_epoch_seconds(const struct dt_vm *vm)
 {
 	return (double)vm->epoch_us / 1e6;
+}
+
+uint32_t dt_vm_window_observed(const struct dt_vm *vm, uint32_t window)
+{
+	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
+	uint64_t n = DT_MIN(dt_stats_epochs(vm->stats), (uint64_t)sc->horizon_epochs);
+
+	return (uint32_t)DT_MIN(n, (uint64_t)window);
 }
 
 void dt_vm_curve(const struct dt_vm *vm, enum dt_curve_kind kind, uint32_t vcpu,
@@ -34,6 +43,9 @@ void dt_vm_curve(const struct dt_vm *vm, enum dt_curve_kind kind, uint32_t vcpu,
 		p->window_epochs = w;
 		p->window_seconds = w * dt_vm_epoch_seconds(vm);
 		p->bytes = p->pages << vm->page_shift;
-		p->rate = (double)p->bytes / p->window_seconds;
+		p->observed_epochs = dt_vm_window_observed(vm, w);
+		p->observed_seconds = p->observed_epochs * dt_vm_epoch_seconds(vm);
+		p->complete = p->observed_epochs == w;
+		p->rate = p->observed_epochs ? (double)p->bytes / p->observed_seconds : 0;
 	}
 }

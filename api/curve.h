@@ -20,7 +20,16 @@ struct dt_curve_point {
 	double window_seconds;
 	uint64_t pages;
 	uint64_t bytes;
-	double rate; /* bytes per second: bytes / window_seconds */
+	/*
+	 * How much of the window the history covers: min(window, epochs
+	 * closed). A window is complete when all of it was observed; until
+	 * then D(T) counts only the observed part, and the rate divides by
+	 * that, never by time nobody watched.
+	 */
+	uint32_t observed_epochs;
+	double observed_seconds;
+	bool complete;
+	double rate; /* bytes per second: bytes / observed_seconds; 0 when nothing is observed */
 };
 
 struct dt_curve {
@@ -32,3 +41,5 @@ struct dt_curve {
 void dt_vm_curve(const struct dt_vm *vm, enum dt_curve_kind kind, uint32_t vcpu,
 		 const struct dt_slot *slot, struct dt_curve *ret);
 double dt_vm_epoch_seconds(const struct dt_vm *vm);
+/* Epochs of the last `window` the history covers (<= window). */
+uint32_t dt_vm_window_observed(const struct dt_vm *vm, uint32_t window);

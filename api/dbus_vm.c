@@ -187,8 +187,9 @@ static int get_history_bytes(sd_bus *bus, const char *path, const char *interfac
 }
 
 /*
- * A working-set curve as a(dttd): window seconds, D(T) pages, bytes, dirty
- * rate in bytes per second, for every window the stats precompute.
+ * A working-set curve as a(dttddb): window seconds, D(T) pages, bytes, dirty
+ * rate in bytes per second (over the observed part), observed seconds,
+ * complete, for every window the stats precompute.
  */
 static int append_curve(sd_bus_message *reply, const struct dt_vm *vm, enum dt_curve_kind kind,
 			uint32_t vcpu, const struct dt_slot *slot)
@@ -197,12 +198,13 @@ static int append_curve(sd_bus_message *reply, const struct dt_vm *vm, enum dt_c
 	int r;
 
 	dt_vm_curve(vm, kind, vcpu, slot, &c);
-	r = sd_bus_message_open_container(reply, 'a', "(dttd)");
+	r = sd_bus_message_open_container(reply, 'a', "(dttddb)");
 	if (r < 0)
 		return r;
 	for (uint32_t i = 0; i < c.n; i++) {
-		r = sd_bus_message_append(reply, "(dttd)", c.p[i].window_seconds, c.p[i].pages,
-					  c.p[i].bytes, c.p[i].rate);
+		r = sd_bus_message_append(reply, "(dttddb)", c.p[i].window_seconds, c.p[i].pages,
+					  c.p[i].bytes, c.p[i].rate, c.p[i].observed_seconds,
+					  (int)c.p[i].complete);
 		if (r < 0)
 			return r;
 	}
@@ -216,7 +218,7 @@ static int get_working_set(sd_bus *bus, const char *path, const char *interface,
 	return append_curve(reply, userdata, DT_CURVE_VM, 0, NULL);
 }
 
-/* a(ubta(dttd)): vCPU index, has a dirty ring, ring entries, working-set curve. */
+/* a(ubta(dttddb)): vCPU index, has a dirty ring, ring entries, working-set curve. */
 static int get_vcpu_rates(sd_bus *bus, const char *path, const char *interface,
 			  const char *property, sd_bus_message *reply, void *userdata,
 			  sd_bus_error *error)
@@ -224,13 +226,13 @@ static int get_vcpu_rates(sd_bus *bus, const char *path, const char *interface,
 	const struct dt_vm *vm = userdata;
 	int r;
 
-	r = sd_bus_message_open_container(reply, 'a', "(ubta(dttd))");
+	r = sd_bus_message_open_container(reply, 'a', "(ubta(dttddb))");
 	if (r < 0)
 		return r;
 	for (uint32_t v = 0; v < vm->vcpus; v++) {
 		int ring = vm->collector.rings && vm->collector.rings[v];
 
-		r = sd_bus_message_open_container(reply, 'r', "ubta(dttd)");
+		r = sd_bus_message_open_container(reply, 'r', "ubta(dttddb)");
 		if (r < 0)
 			return r;
 		r = sd_bus_message_append(reply, "ubt", v, ring,
@@ -247,14 +249,14 @@ static int get_vcpu_rates(sd_bus *bus, const char *path, const char *interface,
 	return sd_bus_message_close_container(reply);
 }
 
-/* a(utta(dttd)): slot ((as_id << 16) | id), guest-physical base, pages, curve. */
+/* a(utta(dttddb)): slot ((as_id << 16) | id), guest-physical base, pages, curve. */
 static int get_slots(sd_bus *bus, const char *path, const char *interface, const char *property,
 		     sd_bus_message *reply, void *userdata, sd_bus_error *error)
 {
 	const struct dt_vm *vm = userdata;
 	int r;
 
-	r = sd_bus_message_open_container(reply, 'a', "(utta(dttd))");
+	r = sd_bus_message_open_container(reply, 'a', "(utta(dttddb))");
 	if (r < 0)
 		return r;
 	for (uint32_t i = 0; i < vm->collector.slots.n; i++) {
@@ -263,7 +265,7 @@ static int get_slots(sd_bus *bus, const char *path, const char *interface, const
 		/* As REST: retired slots only once the VM has detached. */
 		if (!s->active && vm->state == DT_VM_ATTACHED)
 			continue;
-		r = sd_bus_message_open_container(reply, 'r', "utta(dttd)");
+		r = sd_bus_message_open_container(reply, 'r', "utta(dttddb)");
 		if (r < 0)
 			return r;
 		r = sd_bus_message_append(reply, "utt", s->slot, s->gpa, s->pages);
@@ -493,9 +495,9 @@ const sd_bus_vtable dt_bus_vm_vtable[] = {
 	SD_BUS_PROPERTY("Attaches", "t", NULL, VM_FIELD(counters.attaches), CHANGES),
 	SD_BUS_PROPERTY("EpochsHarvested", "t", get_epochs, 0, PER_EPOCH),
 	SD_BUS_PROPERTY("Generation", "t", NULL, VM_FIELD(generation), PER_EPOCH),
-	SD_BUS_PROPERTY("WorkingSet", "a(dttd)", get_working_set, 0, PER_EPOCH),
-	SD_BUS_PROPERTY("VCpuRates", "a(ubta(dttd))", get_vcpu_rates, 0, PER_EPOCH),
-	SD_BUS_PROPERTY("Slots", "a(utta(dttd))", get_slots, 0, PER_EPOCH),
+	SD_BUS_PROPERTY("WorkingSet", "a(dttddb)", get_working_set, 0, PER_EPOCH),
+	SD_BUS_PROPERTY("VCpuRates", "a(ubta(dttddb))", get_vcpu_rates, 0, PER_EPOCH),
+	SD_BUS_PROPERTY("Slots", "a(utta(dttddb))", get_slots, 0, PER_EPOCH),
 	SD_BUS_PROPERTY("Harvests", "t", NULL, VM_FIELD(counters.harvests), PER_EPOCH),
 	SD_BUS_PROPERTY("RingEntries", "t", NULL, VM_FIELD(collector.ring_entries), PER_EPOCH),
 	SD_BUS_PROPERTY("InvalidEntries", "t", NULL, VM_FIELD(collector.invalid_entries),

@@ -32,6 +32,9 @@ static struct json_object *wss_point(const struct dt_curve_point *p)
 	add(o, "pages", u64(p->pages));
 	add(o, "bytes", u64(p->bytes));
 	add(o, "dirty_rate_bytes_per_second", json_object_new_double(p->rate));
+	add(o, "observed_seconds", json_object_new_double(p->observed_seconds));
+	add(o, "observed_epochs", u64(p->observed_epochs));
+	add(o, "complete", json_object_new_boolean(p->complete));
 	return o;
 }
 

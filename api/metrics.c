@@ -14,6 +14,7 @@
 
 #include "dt_proto.h"
 #include "dt_util.h"
+#include "curve.h"
 #include "http.h"
 #include "manager.h"
 
@@ -178,19 +179,39 @@ int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len)
 	       "Epochs closed without the VMM's bitmap sync in time.", v_late);
 	per_vm(f, m, "vm_history_bytes", "gauge", "Heap held by the VM's history.", v_history);
 
+	/*
+	 * A window the history does not cover yet (after an attach or a
+	 * restart) has no D(T) to export: its series is absent rather than a
+	 * figure that reads too low, and observed_seconds says how far it got.
+	 */
 	head(f, "vm_working_set_bytes", "gauge",
-	     "Distinct bytes dirtied in the last window_seconds (exact D(T)).");
+	     "Distinct bytes dirtied in the last window_seconds (exact D(T)); absent until the "
+	     "history covers the whole window.");
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next) {
-		if (dt_stats_epochs(vm->stats) == 0)
-			continue;
 		for (unsigned i = 0; i < c->n_metrics_windows; i++) {
 			uint32_t w = dt_vm_window_epochs(vm, c->metrics_windows[i] * 1000000ull);
 
+			if (dt_vm_window_observed(vm, w) < w)
+				continue;
 			fprintf(f,
 				"dirtytrackd_vm_working_set_bytes{vm=\"%u\",window_seconds=\"%u\"} "
 				"%" PRIu64 "\n",
 				vm->id, c->metrics_windows[i],
 				dt_stats_wss(vm->stats, w) << vm->page_shift);
+		}
+	}
+	head(f, "vm_window_observed_seconds", "gauge",
+	     "Seconds of the last window_seconds the VM's history covers (whole epochs); the "
+	     "window's working set is exported once all of it is covered.");
+	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next) {
+		for (unsigned i = 0; i < c->n_metrics_windows; i++) {
+			uint32_t w = dt_vm_window_epochs(vm, c->metrics_windows[i] * 1000000ull);
+
+			fprintf(f,
+				"dirtytrackd_vm_window_observed_seconds{vm=\"%u\",window_seconds=\"%u\"} ",
+				vm->id, c->metrics_windows[i]);
+			seconds(f, dt_vm_window_observed(vm, w) * vm->epoch_us);
+			fputc('\n', f);
 		}
 	}
 

@@ -14,7 +14,8 @@ libvirt-dev"
 qemu="qemu-system-x86"
 test="clang libclang-rt-14-dev curl jq python3 valgrind iproute2 util-linux dbus systemd libglib2.0-bin
 prometheus wrk chromium python3-pil openssl
-systemd-container libdbus-1-dev
+systemd-container libdbus-1-dev scdoc groff-base
+dpkg-dev debhelper lintian fakeroot
 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients $qemu"
 case $what in
 demo)

@@ -22,10 +22,13 @@ echo "ok: promtool check metrics accepts the exposition ($(wc -l <"$TMP/m1") lin
 for s in dirtytrackd_build_info dirtytrackd_vm_info dirtytrackd_vm_dirtied_pages_total \
 	dirtytrackd_vm_dirtied_bytes_total dirtytrackd_vm_harvests_total dirtytrackd_vm_harvest_errors_total \
 	"dirtytrackd_vm_working_set_bytes{vm=\"$BM\",window_seconds=\"1\"}" \
-	"dirtytrackd_vm_working_set_bytes{vm=\"$BM\",window_seconds=\"300\"}" \
+	"dirtytrackd_vm_window_observed_seconds{vm=\"$BM\",window_seconds=\"300\"}" \
 	'dirtytrackd_harvest_duration_seconds_bucket{le="+Inf"}' dirtytrackd_harvest_duration_seconds_count; do
 	grep -qF "$s" "$TMP/m1" || fail "series $s missing"
 done
+# 1.5 s of history: the 300 s window is not covered, so it has no gauge value
+! grep -qF "dirtytrackd_vm_working_set_bytes{vm=\"$BM\",window_seconds=\"300\"}" "$TMP/m1" ||
+	fail "the 300 s working set is exported before 300 s were observed"
 grep -qF 'name="m \"quoted\"\\vm"' "$TMP/m1" || fail "label value not escaped: $(grep vm_info "$TMP/m1")"
 grep -q 'vm_info{vm="'$BM'",name="bm",uuid="[0-9a-f-]*",vmm="dtsim",mode="bitmap"} 1' "$TMP/m1" || fail "info metric of bm"
 grep -qF 'dirtytrackd_vm_fidelity_info{vm="'$BM'",fidelity="exact"} 1' "$TMP/m1" || fail "fidelity of bm (dtsim: every writer)"

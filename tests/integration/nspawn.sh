@@ -2,19 +2,19 @@
 # With a real systemd as PID 1: boot the host's own /usr in a systemd-nspawn
 # container (tmpfs root, private network), install the project into it with
 # `make install` (into a DESTDIR whose parts are bound where the read-only
-# /usr does not hide them), and as users do: systemd-sysusers,
+# /usr does not hide them), and, with the system bus already running, the
+# install steps of README.md literally (systemd-sysusers, tmpfiles, reload
+# of the bus, enable --now),
 # `systemctl start dirtytrackd` (socket units, Type=notify, the sandbox as
 # shipped, user dirtytrackd), attach a simulated VMM through the activated
 # socket, read REST on the Unix socket and loopback TCP, read the D-Bus name
 # on the container's system bus, `systemctl reload` with a drop-in in
 # /etc/dirtytrackd/dirtytrackd.conf.d, stop it cleanly, and socket
 # re-activation after the stop. Skipped, with the reason, where nspawn
-# cannot boot.
+# cannot boot (no root, no CAP_SYS_ADMIN or CAP_NET_ADMIN, no namespaces).
 source "$(dirname "$0")/../lib/common.sh"
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-[ "$(id -u)" = 0 ] || skip "systemd-nspawn needs root"
-command -v systemd-nspawn >/dev/null || skip "systemd-nspawn is missing (package systemd-container; make deps installs it)"
-[ -x /lib/systemd/systemd ] || skip "no systemd to boot in the container"
+require_nspawn
 [ -x "$BUILD/dtsim" ] || fail "$BUILD/dtsim is missing"
 
 # --- install into a DESTDIR ---------------------------------------------------
@@ -39,7 +39,7 @@ printf '[Service]\nWatchdogSec=3s\n' >"$DEST/etc/systemd/system/dirtytrackd.serv
 
 mkdir -p "$TMP/results" "$TMP/tools"
 cp "$BUILD/dtsim" "$TMP/tools/"
-cat >"$DEST/etc/systemd/system/dt-test.service" <<'EOF'
+cat >"$TMP/tools/dt-test.service" <<'EOF'
 [Unit]
 Description=dirtytrackd test inside the container
 After=multi-user.target dbus.socket
@@ -60,13 +60,20 @@ wait_for() { local i; for i in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; 
 api() { curl -sf --unix-socket /run/dirtytrackd/api.sock "http://localhost$1"; }
 status_text() { systemctl show -P StatusText dirtytrackd; }
 
-systemd-sysusers || die "systemd-sysusers"
+# make install's /etc lands on a running machine (booted without it: no
+# preset enabled a unit, no boot-time sysusers or tmpfiles ran for it),
+# with its system bus up, which reads the new policy at once while user
+# dirtytrackd does not exist yet.
+systemctl start dbus.service || die "systemctl start dbus"
+busctl --system status >/dev/null || die "no system bus"
+cp -a /opt/dt-etc/. /etc/ || die "installing /etc"
+getent passwd dirtytrackd >/dev/null && die "user dirtytrackd exists before sysusers"
+# README's install steps, literally, as an administrator types them.
+bash -ex /opt/dt-tools/readme-steps.sh >/results/readme-steps.log 2>&1 ||
+	die "README's install steps: $(tail -n 5 /results/readme-steps.log)"
 getent passwd dirtytrackd >/dev/null || die "no user dirtytrackd"
 getent group dirtytrack >/dev/null || die "no group dirtytrack"
-step "systemd-sysusers created the user and the group"
-# What a package's postinst does (at boot, systemd-tmpfiles-setup does it).
-systemd-tmpfiles --create dirtytrackd.conf || die "systemd-tmpfiles"
-systemctl daemon-reload
+step "README's install steps ran: $(grep -c '^+ ' /results/readme-steps.log) commands; user and group created"
 
 dirtytrackd_bin=/opt/dirtytrackd/sbin/dirtytrackd
 $dirtytrackd_bin --test-config || die "--test-config on the installed configuration"
@@ -75,6 +82,7 @@ step "the installed configuration is found and valid"
 
 systemctl start dirtytrackd.service || die "systemctl start dirtytrackd"
 [ "$(systemctl is-active dirtytrackd)" = active ] || die "not active"
+[ "$(systemctl is-enabled dirtytrackd.socket)" = enabled ] || die "README's steps did not enable the socket"
 [ "$(systemctl show -P Type dirtytrackd)" = notify ] || die "not Type=notify"
 step "systemctl start dirtytrackd: active, status '$(status_text)'"
 [ "$(status_text)" = "0 VMs attached, 0 listed" ] || die "status text: $(status_text)"
@@ -150,21 +158,21 @@ journalctl -b --no-pager -u dirtytrackd >/results/journal.txt 2>&1 || true
 echo PASSED
 EOF
 
+# README's "Installing it as a system service" commands but make install and
+# uninstall (done here, outside), in its order.
+sed -n '/^## Installing it as a system service/,/^Installed files/p' "$SRC/README.md" |
+	sed -n 's/^    //p' | sed 's/ *#.*//' | grep -v '^make ' >"$TMP/tools/readme-steps.sh"
+grep -q '^systemd-sysusers' "$TMP/tools/readme-steps.sh" && grep -q 'systemctl enable' "$TMP/tools/readme-steps.sh" ||
+	fail "README's install steps not found: $(cat "$TMP/tools/readme-steps.sh")"
+
 # --- boot ----------------------------------------------------------------------
 binds=(
 	--bind-ro="$DEST/opt/dirtytrackd:/opt/dirtytrackd"
 	--bind-ro="$TMP/tools:/opt/dt-tools"
 	--bind="$TMP/results:/results"
-	--bind-ro="$DEST/etc/dirtytrackd/dirtytrackd.conf:/etc/dirtytrackd/dirtytrackd.conf"
-	--bind-ro="$DEST/etc/sysusers.d/dirtytrackd.conf:/etc/sysusers.d/dirtytrackd.conf"
-	--bind-ro="$DEST/etc/tmpfiles.d/dirtytrackd.conf:/etc/tmpfiles.d/dirtytrackd.conf"
+	--bind-ro="$DEST/etc:/opt/dt-etc"
+	--bind-ro="$TMP/tools/dt-test.service:/etc/systemd/system/dt-test.service"
 )
-for f in "$DEST"/etc/systemd/system/*.service "$DEST"/etc/systemd/system/*.socket \
-	"$DEST"/etc/systemd/system/dirtytrackd.service.d; do
-	binds+=(--bind-ro="$f:/etc/systemd/system/${f##*/}")
-done
-[ -f "$DEST/etc/dbus-1/system.d/org.dirtytrack.DirtyTrack1.conf" ] &&
-	binds+=(--bind-ro="$DEST/etc/dbus-1/system.d/org.dirtytrack.DirtyTrack1.conf:/etc/dbus-1/system.d/org.dirtytrack.DirtyTrack1.conf")
 [ -d /etc/alternatives ] && binds+=(--bind-ro=/etc/alternatives)
 
 machine="dt-test-$$"
@@ -173,12 +181,7 @@ timeout --kill-after=10 150 systemd-nspawn -q -D / --volatile=yes --boot --regis
 	--private-network --machine="$machine" --console=pipe "${binds[@]}" \
 	-- systemd.firstboot=off systemd.wants=dt-test.service >"$TMP/nspawn.log" 2>&1 </dev/null || rc=$?
 
-# nspawn leaves empty cgroups behind on a host without systemd as PID 1.
-# rmdir removes only cgroups without processes (another container's stay).
-for d in /sys/fs/cgroup/payload /sys/fs/cgroup/supervisor /sys/fs/cgroup/*/payload \
-	/sys/fs/cgroup/*/supervisor; do
-	[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
-done
+nspawn_cleanup
 
 cat "$TMP/results/inner.log" 2>/dev/null || true
 [ -f "$TMP/results/journal.txt" ] && tail -n 15 "$TMP/results/journal.txt"
@@ -197,6 +200,6 @@ echo "ok: systemctl start/reload/stop, REST, D-Bus and re-activation under a rea
 make -s -C "$SRC" BUILD="$BUILD" uninstall DESTDIR="$DEST" PREFIX=/opt/dirtytrackd SYSCONFDIR=/etc \
 	SYSTEMDUNITDIR=/etc/systemd/system SYSUSERSDIR=/etc/sysusers.d TMPFILESDIR=/etc/tmpfiles.d \
 	DBUS_POLICYDIR=/etc/dbus-1/system.d >"$TMP/uninstall.log" 2>&1 || fail "make uninstall: $(cat "$TMP/uninstall.log")"
-rm -rf "$DEST/etc/systemd/system/dirtytrackd.service.d" "$DEST/etc/systemd/system/dt-test.service"
+rm -rf "$DEST/etc/systemd/system/dirtytrackd.service.d"
 left=$(find "$DEST" -type f)
 check "make uninstall removed every installed file${left:+ (left: $left)}" test -z "$left"

@@ -104,3 +104,31 @@ vm_field() { # VM jq-expression
 vm_state_is() { # VM STATE: re-read on every call, for wait_until
 	[ "$(vm_field "$1" .state 2>/dev/null)" = "$2" ]
 }
+
+# require_nspawn: skip, saying why, where systemd-nspawn cannot boot a
+# container: not root, no nspawn or systemd, and root in a container (a
+# common CI setting) without the capabilities or namespaces it needs.
+require_nspawn() {
+	local capeff
+	[ "$(id -u)" = 0 ] || skip "systemd-nspawn needs root"
+	command -v systemd-nspawn >/dev/null || skip "systemd-nspawn is missing (package systemd-container; make deps installs it)"
+	[ -x /lib/systemd/systemd ] || skip "no systemd to boot in the container"
+	capeff=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/$$/status)
+	(((16#$capeff >> 21) & 1)) ||
+		skip "no CAP_SYS_ADMIN here (CapEff $capeff): systemd-nspawn cannot mount the container's root"
+	(((16#$capeff >> 12) & 1)) ||
+		skip "no CAP_NET_ADMIN here (CapEff $capeff): systemd-nspawn --private-network cannot set up the container's network"
+	unshare --net --mount --pid --fork true 2>"$TMP/unshare.err" ||
+		skip "cannot create namespaces here (unshare --net --mount --pid: $(head -n1 "$TMP/unshare.err"))"
+}
+
+# nspawn_cleanup: nspawn leaves empty cgroups behind on a host without
+# systemd as PID 1; rmdir removes only cgroups without processes (another
+# container's stay).
+nspawn_cleanup() {
+	local d
+	for d in /sys/fs/cgroup/payload /sys/fs/cgroup/supervisor /sys/fs/cgroup/*/payload \
+		/sys/fs/cgroup/*/supervisor; do
+		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+	done
+}

@@ -48,6 +48,8 @@ struct ctl_plan_query {
 	const char *bandwidth, *downtime, *zero_fraction, *max_rounds, *target;
 };
 int ctl_plan_path(char *path, size_t size, const char *name, const struct ctl_plan_query *q);
+/* A command that takes no arguments: a usage error naming the first one. */
+int ctl_no_args(const char *command, int argc, char **argv);
 /* Human units */
 const char *ctl_bytes(double bytes, char buf[32]);
 const char *ctl_rate(double bytes_per_s, char buf[32]);

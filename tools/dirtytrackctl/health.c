@@ -7,8 +7,11 @@
 int ctl_health(const struct ctl *ctl, int argc, char **argv)
 {
 	struct json_object *o, *s, *n, *a;
-	int r = ctl_get(ctl, "/v1/health", &o);
+	int r = ctl_no_args("health", argc, argv);
 
+	if (r)
+		return r;
+	r = ctl_get(ctl, "/v1/health", &o);
 	if (r)
 		return r;
 	if (ctl->json) {

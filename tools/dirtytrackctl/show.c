@@ -19,21 +19,32 @@ static int get_vm(const struct ctl *ctl, const char *name, struct json_object **
 	return r;
 }
 
+/*
+ * A window the history does not cover yet shows how much of it was
+ * observed; its rate is over that part ("5s of 3600s"), never over the
+ * whole window.
+ */
 static void print_curve(struct json_object *wss)
 {
-	printf("  %-10s %12s %12s %14s\n", "WINDOW", "PAGES", "BYTES", "RATE");
+	printf("  %-10s %12s %12s %14s  %s\n", "WINDOW", "PAGES", "BYTES", "RATE", "OBSERVED");
 	for (size_t i = 0; wss && i < json_object_array_length(wss); i++) {
-		struct json_object *p = json_object_array_get_idx(wss, i), *w, *pg, *b, *r;
+		struct json_object *p = json_object_array_get_idx(wss, i), *w, *pg, *b, *r, *o, *c;
 		char bytes[32], rate[32];
 
 		json_object_object_get_ex(p, "window_seconds", &w);
 		json_object_object_get_ex(p, "pages", &pg);
 		json_object_object_get_ex(p, "bytes", &b);
 		json_object_object_get_ex(p, "dirty_rate_bytes_per_second", &r);
-		printf("  %9gs %12llu %12s %14s\n", json_object_get_double(w),
+		json_object_object_get_ex(p, "observed_seconds", &o);
+		json_object_object_get_ex(p, "complete", &c);
+		printf("  %9gs %12llu %12s %14s  ", json_object_get_double(w),
 		       (unsigned long long)json_object_get_uint64(pg),
 		       ctl_bytes((double)json_object_get_uint64(b), bytes),
 		       ctl_rate(json_object_get_double(r), rate));
+		if (json_object_get_boolean(c))
+			printf("all\n");
+		else
+			printf("%gs of %gs\n", json_object_get_double(o), json_object_get_double(w));
 	}
 }
 

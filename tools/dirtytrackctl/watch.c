@@ -26,6 +26,7 @@ static void draw(struct json_object *vm, bool clear)
 	struct json_object *wss;
 	double max = 0;
 	char b[32], r[32];
+	bool partial = false;
 
 	if (clear)
 		fputs("\033[H\033[2J", stdout);
@@ -37,18 +38,24 @@ static void draw(struct json_object *vm, bool clear)
 	for (size_t i = 0; i < json_object_array_length(wss); i++)
 		if (num(json_object_array_get_idx(wss, i), "bytes") > max)
 			max = num(json_object_array_get_idx(wss, i), "bytes");
-	printf("  %9s %12s %14s  working set\n", "WINDOW", "BYTES", "RATE");
+	printf("  %9s %12s %14s %9s  working set\n", "WINDOW", "BYTES", "RATE", "OBSERVED");
 	for (size_t i = 0; i < json_object_array_length(wss); i++) {
 		struct json_object *p = json_object_array_get_idx(wss, i);
 		double bytes = num(p, "bytes");
+		bool complete = json_object_get_boolean(ctl_json_get(p, "complete"));
 		int n = max > 0 ? (int)(bytes / max * BAR_WIDTH + 0.5) : 0;
 
-		printf("  %8gs %12s %14s  ", num(p, "window_seconds"), ctl_bytes(bytes, b),
-		       ctl_rate(num(p, "dirty_rate_bytes_per_second"), r));
+		/* A window not yet covered says how much of it the rate is over. */
+		printf("  %8gs %12s %14s %8gs%c ", num(p, "window_seconds"), ctl_bytes(bytes, b),
+		       ctl_rate(num(p, "dirty_rate_bytes_per_second"), r), num(p, "observed_seconds"),
+		       complete ? ' ' : '*');
+		partial |= !complete;
 		for (int k = 0; k < n; k++)
 			fputs("#", stdout);
 		putchar('\n');
 	}
+	if (partial)
+		printf("  * window not yet covered: D(T) and the rate are over the observed part\n");
 	fflush(stdout);
 }
 
@@ -66,8 +73,8 @@ int ctl_watch(const struct ctl *ctl, int argc, char **argv)
 	char *e = NULL;
 	int c, r;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+n:w:", opts, NULL)) >= 0) {
+	optind = 0; /* glibc: start over, options before or after the VM */
+	while ((c = getopt_long(argc, argv, "n:w:", opts, NULL)) >= 0) {
 		switch (c) {
 		case 'n':
 			count = strtoul(optarg, NULL, 10);
