@@ -157,6 +157,8 @@ SYSCONFDIR ?= /etc
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 LIBDIR ?= $(PREFIX)/lib
+# The QEMU preload library: $(PREFIX)/lib/dirtytrackd on every architecture.
+DTQEMUDIR ?= $(PREFIX)/lib/dirtytrackd
 INCLUDEDIR ?= $(PREFIX)/include
 DOCDIR ?= $(PREFIX)/share/doc/dirtytrackd
 MANDIR ?= $(PREFIX)/share/man
@@ -177,7 +179,7 @@ $(BUILD)/obj/daemon/config.o: ALL_CFLAGS += -DDT_SYSCONFDIR='"$(SYSCONFDIR)"'
 
 install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT) $(DTQEMU) $(if $(SCDOC),$(MAN_PAGES))
 	install -D -m 0755 $(BUILD)/dirtytrackd $(DESTDIR)$(SBINDIR)/dirtytrackd
-	install -D -m 0644 $(DTQEMU) $(DESTDIR)$(LIBDIR)/dirtytrackd/libdtqemu.so
+	install -D -m 0644 $(DTQEMU) $(DESTDIR)$(DTQEMUDIR)/libdtqemu.so
 	install -D -m 0755 $(BUILD)/dirtytrackctl $(DESTDIR)$(BINDIR)/dirtytrackctl
 	install -D -m 0644 $(LIBDT) $(DESTDIR)$(LIBDIR)/libdirtytrack.a
 	install -D -m 0644 proto/libdirtytrack.h $(DESTDIR)$(INCLUDEDIR)/libdirtytrack.h
@@ -216,7 +218,7 @@ install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT) $(DTQEMU) $(if $(S
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/dirtytrackd $(DESTDIR)$(BINDIR)/dirtytrackctl \
 		$(DESTDIR)$(LIBDIR)/libdirtytrack.a $(DESTDIR)$(INCLUDEDIR)/libdirtytrack.h \
-		$(DESTDIR)$(LIBDIR)/dirtytrackd/libdtqemu.so \
+		$(DESTDIR)$(DTQEMUDIR)/libdtqemu.so \
 		$(DESTDIR)$(INCLUDEDIR)/dt_proto.h \
 		$(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(DT_UNITS)) \
 		$(DESTDIR)$(SYSUSERSDIR)/dirtytrackd.conf $(DESTDIR)$(TMPFILESDIR)/dirtytrackd.conf \
@@ -230,7 +232,7 @@ uninstall:
 	@# The configuration goes only if it is still the shipped one.
 	if cmp -s config/dirtytrackd.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf; then \
 		rm -f $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf; fi
-	-rmdir $(DESTDIR)$(LIBDIR)/dirtytrackd 2>/dev/null
+	-rmdir $(DESTDIR)$(DTQEMUDIR) 2>/dev/null
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/dirtytrackd.conf.d $(DESTDIR)$(SYSCONFDIR)/dirtytrackd 2>/dev/null
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d $(DESTDIR)$(SYSCONFDIR)/libvirt/hooks $(DESTDIR)$(SYSCONFDIR)/libvirt 2>/dev/null
 
