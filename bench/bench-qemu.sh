@@ -4,8 +4,8 @@
 # guest), DURATION seconds (default 10) after a 1 s warm-up, measured by the
 # host clock from the guest's own counters. Plain QEMU first; then, when
 # DTQ_PRELOAD=path names an existing library (build/libdtqemu.so by default
-# if present), the same run with LD_PRELOAD=$DTQ_PRELOAD and DTQ_SOCKET at a
-# dirtytrackd started here (unless DTQ_SOCKET is already set), and the ratio.
+# if present), the same run with LD_PRELOAD=$DTQ_PRELOAD and DIRTYTRACK_SOCKET at a
+# dirtytrackd started here (unless DIRTYTRACK_SOCKET is already set), and the ratio.
 # Usage: bench/bench-qemu.sh [BUILD]   (REPS=n: median of n runs each)
 set -euo pipefail
 BUILD=${1:-${BUILD:-build}}
@@ -66,14 +66,67 @@ if [ -z "$PRELOAD" ]; then
 	exit 0
 fi
 ENVARGS=()
-if [ -z "${DTQ_SOCKET:-}" ]; then
-	[ -x "$BUILD/dirtytrackd" ] || { echo "bench-qemu: no $BUILD/dirtytrackd for DTQ_SOCKET"; exit 1; }
+if [ -z "${DIRTYTRACK_SOCKET:-}" ]; then
+	[ -x "$BUILD/dirtytrackd" ] || { echo "bench-qemu: no $BUILD/dirtytrackd for DIRTYTRACK_SOCKET"; exit 1; }
 	"$BUILD/dirtytrackd" --config /dev/null --state-dir "" --dbus off --runtime-dir "$TMP/run" \
 		--listen-tcp off >"$TMP/daemon.log" 2>&1 &
 	DPID=$!
 	for _ in $(seq 100); do [ -S "$TMP/run/attach.sock" ] && break; sleep 0.05; done
-	ENVARGS=(--env "DTQ_SOCKET=$TMP/run/attach.sock")
+	ENVARGS=(--env "DIRTYTRACK_SOCKET=$TMP/run/attach.sock")
 fi
 pre=$(rate --preload "$PRELOAD" "${ENVARGS[@]}")
 printf '%-44s %10s pages/s\n' "with LD_PRELOAD=$(basename "$PRELOAD")" "$pre"
 awk -v a="$pre" -v b="$plain" 'BEGIN { printf "ratio preload/plain: %.3f\n", b ? a / b : 0 }'
+
+# The library's harvest cost and the latency from a guest write to REST, at
+# 1 s and 100 ms epochs: a fresh daemon each, the guest idle but for single
+# page WRITEs; latency = host time from the guest's ack of the write to the
+# first moment REST lists the page in a closed epoch (polled every 2 ms).
+# The harvest cost is the library's own timing of the daemon's SYNC_BITMAPs
+# (DIRTYTRACK_LOG, logged when the connection ends).
+for EPOCH in 1s 100ms; do
+	rm -rf "$TMP/run2" && mkdir -p "$TMP/run2"
+	"$BUILD/dirtytrackd" --config /dev/null --state-dir "" --dbus off --runtime-dir "$TMP/run2" \
+		--listen-tcp off --epoch "$EPOCH" >"$TMP/daemon2.log" 2>&1 &
+	D2=$!
+	for _ in $(seq 100); do [ -S "$TMP/run2/api.sock" ] && break; sleep 0.05; done
+	rm -f "$TMP/lat.dtq"
+	EPOCH=$EPOCH TMP=$TMP LIBDIR="$here/../tests/lib" PRELOAD="$PRELOAD" MEMORY=$MEMORY python3 - <<'PY'
+import os, sys, time
+sys.path.insert(0, os.environ["LIBDIR"])
+import dtguest
+from dtapi import Api
+tmp = os.environ["TMP"]
+api = Api(f"{tmp}/run2/api.sock")
+q = dtguest.Qemu(f"{tmp}/lat", name="lat", memory=os.environ["MEMORY"], preload=os.environ["PRELOAD"],
+                 env={"DIRTYTRACK_SOCKET": f"{tmp}/run2/attach.sock", "DIRTYTRACK_LOG": f"{tmp}/lat.dtq"})
+q.start()
+g = q.guest()
+while not ((v := api.try_vm(q.uuid)) and v["state"] == "attached"):
+    time.sleep(0.05)
+t = dtguest.TEST // dtguest.PAGE
+lat = []
+for i in range(10 if os.environ["EPOCH"] == "1s" else 30):
+    ph = g.write(1, pattern="random", seed=100 + i)
+    t0 = time.monotonic()
+    page = g.truth(ph["seq_from"], ph["seq_to"], gfn=True)[0]
+    last = api.last_epoch(q.uuid)
+    while True:
+        e = api.last_epoch(q.uuid)
+        if e > last and page in api.pages(q.uuid, last + 1, e, page, page + 1):
+            break
+        time.sleep(0.002)
+    lat.append(time.monotonic() - t0)
+lat.sort()
+print(f"write-to-REST latency, {os.environ['EPOCH']} epochs: median {lat[len(lat)//2]*1e3:.0f} ms, "
+      f"max {lat[-1]*1e3:.0f} ms over {len(lat)} writes")
+with open(f"{tmp}/lat.uuid", "w") as f:
+    f.write(q.uuid)
+PY
+	kill "$D2"
+	wait "$D2" 2>/dev/null || true
+	sleep 0.3
+	grep -o 'harvest: .*' "$TMP/lat.dtq" | sed "s/^/library $EPOCH epochs: /" || echo "library $EPOCH epochs: no harvest line"
+	pkill -f "dtguest-$$-lat\|name lat " 2>/dev/null || true
+	pkill -f "$TMP/lat/lat.qmp" 2>/dev/null || true
+done
