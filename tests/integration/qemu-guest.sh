@@ -95,7 +95,7 @@ sleep 0.3
 echo "ok: an acked WRITE leaves the guest idle: no stamp after it"
 
 # RUN at a rate: paced by the guest (TSC calibrated at boot), checked by the host clock.
-RATE=20000
+RATE=5000 # well below the ~50k/s the guest reaches alone, so a loaded host still keeps up
 src run --rate $RATE --pattern random --seed 5 >/dev/null
 src rate --seconds 3 >"$G/rate.json"
 jq -e --argjson r $RATE '(.host_rate - $r | fabs) < $r * 0.10' "$G/rate.json" >/dev/null ||

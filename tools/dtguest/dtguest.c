@@ -593,17 +593,18 @@ static u32 ram_end(const struct mb_info *mi)
 	return 0;
 }
 
+/* frame: vector, error code, eip, cs, eflags (from exc_common) */
 void dtg_fault(u32 *frame)
 {
 	st_begin();
 	st->state = DTG_ST_FAULT;
-	st->fault_vector = frame[1];
-	st->fault_eip = frame[3];
+	st->fault_vector = frame[0];
+	st->fault_eip = frame[2];
 	st_end();
 	puts_("dtguest: FAULT vector ");
-	putu(frame[1]);
+	putu(frame[0]);
 	puts_(" eip ");
-	putu(frame[3]);
+	putu(frame[2]);
 	puts_("\n");
 }
 
