@@ -69,7 +69,14 @@ class Api:
         raise ApiError(f"VM {vm}: no {k} epochs after {n} in {timeout} s")
 
     def epoch_pages(self, vm, n):
-        return self.get(f"/v1/vms/{vm}/epochs/{n}/pages")
+        r = self.get(f"/v1/vms/{vm}/epochs/{n}/pages", ok=(200, 404))
+        if r.get("status") == 404:
+            # an epoch that dirtied nothing has no page set: empty, if the history has it
+            rec = self.get(f"/v1/vms/{vm}/history?since={n}&limit=1")["epochs"]
+            if rec and rec[0]["epoch"] == n and rec[0]["pages"] == 0:
+                return {"epoch": n, "pages": 0, "ranges": []}
+            raise ApiError(f"VM {vm}: epoch {n} is not held: {r}")
+        return r
 
     def pages(self, vm, first, last, lo=0, hi=1 << 64):
         """Union of the page sets of epochs first..last (inclusive), GFNs in [lo, hi)."""
