@@ -9,12 +9,10 @@
 # daemon's epochs hold exactly those pages of the test region.
 source "$(dirname "$0")/../lib/common.sh"
 LIB=$(cd "$(dirname "$0")/../lib" && pwd)
-for c in libvirtd virsh qemu-system-x86_64 setpriv jq python3; do
-	command -v "$c" >/dev/null || skip "$c is missing (libvirt-daemon-driver-qemu, libvirt-clients, qemu-system-x86)"
+for c in libvirtd virsh setpriv; do
+	command -v "$c" >/dev/null || skip "$c is missing (libvirt-daemon-driver-qemu, libvirt-clients)"
 done
-[ -c /dev/kvm ] || skip "no /dev/kvm"
-python3 -c 'import os; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null || skip "/dev/kvm is not usable"
-[ -f "$BUILD/dtguest.elf" ] || skip "no $BUILD/dtguest.elf (gcc -m32 could not build the guest)"
+require_qemu_guest
 [ "$(id -u)" -eq 0 ] || skip "needs root (a throwaway user runs the session libvirtd)"
 
 LV="$TMP/lv"

@@ -11,13 +11,7 @@
 # fail.
 source "$(dirname "$0")/../lib/common.sh"
 LIB=$(cd "$(dirname "$0")/../lib" && pwd)
-for c in qemu-system-x86_64 python3 jq; do
-	command -v "$c" >/dev/null || skip "$c is missing (qemu-system-x86, python3, jq)"
-done
-python3 -c 'import os; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null ||
-	skip "/dev/kvm is not usable (absent or no permission)"
-[ -f "$BUILD/dtguest.elf" ] || skip "no $BUILD/dtguest.elf (gcc -m32 could not build the guest)"
-[ -f "$BUILD/libdtqemu.so" ] || fail "$BUILD/libdtqemu.so is missing"
+require_qemu_guest
 
 start_daemon --epoch 100ms
 export LIB BUILD TMP API_SOCK ATTACH_SOCK

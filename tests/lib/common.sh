@@ -97,6 +97,20 @@ wait_until() {
 	done
 }
 
+# require_qemu_guest: skip, saying why, unless Debian's QEMU, python3, jq, a
+# usable /dev/kvm and the project's guest (build/dtguest.elf) are all there;
+# fail if the build lacks libdtqemu.so. For tests named qemu-*.
+require_qemu_guest() {
+	local c
+	for c in qemu-system-x86_64 python3 jq; do
+		command -v "$c" >/dev/null || skip "$c is missing (qemu-system-x86, python3, jq)"
+	done
+	python3 -c 'import os; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null ||
+		skip "/dev/kvm is not usable (absent or no permission)"
+	[ -f "$BUILD/dtguest.elf" ] || skip "no $BUILD/dtguest.elf (gcc -m32 could not build the guest)"
+	[ -f "$BUILD/libdtqemu.so" ] || fail "$BUILD/libdtqemu.so is missing"
+}
+
 vm_field() { # VM jq-expression
 	api "/v1/vms/$1" | jq -r "$2"
 }

@@ -39,7 +39,6 @@ struct dtq_decl {
 struct dtq_slot {
 	bool used;
 	uint32_t id;
-	uint32_t qemu_flags; /* the flags QEMU asked for */
 	uint64_t gpa, size, hva, pages;
 	bool managed; /* we keep KVM's log on for it (writable, address space 0) */
 	bool qemu_log; /* QEMU has logging on: view is live */
@@ -70,7 +69,7 @@ struct dtq {
 	struct dtq_decl *dying[DTQ_DYING_MAX];
 	unsigned ndying;
 	uint64_t lost_removals; /* dying overflowed: the daemon missed a slot's last bits */
-	uint64_t harvests, harvested_pages;
+	uint64_t harvested_pages;
 	uint64_t syncs, sync_ns, sync_slot_pages; /* the daemon's SYNC_BITMAPs: count, time, pages walked */
 	bool changed; /* slots changed since the agent last looked */
 	int wake_fd; /* eventfd: wakes the agent */

@@ -117,7 +117,6 @@ static int64_t slot_harvest(struct dtq *q, struct dtq_slot *s, bool for_daemon)
 		if (to_view)
 			s->view[i] |= w;
 	}
-	q->harvests++;
 	q->harvested_pages += (uint64_t)pages;
 	return pages;
 }
@@ -259,7 +258,6 @@ static int set_region_locked(struct dtq *q, int fd, unsigned long req,
 			s->view = NULL;
 		}
 		s->qemu_log = s->managed && qemu_log;
-		s->qemu_flags = m->flags;
 		return r;
 	}
 
@@ -301,7 +299,6 @@ static int set_region_locked(struct dtq *q, int fd, unsigned long req,
 		return r; /* table full: the slot exists in KVM, untracked */
 	e->used = true;
 	e->id = m->slot;
-	e->qemu_flags = m->flags;
 	e->gpa = m->guest_phys_addr;
 	e->size = m->memory_size;
 	e->hva = m->userspace_addr;
