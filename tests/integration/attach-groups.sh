@@ -11,6 +11,9 @@ chmod 755 "$TMP"
 GID=4242 # no group of the host needs to exist: ids are ids
 NOGROUP=$(id -g nobody)
 LIB="$(cd "$(dirname "$0")/../lib" && pwd)"
+# nobody runs the peer: the checkout may not be readable by it (a 0700 clone)
+mkdir -p "$TMP/lib" && cp "$LIB/dtpeer.py" "$TMP/lib/" && chmod -R a+rX "$TMP/lib"
+LIB="$TMP/lib"
 cat >"$TMP/peer.py" <<'PY'
 import os, sys
 from dtpeer import *

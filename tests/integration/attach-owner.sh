@@ -60,6 +60,9 @@ peer() { # peer AS ACTION UUID [vcpus]
 	fi
 }
 LIB="$(cd "$(dirname "$0")/../lib" && pwd)"
+# nobody runs the peer: the checkout may not be readable by it (a 0700 clone)
+mkdir -p "$TMP/lib" && cp "$LIB/dtpeer.py" "$TMP/lib/" && chmod -R a+rX "$TMP/lib"
+LIB="$TMP/lib"
 start() {
 	start_daemon --epoch 100ms --config "$@"
 	chmod 0666 "$ATTACH_SOCK" # nobody is "allowed"; the socket's group is the unit's business
