@@ -219,6 +219,7 @@ struct state_job {
 	struct dt_state *st;
 	enum job_kind kind;
 	bool saving; /* the stop's final save: logged with its figures */
+	bool superseded; /* taken back unwritten: a later snapshot of the VM holds it */
 	uint32_t vm_id;
 	char *path, *then[2];
 	bool remove_then; /* JOB_SNAPSHOT: remove them (else truncate) once it is written */
@@ -382,7 +383,10 @@ static void job_done(struct dt_job *dj)
 	struct dt_vm *vm = vm_by_id(st->m, j->vm_id);
 	int r = dj->ran ? j->r : -ETIMEDOUT;
 
-	if (r < 0) {
+	if (j->superseded) {
+		if (j->kind == JOB_FRAME)
+			st->stats.frames_coalesced++;
+	} else if (r < 0) {
 		st->stats.write_errors++;
 		if (vm && j->kind != JOB_UNLINK)
 			persist_failed(vm, j->kind == JOB_FRAME ? "journal" : "snapshot", r);
@@ -442,6 +446,24 @@ static int submit(struct state_job *j, bool force)
 	return r;
 }
 
+/*
+ * A snapshot holds every epoch: the VM's frames and checkpoints still
+ * waiting before it need not be written (a slow disk's backlog shrinks to
+ * one file per VM; at stop, the final saves do not wait behind frames).
+ */
+static bool supersedes(struct dt_job *dj, void *ud)
+{
+	struct state_job *j = (struct state_job *)dj, *snap = ud;
+
+	if (j->job.done != job_done || j->vm_id != snap->vm_id)
+		return false;
+	if (j->kind == JOB_FRAME || (j->kind == JOB_SNAPSHOT && !j->remove_then)) {
+		j->superseded = true;
+		return true;
+	}
+	return false;
+}
+
 enum snap_kind {
 	SNAP_CHECKPOINT, /* <uuid>.state, the journal emptied */
 	SNAP_FINAL,	 /* <uuid>.state, the journal removed (a clean stop) */
@@ -478,6 +500,8 @@ static int queue_snapshot(struct dt_vm *vm, enum snap_kind kind, bool force)
 		return r;
 	}
 	j->job.bytes = j->data.len;
+	if (kind != SNAP_ASIDE)
+		dt_worker_cancel_if(st->w, supersedes, j);
 	j->epochs = dt_stats_epochs(vm->stats);
 	j->pages = dt_stats_wss(vm->stats, dt_stats_config(vm->stats)->horizon_epochs);
 	r = submit(j, force);

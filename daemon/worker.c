@@ -196,6 +196,37 @@ int dt_worker_submit(struct dt_worker *w, struct dt_job *j, bool force)
 	return r;
 }
 
+size_t dt_worker_cancel_if(struct dt_worker *w, bool (*pred)(struct dt_job *j, void *ud), void *ud)
+{
+	struct dt_job **p, *j;
+	size_t n = 0;
+
+	pthread_mutex_lock(&w->lock);
+	for (p = &w->head; (j = *p);) {
+		if (!pred(j, ud)) {
+			w->tail = j;
+			p = &j->next;
+			continue;
+		}
+		*p = j->next;
+		j->next = NULL;
+		w->st.queued_jobs--;
+		w->st.queued_bytes -= j->bytes;
+		if (w->done_tail)
+			w->done_tail->next = j;
+		else
+			w->done_head = j;
+		w->done_tail = j;
+		n++;
+	}
+	if (!w->head)
+		w->tail = NULL;
+	if (n)
+		(void)eventfd_write(w->efd, 1);
+	pthread_mutex_unlock(&w->lock);
+	return n;
+}
+
 bool dt_worker_has_room(const struct dt_worker *w, size_t bytes)
 {
 	struct dt_worker *mw = (struct dt_worker *)w;

@@ -48,6 +48,13 @@ int dt_worker_new(sd_event *e, const char *name, size_t max_jobs, size_t max_byt
  * the byte bound fits in an empty queue, so every job can make progress.
  */
 int dt_worker_submit(struct dt_worker *w, struct dt_job *j, bool force);
+/*
+ * Take back the jobs not started yet for which pred(job, ud) is true (it
+ * is called with the queue locked: it must only look at the job): they
+ * are finished with done() and ran false, after the loop's next turn.
+ * Returns how many.
+ */
+size_t dt_worker_cancel_if(struct dt_worker *w, bool (*pred)(struct dt_job *j, void *ud), void *ud);
 /* Whether a job of this many bytes would be accepted now. */
 bool dt_worker_has_room(const struct dt_worker *w, size_t bytes);
 void dt_worker_get_stats(const struct dt_worker *w, struct dt_worker_stats *ret);
