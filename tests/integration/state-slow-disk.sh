@@ -72,14 +72,17 @@ done
 for i in 0 1 2; do
 	wait_until 10 vm_state_is "slow$i" attached || fail "slow$i did not attach"
 done
-start=$(api "/v1/vms/slow0/history?limit=1" | jq '.epochs[-1].epoch // 0')
+h=$(api "/v1/vms/slow0/history?limit=1") || fail "the API did not answer within 10 s (the loop waits for the disk)"
+start=$(jq '.epochs[-1].epoch // 0' <<<"$h")
 sleep 6
 
 # Pace: the gaps between consecutive epoch closes, beyond the 100 ms epoch.
 late=0 total=0 worst=0
 for i in 0 1 2; do
-	read -r n l w < <(api "/v1/vms/slow$i/history?since=$start&limit=100000" | jq -r '[.epochs[].end_us] | . as $e |
-		[range(1; length) | $e[.] - $e[. - 1] - 100000] | "\(length) \(map(select(. > 100000)) | length) \(max // 0)"')
+	h=$(api "/v1/vms/slow$i/history?since=$start&limit=100000") ||
+		fail "the API did not answer within 10 s (the loop waits for the disk)"
+	read -r n l w < <(jq -r '[.epochs[].end_us] | . as $e |
+		[range(1; length) | $e[.] - $e[. - 1] - 100000] | "\(length) \(map(select(. > 100000)) | length) \(max // 0)"' <<<"$h")
 	total=$((total + n)) late=$((late + l))
 	[ "$w" -gt "$worst" ] && worst=$w
 done
@@ -87,7 +90,7 @@ echo "epochs closed: $total, more than 100 ms late: $late, worst $((worst / 1000
 [ "$total" -ge 100 ] || fail "only $total epochs closed in 6 s of 3 VMs at 100 ms"
 [ $((late * 10)) -le "$total" ] || fail "$late of $total epochs closed more than 100 ms late behind the slow disk"
 echo "ok: the harvest keeps its pace while the state disk is slow"
-M=$(api /metrics)
+M=$(api /metrics) || fail "no /metrics within 10 s"
 wait_s=$(awk '/^dirtytrackd_state_queue_wait_max_seconds /{print $2}' <<<"$M")
 echo "state writer: longest wait in the queue $wait_s s, $(awk '/^dirtytrackd_state_queue_jobs /{print $2}' <<<"$M") jobs queued"
 awk -v w="$wait_s" 'BEGIN { exit !(w >= 0.2) }' || fail "the writes were not slowed (queue wait $wait_s s): the test did not test"
