@@ -144,7 +144,7 @@ static uint64_t realtime_us(void)
 /* ---- encoding (loop thread) ------------------------------------------------ */
 
 /* The whole snapshot file in memory: identity block, slots, statistics. */
-static int encode_state(const struct dt_vm *vm, struct dt_buf *out)
+static int encode_state(const struct dt_vm *vm, struct dt_buf *out, size_t *ret_stats_at)
 {
 	const struct dt_slot_table *t = &vm->collector.slots;
 	struct state_head h = {
@@ -191,7 +191,9 @@ static int encode_state(const struct dt_vm *vm, struct dt_buf *out)
 	dt_buf_put(out, &crc, sizeof(crc));
 	if (out->err)
 		return out->err;
-	return dt_stats_save(vm->stats, out);
+	/* The statistics' CRCs are computed on the writer thread (dt_persist_seal). */
+	*ret_stats_at = out->len;
+	return dt_stats_save_unsealed(vm->stats, out);
 }
 
 /* ---- the writer: every write to the state directory, on its thread --------- */
@@ -225,6 +227,7 @@ struct state_job {
 	bool remove_then; /* JOB_SNAPSHOT: remove them (else truncate) once it is written */
 	struct dt_closed_epoch *closed; /* JOB_FRAME */
 	struct dt_buf data;		/* JOB_SNAPSHOT; JOB_FRAME: its encoding */
+	size_t stats_at;		/* JOB_SNAPSHOT: where the statistics (to seal) start */
 	uint64_t epochs, pages;		/* for the log of a final save */
 	int r;				/* run's result */
 };
@@ -293,6 +296,9 @@ static int replace_file(struct state_job *j)
 	_cleanup_free_ char *tmp = NULL;
 	int fd, r;
 
+	r = dt_persist_seal(j->data.p + j->stats_at, j->data.len - j->stats_at);
+	if (r < 0)
+		return r;
 	if (asprintf(&tmp, "%s.tmp", j->path) < 0)
 		return -ENOMEM;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -494,7 +500,7 @@ static int queue_snapshot(struct dt_vm *vm, enum snap_kind kind, bool force)
 		return -ENOMEM;
 	j->remove_then = kind != SNAP_CHECKPOINT;
 	j->saving = kind == SNAP_FINAL;
-	r = encode_state(vm, &j->data);
+	r = encode_state(vm, &j->data, &j->stats_at);
 	if (r < 0) {
 		job_free(j);
 		return r;

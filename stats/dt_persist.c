@@ -66,6 +66,8 @@
 #define MAX_BLOCKS	((UINT32_MAX >> 6) + UINT64_C(1))
 #define MAX_BLOB	(UINT32_C(1) << 30) /* a roaring set or a journal frame */
 #define READ_STEP	(1u << 20)
+/* magic, version, nvcpus, 5 + 16 configuration words, epochs, totals: what the head CRC covers */
+#define PERSIST_HEAD_LEN (8 + 4 + 4 + 4 * 5 + 4 * DT_STATS_MAX_WINDOWS + 8 * 3)
 
 /* ---- CRC-32 (IEEE), table per call: 256 entries cost nothing next to a file */
 
@@ -94,6 +96,7 @@ static uint32_t crc_update(const uint32_t *tab, uint32_t crc, const void *buf, s
 
 struct pw {
 	struct dt_buf *out;
+	bool unsealed; /* no CRC now: dt_persist_seal() later */
 	uint32_t crc;
 	int err;
 	uint32_t tab[256];
@@ -103,7 +106,8 @@ static void pw_bytes(struct pw *w, const void *p, size_t n)
 {
 	if (w->err || !n)
 		return;
-	w->crc = crc_update(w->tab, w->crc, p, n);
+	if (!w->unsealed)
+		w->crc = crc_update(w->tab, w->crc, p, n);
 	dt_buf_put(w->out, p, n);
 	w->err = w->out->err;
 }
@@ -142,7 +146,8 @@ static void pw_set(struct pw *w, const roaring_bitmap_t *set)
 	}
 	roaring_bitmap_portable_serialize(set, (char *)p);
 	w->out->len += len;
-	w->crc = crc_update(w->tab, w->crc, p, len);
+	if (!w->unsealed)
+		w->crc = crc_update(w->tab, w->crc, p, len);
 }
 
 static int count_block(uint32_t block, uint64_t mask, const uint32_t *ages, void *ud)
@@ -178,9 +183,9 @@ static void write_index(struct pw *w, const struct dt_lastidx *ls)
 		dt_lastidx_walk(ls, write_block, w);
 }
 
-int dt_stats_save(const struct dt_stats *s, struct dt_buf *out)
+static int save(const struct dt_stats *s, struct dt_buf *out, bool unsealed)
 {
-	struct pw w = {.out = out};
+	struct pw w = {.out = out, .unsealed = unsealed};
 	uint64_t first = s->epochs > s->horizon ? s->epochs - s->horizon : 0, e, rfirst;
 	uint32_t n, le;
 
@@ -245,6 +250,30 @@ int dt_stats_save(const struct dt_stats *s, struct dt_buf *out)
 	if (!w.err)
 		dt_buf_put(out, &le, sizeof(le));
 	return w.err ? w.err : out->err;
+}
+
+int dt_stats_save(const struct dt_stats *s, struct dt_buf *out)
+{
+	return save(s, out, false);
+}
+
+int dt_stats_save_unsealed(const struct dt_stats *s, struct dt_buf *out)
+{
+	return save(s, out, true);
+}
+
+int dt_persist_seal(uint8_t *p, size_t len)
+{
+	uint32_t tab[256], crc;
+
+	if (len < PERSIST_HEAD_LEN + 4 + 4)
+		return -EINVAL;
+	crc_table(tab);
+	crc = htole32(crc_update(tab, 0, p, PERSIST_HEAD_LEN));
+	memcpy(p + PERSIST_HEAD_LEN, &crc, 4);
+	crc = htole32(crc_update(tab, 0, p, len - 4));
+	memcpy(p + len - 4, &crc, 4);
+	return 0;
 }
 
 /* ---- reading -------------------------------------------------------------- */

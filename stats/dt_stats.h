@@ -154,6 +154,14 @@ int dt_stats_epoch_pages(const struct dt_stats *s, uint64_t epoch,
  * saved one after a load.
  */
 int dt_stats_save(const struct dt_stats *s, struct dt_buf *out);
+/*
+ * The same without its two CRCs (zeros in their place), for a caller that
+ * seals it on another thread: dt_persist_seal(p, len) on exactly the bytes
+ * dt_stats_save_unsealed() appended makes them what dt_stats_save() writes
+ * (-EINVAL when too short to be a save).
+ */
+int dt_stats_save_unsealed(const struct dt_stats *s, struct dt_buf *out);
+int dt_persist_seal(uint8_t *p, size_t len);
 int dt_stats_load(FILE *f, const struct dt_stats_config *cfg, uint32_t nvcpus,
 		  struct dt_stats **ret);
 

@@ -201,6 +201,13 @@ static void test_round_trip(void)
 		for (uint32_t e = 0; e < n; e++)
 			epoch(a, NULL, 1000 + e);
 		buf = save(a, &len);
+		/* Sealed later (on the state writer's thread): the same bytes. */
+		struct dt_buf u = {0};
+		CHECK_EQ(dt_stats_save_unsealed(a, &u), 0);
+		CHECK_EQ(u.len, len);
+		CHECK_EQ(dt_persist_seal(u.p, u.len), 0);
+		CHECK(u.len == len && memcmp(u.p, buf, len) == 0);
+		dt_buf_done(&u);
 		CHECK_EQ(load(buf, len, &cfg, NVCPUS, &b), 0);
 		if (!b) {
 			free(buf);
