@@ -9,6 +9,9 @@
 /* A plan stuck in the planner (it is bounded, but) does not hold the exit longer. */
 #define PLANNER_STOP_US (5ull * 1000000)
 
+/* A plan is worth less than a harvest: the loop gets the CPU first on a busy host. */
+#define PLANNER_NICE 10
+
 struct dt_planner {
 	struct dt_worker *w;
 };
@@ -55,7 +58,7 @@ int dt_planner_new(sd_event *e, struct dt_planner **ret)
 
 	if (!pl)
 		return -ENOMEM;
-	r = dt_worker_new(e, "dt-plan", DT_PLANNER_MAX_PENDING, 0, &pl->w);
+	r = dt_worker_new(e, "dt-plan", PLANNER_NICE, DT_PLANNER_MAX_PENDING, 0, &pl->w);
 	if (r < 0) {
 		free(pl);
 		return r;

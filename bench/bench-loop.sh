@@ -8,7 +8,7 @@
 # worst, share over 10 ms), and, where the daemon has them, its own
 # /metrics figures (dirtytrackd_tick_lateness_seconds, the state writer's
 # queue). Ratio: worst delay / epoch against the 10 % limit.
-# Usage: bench/bench-loop.sh [BUILD] (default build); VMS=20 SECONDS_LOAD=20
+# Usage: bench/bench-loop.sh [BUILD] (default build); VMS=20 SECONDS_LOAD=20 PLANS=0 (no plans)
 #        DAEMON=path (another dirtytrackd, e.g. an older build, same dtsim)
 set -euo pipefail
 BUILD=${1:-build}
@@ -60,6 +60,7 @@ api /metrics >"$TMP/m0" || true
 	echo "$ok" >"$TMP/plans"
 ) &
 PLANNER=$!
+[ "${PLANS:-1}" = 0 ] && { kill $PLANNER; wait $PLANNER 2>/dev/null || true; echo 0 >"$TMP/plans"; }
 sleep "$DUR"
 wait $PLANNER || true
 api /metrics >"$TMP/m1"

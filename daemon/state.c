@@ -603,7 +603,7 @@ int dt_state_start(struct dt_manager *m)
 	if (!st)
 		return -ENOMEM;
 	st->m = m;
-	r = dt_worker_new(m->event, "dt-state", WRITER_MAX_JOBS, WRITER_MAX_BYTES, &st->w);
+	r = dt_worker_new(m->event, "dt-state", 5, WRITER_MAX_JOBS, WRITER_MAX_BYTES, &st->w);
 	if (r < 0) {
 		free(st);
 		return r;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@ struct dt_worker {
 	int efd;
 	sd_event_source *source;
 	char name[16];
+	int nice;
 	/* under lock */
 	struct dt_job *head, *tail; /* waiting to run */
 	struct dt_job *done_head, *done_tail; /* ran, done() not called yet */
@@ -43,6 +45,14 @@ static void deadline(struct timespec *ts, uint64_t timeout_us)
 static void *worker_main(void *userdata)
 {
 	struct dt_worker *w = userdata;
+
+	if (w->nice) {
+		errno = 0;
+		int base = getpriority(PRIO_PROCESS, 0);
+
+		if (errno == 0)
+			(void)setpriority(PRIO_PROCESS, (id_t)gettid(), base + w->nice);
+	}
 
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
@@ -114,7 +124,7 @@ static int on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	return 0;
 }
 
-int dt_worker_new(sd_event *e, const char *name, size_t max_jobs, size_t max_bytes,
+int dt_worker_new(sd_event *e, const char *name, int nice, size_t max_jobs, size_t max_bytes,
 		  struct dt_worker **ret)
 {
 	struct dt_worker *w;
@@ -127,6 +137,7 @@ int dt_worker_new(sd_event *e, const char *name, size_t max_jobs, size_t max_byt
 	if (!w)
 		return -ENOMEM;
 	snprintf(w->name, sizeof(w->name), "%s", name);
+	w->nice = nice;
 	w->st.max_jobs = max_jobs;
 	w->st.max_bytes = max_bytes;
 	pthread_mutex_init(&w->lock, NULL);

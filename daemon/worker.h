@@ -39,8 +39,12 @@ struct dt_worker_stats {
 
 struct dt_worker;
 
-/* name: the thread's name (15 characters at most are kept). */
-int dt_worker_new(sd_event *e, const char *name, size_t max_jobs, size_t max_bytes,
+/*
+ * name: the thread's name (15 characters at most are kept). nice: the
+ * thread's nice value relative to the process (> 0: the loop wins the CPU
+ * from it on a busy host; a failure to set it is ignored).
+ */
+int dt_worker_new(sd_event *e, const char *name, int nice, size_t max_jobs, size_t max_bytes,
 		  struct dt_worker **ret);
 /*
  * Queue j: 0, or -EAGAIN when it does not fit in the bounds (nothing is
