@@ -241,10 +241,7 @@ static void *worker_main(void *userdata)
 		w->report = rep;
 		w->pending = true;
 		(void)eventfd_write(w->efd, 1);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + (w->interval_us % 1000000) * 1000;
-		ts.tv_sec += (time_t)(w->interval_us / 1000000 + ns / 1000000000);
-		ts.tv_nsec = (long)(ns % 1000000000);
+		dt_deadline_after(&ts, w->interval_us);
 		while (!w->stop && pthread_cond_timedwait(&w->wake, &w->lock, &ts) != ETIMEDOUT)
 			;
 	}
@@ -368,10 +365,7 @@ int dt_lv_worker_stop(struct dt_lv_worker *w, uint64_t timeout_us)
 
 	if (!w)
 		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t ns = (uint64_t)ts.tv_nsec + (timeout_us % 1000000) * 1000;
-	ts.tv_sec += (time_t)(timeout_us / 1000000 + ns / 1000000000);
-	ts.tv_nsec = (long)(ns % 1000000000);
+	dt_deadline_after(&ts, timeout_us);
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
 	pthread_cond_signal(&w->wake);

@@ -34,12 +34,27 @@ struct dt_worker {
 static struct dt_worker *abandoned;
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void deadline(struct timespec *ts, uint64_t timeout_us)
+/* Under lock: j is finished (run, or taken back); done() follows on the loop. */
+static void push_done(struct dt_worker *w, struct dt_job *j)
 {
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	uint64_t ns = (uint64_t)ts->tv_nsec + (timeout_us % 1000000) * 1000;
-	ts->tv_sec += (time_t)(timeout_us / 1000000 + ns / 1000000000);
-	ts->tv_nsec = (long)(ns % 1000000000);
+	j->next = NULL;
+	if (w->done_tail)
+		w->done_tail->next = j;
+	else
+		w->done_head = j;
+	w->done_tail = j;
+	(void)eventfd_write(w->efd, 1);
+}
+
+static void destroy(struct dt_worker *w)
+{
+	sd_event_source_disable_unref(w->source);
+	if (w->efd >= 0)
+		close(w->efd);
+	pthread_cond_destroy(&w->wake);
+	pthread_cond_destroy(&w->idle);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
 }
 
 static void *worker_main(void *userdata)
@@ -82,12 +97,7 @@ static void *worker_main(void *userdata)
 		w->st.queued_jobs--;
 		w->st.queued_bytes -= j->bytes;
 		w->st.completed++;
-		if (w->done_tail)
-			w->done_tail->next = j;
-		else
-			w->done_head = j;
-		w->done_tail = j;
-		(void)eventfd_write(w->efd, 1);
+		push_done(w, j);
 		pthread_cond_broadcast(&w->idle);
 	}
 	w->exited = true;
@@ -161,13 +171,7 @@ int dt_worker_new(sd_event *e, const char *name, int nice, size_t max_jobs, size
 	*ret = w;
 	return 0;
 fail:
-	sd_event_source_disable_unref(w->source);
-	if (w->efd >= 0)
-		close(w->efd);
-	pthread_cond_destroy(&w->wake);
-	pthread_cond_destroy(&w->idle);
-	pthread_mutex_destroy(&w->lock);
-	free(w);
+	destroy(w);
 	return r;
 }
 
@@ -220,20 +224,13 @@ size_t dt_worker_cancel_if(struct dt_worker *w, bool (*pred)(struct dt_job *j, v
 			continue;
 		}
 		*p = j->next;
-		j->next = NULL;
 		w->st.queued_jobs--;
 		w->st.queued_bytes -= j->bytes;
-		if (w->done_tail)
-			w->done_tail->next = j;
-		else
-			w->done_head = j;
-		w->done_tail = j;
+		push_done(w, j);
 		n++;
 	}
 	if (!w->head)
 		w->tail = NULL;
-	if (n)
-		(void)eventfd_write(w->efd, 1);
 	pthread_mutex_unlock(&w->lock);
 	return n;
 }
@@ -263,7 +260,7 @@ int dt_worker_drain(struct dt_worker *w, uint64_t timeout_us)
 	struct timespec ts;
 	bool left;
 
-	deadline(&ts, timeout_us);
+	dt_deadline_after(&ts, timeout_us);
 	pthread_mutex_lock(&w->lock);
 	while ((w->head || w->running) && !w->exited &&
 	       pthread_cond_timedwait(&w->idle, &w->lock, &ts) != ETIMEDOUT)
@@ -282,7 +279,7 @@ struct dt_worker *dt_worker_free(struct dt_worker *w, uint64_t timeout_us)
 
 	if (!w)
 		return NULL;
-	deadline(&ts, timeout_us);
+	dt_deadline_after(&ts, timeout_us);
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
 	pthread_cond_signal(&w->wake);
@@ -312,11 +309,7 @@ struct dt_worker *dt_worker_free(struct dt_worker *w, uint64_t timeout_us)
 		return NULL;
 	}
 	pthread_join(w->thread, NULL);
-	close(w->efd);
-	pthread_cond_destroy(&w->wake);
-	pthread_cond_destroy(&w->idle);
-	pthread_mutex_destroy(&w->lock);
-	free(w);
+	destroy(w);
 	return NULL;
 }
 
