@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "planner.h"
 #include "dbus.h"
 #include "dbus_int.h"
 #include "dt_util.h"
@@ -543,11 +544,17 @@ int dt_bus_new(struct dt_manager *m, struct dt_bus **ret)
 		return -ENOMEM;
 	b->m = m;
 	b->retry_us = DT_BUS_RETRY_MIN_US;
+	r = dt_planner_new(m->event, &b->planner);
+	if (r < 0) {
+		free(b);
+		return r;
+	}
 	if (strcmp(spec, "system") == 0 || strcmp(spec, "session") == 0)
 		r = asprintf(&b->what, "the %s bus", spec);
 	else
 		r = asprintf(&b->what, "bus %s", spec);
 	if (r < 0) {
+		dt_planner_free(b->planner);
 		free(b);
 		return -ENOMEM;
 	}
@@ -567,6 +574,8 @@ struct dt_bus *dt_bus_free(struct dt_bus *b)
 	if (!b)
 		return NULL;
 	b->retry = sd_event_source_disable_unref(b->retry);
+	/* Pending Plan() calls get their (error) reply while the bus is still there. */
+	b->planner = dt_planner_free(b->planner);
 	bus_close(b);
 	free(b->what);
 	free(b);

@@ -42,6 +42,7 @@ struct dt_bus {
 	uint64_t retry_us; /* the next retry's delay */
 	uint64_t last_flush_us;
 	struct dt_bus_vm *vms;
+	struct dt_planner *planner; /* Plan() off the loop: replied to when computed */
 	uint32_t attached, nvms; /* last AttachedVMs and VMs signalled */
 	bool observing;
 	bool down; /* a failure was logged; the next name acquisition says "again" */

@@ -15,6 +15,7 @@
 #include "curve.h"
 #include "dbus_int.h"
 #include "dt_util.h"
+#include "planner.h"
 #include "vm_plan.h"
 
 int dt_bus_vm_path(const struct dt_vm *vm, char **ret)
@@ -344,7 +345,7 @@ static int dict_close(sd_bus_message *m)
 	return r < 0 ? r : sd_bus_message_close_container(m);
 }
 
-static int append_plan(sd_bus_message *m, const struct dt_vm *vm, const struct dt_plan *p)
+static int append_plan(sd_bus_message *m, uint64_t epoch, const struct dt_plan *p)
 {
 	const struct dt_plan_recommendation *rec = &p->rec;
 	int r;
@@ -354,7 +355,7 @@ static int append_plan(sd_bus_message *m, const struct dt_vm *vm, const struct d
 		return r;
 	/* Its inputs first: every prediction states what it is based on. */
 	r = sd_bus_message_append(
-		m, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}", "epoch", "t", dt_stats_epochs(vm->stats),
+		m, "{sv}{sv}{sv}{sv}{sv}{sv}{sv}", "epoch", "t", epoch,
 		"memory_pages", "t", p->input.memory_pages, "page_size", "u", p->input.page_size,
 		"bandwidth", "d", p->input.bandwidth, "max_downtime_usec", "t",
 		p->input.max_downtime_us, "max_rounds", "u", p->input.max_rounds, "vcpu_curves",
@@ -431,12 +432,50 @@ static int append_plan(sd_bus_message *m, const struct dt_vm *vm, const struct d
 	return sd_bus_message_close_container(m);
 }
 
-/* Plan(t bandwidth, t max_downtime_usec) -> a{sv}. */
-static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+/* A Plan() call waiting for the planner thread. */
+struct bus_plan {
+	sd_bus_message *msg;
+	uint32_t vm_id;
+};
+
+static void on_plan_done(void *userdata, int r, struct dt_plan *p, uint64_t generation,
+			 uint64_t epoch)
 {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	struct bus_plan *bp = userdata;
+
+	if (r == -EINVAL)
+		r = sd_bus_reply_method_errorf(bp->msg, DT_BUS_ERROR_INVALID_ARGUMENT,
+					       "the planner refused these figures");
+	else if (r == -ECANCELED)
+		r = sd_bus_reply_method_errorf(bp->msg, SD_BUS_ERROR_FAILED,
+					       "the daemon is stopping");
+	else if (r < 0)
+		r = sd_bus_reply_method_errno(bp->msg, r, NULL);
+	else {
+		r = sd_bus_message_new_method_return(bp->msg, &reply);
+		if (r >= 0)
+			r = append_plan(reply, epoch, p);
+		if (r >= 0)
+			r = sd_bus_send(NULL, reply, NULL);
+		else
+			r = sd_bus_reply_method_errno(bp->msg, r, NULL);
+	}
+	dt_plan_free(p);
+	sd_bus_message_unref(bp->msg);
+	free(bp);
+}
+
+/*
+ * Plan(t bandwidth, t max_downtime_usec) -> a{sv}. Replied to when the
+ * planner thread has computed it (the figures are read now).
+ */
+static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
 	const struct dt_vm *vm = userdata;
-	struct dt_plan *p = NULL;
+	struct dt_bus *b = vm->m->bus;
+	struct dt_plan_call *call;
+	struct bus_plan *bp;
 	uint64_t bandwidth, downtime;
 	int r;
 
@@ -446,7 +485,18 @@ static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 	if (bandwidth == 0 || downtime == 0)
 		return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
 					 "bandwidth (bytes/s) and max downtime (µs) must be > 0");
-	r = dt_vm_plan(vm, (double)bandwidth, downtime, &p);
+	if (!b || !b->planner)
+		return -ESHUTDOWN;
+	bp = calloc(1, sizeof(*bp));
+	if (!bp)
+		return -ENOMEM;
+	const struct dt_vm_plan_options o = {
+		.bandwidth = (double)bandwidth,
+		.max_downtime_us = downtime,
+	};
+	r = dt_planner_submit(b->planner, vm, &o, on_plan_done, bp, &call);
+	if (r < 0)
+		free(bp);
 	if (r == -EOPNOTSUPP)
 		return sd_bus_error_setf(error, DT_BUS_ERROR_NOT_EXACT,
 					 "VM %u is observed through libvirt: a plan needs the exact "
@@ -458,15 +508,15 @@ static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 	if (r == -EINVAL)
 		return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
 					 "the planner refused these figures");
+	if (r == -EBUSY)
+		return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+					 "%u plans are being computed: try again",
+					 DT_PLANNER_MAX_PENDING);
 	if (r < 0)
 		return r;
-	r = sd_bus_message_new_method_return(msg, &reply);
-	if (r >= 0)
-		r = append_plan(reply, vm, p);
-	dt_plan_free(p);
-	if (r < 0)
-		return r;
-	return sd_bus_send(NULL, reply, NULL);
+	bp->msg = sd_bus_message_ref(msg);
+	bp->vm_id = vm->id;
+	return 1; /* the reply follows from on_plan_done */
 }
 
 #define VM_FIELD(f) offsetof(struct dt_vm, f)

@@ -40,6 +40,13 @@ struct dt_req {
 	uint32_t vm_id; /* the VM waited for; 0: the registry */
 	bool suspended;
 	bool waited; /* the long-poll is over: answer now */
+	/* A plan computed off the loop (planner.c): suspended while plan_call is set. */
+	struct dt_plan_call *plan_call;
+	struct dt_plan *plan; /* the result, when plan_ready */
+	int plan_r;
+	bool plan_ready;
+	uint64_t plan_generation, plan_epoch;
+	char plan_etag[96];
 };
 
 struct dt_api {
@@ -49,6 +56,7 @@ struct dt_api {
 	char *token; /* bearer token of the remote listener */
 	char *tls_cert, *tls_key; /* PEM */
 	struct dt_req *waiting;
+	struct dt_planner *planner; /* plans off the loop */
 	uint64_t etag_salt; /* per daemon start, so ETags never repeat across restarts */
 	bool observing;
 };

@@ -212,14 +212,15 @@ static struct json_object *recommendation(const struct dt_plan *p)
 	return o;
 }
 
-struct json_object *dt_json_vm_plan(const struct dt_vm *vm, const struct dt_plan *p)
+struct json_object *dt_json_vm_plan(const struct dt_vm *vm, uint64_t generation, uint64_t epoch,
+				    const struct dt_plan *p)
 {
 	struct json_object *o = json_object_new_object();
 
 	add(o, "id", u64(vm->id));
 	add(o, "name", json_object_new_string(vm->name));
-	add(o, "generation", u64(vm->generation));
-	add(o, "epoch", u64(dt_stats_epochs(vm->stats)));
+	add(o, "generation", u64(generation));
+	add(o, "epoch", u64(epoch));
 	add(o, "epoch_seconds", num(seconds(vm->epoch_us)));
 	add(o, "inputs", inputs(p));
 	add(o, "curve", curve(p));

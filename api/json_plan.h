@@ -12,6 +12,7 @@
  * used, the VM and the epoch/generation it was computed at. No NaN or
  * infinity: a figure that is not finite is null.
  */
-struct json_object *dt_json_vm_plan(const struct dt_vm *vm, const struct dt_plan *p);
+struct json_object *dt_json_vm_plan(const struct dt_vm *vm, uint64_t generation, uint64_t epoch,
+				    const struct dt_plan *p);
 /* The recommendation as one sentence (caller frees), or NULL (ENOMEM). */
 char *dt_plan_why(const struct dt_plan *p);

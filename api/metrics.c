@@ -102,13 +102,67 @@ static void seconds(FILE *f, uint64_t us)
 	fprintf(f, "%" PRIu64 ".%06" PRIu64, us / 1000000, us % 1000000);
 }
 
+static void histogram(FILE *f, const char *name, const char *help, const struct dt_histogram *h)
+{
+	uint64_t cum = 0;
+
+	head(f, name, "histogram", help);
+	for (unsigned i = 0; i < DT_HARVEST_BUCKETS; i++) {
+		cum += h->bucket[i];
+		fprintf(f, "dirtytrackd_%s_bucket{le=\"", name);
+		seconds(f, dt_harvest_bucket_us[i]);
+		fprintf(f, "\"} %" PRIu64 "\n", cum);
+	}
+	fprintf(f, "dirtytrackd_%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->count);
+	fprintf(f, "dirtytrackd_%s_sum ", name);
+	seconds(f, h->sum_us);
+	fprintf(f, "\ndirtytrackd_%s_count %" PRIu64 "\n", name, h->count);
+}
+
+/* The state writer's queue: what waits, what was written, what a full queue did. */
+static void state_metrics(FILE *f, const struct dt_manager *m)
+{
+	struct dt_state_stats st;
+
+	dt_state_get_stats(m, &st);
+	if (!st.enabled)
+		return;
+	head(f, "state_queue_jobs", "gauge", "Writes waiting for the state writer thread.");
+	fprintf(f, "dirtytrackd_state_queue_jobs %zu\n", st.queued_jobs);
+	head(f, "state_queue_bytes", "gauge",
+	     "Bytes of frames and snapshots waiting for the state writer thread.");
+	fprintf(f, "dirtytrackd_state_queue_bytes %zu\n", st.queued_bytes);
+	head(f, "state_queue_limit_bytes", "gauge",
+	     "The queue's bound: beyond it frames are coalesced into the next snapshot.");
+	fprintf(f, "dirtytrackd_state_queue_limit_bytes %zu\n", st.max_bytes);
+	head(f, "state_queue_wait_max_seconds", "gauge",
+	     "The longest a write waited in the queue since the start.");
+	fprintf(f, "dirtytrackd_state_queue_wait_max_seconds ");
+	seconds(f, st.max_wait_us);
+	fputc('\n', f);
+	head(f, "state_frames_written_total", "counter", "Journal frames written and fdatasync'd.");
+	fprintf(f, "dirtytrackd_state_frames_written_total %" PRIu64 "\n", st.frames_written);
+	head(f, "state_snapshots_written_total", "counter", "Snapshots written, fsync'd and renamed.");
+	fprintf(f, "dirtytrackd_state_snapshots_written_total %" PRIu64 "\n", st.snapshots_written);
+	head(f, "state_written_bytes_total", "counter", "Bytes written to the state directory.");
+	fprintf(f, "dirtytrackd_state_written_bytes_total %" PRIu64 "\n", st.bytes_written);
+	head(f, "state_write_errors_total", "counter", "Writes to the state directory that failed.");
+	fprintf(f, "dirtytrackd_state_write_errors_total %" PRIu64 "\n", st.write_errors);
+	head(f, "state_frames_coalesced_total", "counter",
+	     "Journal frames not queued because the queue was full: the VM's next snapshot holds "
+	     "their epochs.");
+	fprintf(f, "dirtytrackd_state_frames_coalesced_total %" PRIu64 "\n", st.frames_coalesced);
+	head(f, "state_snapshots_deferred_total", "counter",
+	     "Snapshots put off to a later epoch because the queue was full.");
+	fprintf(f, "dirtytrackd_state_snapshots_deferred_total %" PRIu64 "\n",
+		st.snapshots_deferred);
+}
+
 int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len)
 {
 	const struct dt_config *c = &m->config;
-	const struct dt_histogram *h = &m->harvest_hist;
 	char *buf = NULL;
 	size_t len = 0;
-	uint64_t cum = 0;
 	unsigned attached = dt_manager_attached(m), observed = 0;
 	FILE *f = open_memstream(&buf, &len);
 
@@ -215,19 +269,20 @@ int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len)
 		}
 	}
 
-	head(f, "harvest_duration_seconds", "histogram",
-	     "Time spent harvesting and closing one epoch of one VM.");
-	for (unsigned i = 0; i < DT_HARVEST_BUCKETS; i++) {
-		cum += h->bucket[i];
-		fprintf(f, "dirtytrackd_harvest_duration_seconds_bucket{le=\"");
-		seconds(f, dt_harvest_bucket_us[i]);
-		fprintf(f, "\"} %" PRIu64 "\n", cum);
-	}
-	fprintf(f, "dirtytrackd_harvest_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
-		h->count);
-	fprintf(f, "dirtytrackd_harvest_duration_seconds_sum ");
-	seconds(f, h->sum_us);
-	fprintf(f, "\ndirtytrackd_harvest_duration_seconds_count %" PRIu64 "\n", h->count);
+	histogram(f, "harvest_duration_seconds",
+		  "Time spent harvesting and closing one epoch of one VM.", &m->harvest_hist);
+	histogram(f, "tick_lateness_seconds",
+		  "How late each VM's epoch tick ran after its due time (the harvest delay that "
+		  "other work on the event loop caused).",
+		  &m->tick_lateness);
+	head(f, "tick_lateness_max_seconds", "gauge", "The latest an epoch tick ran since the start.");
+	fprintf(f, "dirtytrackd_tick_lateness_max_seconds ");
+	seconds(f, m->tick_lateness_max_us);
+	fputc('\n', f);
+	head(f, "ticks_skipped_total", "counter",
+	     "Epoch ticks missed whole because the loop came too late (the epoch was longer).");
+	fprintf(f, "dirtytrackd_ticks_skipped_total %" PRIu64 "\n", m->ticks_skipped);
+	state_metrics(f, m);
 
 	if (fclose(f) != 0 || !buf) {
 		free(buf);

@@ -29,6 +29,7 @@
 #include "http.h"
 #include "log.h"
 #include "manager.h"
+#include "planner.h"
 
 #define DT_SECRET_MAX (64 * 1024) /* certificate, key or token file */
 
@@ -52,6 +53,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!rq)
 		return;
 	dt_longpoll_forget(rq);
+	dt_plan_call_cancel(rq->plan_call);
+	dt_plan_free(rq->plan);
 	free(rq->target);
 	free(rq);
 	*con_cls = NULL;
@@ -89,7 +92,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	if (rq->suspended) /* spurious call while parked */
+	if (rq->suspended || rq->plan_call) /* spurious call while parked */
 		return MHD_YES;
 	if (l->remote && !authorized(l->api, conn))
 		return dt_http_unauthorized(conn, "a valid bearer token is required");
@@ -332,6 +335,11 @@ int dt_api_new(struct dt_manager *m, int api_fd, struct dt_api **ret)
 		dt_log(LOG_ERR, "cannot observe the registry: %s", strerror(-r));
 		goto fail;
 	}
+	r = dt_planner_new(m->event, &a->planner);
+	if (r < 0) {
+		dt_log(LOG_ERR, "cannot start the planner thread: %s", strerror(-r));
+		goto fail;
+	}
 	*ret = a;
 	return 0;
 fail:
@@ -350,6 +358,8 @@ struct dt_api *dt_api_free(struct dt_api *a)
 {
 	if (!a)
 		return NULL;
+	/* Parked plan requests are answered (503) before the servers go. */
+	a->planner = dt_planner_free(a->planner);
 	dt_longpoll_stop(a);
 	for (unsigned i = 0; i < DT_API_MAX_LISTENERS; i++) {
 		sd_event_source_disable_unref(a->l[i].io);

@@ -16,6 +16,7 @@
 #include "json_plan.h"
 #include "json_view.h"
 #include "manager.h"
+#include "planner.h"
 #include "vm_plan.h"
 
 _Static_assert(DT_PLAN_ROUNDS_MAX == DT_PLAN_MAX_ROUNDS, "?max_rounds= is the planner's limit");
@@ -57,7 +58,27 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, const char *type, 
 	return dt_http_send(conn, MHD_HTTP_OK, type, body, len, etag, index);
 }
 
-static enum MHD_Result render_plan(struct MHD_Connection *conn, struct dt_vm *vm,
+static void on_plan_done(void *userdata, int r, struct dt_plan *p, uint64_t generation,
+			 uint64_t epoch)
+{
+	struct dt_req *rq = userdata;
+
+	rq->plan_call = NULL;
+	rq->plan = p;
+	rq->plan_r = r;
+	rq->plan_generation = generation;
+	rq->plan_epoch = epoch;
+	rq->plan_ready = true;
+	MHD_resume_connection(rq->conn);
+	dt_listener_kick(rq->l);
+}
+
+/*
+ * The plan is computed on the planner's thread: the request is parked
+ * until it is ready (then MHD calls the handler again and the answer is
+ * sent with the generation and ETag the figures were read at).
+ */
+static enum MHD_Result render_plan(struct dt_req *rq, struct dt_vm *vm,
 				   const struct dt_request_target *t, const char *etag)
 {
 	const struct dt_vm_plan_options o = {
@@ -67,11 +88,28 @@ static enum MHD_Result render_plan(struct MHD_Connection *conn, struct dt_vm *vm
 		.max_rounds = t->max_rounds,
 		.target_us = t->target_us,
 	};
+	struct MHD_Connection *conn = rq->conn;
 	struct dt_plan *p = NULL;
 	struct json_object *j;
 	int r;
 
-	r = dt_vm_plan_with(vm, &o, &p);
+	if (rq->plan_ready) {
+		rq->plan_ready = false;
+		p = TAKE_PTR(rq->plan);
+		r = rq->plan_r;
+		if (r == -ECANCELED)
+			return dt_http_unavailable(conn, 1, "the daemon is stopping");
+	} else {
+		r = dt_planner_submit(rq->l->api->planner, vm, &o, on_plan_done, rq, &rq->plan_call);
+		if (r == -EBUSY)
+			return dt_http_unavailable(conn, 1, "%u plans are being computed: try again",
+						   DT_PLANNER_MAX_PENDING);
+		if (r >= 0) {
+			snprintf(rq->plan_etag, sizeof(rq->plan_etag), "%s", etag);
+			MHD_suspend_connection(conn);
+			return MHD_YES;
+		}
+	}
 	if (r == -ENODATA)
 		return dt_http_unavailable(conn, (unsigned)((vm->epoch_us + 999999) / 1000000),
 					   "VM %u has no closed epoch or no memory yet", vm->id);
@@ -81,9 +119,9 @@ static enum MHD_Result render_plan(struct MHD_Connection *conn, struct dt_vm *vm
 	if (r < 0)
 		return dt_http_problem(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
 				       "cannot plan: %s", strerror(-r));
-	j = dt_json_vm_plan(vm, p);
+	j = dt_json_vm_plan(vm, rq->plan_generation, rq->plan_epoch, p);
 	dt_plan_free(p);
-	return dt_http_send_json(conn, MHD_HTTP_OK, j, etag, vm->generation);
+	return dt_http_send_json(conn, MHD_HTTP_OK, j, rq->plan_etag, rq->plan_generation);
 }
 
 /* FNV-1a over the plan's parsed query: its ETag part besides the generation. */
@@ -191,7 +229,7 @@ static enum MHD_Result render_vm(struct dt_req *rq, struct dt_vm *vm,
 		/* A closed epoch's set never changes. */
 		return dt_http_send_json(conn, MHD_HTTP_OK, o, NULL, 0);
 	case DT_ROUTE_VM_PLAN:
-		return render_plan(conn, vm, t, etag);
+		return render_plan(rq, vm, t, etag);
 	default:
 		return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL, "no such resource");
 	}

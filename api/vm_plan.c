@@ -44,21 +44,53 @@ int dt_vm_plan(const struct dt_vm *vm, double bandwidth, uint64_t max_downtime_u
 	return dt_vm_plan_with(vm, &o, ret);
 }
 
-int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
-		    struct dt_plan **ret)
-{
+/* The planner's input with every array it points to, owned (dt_vm_plan_gather). */
+struct dt_vm_plan_input {
+	struct dt_plan_input in;
 	struct dt_plan_point curve[DT_PLAN_MAX_POINTS];
-	uint32_t windows[DT_PLAN_MAX_POINTS];
-	_cleanup_free_ struct dt_plan_point *vpoints = NULL;
-	_cleanup_free_ struct dt_plan_vcpu *vcpus = NULL;
-	_cleanup_free_ struct dt_epoch_record *hist = NULL;
-	_cleanup_free_ uint64_t *activity = NULL, *parts = NULL;
 	uint64_t bounds[DT_PLAN_MAX_PARTS + 1];
+	struct dt_plan_point *vpoints;
+	struct dt_plan_vcpu *vcpus;
+	uint64_t *activity, *parts;
+	uint64_t generation, epoch;
+};
+
+void dt_vm_plan_input_free(struct dt_vm_plan_input *pi)
+{
+	if (!pi)
+		return;
+	free(pi->vpoints);
+	free(pi->vcpus);
+	free(pi->activity);
+	free(pi->parts);
+	free(pi);
+}
+
+uint64_t dt_vm_plan_input_generation(const struct dt_vm_plan_input *pi)
+{
+	return pi->generation;
+}
+
+uint64_t dt_vm_plan_input_epoch(const struct dt_vm_plan_input *pi)
+{
+	return pi->epoch;
+}
+
+int dt_vm_plan_input_compute(const struct dt_vm_plan_input *pi, struct dt_plan **ret)
+{
+	return dt_plan_compute(&pi->in, ret);
+}
+
+int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
+		      struct dt_vm_plan_input **ret)
+{
+	uint32_t windows[DT_PLAN_MAX_POINTS];
+	_cleanup_free_ struct dt_epoch_record *hist = NULL;
+	struct dt_vm_plan_input *pi;
 	size_t nact = 0;
 	uint64_t epochs = dt_stats_epochs(vm->stats);
 	uint64_t memory = dt_vm_memory_pages(vm);
 	uint32_t n = plan_windows(vm, epochs, windows), nv = 0;
-	struct dt_plan_input in;
 
 	/* libvirt's one rate per calc is no D(T) curve: no plan is better than a made-up one. */
 	if (vm->state == DT_VM_OBSERVED)
@@ -68,27 +100,32 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 		return -EINVAL;
 	if (n == 0 || memory == 0)
 		return -ENODATA;
+	pi = calloc(1, sizeof(*pi));
+	if (!pi)
+		return -ENOMEM;
+	pi->generation = vm->generation;
+	pi->epoch = epochs;
 	for (uint32_t i = 0; i < n; i++)
-		curve[i] = (struct dt_plan_point){
+		pi->curve[i] = (struct dt_plan_point){
 			.window_us = windows[i] * vm->epoch_us,
 			.pages = dt_stats_wss(vm->stats, windows[i]),
 		};
 	if (vm->collector.rings && vm->vcpus > 0 && vm->vcpus <= DT_PLAN_MAX_VCPUS) {
-		vcpus = calloc(vm->vcpus, sizeof(*vcpus));
-		vpoints = calloc((size_t)vm->vcpus * n, sizeof(*vpoints));
-		if (!vcpus || !vpoints)
-			return -ENOMEM;
+		pi->vcpus = calloc(vm->vcpus, sizeof(*pi->vcpus));
+		pi->vpoints = calloc((size_t)vm->vcpus * n, sizeof(*pi->vpoints));
+		if (!pi->vcpus || !pi->vpoints)
+			goto enomem;
 		for (uint32_t v = 0; v < vm->vcpus; v++) {
-			struct dt_plan_point *p = &vpoints[(size_t)nv * n];
+			struct dt_plan_point *p = &pi->vpoints[(size_t)nv * n];
 
 			if (!vm->collector.rings[v])
 				continue;
 			for (uint32_t i = 0; i < n; i++)
 				p[i] = (struct dt_plan_point){
-					.window_us = curve[i].window_us,
+					.window_us = pi->curve[i].window_us,
 					.pages = dt_stats_vcpu_wss(vm->stats, v, windows[i]),
 				};
-			vcpus[nv++] = (struct dt_plan_vcpu){ .vcpu = v, .npoints = n, .points = p };
+			pi->vcpus[nv++] = (struct dt_plan_vcpu){ .vcpu = v, .npoints = n, .points = p };
 		}
 	}
 	/* the activity profile: the history's per-epoch pages (bursts and lulls) */
@@ -96,25 +133,26 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 		size_t max = epochs < DT_PLAN_MAX_ACTIVITY ? (size_t)epochs : DT_PLAN_MAX_ACTIVITY;
 
 		hist = calloc(max, sizeof(*hist));
-		activity = calloc(max, sizeof(*activity));
-		if (!hist || !activity)
-			return -ENOMEM;
+		pi->activity = calloc(max, sizeof(*pi->activity));
+		if (!hist || !pi->activity)
+			goto enomem;
 		nact = dt_stats_history(vm->stats, epochs - max, hist, max);
 		for (size_t i = 0; i < nact; i++)
-			activity[i] = hist[i].pages;
+			pi->activity[i] = hist[i].pages;
 	}
 	/* where the dirtied pages lie, by window (none for a VM smaller than the parts) */
 	if (memory >= DT_PLAN_MAX_PARTS) {
-		parts = calloc((size_t)DT_PLAN_MAX_PARTS * n, sizeof(*parts));
-		if (!parts)
-			return -ENOMEM;
-		if (dt_stats_layout(vm->stats, windows, n, memory, DT_PLAN_MAX_PARTS, bounds, parts) < 0) {
-			free(parts);
-			parts = NULL;
+		pi->parts = calloc((size_t)DT_PLAN_MAX_PARTS * n, sizeof(*pi->parts));
+		if (!pi->parts)
+			goto enomem;
+		if (dt_stats_layout(vm->stats, windows, n, memory, DT_PLAN_MAX_PARTS, pi->bounds,
+				    pi->parts) < 0) {
+			free(pi->parts);
+			pi->parts = NULL;
 		}
 	}
-	in = (struct dt_plan_input){
-		.curve = curve,
+	pi->in = (struct dt_plan_input){
+		.curve = pi->curve,
 		.npoints = n,
 		.memory_pages = memory,
 		.page_size = vm->page_size,
@@ -123,15 +161,32 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 		.zero_fraction = o->zero_fraction,
 		.max_rounds = o->max_rounds ? o->max_rounds : DT_VM_PLAN_MAX_ROUNDS,
 		.target_us = o->target_us,
-		.vcpus = nv ? vcpus : NULL,
+		.vcpus = nv ? pi->vcpus : NULL,
 		.nvcpus = nv,
 		.interp = DT_PLAN_INTERP_LOG,
-		.activity = nact >= 2 ? activity : NULL,
+		.activity = nact >= 2 ? pi->activity : NULL,
 		.nactivity = nact >= 2 ? nact : 0,
 		.activity_epoch_us = vm->epoch_us,
-		.parts = parts,
-		.part_bounds = parts ? bounds : NULL,
-		.nparts = parts ? DT_PLAN_MAX_PARTS : 0,
+		.parts = pi->parts,
+		.part_bounds = pi->parts ? pi->bounds : NULL,
+		.nparts = pi->parts ? DT_PLAN_MAX_PARTS : 0,
 	};
-	return dt_plan_compute(&in, ret);
+	*ret = pi;
+	return 0;
+enomem:
+	dt_vm_plan_input_free(pi);
+	return -ENOMEM;
+}
+
+int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
+		    struct dt_plan **ret)
+{
+	struct dt_vm_plan_input *pi = NULL;
+	int r = dt_vm_plan_gather(vm, o, &pi);
+
+	if (r < 0)
+		return r;
+	r = dt_vm_plan_input_compute(pi, ret);
+	dt_vm_plan_input_free(pi);
+	return r;
 }

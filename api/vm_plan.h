@@ -33,3 +33,18 @@ struct dt_vm_plan_options {
 /* dt_vm_plan with options; dt_vm_plan is this with the defaults. */
 int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 		    struct dt_plan **ret);
+
+/*
+ * The same in two steps, so that the planning runs off the event loop:
+ * gather the planner's input from the VM's figures (on the loop thread,
+ * which owns them; the errors of dt_vm_plan_with), then compute the plan
+ * from it on any thread (dt_plan_compute's errors). The input owns what
+ * it points to and records the generation and epoch it was read at.
+ */
+struct dt_vm_plan_input;
+int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
+		      struct dt_vm_plan_input **ret);
+int dt_vm_plan_input_compute(const struct dt_vm_plan_input *pi, struct dt_plan **ret);
+uint64_t dt_vm_plan_input_generation(const struct dt_vm_plan_input *pi);
+uint64_t dt_vm_plan_input_epoch(const struct dt_vm_plan_input *pi);
+void dt_vm_plan_input_free(struct dt_vm_plan_input *pi); /* NULL-safe */

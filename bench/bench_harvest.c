@@ -254,7 +254,7 @@ static void bench_ring(enum pattern p, uint32_t nvcpus, uint32_t *off)
 		if (rate > best)
 			best = rate;
 		uint64_t t0 = now_ns();
-		if (dt_stats_close_epoch(s, e) < 0)
+		if (dt_stats_close_epoch(s, e, NULL) < 0)
 			die("dt_stats_close_epoch", ENOMEM);
 		uint64_t dt = now_ns() - t0;
 		if (e > 0) {
@@ -327,7 +327,7 @@ static void bench_ring_concurrent(uint32_t *off)
 		pthread_join(th, NULL);
 		if (rate > best)
 			best = rate;
-		dt_stats_close_epoch(s, (uint64_t)e);
+		dt_stats_close_epoch(s, (uint64_t)e, NULL);
 	}
 	printf("ring_harvest_random_1M_1vcpu_concurrent_producer: %.1f Mentries/s/core "
 	       "(%.3f x of memory bandwidth)\n",
@@ -445,7 +445,7 @@ static void bench_bitmap(uint64_t guest_bytes, const char *guest_name, enum fill
 		if (dt < best)
 			best = dt;
 		t0 = now_ns();
-		dt_stats_close_epoch(s, (uint64_t)i);
+		dt_stats_close_epoch(s, (uint64_t)i, NULL);
 		close_sum += now_ns() - t0;
 	}
 	double bytes_per_s = (double)b->nwords * 8 * 1e9 / (double)best;

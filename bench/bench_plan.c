@@ -336,7 +336,7 @@ static int measure(const struct trace *t, uint64_t epoch_us, uint32_t page_size,
 
 		for (; k < t->n && t->r[k].us < end; k++)
 			dt_stats_add(m->stats, t->r[k].page);
-		r = dt_stats_close_epoch(m->stats, end);
+		r = dt_stats_close_epoch(m->stats, end, NULL);
 		if (r < 0)
 			return r;
 		m->activity[m->nactivity++] = dt_stats_wss(m->stats, 1);

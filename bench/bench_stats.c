@@ -92,7 +92,7 @@ static double insert_rate2(const uint32_t *pages, uint32_t n, uint32_t rounds, u
 			/* Best epoch: the machine is shared, interference only slows down. */
 			if (rate > best)
 				best = rate;
-			dt_stats_close_epoch(s, 0);
+			dt_stats_close_epoch(s, 0, NULL);
 			total += now_ns() - t0;
 			entries += end - off;
 		}
@@ -177,7 +177,7 @@ static void bench_words(void)
 			bits += (uint64_t)__builtin_popcountll(word);
 			dt_stats_add_word(s, w * 64, word);
 		}
-		dt_stats_close_epoch(s, 0);
+		dt_stats_close_epoch(s, 0, NULL);
 	}
 	printf("insert_words_bits: %.1f Mbits/s\n", (double)bits * 1e3 / (double)(now_ns() - t0));
 	dt_stats_free(s);
@@ -210,7 +210,7 @@ static void bench_close(const struct close_case *c, int report_memory)
 				dt_stats_add(s, page);
 		}
 		t0 = now_ns();
-		dt_stats_close_epoch(s, e);
+		dt_stats_close_epoch(s, e, NULL);
 		dt = now_ns() - t0;
 		if (e >= c->warm) {
 			tsum += dt;
@@ -251,7 +251,7 @@ static void bench_long_tail(void)
 		for (uint32_t i = 0; i < 20; i++)
 			dt_stats_add(s, 1u << 20 | (uint32_t)(rnd() % (64u << 20)));
 		t0 = now_ns();
-		dt_stats_close_epoch(s, e);
+		dt_stats_close_epoch(s, e, NULL);
 		if (e >= epochs - measured)
 			tsum += now_ns() - t0;
 	}

@@ -19,4 +19,5 @@ run "$BUILD/bench/bench_harvest"
 run "$BUILD/bench/bench_stats"
 run "$here/bench-kvm.sh" "$BUILD"
 run "$here/bench-qemu.sh" "$BUILD"
+run "$here/bench-loop.sh" "$BUILD"
 exit $rc

@@ -87,5 +87,10 @@ int dt_lv_worker_take(struct dt_lv_worker *w, struct dt_lv_report *ret);
 void dt_lv_report_done(struct dt_lv_report *r);
 /* Domains attached through the protocol: listed, but not measured. */
 int dt_lv_worker_set_skip(struct dt_lv_worker *w, const uint8_t (*uuids)[16], size_t n);
-/* Stop and join the worker (waits for a libvirt call in progress). */
-struct dt_lv_worker *dt_lv_worker_stop(struct dt_lv_worker *w);
+/*
+ * Stop and join the worker, waiting at most timeout_us for a libvirt call
+ * in progress (a libvirtd that accepts and never answers blocks it for
+ * ever): -ETIMEDOUT then, the thread is detached and its state kept
+ * (reachable, never freed) for it to finish alone. NULL-safe.
+ */
+int dt_lv_worker_stop(struct dt_lv_worker *w, uint64_t timeout_us);

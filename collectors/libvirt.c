@@ -113,6 +113,7 @@ struct dt_lv_worker {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
+	pthread_cond_t gone; /* the thread is about to return */
 	int efd;
 	char *uri;
 	uint64_t interval_us;
@@ -120,6 +121,7 @@ struct dt_lv_worker {
 	virConnectPtr conn; /* worker thread only */
 	/* under lock */
 	bool stop;
+	bool exited;
 	bool pending;
 	struct dt_lv_report report;
 	uint8_t (*skip)[16];
@@ -239,10 +241,7 @@ static void *worker_main(void *userdata)
 		w->report = rep;
 		w->pending = true;
 		(void)eventfd_write(w->efd, 1);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + (w->interval_us % 1000000) * 1000;
-		ts.tv_sec += (time_t)(w->interval_us / 1000000 + ns / 1000000000);
-		ts.tv_nsec = (long)(ns % 1000000000);
+		dt_deadline_after(&ts, w->interval_us);
 		while (!w->stop && pthread_cond_timedwait(&w->wake, &w->lock, &ts) != ETIMEDOUT)
 			;
 	}
@@ -250,6 +249,10 @@ static void *worker_main(void *userdata)
 	if (w->conn)
 		virConnectClose(w->conn);
 	w->conn = NULL;
+	pthread_mutex_lock(&w->lock);
+	w->exited = true;
+	pthread_cond_broadcast(&w->gone);
+	pthread_mutex_unlock(&w->lock);
 	return NULL;
 }
 
@@ -257,6 +260,7 @@ static void worker_free(struct dt_lv_worker *w)
 {
 	dt_lv_report_done(&w->report);
 	pthread_cond_destroy(&w->wake);
+	pthread_cond_destroy(&w->gone);
 	pthread_mutex_destroy(&w->lock);
 	if (w->efd >= 0)
 		close(w->efd);
@@ -284,6 +288,7 @@ int dt_lv_worker_start(const struct dt_lv_options *o, struct dt_lv_worker **ret)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&w->wake, &ca);
+	pthread_cond_init(&w->gone, &ca);
 	pthread_condattr_destroy(&ca);
 	w->uri = strdup(o->uri);
 	w->interval_us = o->interval_us;
@@ -349,15 +354,32 @@ int dt_lv_worker_set_skip(struct dt_lv_worker *w, const uint8_t (*uuids)[16], si
 	return 0;
 }
 
-struct dt_lv_worker *dt_lv_worker_stop(struct dt_lv_worker *w)
+/* Workers whose thread was stuck in libvirt at stop: left to finish alone, kept reachable. */
+static struct dt_lv_worker *abandoned[8];
+static unsigned nabandoned;
+
+int dt_lv_worker_stop(struct dt_lv_worker *w, uint64_t timeout_us)
 {
+	struct timespec ts;
+	bool exited;
+
 	if (!w)
-		return NULL;
+		return 0;
+	dt_deadline_after(&ts, timeout_us);
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
 	pthread_cond_signal(&w->wake);
+	while (!w->exited && pthread_cond_timedwait(&w->gone, &w->lock, &ts) != ETIMEDOUT)
+		;
+	exited = w->exited;
 	pthread_mutex_unlock(&w->lock);
+	if (!exited) {
+		pthread_detach(w->thread);
+		if (nabandoned < ARRAY_SIZE(abandoned))
+			abandoned[nabandoned++] = w;
+		return -ETIMEDOUT;
+	}
 	pthread_join(w->thread, NULL);
 	worker_free(w);
-	return NULL;
+	return 0;
 }

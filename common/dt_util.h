@@ -50,6 +50,17 @@ static inline uint64_t dt_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* ts = CLOCK_MONOTONIC now + us, for pthread_cond_timedwait on a CLOCK_MONOTONIC condvar. */
+static inline void dt_deadline_after(struct timespec *ts, uint64_t us)
+{
+	uint64_t ns;
+
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ns = (uint64_t)ts->tv_nsec + (us % 1000000) * 1000;
+	ts->tv_sec += (time_t)(us / 1000000 + ns / 1000000000);
+	ts->tv_nsec = (long)(ns % 1000000000);
+}
+
 /*
  * "4096", "64K", "1G", "1.5GiB", "2M" -> bytes (binary multiples: K=1024).
  * Returns 0 or -EINVAL (syntax) / -ERANGE (overflow).

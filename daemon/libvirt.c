@@ -16,6 +16,9 @@
 #include "log.h"
 #include "manager.h"
 
+/* A libvirt call in progress at stop is waited for this long (libvirtd may hang). */
+#define DT_LV_STOP_TIMEOUT_US (3ull * 1000000)
+
 struct dt_libvirt {
 	struct dt_manager *m;
 	struct dt_lv_worker *worker;
@@ -144,7 +147,8 @@ int dt_libvirt_start(struct dt_manager *m)
 	return 0;
 fail:
 	dt_log(LOG_ERR, "cannot start the libvirt collector: %s", strerror(-r));
-	lv->worker = dt_lv_worker_stop(lv->worker);
+	if (lv->worker)
+		dt_lv_worker_stop(lv->worker, DT_LV_STOP_TIMEOUT_US);
 	free(lv);
 	return r;
 }
@@ -156,7 +160,10 @@ void dt_libvirt_stop(struct dt_manager *m)
 	if (!lv)
 		return;
 	sd_event_source_disable_unref(lv->source);
-	dt_lv_worker_stop(lv->worker);
+	if (dt_lv_worker_stop(lv->worker, DT_LV_STOP_TIMEOUT_US) < 0)
+		dt_log(LOG_WARNING, "libvirt %s: a call did not return within %llu s; "
+				    "stopping without waiting for it",
+		       m->config.libvirt_uri, (unsigned long long)DT_LV_STOP_TIMEOUT_US / 1000000);
 	free(lv);
 	m->libvirt = NULL;
 	/* Observed VMs have nothing to save: they go with the collector. */

@@ -43,6 +43,7 @@ struct dt_manager *dt_manager_free(struct dt_manager *m)
 		dt_vm_free(m->vms);
 	while (m->conns)
 		dt_conn_close(m->conns, "daemon stopping");
+	dt_state_stop(m);
 	m->api = dt_api_free(m->api);
 	sd_event_source_disable_unref(m->attach_source);
 	sd_event_source_disable_unref(m->accept_retry);
@@ -239,15 +240,24 @@ int dt_manager_start(struct dt_manager *m)
 	dt_log(LOG_INFO, "listening: attach %s, api %s%s%s, epoch %llu ms", c->attach_socket,
 	       c->api_socket, c->api_tcp ? ", http://" : "", c->api_tcp ? c->api_tcp : "",
 	       (unsigned long long)c->epoch_us / 1000);
+	r = dt_state_start(m);
+	if (r < 0) {
+		dt_log(LOG_ERR, "cannot start the state writer: %s", strerror(-r));
+		return r;
+	}
 	/* After the front ends: they are told of every restored VM. */
 	dt_state_restore(m);
 	/* After the restore: a restored VM keeps its uuid against libvirt's. */
 	return dt_libvirt_start(m);
 }
 
+/*
+ * The histories first (their last epochs closed by the detach, saved and
+ * written), then the parts that may hang: a libvirtd that never answers
+ * costs the libvirt worker's bounded stop, not the state.
+ */
 void dt_manager_stop(struct dt_manager *m)
 {
-	dt_libvirt_stop(m);
 	for (struct dt_vm *vm = m->vms; vm; vm = vm->next) {
 		if (vm->state != DT_VM_ATTACHED)
 			continue;
@@ -256,4 +266,6 @@ void dt_manager_stop(struct dt_manager *m)
 		dt_conn_close(vm->conn, "daemon stopping");
 	}
 	dt_state_save_all(m);
+	dt_state_stop(m);
+	dt_libvirt_stop(m);
 }

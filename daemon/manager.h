@@ -18,6 +18,7 @@ struct dt_api;
 struct dt_bus;
 struct dt_conn;
 struct dt_libvirt;
+struct dt_state;
 
 enum dt_vm_state {
 	DT_VM_ATTACHED,
@@ -48,8 +49,8 @@ void dt_histogram_observe(struct dt_histogram *h, uint64_t us);
 
 /* Where a VM stands in the state directory (state.c). */
 struct dt_vm_persist {
-	int journal_fd; /* <uuid>.journal, -1: not open (next close writes a snapshot) */
-	uint64_t journal_bytes;
+	bool need_snapshot; /* the next close writes a snapshot (start, attach, failure, full queue) */
+	uint64_t journal_bytes; /* queued since the last snapshot */
 	uint64_t snap_epochs; /* epochs held by the last snapshot */
 	uint32_t snap_slots; /* slot table as of the last snapshot */
 	uint64_t snap_next_base;
@@ -100,6 +101,8 @@ struct dt_vm {
 	size_t view_len;
 	uint64_t view_gen;
 	struct dt_vm_persist persist;
+	/* The epoch just closed, for the state writer during DT_CHANGE_EPOCH (it takes it). */
+	struct dt_closed_epoch *closed;
 	char libvirt_domain[DT_NAME_MAX]; /* its libvirt domain's name, "": none known */
 	struct dt_lv_sample libvirt; /* DT_VM_OBSERVED: libvirt's last figures */
 	uint64_t libvirt_round; /* the collector's round that last saw it */
@@ -119,7 +122,7 @@ struct dt_observer {
 	void *userdata;
 };
 
-#define DT_MAX_OBSERVERS 4
+#define DT_MAX_OBSERVERS 8
 
 struct dt_manager {
 	struct dt_observer observers[DT_MAX_OBSERVERS];
@@ -141,6 +144,10 @@ struct dt_manager {
 	struct dt_bus *bus; /* NULL: D-Bus off or unreachable */
 	uint64_t generation; /* bumped when a VM is added, removed or changes */
 	struct dt_histogram harvest_hist;
+	struct dt_histogram tick_lateness; /* how late each epoch tick ran */
+	uint64_t tick_lateness_max_us;
+	uint64_t ticks_skipped; /* ticks missed whole while the loop was busy */
+	struct dt_state *state; /* the state writer; NULL: no state directory */
 	struct dt_libvirt *libvirt; /* NULL: [libvirt] uri off */
 };
 
@@ -208,8 +215,26 @@ uint32_t dt_vm_window_epochs(const struct dt_vm *vm, uint64_t window_us);
  */
 void dt_state_restore(struct dt_manager *m);
 void dt_state_save_all(struct dt_manager *m);
-void dt_state_epoch_closed(struct dt_vm *vm);
 void dt_state_forget(struct dt_vm *vm);
+/*
+ * The state writer: an observer of closed epochs that hands their frames
+ * and the snapshots to its thread (every write to the state directory is
+ * made there). Start before the restore; stop after the final save: it
+ * drains the queue (bounded) and joins the thread.
+ */
+int dt_state_start(struct dt_manager *m);
+void dt_state_stop(struct dt_manager *m);
+/* Whether vm's closed epochs are journaled (vm_close_epoch then hands them over). */
+bool dt_state_wants_epochs(const struct dt_vm *vm);
+struct dt_state_stats {
+	bool enabled;
+	uint64_t frames_written, snapshots_written, bytes_written, write_errors;
+	uint64_t frames_coalesced; /* frames not queued (queue full): the next snapshot has them */
+	uint64_t snapshots_deferred; /* snapshots put off to a later epoch (queue full) */
+	size_t queued_jobs, queued_bytes, max_bytes;
+	uint64_t max_wait_us; /* longest a write waited in the queue */
+};
+void dt_state_get_stats(const struct dt_manager *m, struct dt_state_stats *ret);
 /*
  * A VM about to be replaced by another machine with its uuid: write its
  * whole history to <uuid>.state.replaced (one is kept; never restored) and

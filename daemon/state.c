@@ -11,21 +11,37 @@
  * fsync'd: a crash leaves the old snapshot or the new one.
  *
  * Between snapshots each closed epoch is appended to <uuid>.journal as one
- * self-checking frame (dt_stats_journal_last: the epoch's dirty set, its
- * record, each vCPU's pages) and fdatasync'd at once, so a crash loses at
- * most the epoch whose frame was being written. A snapshot is written
- * instead at the first close after a start or an attach, whenever the slot
- * table changed, and every [daemon] snapshot_epochs epochs; the journal is
- * then emptied. At start the snapshot is loaded, the journal replayed after
- * it (frames of older epochs skipped, a torn tail dropped), and a fresh
- * snapshot written so the journal starts empty again.
+ * self-checking frame (dt_persist_frame of the epoch dt_stats_close_epoch
+ * handed back: its dirty set, its record, each vCPU's pages) and
+ * fdatasync'd. A snapshot is written instead at the first close after a
+ * start or an attach, whenever the slot table changed, and every [daemon]
+ * snapshot_epochs epochs; the journal is then emptied. At start the
+ * snapshot is loaded, the journal replayed after it (frames of older
+ * epochs skipped, a torn tail dropped), and a fresh snapshot written so
+ * the journal starts empty again.
+ *
+ * The writer. No file is written on the event loop: this file is an
+ * observer of closed epochs that queues each write as a job for one writer
+ * thread (worker.c), which encodes the frame, writes, fsyncs and renames,
+ * in order. The loop only encodes snapshots into memory (it owns the
+ * statistics; a frame is encoded on the thread from the epoch handed
+ * back). The queue is bounded (WRITER_MAX_JOBS, WRITER_MAX_BYTES): when
+ * it is full a frame is not queued and a snapshot is deferred; the VM then
+ * takes a snapshot at the first close that finds room, which holds every
+ * epoch whose frame was not written. Nothing recorded is lost; a crash
+ * meanwhile loses the epochs since the last write that completed (normally
+ * the one or two in flight). Counted in /metrics (dirtytrackd_state_*).
+ * At a clean stop every VM's snapshot is queued and the queue drained (for
+ * at most WRITER_DRAIN_US: a hung state directory cannot hold the exit for
+ * ever); write failures come back to the loop, are logged once per VM and
+ * start the VM over with a snapshot.
  *
  * Cost, measured with a VM of 4 vCPUs dirtying 1M random pages of 4M per
- * epoch (DT_PERSIST_BENCH=1 tests/unit/test_persist): encoding a frame
- * adds ~2 ms to the ~75 ms close, a frame is ~1.5 MB, its write and
- * fdatasync 3-7 ms on ext4 over virtio; a snapshot of 10 such epochs is ~55 MB and
- * ~0.35 s to write (every snapshot_epochs epochs) and to load. Both run in
- * the event loop: the harvest of other VMs waits that long.
+ * epoch (DT_PERSIST_BENCH=1 tests/unit/test_persist): handing the epoch
+ * back adds ~1 ms to the ~75 ms close, a frame is ~1.5 MB, encoded on
+ * the writer thread in ~2 ms, its write and fdatasync 3-7 ms on ext4 over
+ * virtio; a snapshot of 10 such epochs is ~55 MB (see bench/README.md for
+ * its encoding on the loop) and ~0.35 s to load.
  *
  * A file that does not load (corrupt, truncated, another [stats]
  * configuration) is logged with the reason and renamed *.bad; the daemon
@@ -43,9 +59,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dt_buf.h"
 #include "dt_util.h"
 #include "log.h"
 #include "manager.h"
+#include "worker.h"
 
 #define STATE_MAGIC	  "DTVMST01"
 #define STATE_VERSION	  2u /* 2: the owner block after the head */
@@ -123,7 +141,10 @@ static uint64_t realtime_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static int write_state(const struct dt_vm *vm, FILE *f)
+/* ---- encoding (loop thread) ------------------------------------------------ */
+
+/* The whole snapshot file in memory: identity block, slots, statistics. */
+static int encode_state(const struct dt_vm *vm, struct dt_buf *out, size_t *ret_stats_at)
 {
 	const struct dt_slot_table *t = &vm->collector.slots;
 	struct state_head h = {
@@ -152,8 +173,8 @@ static int write_state(const struct dt_vm *vm, FILE *f)
 	memcpy(h.name, vm->name, sizeof(h.name));
 	memcpy(h.vmm, vm->vmm, sizeof(h.vmm));
 	memcpy(h.uuid, vm->uuid, sizeof(h.uuid));
-	if (fwrite(&h, sizeof(h), 1, f) != 1 || fwrite(&o, sizeof(o), 1, f) != 1)
-		return -EIO;
+	dt_buf_put(out, &h, sizeof(h));
+	dt_buf_put(out, &o, sizeof(o));
 	crc = crc32_bits(0, &h, sizeof(h));
 	crc = crc32_bits(crc, &o, sizeof(o));
 	for (uint32_t i = 0; i < t->n; i++) {
@@ -164,97 +185,64 @@ static int write_state(const struct dt_vm *vm, FILE *f)
 		    .pages = t->slots[i].pages,
 		};
 
-		if (fwrite(&s, sizeof(s), 1, f) != 1)
-			return -EIO;
+		dt_buf_put(out, &s, sizeof(s));
 		crc = crc32_bits(crc, &s, sizeof(s));
 	}
-	if (fwrite(&crc, sizeof(crc), 1, f) != 1)
-		return -EIO;
-	return dt_stats_save(vm->stats, f);
+	dt_buf_put(out, &crc, sizeof(crc));
+	if (out->err)
+		return out->err;
+	/* The statistics' CRCs are computed on the writer thread (dt_persist_seal). */
+	*ret_stats_at = out->len;
+	return dt_stats_save_unsealed(vm->stats, out);
 }
 
-static void fsync_dir(const char *dir)
+/* ---- the writer: every write to the state directory, on its thread --------- */
+
+/*
+ * Bounds of the writer's queue. A frame that does not fit is not queued:
+ * the VM's next snapshot (taken when the queue has room again) covers its
+ * epoch and every one after it, so nothing recorded is lost, only the
+ * journal's crash protection is coarser meanwhile; both are counted
+ * (dirtytrackd_state_frames_coalesced_total, _snapshots_deferred_total).
+ */
+#define WRITER_MAX_JOBS	    4096
+#define WRITER_MAX_BYTES    (256ull << 20)
+#define WRITER_DRAIN_US	    (30ull * 1000000) /* at stop: then exit without it */
+
+enum job_kind {
+	JOB_FRAME,    /* append a closed epoch's frame to path, fdatasync */
+	JOB_SNAPSHOT, /* data to path (temporary, fsync, rename, fsync dir), then empty or
+		       * remove the files in `then` */
+	JOB_UNLINK,   /* remove path and then[0], fsync dir */
+};
+
+struct state_job {
+	struct dt_job job;
+	struct dt_state *st;
+	enum job_kind kind;
+	bool saving; /* the stop's final save: logged with its figures */
+	bool superseded; /* taken back unwritten: a later snapshot of the VM holds it */
+	uint32_t vm_id;
+	char *path, *then[2];
+	bool remove_then; /* JOB_SNAPSHOT: remove them (else truncate) once it is written */
+	struct dt_closed_epoch *closed; /* JOB_FRAME */
+	struct dt_buf data;		/* JOB_SNAPSHOT; JOB_FRAME: its encoding */
+	size_t stats_at;		/* JOB_SNAPSHOT: where the statistics (to seal) start */
+	uint64_t epochs, pages;		/* for the log of a final save */
+	int r;				/* run's result */
+};
+
+struct dt_state {
+	struct dt_manager *m;
+	struct dt_worker *w;
+	struct dt_state_stats stats;
+	unsigned saving, saved, save_failed; /* the stop's final save */
+};
+
+static int write_all(int fd, const uint8_t *p, size_t len)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
-/* The VM's snapshot, atomically: temporary file, fsync, rename. */
-static int snapshot(struct dt_vm *vm)
-{
-	_cleanup_free_ char *path = NULL, *tmp = NULL;
-	FILE *f;
-	int fd, r;
-
-	if (vm_path(vm, ".state", &path) < 0 || vm_path(vm, ".state.tmp", &tmp) < 0)
-		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	f = fdopen(fd, "w");
-	if (!f) {
-		r = -errno;
-		close(fd);
-		unlink(tmp);
-		return r;
-	}
-	r = write_state(vm, f);
-	if (r >= 0 && fflush(f) != 0)
-		r = -errno;
-	if (r >= 0 && fsync(fd) < 0)
-		r = -errno;
-	if (fclose(f) != 0 && r >= 0)
-		r = -errno;
-	if (r >= 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlink(tmp);
-		return r;
-	}
-	fsync_dir(vm->m->config.state_dir);
-	vm->persist.snap_epochs = dt_stats_epochs(vm->stats);
-	vm->persist.snap_slots = vm->collector.slots.n;
-	vm->persist.snap_next_base = vm->collector.slots.next_base;
-	return 0;
-}
-
-/* Snapshot, then an empty journal open for the epochs to come. */
-static int snapshot_and_reset(struct dt_vm *vm)
-{
-	_cleanup_free_ char *jpath = NULL;
-	int r;
-
-	r = snapshot(vm);
-	if (r < 0)
-		return r;
-	if (vm_path(vm, ".journal", &jpath) < 0)
-		return -ENOMEM;
-	if (vm->persist.journal_fd < 0) {
-		vm->persist.journal_fd =
-		    open(jpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (vm->persist.journal_fd < 0)
-			return -errno;
-	}
-	/* Frames up to the snapshot's epoch are in it; a crash before this is harmless. */
-	if (ftruncate(vm->persist.journal_fd, 0) < 0)
-		return -errno;
-	vm->persist.journal_bytes = 0;
-	return 0;
-}
-
-static int journal_append(struct dt_vm *vm)
-{
-	size_t len = 0;
-	const uint8_t *p = dt_stats_journal_last(vm->stats, &len);
-
-	if (!p)
-		return -ENODATA;
 	for (size_t done = 0; done < len;) {
-		ssize_t n = write(vm->persist.journal_fd, p + done, len - done);
+		ssize_t n = write(fd, p + done, len - done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -262,10 +250,115 @@ static int journal_append(struct dt_vm *vm)
 			return -errno;
 		done += (size_t)n;
 	}
-	if (fdatasync(vm->persist.journal_fd) < 0)
-		return -errno;
-	vm->persist.journal_bytes += len;
 	return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	_cleanup_free_ char *dir = strdup(path);
+	char *slash;
+	int fd, r = 0;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+static int append_frame(struct state_job *j)
+{
+	int fd, r;
+
+	r = dt_persist_frame(j->closed, &j->data);
+	if (r < 0)
+		return r;
+	fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	r = write_all(fd, j->data.p, j->data.len);
+	if (r >= 0 && fdatasync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* Atomically: a crash leaves the old file or the new one. */
+static int replace_file(struct state_job *j)
+{
+	_cleanup_free_ char *tmp = NULL;
+	int fd, r;
+
+	r = dt_persist_seal(j->data.p + j->stats_at, j->data.len - j->stats_at);
+	if (r < 0)
+		return r;
+	if (asprintf(&tmp, "%s.tmp", j->path) < 0)
+		return -ENOMEM;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	r = write_all(fd, j->data.p, j->data.len);
+	if (r >= 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r >= 0)
+		r = -errno;
+	if (r >= 0 && rename(tmp, j->path) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		return r;
+	}
+	(void)fsync_dir_of(j->path);
+	/* Frames up to the snapshot's epoch are in it; a crash before this is harmless. */
+	for (unsigned i = 0; i < ARRAY_SIZE(j->then) && j->then[i]; i++) {
+		if (j->remove_then) {
+			(void)unlink(j->then[i]);
+			continue;
+		}
+		fd = open(j->then[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return -errno;
+		close(fd);
+	}
+	if (j->remove_then)
+		(void)fsync_dir_of(j->path);
+	return 0;
+}
+
+static void job_run(struct dt_job *dj)
+{
+	struct state_job *j = (struct state_job *)dj;
+
+	switch (j->kind) {
+	case JOB_FRAME:
+		j->r = append_frame(j);
+		break;
+	case JOB_SNAPSHOT:
+		j->r = replace_file(j);
+		break;
+	case JOB_UNLINK:
+		(void)unlink(j->path);
+		if (j->then[0])
+			(void)unlink(j->then[0]);
+		(void)fsync_dir_of(j->path);
+		j->r = 0;
+		break;
+	}
+}
+
+static struct dt_vm *vm_by_id(struct dt_manager *m, uint32_t id)
+{
+	for (struct dt_vm *vm = m->vms; vm; vm = vm->next)
+		if (vm->id == id)
+			return vm;
+	return NULL;
 }
 
 static void persist_failed(struct dt_vm *vm, const char *what, int r)
@@ -275,108 +368,349 @@ static void persist_failed(struct dt_vm *vm, const char *what, int r)
 		       vm->id, vm->name, what, vm->m->config.state_dir, strerror(-r));
 	vm->persist.failed = true;
 	/* Start over with a snapshot at the next close. */
-	if (vm->persist.journal_fd >= 0)
-		close(vm->persist.journal_fd);
-	vm->persist.journal_fd = -1;
+	vm->persist.need_snapshot = true;
 }
 
-void dt_state_epoch_closed(struct dt_vm *vm)
+static void job_free(struct state_job *j)
+{
+	dt_closed_epoch_free(j->closed);
+	dt_buf_done(&j->data);
+	free(j->path);
+	free(j->then[0]);
+	free(j->then[1]);
+	free(j);
+}
+
+/* On the loop thread: the VM (if still listed) learns how its write went. */
+static void job_done(struct dt_job *dj)
+{
+	struct state_job *j = (struct state_job *)dj;
+	struct dt_state *st = j->st;
+	struct dt_vm *vm = vm_by_id(st->m, j->vm_id);
+	int r = dj->ran ? j->r : -ETIMEDOUT;
+
+	if (j->superseded) {
+		if (j->kind == JOB_FRAME)
+			st->stats.frames_coalesced++;
+	} else if (r < 0) {
+		st->stats.write_errors++;
+		if (vm && j->kind != JOB_UNLINK)
+			persist_failed(vm, j->kind == JOB_FRAME ? "journal" : "snapshot", r);
+		if (j->saving) {
+			dt_log(LOG_ERR, "vm %u: cannot save its history to %s: %s", j->vm_id,
+			       j->path, strerror(-r));
+			st->save_failed++;
+		}
+	} else {
+		if (j->kind == JOB_FRAME)
+			st->stats.frames_written++;
+		else if (j->kind == JOB_SNAPSHOT)
+			st->stats.snapshots_written++;
+		st->stats.bytes_written += j->data.len;
+		/* A snapshot succeeded: its journal starts over, the failure is behind. */
+		if (vm && j->kind == JOB_SNAPSHOT && vm->persist.failed) {
+			dt_log(LOG_INFO, "vm %u (%s): its history is written again", vm->id,
+			       vm->name);
+			vm->persist.failed = false;
+		}
+		if (j->saving) {
+			dt_log(LOG_INFO, "vm %u (%s): saved: %llu epochs, %llu pages in the history",
+			       j->vm_id, vm ? vm->name : "?", (unsigned long long)j->epochs,
+			       (unsigned long long)j->pages);
+			st->saved++;
+		}
+	}
+	job_free(j);
+}
+
+static struct state_job *job_new(struct dt_vm *vm, enum job_kind kind, const char *suffix,
+				 const char *then0, const char *then1)
+{
+	struct state_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->job.run = job_run;
+	j->job.done = job_done;
+	j->st = vm->m->state;
+	j->kind = kind;
+	j->vm_id = vm->id;
+	if (vm_path(vm, suffix, &j->path) < 0 || (then0 && vm_path(vm, then0, &j->then[0]) < 0) ||
+	    (then1 && vm_path(vm, then1, &j->then[1]) < 0)) {
+		job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+static int submit(struct state_job *j, bool force)
+{
+	int r = dt_worker_submit(j->st->w, &j->job, force);
+
+	if (r < 0)
+		job_free(j);
+	return r;
+}
+
+/*
+ * A snapshot holds every epoch: the VM's frames and checkpoints still
+ * waiting before it need not be written (a slow disk's backlog shrinks to
+ * one file per VM; at stop, the final saves do not wait behind frames).
+ */
+static bool supersedes(struct dt_job *dj, void *ud)
+{
+	struct state_job *j = (struct state_job *)dj, *snap = ud;
+
+	if (j->job.done != job_done || j->vm_id != snap->vm_id)
+		return false;
+	if (j->kind == JOB_FRAME || (j->kind == JOB_SNAPSHOT && !j->remove_then)) {
+		j->superseded = true;
+		return true;
+	}
+	return false;
+}
+
+enum snap_kind {
+	SNAP_CHECKPOINT, /* <uuid>.state, the journal emptied */
+	SNAP_FINAL,	 /* <uuid>.state, the journal removed (a clean stop) */
+	SNAP_ASIDE,	 /* <uuid>.state.replaced, the live files removed */
+};
+
+/*
+ * Encode the VM's snapshot here (the loop owns its statistics) and queue
+ * its write; force for the saves that must happen (start, stop, set
+ * aside), else -EAGAIN when the queue is full. What follows the write
+ * (emptying or removing files) happens only once it succeeded.
+ */
+static int queue_snapshot(struct dt_vm *vm, enum snap_kind kind, bool force)
+{
+	struct dt_state *st = vm->m->state;
+	struct state_job *j;
+	int r;
+
+	if (!st)
+		return -ESHUTDOWN;
+	if (!force && !dt_worker_has_room(st->w, vm->history_bytes)) {
+		st->stats.snapshots_deferred++;
+		return -EAGAIN;
+	}
+	j = kind == SNAP_ASIDE ? job_new(vm, JOB_SNAPSHOT, ".state.replaced", ".state", ".journal")
+			       : job_new(vm, JOB_SNAPSHOT, ".state", ".journal", NULL);
+	if (!j)
+		return -ENOMEM;
+	j->remove_then = kind != SNAP_CHECKPOINT;
+	j->saving = kind == SNAP_FINAL;
+	r = encode_state(vm, &j->data, &j->stats_at);
+	if (r < 0) {
+		job_free(j);
+		return r;
+	}
+	j->job.bytes = j->data.len;
+	if (kind != SNAP_ASIDE)
+		dt_worker_cancel_if(st->w, supersedes, j);
+	j->epochs = dt_stats_epochs(vm->stats);
+	j->pages = dt_stats_wss(vm->stats, dt_stats_config(vm->stats)->horizon_epochs);
+	r = submit(j, force);
+	if (r == -EAGAIN)
+		st->stats.snapshots_deferred++;
+	if (r < 0)
+		return r;
+	vm->persist.need_snapshot = false;
+	vm->persist.snap_epochs = dt_stats_epochs(vm->stats);
+	vm->persist.snap_slots = vm->collector.slots.n;
+	vm->persist.snap_next_base = vm->collector.slots.next_base;
+	vm->persist.journal_bytes = 0;
+	return 0;
+}
+
+static int queue_unlink(struct dt_vm *vm)
+{
+	struct state_job *j;
+
+	if (!vm->m->state)
+		return -ESHUTDOWN;
+	j = job_new(vm, JOB_UNLINK, ".state", ".journal", NULL);
+	if (!j)
+		return -ENOMEM;
+	return submit(j, true);
+}
+
+/* The observer: after each closed epoch, a journal frame or a snapshot. */
+static void epoch_closed(struct dt_state *st, struct dt_vm *vm)
 {
 	const struct dt_vm_persist *p = &vm->persist;
+	struct dt_closed_epoch *closed = TAKE_PTR(vm->closed);
+	struct state_job *j;
 	bool snap;
 	int r;
 
-	if (!enabled(vm))
+	if (!enabled(vm) || !closed) {
+		dt_closed_epoch_free(closed);
 		return;
-	snap = p->journal_fd < 0 || p->snap_slots != vm->collector.slots.n ||
+	}
+	snap = p->need_snapshot || p->snap_slots != vm->collector.slots.n ||
 	       p->snap_next_base != vm->collector.slots.next_base ||
 	       dt_stats_epochs(vm->stats) - p->snap_epochs >= vm->m->config.snapshot_epochs ||
 	       p->journal_bytes >= JOURNAL_MAX_BYTES;
-	r = snap ? snapshot_and_reset(vm) : journal_append(vm);
-	if (r < 0) {
-		persist_failed(vm, snap ? "snapshot" : "journal", r);
+	if (snap) {
+		dt_closed_epoch_free(closed);
+		r = queue_snapshot(vm, SNAP_CHECKPOINT, false);
+		if (r == -EAGAIN) {
+			/* Its frames wait in the snapshot that follows when there is room. */
+			st->stats.frames_coalesced++;
+			vm->persist.need_snapshot = true;
+		} else if (r < 0)
+			persist_failed(vm, "snapshot", r);
 		return;
 	}
-	vm->persist.failed = false;
+	j = job_new(vm, JOB_FRAME, ".journal", NULL, NULL);
+	if (!j) {
+		dt_closed_epoch_free(closed);
+		persist_failed(vm, "journal", -ENOMEM);
+		return;
+	}
+	j->closed = closed;
+	j->job.bytes = dt_closed_epoch_bytes(closed);
+	vm->persist.journal_bytes += j->job.bytes;
+	r = submit(j, false);
+	if (r == -EAGAIN) {
+		st->stats.frames_coalesced++;
+		vm->persist.need_snapshot = true;
+	} else if (r < 0)
+		persist_failed(vm, "journal", r);
+}
+
+static void on_vm_changed(void *userdata, struct dt_vm *vm, enum dt_change what)
+{
+	if (what == DT_CHANGE_EPOCH)
+		epoch_closed(userdata, vm);
+}
+
+bool dt_state_wants_epochs(const struct dt_vm *vm)
+{
+	return vm->m->state && enabled(vm);
+}
+
+int dt_state_start(struct dt_manager *m)
+{
+	const struct dt_observer o = { .vm_changed = on_vm_changed };
+	struct dt_state *st;
+	int r;
+
+	if (!m->config.state_dir || m->state)
+		return 0;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->m = m;
+	r = dt_worker_new(m->event, "dt-state", 5, WRITER_MAX_JOBS, WRITER_MAX_BYTES, &st->w);
+	if (r < 0) {
+		free(st);
+		return r;
+	}
+	struct dt_observer so = o;
+	so.userdata = st;
+	r = dt_manager_observe(m, &so);
+	if (r < 0) {
+		dt_worker_free(st->w, 0);
+		free(st);
+		return r;
+	}
+	m->state = st;
+	return 0;
+}
+
+void dt_state_stop(struct dt_manager *m)
+{
+	struct dt_state *st = m->state;
+	uint64_t start = dt_now_us();
+	int r;
+
+	if (!st)
+		return;
+	r = dt_worker_drain(st->w, WRITER_DRAIN_US);
+	if (r < 0)
+		dt_log(LOG_ERR, "state: %s did not take the last writes in %llu s: exiting without "
+				"them (the files hold what was written before)",
+		       m->config.state_dir, (unsigned long long)WRITER_DRAIN_US / 1000000);
+	if (st->saving)
+		dt_log(LOG_INFO, "state: %u VM%s saved in %s in %llu ms%s", st->saved,
+		       st->saved == 1 ? "" : "s", m->config.state_dir,
+		       (unsigned long long)(dt_now_us() - start) / 1000,
+		       st->save_failed || st->saved < st->saving ? " (some could not be, see above)"
+								 : "");
+	dt_manager_unobserve(m, st);
+	m->state = NULL;
+	dt_worker_free(st->w, r < 0 ? 0 : WRITER_DRAIN_US);
+	free(st);
+}
+
+void dt_state_get_stats(const struct dt_manager *m, struct dt_state_stats *ret)
+{
+	struct dt_worker_stats ws;
+
+	*ret = (struct dt_state_stats){ 0 };
+	if (!m->state)
+		return;
+	*ret = m->state->stats;
+	dt_worker_get_stats(m->state->w, &ws);
+	ret->enabled = true;
+	ret->queued_jobs = ws.queued_jobs;
+	ret->queued_bytes = ws.queued_bytes;
+	ret->max_bytes = ws.max_bytes;
+	ret->max_wait_us = ws.max_wait_us;
 }
 
 void dt_state_forget(struct dt_vm *vm)
 {
-	_cleanup_free_ char *path = NULL, *jpath = NULL;
-
 	if (!enabled(vm))
 		return;
-	if (vm->persist.journal_fd >= 0)
-		close(vm->persist.journal_fd);
-	vm->persist.journal_fd = -1;
-	if (vm_path(vm, ".state", &path) >= 0)
-		unlink(path);
-	if (vm_path(vm, ".journal", &jpath) >= 0)
-		unlink(jpath);
+	(void)queue_unlink(vm);
 }
 
 int dt_state_set_aside(struct dt_vm *vm, char **ret_path)
 {
-	_cleanup_free_ char *path = NULL, *aside = NULL, *jpath = NULL;
+	_cleanup_free_ char *aside = NULL;
 	int r;
 
-	if (!enabled(vm)) {
+	if (!enabled(vm) || !vm->m->state) {
 		*ret_path = NULL;
 		return 0;
 	}
-	if (vm_path(vm, ".state", &path) < 0 || vm_path(vm, ".state.replaced", &aside) < 0 ||
-	    vm_path(vm, ".journal", &jpath) < 0)
+	if (vm_path(vm, ".state.replaced", &aside) < 0)
 		return -ENOMEM;
-	/* The whole history (snapshot + journal) in one file, then out of the way. */
-	r = snapshot(vm);
+	/*
+	 * The whole history (snapshot + journal) in one file, then the live
+	 * files go: only once it is written (a failure is logged; the files
+	 * stay, to be replaced by the new VM's first snapshot).
+	 */
+	r = queue_snapshot(vm, SNAP_ASIDE, true);
 	if (r < 0)
 		return r;
-	if (rename(path, aside) < 0)
-		return -errno;
-	if (vm->persist.journal_fd >= 0)
-		close(vm->persist.journal_fd);
-	vm->persist.journal_fd = -1;
-	(void)unlink(jpath);
-	fsync_dir(vm->m->config.state_dir);
 	*ret_path = TAKE_PTR(aside);
 	return 0;
 }
 
 void dt_state_save_all(struct dt_manager *m)
 {
-	uint64_t start = dt_now_us();
-	unsigned saved = 0, failed = 0;
+	struct dt_state *st = m->state;
 
-	if (!m->config.state_dir)
+	if (!st)
 		return;
 	for (struct dt_vm *vm = m->vms; vm; vm = vm->next) {
-		_cleanup_free_ char *jpath = NULL;
 		int r;
 
 		if (!enabled(vm))
 			continue;
-		r = snapshot(vm);
+		st->saving++;
+		/* The journal goes once the snapshot holds it all; a failed one keeps it. */
+		r = queue_snapshot(vm, SNAP_FINAL, true);
 		if (r < 0) {
-			/* The journal stays: with the last snapshot it still has the history. */
 			dt_log(LOG_ERR, "vm %u (%s): cannot save its history in %s: %s", vm->id,
 			       vm->name, m->config.state_dir, strerror(-r));
-			failed++;
-			continue;
+			st->save_failed++;
 		}
-		if (vm->persist.journal_fd >= 0)
-			close(vm->persist.journal_fd);
-		vm->persist.journal_fd = -1;
-		if (vm_path(vm, ".journal", &jpath) >= 0)
-			unlink(jpath);
-		dt_log(LOG_INFO, "vm %u (%s): saved: %llu epochs, %llu pages in the history",
-		       vm->id, vm->name, (unsigned long long)dt_stats_epochs(vm->stats),
-		       (unsigned long long)dt_stats_wss(
-			   vm->stats, dt_stats_config(vm->stats)->horizon_epochs));
-		saved++;
 	}
-	dt_log(LOG_INFO, "state: %u VM%s saved in %s in %llu ms%s", saved, saved == 1 ? "" : "s",
-	       m->config.state_dir, (unsigned long long)(dt_now_us() - start) / 1000,
-	       failed ? " (some could not be, see above)" : "");
 }
 
 /* ---- restore --------------------------------------------------------------- */
@@ -477,7 +811,7 @@ static void replay_journal(struct dt_vm *vm)
 	else
 		dt_log(LOG_INFO, "vm %u (%s): journal: %llu epoch%s replayed", vm->id, vm->name,
 		       (unsigned long long)applied, applied == 1 ? "" : "s");
-	r = snapshot_and_reset(vm);
+	r = queue_snapshot(vm, SNAP_CHECKPOINT, true);
 	if (r < 0)
 		persist_failed(vm, "snapshot", r);
 }

@@ -79,7 +79,8 @@ static void vm_close_epoch(struct dt_vm *vm)
 	vm->sync_pending = false;
 	if (vm->sync_deadline)
 		sd_event_source_set_enabled(vm->sync_deadline, SD_EVENT_OFF);
-	r = dt_stats_close_epoch(vm->stats, start);
+	r = dt_stats_close_epoch(vm->stats, start,
+				 dt_state_wants_epochs(vm) ? &vm->closed : NULL);
 	/* Once per epoch, not per API request: it walks every retained set. */
 	vm->history_bytes = dt_stats_memory(vm->stats);
 	if (r < 0) {
@@ -88,12 +89,12 @@ static void vm_close_epoch(struct dt_vm *vm)
 		vm->counters.harvest_errors++;
 	}
 	vm->counters.harvests++;
-	if (r >= 0)
-		dt_state_epoch_closed(vm);
 	vm->counters.harvest_us += dt_now_us() - start;
 	dt_histogram_observe(&vm->m->harvest_hist, vm->epoch_harvest_us + dt_now_us() - start);
 	vm->epoch_harvest_us = 0;
+	/* The state writer takes vm->closed here (the journal); nobody else needs it. */
 	dt_manager_notify(vm->m, vm, DT_CHANGE_EPOCH);
+	vm->closed = dt_closed_epoch_free(vm->closed);
 }
 
 static void vm_request_reset(struct dt_vm *vm)
@@ -142,13 +143,21 @@ static int on_sync_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct dt_vm *vm = userdata;
-	uint64_t now = dt_now_us();
+	uint64_t now = dt_now_us(), late = now > vm->next_tick ? now - vm->next_tick : 0;
 	int r;
 
+	/* How late the loop came to it: the harvest delay other work caused. */
+	dt_histogram_observe(&vm->m->tick_lateness, late);
+	if (late > vm->m->tick_lateness_max_us)
+		vm->m->tick_lateness_max_us = late;
 	/* Keep the phase; skip ticks missed while the loop was busy. */
 	vm->next_tick += vm->epoch_us;
-	if (vm->next_tick <= now)
-		vm->next_tick += ((now - vm->next_tick) / vm->epoch_us + 1) * vm->epoch_us;
+	if (vm->next_tick <= now) {
+		uint64_t missed = (now - vm->next_tick) / vm->epoch_us + 1;
+
+		vm->m->ticks_skipped += missed;
+		vm->next_tick += missed * vm->epoch_us;
+	}
 	sd_event_source_set_time(s, vm->next_tick);
 	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 
@@ -262,14 +271,12 @@ static int vm_create(struct dt_manager *m, const struct dt_msg_hello *h, uint64_
 	vm->caps = h->caps;
 	vm->epoch_us = epoch_us;
 	vm->state = DT_VM_DETACHED;
-	vm->persist.journal_fd = -1;
+	vm->persist.need_snapshot = true;
 
 	stats_config(vm, &sc);
 	r = f ? dt_stats_load(f, &sc, vm->vcpus, &vm->stats) : dt_stats_new(&sc, vm->vcpus, &vm->stats);
 	if (r < 0)
 		goto fail;
-	if (m->config.state_dir && !dt_uuid_is_null(vm->uuid) && !observed)
-		dt_stats_set_journal(vm->stats, true);
 	r = dt_collector_init(&vm->collector, vm->mode, vm->vcpus, vm->stats);
 	if (r < 0)
 		goto fail;
@@ -390,8 +397,7 @@ void dt_vm_free(struct dt_vm *vm)
 	sd_event_source_disable_unref(vm->retention);
 	if (vm->collector.ops)
 		dt_collector_done(&vm->collector);
-	if (vm->persist.journal_fd >= 0)
-		close(vm->persist.journal_fd);
+	dt_closed_epoch_free(vm->closed);
 	dt_stats_free(vm->stats);
 	free(vm->view);
 	free(vm);

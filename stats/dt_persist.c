@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dt_buf.h"
 #include "dt_stats_int.h"
 
 #define PERSIST_MAGIC	"DTSTATS"
@@ -65,6 +66,8 @@
 #define MAX_BLOCKS	((UINT32_MAX >> 6) + UINT64_C(1))
 #define MAX_BLOB	(UINT32_C(1) << 30) /* a roaring set or a journal frame */
 #define READ_STEP	(1u << 20)
+/* magic, version, nvcpus, 5 + 16 configuration words, epochs, totals: what the head CRC covers */
+#define PERSIST_HEAD_LEN (8 + 4 + 4 + 4 * 5 + 4 * DT_STATS_MAX_WINDOWS + 8 * 3)
 
 /* ---- CRC-32 (IEEE), table per call: 256 entries cost nothing next to a file */
 
@@ -92,11 +95,10 @@ static uint32_t crc_update(const uint32_t *tab, uint32_t crc, const void *buf, s
 /* ---- writing -------------------------------------------------------------- */
 
 struct pw {
-	FILE *f;
+	struct dt_buf *out;
+	bool unsealed; /* no CRC now: dt_persist_seal() later */
 	uint32_t crc;
 	int err;
-	uint8_t *buf; /* serialized sets */
-	size_t cap;
 	uint32_t tab[256];
 };
 
@@ -104,9 +106,10 @@ static void pw_bytes(struct pw *w, const void *p, size_t n)
 {
 	if (w->err || !n)
 		return;
-	w->crc = crc_update(w->tab, w->crc, p, n);
-	if (fwrite(p, 1, n, w->f) != n)
-		w->err = -EIO;
+	if (!w->unsealed)
+		w->crc = crc_update(w->tab, w->crc, p, n);
+	dt_buf_put(w->out, p, n);
+	w->err = w->out->err;
 }
 
 static void pw_u32(struct pw *w, uint32_t v)
@@ -123,9 +126,11 @@ static void pw_u64(struct pw *w, uint64_t v)
 	pw_bytes(w, &le, sizeof(le));
 }
 
+/* Serialized in place, then covered by the CRC. */
 static void pw_set(struct pw *w, const roaring_bitmap_t *set)
 {
 	size_t len = roaring_bitmap_portable_size_in_bytes(set);
+	uint8_t *p;
 
 	if (w->err)
 		return;
@@ -133,19 +138,16 @@ static void pw_set(struct pw *w, const roaring_bitmap_t *set)
 		w->err = -E2BIG;
 		return;
 	}
-	if (len > w->cap) {
-		uint8_t *b = realloc(w->buf, len);
-
-		if (!b) {
-			w->err = -ENOMEM;
-			return;
-		}
-		w->buf = b;
-		w->cap = len;
-	}
-	roaring_bitmap_portable_serialize(set, (char *)w->buf);
 	pw_u32(w, (uint32_t)len);
-	pw_bytes(w, w->buf, len);
+	p = dt_buf_room(w->out, len);
+	if (!p) {
+		w->err = w->out->err;
+		return;
+	}
+	roaring_bitmap_portable_serialize(set, (char *)p);
+	w->out->len += len;
+	if (!w->unsealed)
+		w->crc = crc_update(w->tab, w->crc, p, len);
 }
 
 static int count_block(uint32_t block, uint64_t mask, const uint32_t *ages, void *ud)
@@ -181,9 +183,9 @@ static void write_index(struct pw *w, const struct dt_lastidx *ls)
 		dt_lastidx_walk(ls, write_block, w);
 }
 
-int dt_stats_save(const struct dt_stats *s, FILE *f)
+static int save(const struct dt_stats *s, struct dt_buf *out, bool unsealed)
 {
-	struct pw w = {.f = f};
+	struct pw w = {.out = out, .unsealed = unsealed};
 	uint64_t first = s->epochs > s->horizon ? s->epochs - s->horizon : 0, e, rfirst;
 	uint32_t n, le;
 
@@ -245,12 +247,33 @@ int dt_stats_save(const struct dt_stats *s, FILE *f)
 	pw_u32(&w, PERSIST_END);
 	/* The CRC itself is outside what it covers. */
 	le = htole32(w.crc);
-	if (!w.err && fwrite(&le, 1, sizeof(le), f) != sizeof(le))
-		w.err = -EIO;
-	free(w.buf);
-	if (!w.err && ferror(f))
-		w.err = -EIO;
-	return w.err;
+	if (!w.err)
+		dt_buf_put(out, &le, sizeof(le));
+	return w.err ? w.err : out->err;
+}
+
+int dt_stats_save(const struct dt_stats *s, struct dt_buf *out)
+{
+	return save(s, out, false);
+}
+
+int dt_stats_save_unsealed(const struct dt_stats *s, struct dt_buf *out)
+{
+	return save(s, out, true);
+}
+
+int dt_persist_seal(uint8_t *p, size_t len)
+{
+	uint32_t tab[256], crc;
+
+	if (len < PERSIST_HEAD_LEN + 4 + 4)
+		return -EINVAL;
+	crc_table(tab);
+	crc = htole32(crc_update(tab, 0, p, PERSIST_HEAD_LEN));
+	memcpy(p + PERSIST_HEAD_LEN, &crc, 4);
+	crc = htole32(crc_update(tab, 0, p, len - 4));
+	memcpy(p + len - 4, &crc, 4);
+	return 0;
 }
 
 /* ---- reading -------------------------------------------------------------- */
@@ -586,75 +609,52 @@ static uint8_t *put_leb(uint8_t *p, uint32_t v)
 	return p;
 }
 
-int dt_persist_journal_encode(struct dt_stats *s, const roaring_bitmap_t *set, uint64_t pages,
-			      uint64_t now_us)
+int dt_persist_frame(const struct dt_closed_epoch *e, struct dt_buf *out)
 {
-	size_t setlen = pages ? roaring_bitmap_portable_size_in_bytes(set) : 0, need;
+	size_t setlen = e->set ? roaring_bitmap_portable_size_in_bytes(e->set) : 0, need, start;
 	uint32_t tab[256];
-	uint8_t *p;
+	uint8_t *base, *p;
 
 	need = 8 + 32 + 4 + setlen + 4 + 4;
-	for (uint32_t v = 0; v < s->nvcpus; v++)
-		need += 16 + (size_t)s->vcpus[v].log.n * 5;
+	for (uint32_t v = 0; v < e->nvcpus; v++)
+		need += 16 + (size_t)e->vcpus[v].n * 5;
 	if (setlen > MAX_BLOB || need - 12 > MAX_BLOB)
 		return -E2BIG;
-	if (need > s->jcap) {
-		uint8_t *b = realloc(s->jbuf, need);
-
-		if (!b)
-			return -ENOMEM;
-		s->jbuf = b;
-		s->jcap = need;
-	}
-	p = put_u32(s->jbuf, JOURNAL_MAGIC);
+	start = out->len;
+	base = dt_buf_room(out, need);
+	if (!base)
+		return out->err;
+	p = put_u32(base, JOURNAL_MAGIC);
 	p += 4; /* length, below */
-	p = put_u64(p, s->epochs);
-	p = put_u64(p, now_us);
-	p = put_u64(p, pages);
-	p = put_u64(p, s->open_entries);
+	p = put_u64(p, e->rec.epoch);
+	p = put_u64(p, e->rec.end_us);
+	p = put_u64(p, e->rec.pages);
+	p = put_u64(p, e->rec.entries);
 	p = put_u32(p, (uint32_t)setlen);
 	if (setlen)
-		p += roaring_bitmap_portable_serialize(set, (char *)p);
-	p = put_u32(p, s->nvcpus);
-	for (uint32_t v = 0; v < s->nvcpus; v++) {
-		const struct dt_vlog *l = &s->vcpus[v].log;
-		uint8_t *len_at, *start;
+		p += roaring_bitmap_portable_serialize(e->set, (char *)p);
+	p = put_u32(p, e->nvcpus);
+	for (uint32_t v = 0; v < e->nvcpus; v++) {
+		const struct dt_closed_vcpu *vc = &e->vcpus[v];
+		uint8_t *len_at, *vstart;
 		uint32_t prev = 0;
 
-		p = put_u64(p, s->vcpus[v].entries);
-		p = put_u32(p, l->n);
+		p = put_u64(p, vc->entries);
+		p = put_u32(p, vc->n);
 		len_at = p;
 		p += 4;
-		start = p;
-		for (uint32_t i = 0; i < l->n; i++) {
-			p = put_leb(p, l->a[i] - prev);
-			prev = l->a[i];
+		vstart = p;
+		for (uint32_t i = 0; i < vc->n; i++) {
+			p = put_leb(p, vc->pages[i] - prev);
+			prev = vc->pages[i];
 		}
-		put_u32(len_at, (uint32_t)(p - start));
+		put_u32(len_at, (uint32_t)(p - vstart));
 	}
-	put_u32(s->jbuf + 4, (uint32_t)(p - s->jbuf - 8));
+	put_u32(base + 4, (uint32_t)(p - base - 8));
 	crc_table(tab);
-	p = put_u32(p, crc_update(tab, 0, s->jbuf, (size_t)(p - s->jbuf)));
-	s->jlen = (size_t)(p - s->jbuf);
+	p = put_u32(p, crc_update(tab, 0, base, (size_t)(p - base)));
+	out->len = start + (size_t)(p - base);
 	return 0;
-}
-
-void dt_stats_set_journal(struct dt_stats *s, bool on)
-{
-	s->journal = on;
-	if (!on) {
-		free(s->jbuf);
-		s->jbuf = NULL;
-		s->jlen = s->jcap = 0;
-	}
-}
-
-const void *dt_stats_journal_last(const struct dt_stats *s, size_t *ret_len)
-{
-	if (!s->jlen)
-		return NULL;
-	*ret_len = s->jlen;
-	return s->jbuf;
 }
 
 struct cur {
@@ -725,8 +725,6 @@ static int journal_apply(struct dt_stats *s, const uint8_t *payload, size_t len)
 	const uint8_t *vstart;
 	size_t vlen;
 	uint32_t setlen;
-	bool journal;
-	int r;
 
 	rec.epoch = cur_u64(&c);
 	rec.end_us = cur_u64(&c);
@@ -790,11 +788,7 @@ static int journal_apply(struct dt_stats *s, const uint8_t *payload, size_t len)
 		}
 	}
 	s->open_entries = rec.entries;
-	journal = s->journal;
-	s->journal = false;
-	r = dt_stats_close_epoch(s, rec.end_us);
-	s->journal = journal;
-	return r;
+	return dt_stats_close_epoch(s, rec.end_us, NULL);
 bad:
 	if (set)
 		roaring_bitmap_free(set);

@@ -136,7 +136,6 @@ struct dt_stats *dt_stats_free(struct dt_stats *s)
 		dt_vlog_fini(&s->vcpus[v].log);
 	}
 	free(s->vcpus);
-	free(s->jbuf);
 	free(s->win.k);
 	free(s);
 	return NULL;
@@ -224,9 +223,78 @@ static int set_to_index(struct dt_stats *s, const roaring_bitmap_t *set, bool up
 	return 0;
 }
 
-int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us)
+/* The epoch being closed, whole and on its own (prepare phase: may fail). */
+static int closed_new(const struct dt_stats *s, const roaring_bitmap_t *set, uint64_t pages,
+		      uint64_t now_us, struct dt_closed_epoch **ret)
+{
+	size_t total = 0, head = sizeof(struct dt_closed_epoch) +
+				  (size_t)s->nvcpus * sizeof(struct dt_closed_vcpu);
+	struct dt_closed_epoch *e;
+	uint32_t *arena;
+
+	for (uint32_t v = 0; v < s->nvcpus; v++)
+		total += s->vcpus[v].log.n;
+	e = malloc(head + total * sizeof(uint32_t));
+	if (!e)
+		return -ENOMEM;
+	e->rec = (struct dt_epoch_record){
+		.epoch = s->epochs,
+		.end_us = now_us,
+		.pages = pages,
+		.entries = s->open_entries,
+	};
+	e->set = NULL;
+	if (pages) {
+		e->set = roaring_bitmap_copy(set);
+		if (!e->set) {
+			free(e);
+			return -ENOMEM;
+		}
+	}
+	e->nvcpus = s->nvcpus;
+	e->bytes = head + total * sizeof(uint32_t) +
+		   (pages ? roaring_bitmap_size_in_bytes(e->set) : 0);
+	arena = (uint32_t *)((uint8_t *)e + head);
+	for (uint32_t v = 0; v < s->nvcpus; v++) {
+		const struct dt_vlog *l = &s->vcpus[v].log;
+
+		if (l->n)
+			memcpy(arena, l->a, (size_t)l->n * sizeof(uint32_t));
+		e->vcpus[v] = (struct dt_closed_vcpu){
+			.entries = s->vcpus[v].entries,
+			.n = l->n,
+			.pages = arena,
+		};
+		arena += l->n;
+	}
+	*ret = e;
+	return 0;
+}
+
+const struct dt_epoch_record *dt_closed_epoch_record(const struct dt_closed_epoch *e)
+{
+	return &e->rec;
+}
+
+size_t dt_closed_epoch_bytes(const struct dt_closed_epoch *e)
+{
+	return e->bytes;
+}
+
+struct dt_closed_epoch *dt_closed_epoch_free(struct dt_closed_epoch *e)
+{
+	if (e) {
+		if (e->set)
+			roaring_bitmap_free(e->set);
+		free(e);
+	}
+	return NULL;
+}
+
+int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us, struct dt_closed_epoch **ret)
 {
 	roaring_bitmap_t *set = NULL;
+	struct dt_closed_epoch *closed = NULL;
 	uint64_t now = s->epochs, pages;
 	int r;
 
@@ -259,8 +327,8 @@ int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us)
 		if (r < 0)
 			goto fail;
 	}
-	if (s->journal) {
-		r = dt_persist_journal_encode(s, set, pages, now_us);
+	if (ret) {
+		r = closed_new(s, set, pages, now_us, &closed);
 		if (r < 0)
 			goto fail;
 	}
@@ -299,6 +367,8 @@ int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us)
 	s->open_entries = 0;
 	dt_open_reset(s->open);
 	s->epochs++;
+	if (ret)
+		*ret = closed;
 	return 0;
 
 fail:

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dt_buf.h"
+
 #define DT_STATS_MAX_WINDOWS 16
 
 struct dt_stats_config {
@@ -51,8 +53,19 @@ void dt_stats_add_vcpu(struct dt_stats *s, uint32_t vcpu, uint32_t page);
 /* Add the pages of a 64-page bitmap word: bit i set = page base + i. */
 void dt_stats_add_word(struct dt_stats *s, uint32_t base, uint64_t bits);
 
-/* Seal the open epoch. Returns 0 or -ENOMEM (nothing recorded is lost then). */
-int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us);
+/*
+ * Seal the open epoch. Returns 0 or -ENOMEM (nothing recorded is lost then).
+ * With ret, *ret is the epoch just closed, handed back whole and owned by
+ * the caller: its record, its dirty set, each vCPU's pages and entry count.
+ * It shares nothing with s, so any thread may read it (the state writer
+ * encodes it as a journal frame, dt_persist_frame) and free it.
+ */
+struct dt_closed_epoch;
+int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us, struct dt_closed_epoch **ret);
+const struct dt_epoch_record *dt_closed_epoch_record(const struct dt_closed_epoch *e);
+/* Heap it holds, about what its frame will take. */
+size_t dt_closed_epoch_bytes(const struct dt_closed_epoch *e);
+struct dt_closed_epoch *dt_closed_epoch_free(struct dt_closed_epoch *e); /* NULL-safe */
 
 uint64_t dt_stats_epochs(const struct dt_stats *s); /* closed epochs */
 const struct dt_stats_config *dt_stats_config(const struct dt_stats *s);
@@ -129,33 +142,40 @@ int dt_stats_epoch_pages(const struct dt_stats *s, uint64_t epoch,
 			 int (*fn)(uint32_t first, uint32_t count, void *ud), void *ud);
 
 /*
- * Persistence (dt_persist.c; see there for the format). The closed epochs
- * are saved, not the open one (the daemon closes it before saving).
+ * Persistence (dt_persist.c; see there for the format): encoding to and
+ * decoding from bytes, no file is touched here. The closed epochs are
+ * saved, not the open one (the daemon closes it before saving).
  *
- * dt_stats_save() writes the history to f; -EIO when a write fails.
+ * dt_stats_save() appends the history to out (-ENOMEM, -E2BIG as out says).
  * dt_stats_load() reads exactly what dt_stats_save() wrote from f into new
  * statistics for cfg and nvcpus: -EBADMSG for a truncated, corrupt or
  * inconsistent file, -ESTALE for a sound file saved under another
  * configuration or vCPU count, -ENOMEM, -EIO. Every figure equals the
  * saved one after a load.
  */
-int dt_stats_save(const struct dt_stats *s, FILE *f);
+int dt_stats_save(const struct dt_stats *s, struct dt_buf *out);
+/*
+ * The same without its two CRCs (zeros in their place), for a caller that
+ * seals it on another thread: dt_persist_seal(p, len) on exactly the bytes
+ * dt_stats_save_unsealed() appended makes them what dt_stats_save() writes
+ * (-EINVAL when too short to be a save).
+ */
+int dt_stats_save_unsealed(const struct dt_stats *s, struct dt_buf *out);
+int dt_persist_seal(uint8_t *p, size_t len);
 int dt_stats_load(FILE *f, const struct dt_stats_config *cfg, uint32_t nvcpus,
 		  struct dt_stats **ret);
 
 /*
- * Journal of closed epochs, for crash recovery between two saves. With the
- * journal on, each successful dt_stats_close_epoch() encodes the epoch it
- * closed (its record, its dirty set, each vCPU's pages and entry count) as
- * one self-checking frame: dt_stats_journal_last() returns it (valid until
- * the next close; NULL before any) for the caller to append to a file.
- * dt_stats_journal_replay() applies the frames of f that continue s (frames
- * of epochs s already holds are skipped) until the end of f or the first
- * frame that is torn, corrupt or does not continue s; returns 0 at a clean
- * end, -EBADMSG when it stopped early (a torn tail after a crash is
- * expected), -ENOMEM, -EIO; *ret_applied counts the epochs applied in any
- * case. A replayed epoch is exactly the epoch that was closed.
+ * Journal of closed epochs, for crash recovery between two saves.
+ * dt_persist_frame() appends a closed epoch (dt_stats_close_epoch's *ret)
+ * to out as one self-checking frame; it reads only e, so it runs on any
+ * thread. dt_stats_journal_replay() applies the frames of f that continue
+ * s (frames of epochs s already holds are skipped) until the end of f or
+ * the first frame that is torn, corrupt or does not continue s; returns 0
+ * at a clean end, -EBADMSG when it stopped early (a torn tail after a
+ * crash is expected), -ENOMEM, -EIO; *ret_applied counts the epochs
+ * applied in any case. A replayed epoch is exactly the epoch that was
+ * closed.
  */
-void dt_stats_set_journal(struct dt_stats *s, bool on);
-const void *dt_stats_journal_last(const struct dt_stats *s, size_t *ret_len);
+int dt_persist_frame(const struct dt_closed_epoch *e, struct dt_buf *out);
 int dt_stats_journal_replay(FILE *f, struct dt_stats *s, uint64_t *ret_applied);

@@ -43,11 +43,6 @@ struct dt_stats {
 	uint64_t total_entries, total_pages;
 	struct dt_vcpu_stats *vcpus;
 
-	/* Journal: the frame of the last closed epoch. */
-	bool journal;
-	uint8_t *jbuf;
-	size_t jlen, jcap;
-
 	uint32_t iter[4096]; /* close: the epoch's pages, a batch at a time */
 };
 
@@ -55,6 +50,17 @@ struct dt_stats {
 void dt_stats_keep_set(struct dt_stats *s, uint64_t now, roaring_bitmap_t *set);
 size_t dt_stats_sets_memory(const struct dt_stats *s);
 
-/* dt_persist.c: encode the epoch being closed into s->jbuf (prepare phase). */
-int dt_persist_journal_encode(struct dt_stats *s, const roaring_bitmap_t *set, uint64_t pages,
-			      uint64_t now_us);
+/* A closed epoch handed back (dt_stats.h); the vCPUs' pages follow the array. */
+struct dt_closed_vcpu {
+	uint64_t entries; /* since creation, this epoch's included */
+	uint32_t n;	  /* distinct pages this epoch, ascending */
+	const uint32_t *pages;
+};
+
+struct dt_closed_epoch {
+	struct dt_epoch_record rec;
+	roaring_bitmap_t *set; /* NULL: idle */
+	size_t bytes;
+	uint32_t nvcpus;
+	struct dt_closed_vcpu vcpus[];
+};

@@ -124,7 +124,7 @@ static void test_ring_full_and_wrap(void)
 	CHECK_EQ(reset(&f, &reset_index), 64);
 	push(&f, 0, 999);
 	CHECK_EQ(f.c.ops->harvest(&f.c), 1);
-	CHECK(dt_stats_close_epoch(f.stats, 1) == 0);
+	CHECK(dt_stats_close_epoch(f.stats, 1, NULL) == 0);
 	CHECK_EQ(dt_stats_wss(f.stats, 1), 65); /* 64 distinct multiples of 7, plus 999 */
 	CHECK_EQ(dt_stats_vcpu_entries(f.stats, 1), 65);
 	CHECK_EQ(dt_stats_vcpu_entries(f.stats, 0), 0);
@@ -162,7 +162,7 @@ static void test_ring_invalid_entries(void)
 	CHECK_EQ(f.c.ops->harvest(&f.c), 7);
 	CHECK_EQ(f.c.ring_entries, 2);
 	CHECK_EQ(f.c.invalid_entries, 5);
-	CHECK(dt_stats_close_epoch(f.stats, 1) == 0);
+	CHECK(dt_stats_close_epoch(f.stats, 1, NULL) == 0);
 	CHECK_EQ(dt_stats_wss(f.stats, 1), 2);
 	/* Invalid ones are still handed back, or the VMM's ring would stall. */
 	for (int i = 0; i < 7; i++)
@@ -195,7 +195,7 @@ static void test_ring_resync(void)
 	/* In step, with nothing new: no resync. */
 	CHECK_EQ(dt_collector_harvest_vcpu(&f.c, 1), 0);
 	CHECK_EQ(f.c.ring_resyncs, 1);
-	CHECK_EQ(dt_stats_close_epoch(f.stats, 1), 0);
+	CHECK_EQ(dt_stats_close_epoch(f.stats, 1, NULL), 0);
 	CHECK_EQ(dt_stats_wss(f.stats, 1), 101);
 	fixture_done(&f);
 }
@@ -272,7 +272,7 @@ static void test_bitmap(void)
 	CHECK_EQ(w[0], 0);
 	CHECK_EQ(w[2], 0);
 	CHECK_EQ(c.ops->consume(&c), 0);
-	CHECK(dt_stats_close_epoch(s, 1) == 0);
+	CHECK(dt_stats_close_epoch(s, 1, NULL) == 0);
 	CHECK_EQ(dt_stats_wss(s, 1), 4);
 	CHECK_EQ(dt_stats_wss_range(s, 1, 128, 130), 2);
 	munmap(w, 4096);

@@ -40,8 +40,9 @@ static struct dt_stats_config config(uint32_t horizon, uint32_t recent, uint32_t
 	return cfg;
 }
 
-/* One random epoch on one or two copies (the same pages on each). */
-static void epoch(struct dt_stats *a, struct dt_stats *b, uint64_t us)
+/* One random epoch on one or two copies (the same pages on each); a's handed back with ret. */
+static void epoch_ex(struct dt_stats *a, struct dt_stats *b, uint64_t us,
+		     struct dt_closed_epoch **ret)
 {
 	uint32_t n = (uint32_t)(rnd() % 4 == 0 ? 0 : rnd() % 400);
 	uint32_t hot = (uint32_t)(rnd() % SPACE);
@@ -62,9 +63,30 @@ static void epoch(struct dt_stats *a, struct dt_stats *b, uint64_t us)
 				dt_stats_add(s, page);
 		}
 	}
-	CHECK_EQ(dt_stats_close_epoch(a, us), 0);
+	CHECK_EQ(dt_stats_close_epoch(a, us, ret), 0);
 	if (b)
-		CHECK_EQ(dt_stats_close_epoch(b, us), 0);
+		CHECK_EQ(dt_stats_close_epoch(b, us, NULL), 0);
+}
+
+static void epoch(struct dt_stats *a, struct dt_stats *b, uint64_t us)
+{
+	epoch_ex(a, b, us, NULL);
+}
+
+/* The frame of a closed epoch, appended to j; its length. */
+static size_t frame_to(struct dt_closed_epoch *ce, FILE *j)
+{
+	struct dt_buf fb = {0};
+	size_t len;
+
+	CHECK(ce != NULL);
+	CHECK_EQ(dt_persist_frame(ce, &fb), 0);
+	len = fb.len;
+	if (j)
+		fwrite(fb.p, 1, fb.len, j);
+	dt_buf_done(&fb);
+	dt_closed_epoch_free(ce);
+	return len;
 }
 
 struct runs {
@@ -138,13 +160,11 @@ static int same(const struct dt_stats *a, const struct dt_stats *b)
 
 static char *save(const struct dt_stats *s, size_t *len)
 {
-	char *buf = NULL;
-	FILE *f = open_memstream(&buf, len);
+	struct dt_buf b = {0};
 
-	CHECK(f != NULL);
-	CHECK_EQ(dt_stats_save(s, f), 0);
-	fclose(f);
-	return buf;
+	CHECK_EQ(dt_stats_save(s, &b), 0);
+	*len = b.len;
+	return (char *)b.p;
 }
 
 static int load(const char *buf, size_t len, const struct dt_stats_config *cfg, uint32_t nvcpus,
@@ -181,6 +201,13 @@ static void test_round_trip(void)
 		for (uint32_t e = 0; e < n; e++)
 			epoch(a, NULL, 1000 + e);
 		buf = save(a, &len);
+		/* Sealed later (on the state writer's thread): the same bytes. */
+		struct dt_buf u = {0};
+		CHECK_EQ(dt_stats_save_unsealed(a, &u), 0);
+		CHECK_EQ(u.len, len);
+		CHECK_EQ(dt_persist_seal(u.p, u.len), 0);
+		CHECK(u.len == len && memcmp(u.p, buf, len) == 0);
+		dt_buf_done(&u);
 		CHECK_EQ(load(buf, len, &cfg, NVCPUS, &b), 0);
 		if (!b) {
 			free(buf);
@@ -217,20 +244,15 @@ static void test_journal(void)
 	FILE *j, *f;
 
 	CHECK_EQ(dt_stats_new(&cfg, NVCPUS, &a), 0);
-	CHECK(dt_stats_journal_last(a, &last_len) == NULL);
-	dt_stats_set_journal(a, true);
 	j = open_memstream(&jbuf, &jlen);
 	for (uint32_t e = 0; e < 90; e++) {
-		const void *fr;
+		struct dt_closed_epoch *ce = NULL;
 
 		if (e == 60)
 			snap = save(a, &snaplen);
-		epoch(a, NULL, 100 + e);
-		fr = dt_stats_journal_last(a, &last_len);
-		CHECK(fr != NULL);
+		epoch_ex(a, NULL, 100 + e, &ce);
 		/* The journal holds epochs from before the snapshot too: skipped. */
-		if (e >= 50)
-			fwrite(fr, 1, last_len, j);
+		last_len = frame_to(ce, e >= 50 ? j : NULL);
 	}
 	fclose(j);
 
@@ -250,7 +272,6 @@ static void test_journal(void)
 	CHECK_EQ(dt_stats_epochs(c), 89);
 
 	/* Replayed copies go on as the original. */
-	dt_stats_set_journal(b, true);
 	for (uint32_t e = 0; e < 20; e++)
 		epoch(a, b, 900 + e);
 	CHECK(same(a, b));
@@ -335,7 +356,7 @@ static void bench(void)
 {
 	struct dt_stats_config cfg = config(3600, 64, 60);
 	struct dt_stats *a, *b = NULL;
-	uint64_t t, tclose = 0, tenc = 0, jbytes = 0, tsync = 0;
+	uint64_t t, tclose = 0, tclosed = 0, tenc = 0, jbytes = 0, tsync = 0;
 	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	const int epochs = 10;
 	char jpath[4096];
@@ -350,26 +371,34 @@ static void bench(void)
 	for (int e = 0; e < epochs; e++) {
 		for (uint32_t i = 0; i < 1000000; i++)
 			dt_stats_add_vcpu(a, i & 3, (uint32_t)(rnd() % (4u << 20)));
-		dt_stats_set_journal(a, e % 2 == 1);
+		struct dt_closed_epoch *ce = NULL;
+		struct dt_buf fb = {0};
+
 		t = now_ns();
-		CHECK_EQ(dt_stats_close_epoch(a, (uint64_t)e), 0);
+		CHECK_EQ(dt_stats_close_epoch(a, (uint64_t)e, e % 2 ? &ce : NULL), 0);
 		t = now_ns() - t;
 		if (e % 2) {
-			tenc += t;
-			const void *fr = dt_stats_journal_last(a, &flen);
-
+			tclosed += t;
+			t = now_ns();
+			CHECK_EQ(dt_persist_frame(ce, &fb), 0);
+			tenc += now_ns() - t;
+			flen = fb.len;
 			jbytes += flen;
 			t = now_ns();
-			CHECK_EQ(write(fd, fr, flen), (ssize_t)flen);
+			CHECK_EQ(write(fd, fb.p, flen), (ssize_t)flen);
 			CHECK_EQ(fdatasync(fd), 0);
 			tsync += now_ns() - t;
+			dt_buf_done(&fb);
+			dt_closed_epoch_free(ce);
 		} else {
 			tclose += t;
 		}
 	}
-	fprintf(
-	    stderr, "  bench: close %.1f ms/epoch, with journal encoding %.1f ms, frame %.1f MB\n",
-	    tclose / 1e6 / (epochs / 2), tenc / 1e6 / (epochs / 2), jbytes / 1e6 / (epochs / 2));
+	fprintf(stderr,
+		"  bench: close %.1f ms/epoch, handing the epoch back %.1f ms; frame encoding "
+		"(writer thread) %.1f ms, frame %.1f MB\n",
+		tclose / 1e6 / (epochs / 2), tclosed / 1e6 / (epochs / 2), tenc / 1e6 / (epochs / 2),
+		jbytes / 1e6 / (epochs / 2));
 	fprintf(stderr, "  bench: journal write + fdatasync in %s: %.1f ms/epoch\n", dir,
 		tsync / 1e6 / (epochs / 2));
 	close(fd);

@@ -33,7 +33,7 @@ static struct dt_stats *mk(uint32_t horizon, uint32_t recent, uint32_t coarse, u
 	return s;
 }
 
-static void close_ok(struct dt_stats *s, uint64_t us) { CHECK_EQ(dt_stats_close_epoch(s, us), 0); }
+static void close_ok(struct dt_stats *s, uint64_t us) { CHECK_EQ(dt_stats_close_epoch(s, us, NULL), 0); }
 
 /* Deterministic xorshift so a failure reproduces. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
@@ -465,7 +465,7 @@ static void random_run(uint32_t horizon, uint32_t recent, uint32_t coarse, uint3
 		for (uint32_t p = 0; p < REF_POOL; p++)
 			ep_pages += r.dirty[e][p] != 0;
 
-		CHECK_EQ(dt_stats_close_epoch(s, 1000 + e), 0);
+		CHECK_EQ(dt_stats_close_epoch(s, 1000 + e, NULL), 0);
 		r.epochs = e + 1;
 		pages += ep_pages;
 
