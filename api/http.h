@@ -84,8 +84,17 @@ void dt_longpoll_forget(struct dt_req *rq); /* the request ends */
 /* rest.c: have MHD look at its connections soon (after a resume). */
 void dt_listener_kick(struct dt_listener *l);
 
-/* metrics.c: Prometheus text format 0.0.4. Caller frees *ret. */
-int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len);
+/*
+ * metrics.c: Prometheus text format 0.0.4, or OpenMetrics 1.0.0 (om).
+ * Caller frees *ret.
+ */
+int dt_metrics_render(struct dt_manager *m, bool om, char **ret, size_t *ret_len);
+/*
+ * Whether an Accept header prefers OpenMetrics 1.0.0 (application/openmetrics-text,
+ * no version or version=1.0.0) to the text format: its q is > 0 and at
+ * least that of text/plain (or of any type). NULL: no.
+ */
+bool dt_metrics_wants_openmetrics(const char *accept);
 
 /* svg.c: pictures a browser can open. Caller frees *ret. */
 struct dt_vm;

@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Prometheus text exposition (format 0.0.4). Names carry the
- * dirtytrackd_ prefix and base units (bytes, seconds); counters end in
- * _total. Labels are bounded: a VM is labelled by its id only (the
- * registry holds at most max_vms plus the retained detached ones), and
- * dirtytrackd_vm_info carries name, uuid, vmm and mode for joins.
+ * Prometheus text exposition (format 0.0.4), or OpenMetrics 1.0.0 when the
+ * scraper asks for it (Accept). Names carry the dirtytrackd_ prefix and
+ * base units (bytes, seconds); counters end in _total. Labels are bounded:
+ * a VM is labelled by its id only (the registry holds at most max_vms plus
+ * the retained detached ones), and dirtytrackd_vm_info carries name, uuid,
+ * vmm and mode for joins; a reference link by its configured name.
+ *
+ * The two formats differ only in the metadata: OpenMetrics names a
+ * counter's family without _total, gives a UNIT for families named after
+ * one, and ends with "# EOF". The samples are the same.
  */
 #include <inttypes.h>
 #include <microhttpd.h>
@@ -17,6 +22,7 @@
 #include "curve.h"
 #include "http.h"
 #include "manager.h"
+#include "vm_plan.h"
 
 #ifndef DT_VERSION
 #define DT_VERSION "0.1"
@@ -37,9 +43,114 @@ static void label(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+static bool openmetrics; /* the format of the rendering under way (one at a time: one thread) */
+
+static bool ends_with(const char *s, size_t n, const char *suffix)
+{
+	size_t k = strlen(suffix);
+
+	return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
+/*
+ * A family's metadata. name is the sample name (counters: with _total);
+ * an OpenMetrics counter's family drops _total, and a family has a UNIT
+ * when its name ends with one. Info metrics stay gauges (valued 1) in
+ * both formats, so that promtool's text parser reads both.
+ */
 static void head(FILE *f, const char *name, const char *type, const char *help)
 {
-	fprintf(f, "# HELP dirtytrackd_%s %s\n# TYPE dirtytrackd_%s %s\n", name, help, name, type);
+	size_t n = strlen(name);
+
+	if (!openmetrics) {
+		fprintf(f, "# HELP dirtytrackd_%s %s\n# TYPE dirtytrackd_%s %s\n", name, help, name,
+			type);
+		return;
+	}
+	if (strcmp(type, "counter") == 0 && ends_with(name, n, "_total"))
+		n -= strlen("_total");
+	fprintf(f, "# TYPE dirtytrackd_%.*s %s\n", (int)n, name, type);
+	if (ends_with(name, n, "_bytes"))
+		fprintf(f, "# UNIT dirtytrackd_%.*s bytes\n", (int)n, name);
+	else if (ends_with(name, n, "_seconds"))
+		fprintf(f, "# UNIT dirtytrackd_%.*s seconds\n", (int)n, name);
+	fprintf(f, "# HELP dirtytrackd_%.*s %s\n", (int)n, name, help);
+}
+
+/* The q of one media range's parameters (";q=0.5;version=1.0.0"); -1: a version we do not speak. */
+static double media_q(const char *p, const char *end, const char *version)
+{
+	double q = 1;
+
+	while (p < end) {
+		const char *next = memchr(p, ';', (size_t)(end - p));
+		size_t n;
+
+		if (!next)
+			next = end;
+		while (p < next && (*p == ' ' || *p == '\t' || *p == ';'))
+			p++;
+		n = (size_t)(next - p);
+		while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n > 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+			char tmp[16];
+			char *e;
+
+			if (n - 2 >= sizeof(tmp))
+				return 0;
+			memcpy(tmp, p + 2, n - 2);
+			tmp[n - 2] = '\0';
+			q = strtod(tmp, &e);
+			if (*e || !(q >= 0 && q <= 1))
+				return 0;
+		} else if (version && n > 8 && strncasecmp(p, "version=", 8) == 0) {
+			if (n - 8 != strlen(version) || memcmp(p + 8, version, n - 8) != 0)
+				return -1;
+		}
+		p = next + 1;
+	}
+	return q;
+}
+
+bool dt_metrics_wants_openmetrics(const char *accept)
+{
+	double om = 0, text = 0;
+
+	if (!accept)
+		return false;
+	for (const char *p = accept; *p;) {
+		const char *end = strchr(p, ',');
+		const char *semi;
+		size_t n;
+
+		if (!end)
+			end = p + strlen(p);
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		semi = memchr(p, ';', (size_t)(end - p));
+		if (!semi)
+			semi = end;
+		n = (size_t)(semi - p);
+		while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n == strlen("application/openmetrics-text") &&
+		    strncasecmp(p, "application/openmetrics-text", n) == 0) {
+			double q = media_q(semi, end, "1.0.0");
+
+			if (q > om)
+				om = q;
+		} else if ((n == strlen("text/plain") && strncasecmp(p, "text/plain", n) == 0) ||
+			   (n == 3 && memcmp(p, "*/*", 3) == 0) ||
+			   (n == 6 && strncasecmp(p, "text/*", 6) == 0)) {
+			double q = media_q(semi, end, NULL);
+
+			if (q > text)
+				text = q;
+		}
+		p = *end ? end + 1 : end;
+	}
+	return om > 0 && om >= text;
 }
 
 typedef uint64_t (*vm_value_fn)(const struct dt_vm *vm);
@@ -97,12 +208,137 @@ static uint64_t v_epochs(const struct dt_vm *vm)
 	return dt_stats_epochs(vm->stats);
 }
 
+/* The VM's plan at reference link i, made once per generation (epoch) and link. */
+static const struct dt_ref_plan *ref_plan(struct dt_vm *vm, unsigned i, const struct dt_ref_link *l)
+{
+	struct dt_ref_plan *rp = &vm->ref_plans[i];
+	struct dt_plan *p = NULL;
+
+	if (rp->valid && rp->generation == vm->generation && rp->bandwidth == l->bandwidth &&
+	    rp->downtime_us == l->downtime_us)
+		return rp;
+	*rp = (struct dt_ref_plan){
+		.valid = true,
+		.generation = vm->generation,
+		.bandwidth = l->bandwidth,
+		.downtime_us = l->downtime_us,
+	};
+	rp->error = dt_vm_plan(vm, (double)l->bandwidth, l->downtime_us, &p);
+	if (rp->error >= 0) {
+		rp->converges = p->converges;
+		rp->rounds = p->nrounds;
+		rp->total_seconds = p->total_seconds;
+		rp->downtime_seconds = p->downtime_seconds;
+	}
+	dt_plan_free(p);
+	return rp;
+}
+
+enum ref_field { REF_CONVERGES, REF_TOTAL, REF_DOWNTIME, REF_ROUNDS };
+
+static void ref_series(FILE *f, struct dt_manager *m, const char *name, const char *help,
+		       enum ref_field which)
+{
+	const struct dt_config *c = &m->config;
+
+	head(f, name, "gauge", help);
+	for (struct dt_vm *vm = m->vms; vm; vm = vm->next) {
+		for (unsigned i = 0; i < c->n_ref_links; i++) {
+			const struct dt_ref_plan *rp = ref_plan(vm, i, &c->ref_links[i]);
+
+			if (rp->error < 0)
+				continue;
+			fprintf(f, "dirtytrackd_%s{vm=\"%u\",link=", name, vm->id);
+			label(f, c->ref_links[i].name);
+			switch (which) {
+			case REF_CONVERGES:
+				fprintf(f, "} %d\n", rp->converges);
+				break;
+			case REF_TOTAL:
+				fprintf(f, "} %.6f\n", rp->total_seconds);
+				break;
+			case REF_DOWNTIME:
+				fprintf(f, "} %.6f\n", rp->downtime_seconds);
+				break;
+			case REF_ROUNDS:
+				fprintf(f, "} %u\n", rp->rounds);
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * Every VM's pre-copy plan at each configured link, from the planner the
+ * REST and D-Bus plans use. A plan costs milliseconds (a bursty guest's up
+ * to ~50 ms): it is made only when scraped, at most once per epoch per VM
+ * and link (cached in the VM), and there are at most DT_MAX_REF_LINKS links.
+ */
+static void reference_links(FILE *f, struct dt_manager *m)
+{
+	const struct dt_config *c = &m->config;
+
+	head(f, "reference_link_bandwidth_bytes_per_second", "gauge",
+	     "Bandwidth of a link named in [metrics] reference_links.");
+	for (unsigned i = 0; i < c->n_ref_links; i++) {
+		fprintf(f, "dirtytrackd_reference_link_bandwidth_bytes_per_second{link=");
+		label(f, c->ref_links[i].name);
+		fprintf(f, "} %" PRIu64 "\n", c->ref_links[i].bandwidth);
+	}
+	head(f, "reference_link_max_downtime_seconds", "gauge",
+	     "Downtime accepted at a link named in [metrics] reference_links.");
+	for (unsigned i = 0; i < c->n_ref_links; i++) {
+		fprintf(f, "dirtytrackd_reference_link_max_downtime_seconds{link=");
+		label(f, c->ref_links[i].name);
+		fprintf(f, "} %" PRIu64 ".%06" PRIu64 "\n", c->ref_links[i].downtime_us / 1000000,
+			c->ref_links[i].downtime_us % 1000000);
+	}
+	ref_series(f, m, "vm_precopy_converges", "1 when pre-copy at the link is predicted to "
+		   "converge within its downtime (the planner's verdict on the current epoch).",
+		   REF_CONVERGES);
+	ref_series(f, m, "vm_precopy_total_time_seconds",
+		   "Predicted duration of a pre-copy migration at the link, downtime included.",
+		   REF_TOTAL);
+	ref_series(f, m, "vm_precopy_downtime_seconds",
+		   "Predicted downtime of a pre-copy migration at the link (above the link's "
+		   "maximum when it does not converge).",
+		   REF_DOWNTIME);
+	ref_series(f, m, "vm_precopy_rounds",
+		   "Predicted pre-copy rounds at the link (the stop-and-copy not counted).",
+		   REF_ROUNDS);
+}
+
+/* D(T) (bytes) or D(T)/T (bytes per second) at each [metrics] wss_windows, where covered. */
+static void window_series(FILE *f, const struct dt_manager *m, const char *name, const char *help,
+			  bool rate)
+{
+	const struct dt_config *c = &m->config;
+
+	head(f, name, "gauge", help);
+	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next) {
+		for (unsigned i = 0; i < c->n_metrics_windows; i++) {
+			uint32_t w = dt_vm_window_epochs(vm, c->metrics_windows[i] * 1000000ull);
+			uint64_t bytes;
+
+			if (dt_vm_window_observed(vm, w) < w)
+				continue;
+			bytes = dt_stats_wss(vm->stats, w) << vm->page_shift;
+			fprintf(f, "dirtytrackd_%s{vm=\"%u\",window_seconds=\"%u\"} ", name, vm->id,
+				c->metrics_windows[i]);
+			if (rate)
+				fprintf(f, "%.3f\n", (double)bytes * 1e6 / ((double)w * (double)vm->epoch_us));
+			else
+				fprintf(f, "%" PRIu64 "\n", bytes);
+		}
+	}
+}
+
 static void seconds(FILE *f, uint64_t us)
 {
 	fprintf(f, "%" PRIu64 ".%06" PRIu64, us / 1000000, us % 1000000);
 }
 
-int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len)
+int dt_metrics_render(struct dt_manager *m, bool om, char **ret, size_t *ret_len)
 {
 	const struct dt_config *c = &m->config;
 	const struct dt_histogram *h = &m->harvest_hist;
@@ -114,6 +350,7 @@ int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len)
 
 	if (!f)
 		return -ENOMEM;
+	openmetrics = om;
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
 		observed += vm->state == DT_VM_OBSERVED;
 
@@ -184,22 +421,14 @@ int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len)
 	 * restart) has no D(T) to export: its series is absent rather than a
 	 * figure that reads too low, and observed_seconds says how far it got.
 	 */
-	head(f, "vm_working_set_bytes", "gauge",
-	     "Distinct bytes dirtied in the last window_seconds (exact D(T)); absent until the "
-	     "history covers the whole window.");
-	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next) {
-		for (unsigned i = 0; i < c->n_metrics_windows; i++) {
-			uint32_t w = dt_vm_window_epochs(vm, c->metrics_windows[i] * 1000000ull);
-
-			if (dt_vm_window_observed(vm, w) < w)
-				continue;
-			fprintf(f,
-				"dirtytrackd_vm_working_set_bytes{vm=\"%u\",window_seconds=\"%u\"} "
-				"%" PRIu64 "\n",
-				vm->id, c->metrics_windows[i],
-				dt_stats_wss(vm->stats, w) << vm->page_shift);
-		}
-	}
+	window_series(f, m, "vm_working_set_bytes",
+		      "Distinct bytes dirtied in the last window_seconds (exact D(T)); absent until the "
+		      "history covers the whole window.",
+		      false);
+	window_series(f, m, "vm_dirty_rate_bytes_per_second",
+		      "Dirty rate at window_seconds: D(T) times the page size over T (the rate curve); "
+		      "absent until the history covers the whole window.",
+		      true);
 	head(f, "vm_window_observed_seconds", "gauge",
 	     "Seconds of the last window_seconds the VM's history covers (whole epochs); the "
 	     "window's working set is exported once all of it is covered.");
@@ -215,6 +444,8 @@ int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len)
 		}
 	}
 
+	reference_links(f, m);
+
 	head(f, "harvest_duration_seconds", "histogram",
 	     "Time spent harvesting and closing one epoch of one VM.");
 	for (unsigned i = 0; i < DT_HARVEST_BUCKETS; i++) {
@@ -228,6 +459,8 @@ int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len)
 	fprintf(f, "dirtytrackd_harvest_duration_seconds_sum ");
 	seconds(f, h->sum_us);
 	fprintf(f, "\ndirtytrackd_harvest_duration_seconds_count %" PRIu64 "\n", h->count);
+	if (om)
+		fputs("# EOF\n", f);
 
 	if (fclose(f) != 0 || !buf) {
 		free(buf);

@@ -34,7 +34,7 @@ grep -q 'vm_info{vm="'$BM'",name="bm",uuid="[0-9a-f-]*",vmm="dtsim",mode="bitmap
 grep -qF 'dirtytrackd_vm_fidelity_info{vm="'$BM'",fidelity="exact"} 1' "$TMP/m1" || fail "fidelity of bm (dtsim: every writer)"
 # bounded labels: only these label names appear
 labels=$(grep -v '^#' "$TMP/m1" | grep -o '[a-z_]*="' | sort -u | tr -d '="' | tr '\n' ' ')
-[ "$labels" = "fidelity le microhttpd mode name protocol source state uuid version vm vmm window_seconds " ] ||
+[ "$labels" = "fidelity le link microhttpd mode name protocol source state uuid version vm vmm window_seconds " ] ||
 	fail "unexpected label names: $labels"
 # counters move
 v1=$(awk -v id="$BM" '$0 ~ "^dirtytrackd_vm_harvests_total\\{vm=\"" id "\"\\}"{print $2}' "$TMP/m1")
@@ -42,6 +42,29 @@ sleep 0.6
 v2=$(api /metrics | awk -v id="$BM" '$0 ~ "^dirtytrackd_vm_harvests_total\\{vm=\"" id "\"\\}"{print $2}')
 [ "$v2" -gt "$v1" ] || fail "harvests_total did not move ($v1 -> $v2)"
 echo "ok: series present, labels bounded, counters move ($v1 -> $v2)"
+
+# The default reference link (10Gbit/300ms): a plan per VM, same as REST's.
+grep -qF 'dirtytrackd_reference_link_bandwidth_bytes_per_second{link="10Gbit/300ms"} 1250000000' "$TMP/m1" ||
+	fail "reference link gauge missing"
+conv=$(awk -v id="$BM" '$0 ~ "^dirtytrackd_vm_precopy_converges\\{vm=\"" id "\""{print $2}' "$TMP/m1")
+[ -n "$conv" ] || fail "no dirtytrackd_vm_precopy_converges for bm"
+[ "$conv" = "$(api "/v1/vms/bm/plan?bandwidth=10Gbit&downtime=300ms" | jq -r 'if .converges then 1 else 0 end')" ] ||
+	fail "reference-link verdict $conv differs from REST's plan"
+echo "ok: reference-link plan gauges (bm converges at 10Gbit/300ms: $conv, as REST says)"
+
+# OpenMetrics when asked: content type, counter families without _total, units, # EOF last.
+curl -sf -D "$TMP/om.h" -H 'Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5' \
+	--unix-socket "$API_SOCK" http://localhost/metrics >"$TMP/om" || fail "OpenMetrics request"
+grep -qi '^content-type: application/openmetrics-text; version=1.0.0; charset=utf-8' "$TMP/om.h" ||
+	fail "OpenMetrics content type: $(grep -i content-type "$TMP/om.h")"
+[ "$(tail -n1 "$TMP/om")" = "# EOF" ] || fail "OpenMetrics exposition does not end with # EOF"
+grep -qx '# TYPE dirtytrackd_vm_harvests counter' "$TMP/om" || fail "OpenMetrics counter family keeps _total"
+grep -q '^dirtytrackd_vm_harvests_total{' "$TMP/om" || fail "OpenMetrics counter samples lack _total"
+grep -qx '# UNIT dirtytrackd_harvest_duration_seconds seconds' "$TMP/om" || fail "no UNIT for the histogram"
+! grep -q '^# EOF' "$TMP/m1" || fail "the text format has # EOF"
+curl -sf -D "$TMP/txt.h" -H 'Accept: text/plain' --unix-socket "$API_SOCK" http://localhost/metrics >/dev/null
+grep -qi '^content-type: text/plain; version=0.0.4' "$TMP/txt.h" || fail "text/plain not served as text"
+echo "ok: OpenMetrics 1.0.0 when the scraper asks for it, text format otherwise"
 
 # A real Prometheus server scraping the loopback listener.
 command -v prometheus >/dev/null || skip "prometheus server is missing (make deps installs it)"
