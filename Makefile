@@ -143,7 +143,8 @@ FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefin
 	-I. -Iproto -Istats -Icommon -Iapi -Idaemon $(PKG_CFLAGS)
 # api/url.c: the REST request-target parser (pure code, no libmicrohttpd).
 # daemon/config.c: the configuration parser (libinih; no daemon state).
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c daemon/config.c
+# api/accept.c: /metrics' Accept negotiation.
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c daemon/config.c api/accept.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)

@@ -89,12 +89,8 @@ void dt_listener_kick(struct dt_listener *l);
  * Caller frees *ret.
  */
 int dt_metrics_render(struct dt_manager *m, bool om, char **ret, size_t *ret_len);
-/*
- * Whether an Accept header prefers OpenMetrics 1.0.0 (application/openmetrics-text,
- * no version or version=1.0.0) to the text format: its q is > 0 and at
- * least that of text/plain (or of any type). NULL: no.
- */
-bool dt_metrics_wants_openmetrics(const char *accept);
+/* accept.c: dt_metrics_wants_openmetrics() picks the format from Accept. */
+#include "accept.h"
 
 /* svg.c: pictures a browser can open. Caller frees *ret. */
 struct dt_vm;
