@@ -4,7 +4,6 @@
 # and a real Prometheus server scraping the daemon on loopback gets them.
 source "$(dirname "$0")/../lib/common.sh"
 command -v promtool >/dev/null || skip "promtool is missing (Debian package prometheus; make deps installs it)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 start_daemon --epoch 200ms --listen-tcp "127.0.0.1:$PORT"
 "$BUILD/dtsim" --connect "$ATTACH_SOCK" --name 'm "quoted"\vm' --uuid 0b7c4c4e-1a7e-4bd9-9c3e-7e7f7a7b7c7d \
@@ -68,19 +67,8 @@ echo "ok: OpenMetrics 1.0.0 when the scraper asks for it, text format otherwise"
 
 # A real Prometheus server scraping the loopback listener.
 command -v prometheus >/dev/null || skip "prometheus server is missing (make deps installs it)"
-PPORT=$(free_port)
-cat >"$TMP/prom.yml" <<YML
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: dirtytrackd
-    static_configs:
-      - targets: ['127.0.0.1:$PORT']
-YML
-prometheus --config.file="$TMP/prom.yml" --storage.tsdb.path="$TMP/tsdb" \
-	--web.listen-address="127.0.0.1:$PPORT" >"$TMP/prom.log" 2>&1 &
-BG_PIDS+=($!)
-q() { curl -sf "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1"; }
+start_prometheus "$PORT"
+q() { prom_query "$1"; }
 got() { q "$1" | jq -e '.data.result | length > 0' >/dev/null; }
 wait_until 30 got 'up{job="dirtytrackd"} == 1' || fail "Prometheus did not scrape the daemon: $(tail -5 "$TMP/prom.log")"
 wait_until 10 got 'dirtytrackd_vm_harvests_total{vm="'$BM'"} > 0' || fail "harvests not scraped"

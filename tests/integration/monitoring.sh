@@ -39,7 +39,6 @@ for d in "$M"/dashboards/*.json; do
 done
 
 # A real daemon with two reference links, three VMMs, on a TCP listener.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 cat >"$TMP/d.conf" <<CONF
 [metrics]
@@ -55,22 +54,8 @@ BG_PIDS+=($!)
 BG_PIDS+=($!)
 wait_until 10 api /v1/vms/batch-etl || fail "batch-etl did not attach"
 
-PPORT=$(free_port)
-cat >"$TMP/prom.yml" <<YML
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files:
-  - $M/rules/dirtytrackd.rules.yml
-scrape_configs:
-  - job_name: dirtytrackd
-    static_configs:
-      - targets: ['127.0.0.1:$PORT']
-YML
-prometheus --config.file="$TMP/prom.yml" --storage.tsdb.path="$TMP/tsdb" \
-	--web.listen-address="127.0.0.1:$PPORT" >"$TMP/prom.log" 2>&1 &
-BG_PIDS+=($!)
-q() { curl -sf "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1"; }
+start_prometheus "$PORT" "$M/rules/dirtytrackd.rules.yml"
+q() { prom_query "$1"; }
 has_data() { q "$1" | jq -e '.status == "success" and (.data.result | length > 0)' >/dev/null; }
 wait_until 30 has_data 'up{job="dirtytrackd"} == 1' || fail "Prometheus did not scrape the daemon: $(tail -5 "$TMP/prom.log")"
 
