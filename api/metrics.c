@@ -43,8 +43,6 @@ static void label(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static bool openmetrics; /* the format of the rendering under way (one at a time: one thread) */
-
 static bool ends_with(const char *s, size_t n, const char *suffix)
 {
 	size_t k = strlen(suffix);
@@ -58,11 +56,11 @@ static bool ends_with(const char *s, size_t n, const char *suffix)
  * when its name ends with one. Info metrics stay gauges (valued 1) in
  * both formats, so that promtool's text parser reads both.
  */
-static void head(FILE *f, const char *name, const char *type, const char *help)
+static void head(FILE *f, bool om, const char *name, const char *type, const char *help)
 {
 	size_t n = strlen(name);
 
-	if (!openmetrics) {
+	if (!om) {
 		fprintf(f, "# HELP dirtytrackd_%s %s\n# TYPE dirtytrackd_%s %s\n", name, help, name,
 			type);
 		return;
@@ -79,10 +77,10 @@ static void head(FILE *f, const char *name, const char *type, const char *help)
 
 typedef uint64_t (*vm_value_fn)(const struct dt_vm *vm);
 
-static void per_vm(FILE *f, const struct dt_manager *m, const char *name, const char *type,
+static void per_vm(FILE *f, bool om, const struct dt_manager *m, const char *name, const char *type,
 		   const char *help, vm_value_fn fn)
 {
-	head(f, name, type, help);
+	head(f, om, name, type, help);
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
 		fprintf(f, "dirtytrackd_%s{vm=\"%u\"} %" PRIu64 "\n", name, vm->id, fn(vm));
 }
@@ -160,12 +158,12 @@ static const struct dt_ref_plan *ref_plan(struct dt_vm *vm, unsigned i, const st
 
 enum ref_field { REF_CONVERGES, REF_TOTAL, REF_DOWNTIME, REF_ROUNDS };
 
-static void ref_series(FILE *f, struct dt_manager *m, const char *name, const char *help,
+static void ref_series(FILE *f, bool om, struct dt_manager *m, const char *name, const char *help,
 		       enum ref_field which)
 {
 	const struct dt_config *c = &m->config;
 
-	head(f, name, "gauge", help);
+	head(f, om, name, "gauge", help);
 	for (struct dt_vm *vm = m->vms; vm; vm = vm->next) {
 		for (unsigned i = 0; i < c->n_ref_links; i++) {
 			const struct dt_ref_plan *rp = ref_plan(vm, i, &c->ref_links[i]);
@@ -198,18 +196,18 @@ static void ref_series(FILE *f, struct dt_manager *m, const char *name, const ch
  * to ~50 ms): it is made only when scraped, at most once per epoch per VM
  * and link (cached in the VM), and there are at most DT_MAX_REF_LINKS links.
  */
-static void reference_links(FILE *f, struct dt_manager *m)
+static void reference_links(FILE *f, bool om, struct dt_manager *m)
 {
 	const struct dt_config *c = &m->config;
 
-	head(f, "reference_link_bandwidth_bytes_per_second", "gauge",
+	head(f, om, "reference_link_bandwidth_bytes_per_second", "gauge",
 	     "Bandwidth of a link named in [metrics] reference_links.");
 	for (unsigned i = 0; i < c->n_ref_links; i++) {
 		fprintf(f, "dirtytrackd_reference_link_bandwidth_bytes_per_second{link=");
 		label(f, c->ref_links[i].name);
 		fprintf(f, "} %" PRIu64 "\n", c->ref_links[i].bandwidth);
 	}
-	head(f, "reference_link_max_downtime_seconds", "gauge",
+	head(f, om, "reference_link_max_downtime_seconds", "gauge",
 	     "Downtime accepted at a link named in [metrics] reference_links.");
 	for (unsigned i = 0; i < c->n_ref_links; i++) {
 		fprintf(f, "dirtytrackd_reference_link_max_downtime_seconds{link=");
@@ -217,28 +215,28 @@ static void reference_links(FILE *f, struct dt_manager *m)
 		fprintf(f, "} %" PRIu64 ".%06" PRIu64 "\n", c->ref_links[i].downtime_us / 1000000,
 			c->ref_links[i].downtime_us % 1000000);
 	}
-	ref_series(f, m, "vm_precopy_converges", "1 when pre-copy at the link is predicted to "
+	ref_series(f, om, m, "vm_precopy_converges", "1 when pre-copy at the link is predicted to "
 		   "converge within its downtime (the planner's verdict on the current epoch).",
 		   REF_CONVERGES);
-	ref_series(f, m, "vm_precopy_total_time_seconds",
+	ref_series(f, om, m, "vm_precopy_total_time_seconds",
 		   "Predicted duration of a pre-copy migration at the link, downtime included.",
 		   REF_TOTAL);
-	ref_series(f, m, "vm_precopy_downtime_seconds",
+	ref_series(f, om, m, "vm_precopy_downtime_seconds",
 		   "Predicted downtime of a pre-copy migration at the link (above the link's "
 		   "maximum when it does not converge).",
 		   REF_DOWNTIME);
-	ref_series(f, m, "vm_precopy_rounds",
+	ref_series(f, om, m, "vm_precopy_rounds",
 		   "Predicted pre-copy rounds at the link (the stop-and-copy not counted).",
 		   REF_ROUNDS);
 }
 
 /* D(T) (bytes) or D(T)/T (bytes per second) at each [metrics] wss_windows, where covered. */
-static void window_series(FILE *f, const struct dt_manager *m, const char *name, const char *help,
-			  bool rate)
+static void window_series(FILE *f, bool om, const struct dt_manager *m, const char *name,
+			  const char *help, bool rate)
 {
 	const struct dt_config *c = &m->config;
 
-	head(f, name, "gauge", help);
+	head(f, om, name, "gauge", help);
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next) {
 		for (unsigned i = 0; i < c->n_metrics_windows; i++) {
 			uint32_t w = dt_vm_window_epochs(vm, c->metrics_windows[i] * 1000000ull);
@@ -250,7 +248,8 @@ static void window_series(FILE *f, const struct dt_manager *m, const char *name,
 			fprintf(f, "dirtytrackd_%s{vm=\"%u\",window_seconds=\"%u\"} ", name, vm->id,
 				c->metrics_windows[i]);
 			if (rate)
-				fprintf(f, "%.3f\n", (double)bytes * 1e6 / ((double)w * (double)vm->epoch_us));
+				fprintf(f, "%.3f\n",
+					(double)bytes * 1e6 / ((double)w * (double)vm->epoch_us));
 			else
 				fprintf(f, "%" PRIu64 "\n", bytes);
 		}
@@ -274,20 +273,19 @@ int dt_metrics_render(struct dt_manager *m, bool om, char **ret, size_t *ret_len
 
 	if (!f)
 		return -ENOMEM;
-	openmetrics = om;
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
 		observed += vm->state == DT_VM_OBSERVED;
 
-	head(f, "build_info", "gauge", "Build of the daemon; the value is 1.");
+	head(f, om, "build_info", "gauge", "Build of the daemon; the value is 1.");
 	fprintf(f,
 		"dirtytrackd_build_info{version=\"%s\",protocol=\"%u\",microhttpd=\"%s\"} 1\n",
 		DT_VERSION, (unsigned)DT_PROTO_VERSION, MHD_get_version());
-	head(f, "vms", "gauge", "VMs in the registry by state.");
+	head(f, om, "vms", "gauge", "VMs in the registry by state.");
 	fprintf(f, "dirtytrackd_vms{state=\"attached\"} %u\n", attached);
 	fprintf(f, "dirtytrackd_vms{state=\"detached\"} %u\n", m->nvms - attached - observed);
 	fprintf(f, "dirtytrackd_vms{state=\"observed\"} %u\n", observed);
 
-	head(f, "vm_info", "gauge", "Identity of a VM; the value is 1.");
+	head(f, om, "vm_info", "gauge", "Identity of a VM; the value is 1.");
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next) {
 		char uuid[37] = "";
 
@@ -301,19 +299,19 @@ int dt_metrics_render(struct dt_manager *m, bool om, char **ret, size_t *ret_len
 		label(f, vm->collector.ops->name);
 		fprintf(f, "} 1\n");
 	}
-	head(f, "vm_source_info", "gauge",
+	head(f, om, "vm_source_info", "gauge",
 	     "Where a VM's figures come from: protocol (exact), or libvirt-<calc mode> (a rate "
 	     "only); the value is 1.");
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
 		fprintf(f, "dirtytrackd_vm_source_info{vm=\"%u\",source=\"%s\"} 1\n", vm->id,
 			dt_vm_source_name(vm));
-	head(f, "vm_fidelity_info", "gauge",
+	head(f, om, "vm_fidelity_info", "gauge",
 	     "Which writers a VM's figures cover: exact (every write), exact-vcpu-writes (not the "
 	     "VMM's own device-emulation or vhost writes), sampled (libvirt's calc); the value is 1.");
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
 		fprintf(f, "dirtytrackd_vm_fidelity_info{vm=\"%u\",fidelity=\"%s\"} 1\n", vm->id,
 			dt_vm_fidelity_name(vm));
-	head(f, "vm_libvirt_dirty_rate_bytes_per_second", "gauge",
+	head(f, om, "vm_libvirt_dirty_rate_bytes_per_second", "gauge",
 	     "libvirt's dirty rate of a VM observed through libvirt (QEMU's calc, whole MiB/s).");
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
 		if (vm->state == DT_VM_OBSERVED && vm->libvirt.has_rate)
@@ -321,39 +319,39 @@ int dt_metrics_render(struct dt_manager *m, bool om, char **ret, size_t *ret_len
 				"dirtytrackd_vm_libvirt_dirty_rate_bytes_per_second{vm=\"%u\"} %" PRIu64
 				"\n",
 				vm->id, vm->libvirt.rate_bytes);
-	per_vm(f, m, "vm_attached", "gauge", "1 while the VMM is attached.", v_attached);
-	per_vm(f, m, "vm_memory_bytes", "gauge", "Guest memory tracked.", v_memory);
-	per_vm(f, m, "vm_epochs", "gauge", "Epochs harvested.", v_epochs);
-	per_vm(f, m, "vm_dirtied_pages_total", "counter",
+	per_vm(f, om, m, "vm_attached", "gauge", "1 while the VMM is attached.", v_attached);
+	per_vm(f, om, m, "vm_memory_bytes", "gauge", "Guest memory tracked.", v_memory);
+	per_vm(f, om, m, "vm_epochs", "gauge", "Epochs harvested.", v_epochs);
+	per_vm(f, om, m, "vm_dirtied_pages_total", "counter",
 	       "Pages dirtied, counted once per epoch they were dirtied in.", v_pages);
-	per_vm(f, m, "vm_dirtied_bytes_total", "counter",
+	per_vm(f, om, m, "vm_dirtied_bytes_total", "counter",
 	       "Bytes dirtied, counted once per epoch they were dirtied in.", v_bytes);
-	per_vm(f, m, "vm_dirty_entries_total", "counter",
+	per_vm(f, om, m, "vm_dirty_entries_total", "counter",
 	       "Page dirtyings reported (ring entries and bitmap bits).", v_entries);
-	per_vm(f, m, "vm_harvests_total", "counter", "Epochs closed.", v_harvests);
-	per_vm(f, m, "vm_harvest_errors_total", "counter",
+	per_vm(f, om, m, "vm_harvests_total", "counter", "Epochs closed.", v_harvests);
+	per_vm(f, om, m, "vm_harvest_errors_total", "counter",
 	       "Epochs closed incompletely (bitmap sync late, or statistics out of memory).",
 	       v_errors);
-	per_vm(f, m, "vm_ring_full_total", "counter", "Dirty ring full notices from the VMM.",
+	per_vm(f, om, m, "vm_ring_full_total", "counter", "Dirty ring full notices from the VMM.",
 	       v_ring_full);
-	per_vm(f, m, "vm_late_syncs_total", "counter",
+	per_vm(f, om, m, "vm_late_syncs_total", "counter",
 	       "Epochs closed without the VMM's bitmap sync in time.", v_late);
-	per_vm(f, m, "vm_history_bytes", "gauge", "Heap held by the VM's history.", v_history);
+	per_vm(f, om, m, "vm_history_bytes", "gauge", "Heap held by the VM's history.", v_history);
 
 	/*
 	 * A window the history does not cover yet (after an attach or a
 	 * restart) has no D(T) to export: its series is absent rather than a
 	 * figure that reads too low, and observed_seconds says how far it got.
 	 */
-	window_series(f, m, "vm_working_set_bytes",
+	window_series(f, om, m, "vm_working_set_bytes",
 		      "Distinct bytes dirtied in the last window_seconds (exact D(T)); absent until the "
 		      "history covers the whole window.",
 		      false);
-	window_series(f, m, "vm_dirty_rate_bytes_per_second",
+	window_series(f, om, m, "vm_dirty_rate_bytes_per_second",
 		      "Dirty rate at window_seconds: D(T) times the page size over T (the rate curve); "
 		      "absent until the history covers the whole window.",
 		      true);
-	head(f, "vm_window_observed_seconds", "gauge",
+	head(f, om, "vm_window_observed_seconds", "gauge",
 	     "Seconds of the last window_seconds the VM's history covers (whole epochs); the "
 	     "window's working set is exported once all of it is covered.");
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next) {
@@ -368,9 +366,9 @@ int dt_metrics_render(struct dt_manager *m, bool om, char **ret, size_t *ret_len
 		}
 	}
 
-	reference_links(f, m);
+	reference_links(f, om, m);
 
-	head(f, "harvest_duration_seconds", "histogram",
+	head(f, om, "harvest_duration_seconds", "histogram",
 	     "Time spent harvesting and closing one epoch of one VM.");
 	for (unsigned i = 0; i < DT_HARVEST_BUCKETS; i++) {
 		cum += h->bucket[i];

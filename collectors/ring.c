@@ -34,7 +34,8 @@ int dt_ring_map(int fd, uint64_t offset, uint32_t entries, uint32_t fetch_index,
 	}
 	granule = dt_fd_map_granule(fd);
 	if (offset % granule) {
-		snprintf(reason, DT_REASON_LEN, "ring offset %llu is not aligned to the fd's %zu-byte pages",
+		snprintf(reason, DT_REASON_LEN,
+			 "ring offset %llu is not aligned to the fd's %zu-byte pages",
 			 (unsigned long long)offset, granule);
 		return -EINVAL;
 	}

@@ -13,18 +13,20 @@ static void test_accept(void)
 {
 	/* What Prometheus 2.x sends by default, and with OpenMetrics turned down. */
 	CHECK(dt_metrics_wants_openmetrics(
-		"application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
-		"version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"));
+	    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+	    "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"));
 	CHECK(!dt_metrics_wants_openmetrics("text/plain;version=0.0.4;q=1,*/*;q=0.1"));
 	CHECK(dt_metrics_wants_openmetrics("application/openmetrics-text"));
 	CHECK(dt_metrics_wants_openmetrics("Application/OpenMetrics-Text; version=1.0.0"));
-	CHECK(dt_metrics_wants_openmetrics(" application/openmetrics-text ; q=0.9 , text/plain;q=0.5"));
+	CHECK(dt_metrics_wants_openmetrics(
+	    " application/openmetrics-text ; q=0.9 , text/plain;q=0.5"));
 	/* text preferred, a version we do not speak, refused, nothing, garbage */
 	CHECK(!dt_metrics_wants_openmetrics("application/openmetrics-text;q=0.5,text/plain"));
 	CHECK(!dt_metrics_wants_openmetrics("application/openmetrics-text;version=0.0.1"));
 	CHECK(!dt_metrics_wants_openmetrics("application/openmetrics-text;q=0"));
 	CHECK(!dt_metrics_wants_openmetrics("application/openmetrics-text;q=2"));
-	CHECK(!dt_metrics_wants_openmetrics("application/openmetrics-text;q=0.1234567890123456789"));
+	CHECK(
+	    !dt_metrics_wants_openmetrics("application/openmetrics-text;q=0.1234567890123456789"));
 	CHECK(!dt_metrics_wants_openmetrics(NULL));
 	CHECK(!dt_metrics_wants_openmetrics(""));
 	CHECK(!dt_metrics_wants_openmetrics("*/*"));
@@ -58,12 +60,12 @@ static void test_reference_links(void)
 	CHECK_EQ(c.n_ref_links, 0);
 	/* bad: no downtime, zero downtime, bad unit, a duplicate, five links, too long a name */
 	static const char *const bad[] = {
-		"10Gbit",
-		"10Gbit/0ms",
-		"10Gbat/300ms",
-		"10Gbit/300ms 10Gbit/300ms",
-		"1Gbit/1s 2Gbit/1s 3Gbit/1s 4Gbit/1s 5Gbit/1s",
-		"100000000000000000000000000000Gbit/1s",
+	    "10Gbit",
+	    "10Gbit/0ms",
+	    "10Gbat/300ms",
+	    "10Gbit/300ms 10Gbit/300ms",
+	    "1Gbit/1s 2Gbit/1s 3Gbit/1s 4Gbit/1s 5Gbit/1s",
+	    "100000000000000000000000000000Gbit/1s",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char text[256];
