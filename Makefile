@@ -143,7 +143,8 @@ FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefin
 	-I. -Iproto -Istats -Icommon -Iapi -Idaemon $(PKG_CFLAGS)
 # api/url.c: the REST request-target parser (pure code, no libmicrohttpd).
 # daemon/config.c: the configuration parser (libinih; no daemon state).
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c daemon/config.c
+# api/accept.c: /metrics' Accept negotiation.
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c daemon/config.c api/accept.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
@@ -174,6 +175,9 @@ DBUS_INTERFACESDIR ?= $(call pkgvar,dbus-1,interfaces_dir,/usr/share/dbus-1/inte
 DT_UNITS := dirtytrackd.service dirtytrackd.socket dirtytrackd-api.socket
 DT_DBUS := org.dirtytrack.DirtyTrack1
 DT_DOCS := README.md $(wildcard docs/*.md docs/*.json)
+# The monitoring mixin: Grafana dashboards, Prometheus rules, runbook.
+MONITORINGDIR ?= $(PREFIX)/share/dirtytrackd/monitoring
+DT_MONITORING := $(wildcard monitoring/*.md monitoring/dashboards/*.json monitoring/rules/*.yml)
 # The daemon searches $(SYSCONFDIR)/dirtytrackd first.
 $(BUILD)/obj/daemon/config.o: ALL_CFLAGS += -DDT_SYSCONFDIR='"$(SYSCONFDIR)"'
 
@@ -208,6 +212,7 @@ install: $(BUILD)/dirtytrackd $(BUILD)/dirtytrackctl $(LIBDT) $(DTQEMU) $(if $(S
 	test -e $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf || \
 		install -D -m 0644 config/hook.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf
 	set -e; for d in $(DT_DOCS); do install -D -m 0644 $$d $(DESTDIR)$(DOCDIR)/$$(basename $$d); done
+	set -e; for f in $(DT_MONITORING); do install -D -m 0644 $$f $(DESTDIR)$(MONITORINGDIR)/$${f#monitoring/}; done
 	$(if $(SCDOC),,@echo "scdoc is missing: no man pages installed")
 	$(foreach m,$(if $(SCDOC),$(notdir $(MAN_PAGES))),install -D -m 0644 $(BUILD)/man/$(m) $(DESTDIR)$(call man_path,$(m));)
 	@echo "installed. Then, in this order (the bus policy needs the user, the bus a reload):"
@@ -226,7 +231,8 @@ uninstall:
 		$(DESTDIR)$(DBUS_INTERFACESDIR)/$(DT_DBUS).xml \
 		$(DESTDIR)$(SYSCONFDIR)/libvirt/hooks/qemu.d/50-dirtytrackd \
 		$(foreach m,$(notdir $(MAN_PAGES)),$(DESTDIR)$(call man_path,$(m)))
-	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(MONITORINGDIR)
+	-rmdir $(DESTDIR)$(patsubst %/,%,$(dir $(MONITORINGDIR))) 2>/dev/null
 	if cmp -s config/hook.conf $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf; then \
 		rm -f $(DESTDIR)$(SYSCONFDIR)/dirtytrackd/hook.conf; fi
 	@# The configuration goes only if it is still the shipped one.

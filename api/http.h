@@ -92,8 +92,13 @@ void dt_longpoll_forget(struct dt_req *rq); /* the request ends */
 /* rest.c: have MHD look at its connections soon (after a resume). */
 void dt_listener_kick(struct dt_listener *l);
 
-/* metrics.c: Prometheus text format 0.0.4. Caller frees *ret. */
-int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len);
+/*
+ * metrics.c: Prometheus text format 0.0.4, or OpenMetrics 1.0.0 (om).
+ * Caller frees *ret.
+ */
+int dt_metrics_render(struct dt_manager *m, bool om, char **ret, size_t *ret_len);
+/* accept.c: dt_metrics_wants_openmetrics() picks the format from Accept. */
+#include "accept.h"
 
 /* svg.c: pictures a browser can open. Caller frees *ret. */
 struct dt_vm;

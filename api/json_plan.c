@@ -154,14 +154,21 @@ char *dt_plan_why(const struct dt_plan *p)
 	}
 	switch (rec->advice) {
 	case DT_PLAN_ADVICE_THROTTLE:
-		say(&t, "; throttle ");
-		say_vcpus(&t, rec);
+		/* Without per-vCPU curves (no dirty rings) the limit is the whole VM's. */
+		if (rec->nthrottle == 0) {
+			say(&t, "; limit the VM's dirtying as a whole (no per-vCPU figures without "
+				"dirty rings)");
+		} else {
+			say(&t, "; throttle ");
+			say_vcpus(&t, rec);
+		}
 		say(&t,
-		    " to at most %.0f dirtied pages/s (%.0f bytes/s) each: pre-copy then "
+		    " to at most %.0f dirtied pages/s (%.0f bytes/s)%s: pre-copy then "
 		    "converges in %" PRIu32 " rounds, %.3g s in all, with %.3g s of downtime "
 		    "(post-copy would take %.3g s).",
 		    rec->dirty_limit_pages_per_second,
-		    rec->dirty_limit_pages_per_second * p->input.page_size, rec->throttled_rounds,
+		    rec->dirty_limit_pages_per_second * p->input.page_size,
+		    rec->nthrottle ? " each" : "", rec->throttled_rounds,
 		    rec->throttled_total_seconds, rec->throttled_downtime_seconds,
 		    rec->postcopy_total_seconds);
 		break;

@@ -283,6 +283,7 @@ enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method)
 	char etag[96];
 	char *body;
 	size_t len;
+	bool om;
 	int r;
 
 	if (!rq->target)
@@ -314,9 +315,13 @@ enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method)
 		return dt_http_send(conn, MHD_HTTP_OK, "application/json", body,
 				    dt_openapi_json_len(), NULL, 0);
 	case DT_ROUTE_METRICS:
-		r = dt_metrics_render(m, &body, &len);
-		return send_text(conn, "text/plain; version=0.0.4; charset=utf-8", r, body, len, NULL,
-				 0);
+		om = dt_metrics_wants_openmetrics(
+			MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
+		r = dt_metrics_render(m, om, &body, &len);
+		return send_text(conn,
+				 om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+				    : "text/plain; version=0.0.4; charset=utf-8",
+				 r, body, len, NULL, 0);
 	default:
 		break;
 	}

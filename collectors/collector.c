@@ -51,10 +51,16 @@ static int collector_add_bitmap(struct dt_collector *c, int fd, const struct dt_
 	return 0;
 }
 
-static uint64_t harvest_ring(struct dt_collector *c, struct dt_ring *r)
+static uint64_t harvest_ring(struct dt_collector *c, struct dt_ring *r, bool resync)
 {
-	uint64_t before = r->invalid;
+	uint64_t before = r->invalid, resyncs = r->resyncs;
 	uint32_t n = dt_ring_harvest(r, &c->slots, c->stats);
+
+	/* A full ring with entries left where we do not read: the VMM gave a stale index. */
+	if (resync) {
+		n += dt_ring_resync(r, &c->slots, c->stats);
+		c->ring_resyncs += r->resyncs - resyncs;
+	}
 
 	c->invalid_entries += r->invalid - before;
 	c->ring_entries += n - (r->invalid - before);
@@ -67,7 +73,7 @@ static uint64_t collector_harvest_rings(struct dt_collector *c)
 
 	for (uint32_t v = 0; v < c->nvcpus; v++)
 		if (c->rings[v])
-			n += harvest_ring(c, c->rings[v]);
+			n += harvest_ring(c, c->rings[v], false);
 	return n;
 }
 
@@ -170,12 +176,7 @@ int dt_collector_harvest_vcpu(struct dt_collector *c, uint32_t vcpu)
 	if (vcpu >= c->nvcpus || !c->rings[vcpu])
 		return -ENOENT;
 	r = c->rings[vcpu];
-	n = harvest_ring(c, r);
-	/* A full ring with nothing at our index: the VMM gave a stale index. */
-	if (n == 0 && dt_ring_resync(r)) {
-		c->ring_resyncs++;
-		n = harvest_ring(c, r);
-	}
+	n = harvest_ring(c, r, true);
 	return (int)n;
 }
 

@@ -46,11 +46,13 @@ struct dt_ring *dt_ring_unmap(struct dt_ring *r);
  */
 uint32_t dt_ring_harvest(struct dt_ring *r, struct dt_slot_table *slots, struct dt_stats *stats);
 /*
- * If the entry at our index is not published but others are, move our
- * index to the oldest published one and return true. Costs a scan of the
- * ring: called only when a RING_FULL notice finds nothing to harvest.
+ * After a harvest on RING_FULL: if published entries are left (our index
+ * is not the producer's, e.g. a VMM that passed a stale fetch_index), take
+ * every published entry of the producer's run, move our index to its end
+ * (the producer's index) and return the entries consumed (valid +
+ * invalid); 0 when in step. Costs a scan of the ring, once per RING_FULL.
  */
-bool dt_ring_resync(struct dt_ring *r);
+uint32_t dt_ring_resync(struct dt_ring *r, struct dt_slot_table *slots, struct dt_stats *stats);
 
 /* One slot's shared dirty bitmap, a memfd sealed against shrink and grow. */
 struct dt_bitmap {

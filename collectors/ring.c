@@ -34,7 +34,8 @@ int dt_ring_map(int fd, uint64_t offset, uint32_t entries, uint32_t fetch_index,
 	}
 	granule = dt_fd_map_granule(fd);
 	if (offset % granule) {
-		snprintf(reason, DT_REASON_LEN, "ring offset %llu is not aligned to the fd's %zu-byte pages",
+		snprintf(reason, DT_REASON_LEN,
+			 "ring offset %llu is not aligned to the fd's %zu-byte pages",
 			 (unsigned long long)offset, granule);
 		return -EINVAL;
 	}
@@ -88,63 +89,78 @@ struct dt_ring *dt_ring_unmap(struct dt_ring *r)
 	return NULL;
 }
 
+/* Take one published entry: validate, count, hand it back (RESET). */
+static void take(struct dt_ring *r, struct dt_ring_entry *e, struct dt_slot_table *slots,
+		 struct dt_stats *stats)
+{
+	/* Read each field once: the VMM may rewrite them under us. */
+	uint32_t slot = __atomic_load_n(&e->slot, __ATOMIC_RELAXED);
+	uint64_t offset = __atomic_load_n(&e->offset, __ATOMIC_RELAXED);
+	const struct dt_slot *s = dt_slots_lookup(slots, slot);
+
+	if (s && offset < s->pages) {
+		dt_stats_add_vcpu(stats, r->vcpu, s->base + (uint32_t)offset);
+		r->harvested++;
+	} else {
+		r->invalid++;
+	}
+	__atomic_store_n(&e->flags, DT_RING_RESET, __ATOMIC_RELEASE);
+}
+
+static uint32_t flags_at(const struct dt_ring *r, uint32_t i)
+{
+	return __atomic_load_n(&r->entries[i & (r->size - 1)].flags, __ATOMIC_ACQUIRE) &
+	       (DT_RING_DIRTY | DT_RING_RESET);
+}
+
 uint32_t dt_ring_harvest(struct dt_ring *r, struct dt_slot_table *slots, struct dt_stats *stats)
 {
-	const uint32_t mask = r->size - 1;
 	uint32_t n;
 
 	/* Bounded: a producer that keeps publishing cannot keep us here. */
 	for (n = 0; n < r->size; n++) {
-		struct dt_ring_entry *e = &r->entries[(r->fetch + n) & mask];
-		uint32_t flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
-		const struct dt_slot *s;
-		uint64_t offset;
-
-		if ((flags & (DT_RING_DIRTY | DT_RING_RESET)) != DT_RING_DIRTY)
+		if (flags_at(r, r->fetch + n) != DT_RING_DIRTY)
 			break;
-		/* Read each field once: the VMM may rewrite them under us. */
-		uint32_t slot = __atomic_load_n(&e->slot, __ATOMIC_RELAXED);
-		offset = __atomic_load_n(&e->offset, __ATOMIC_RELAXED);
-		s = dt_slots_lookup(slots, slot);
-		if (s && offset < s->pages) {
-			dt_stats_add_vcpu(stats, r->vcpu, s->base + (uint32_t)offset);
-			r->harvested++;
-		} else {
-			r->invalid++;
-		}
-		__atomic_store_n(&e->flags, DT_RING_RESET, __ATOMIC_RELEASE);
+		take(r, &r->entries[(r->fetch + n) & (r->size - 1)], slots, stats);
 	}
 	r->fetch += n;
 	return n;
 }
 
-bool dt_ring_resync(struct dt_ring *r)
+uint32_t dt_ring_resync(struct dt_ring *r, struct dt_slot_table *slots, struct dt_stats *stats)
 {
 	const uint32_t mask = r->size - 1;
-	uint32_t at = r->fetch & mask;
-	bool prev_dirty;
+	uint32_t start = UINT32_MAX, i, n = 0, end;
+	bool left = false;
 
-	if ((__atomic_load_n(&r->entries[at].flags, __ATOMIC_ACQUIRE) &
-	     (DT_RING_DIRTY | DT_RING_RESET)) == DT_RING_DIRTY)
-		return false;
+	/* In step when no published entry is left after the harvest. */
+	for (i = 0; i < r->size && !left; i++)
+		left = flags_at(r, i) == DT_RING_DIRTY;
+	if (!left)
+		return 0;
 	/*
-	 * Entries are published strictly in order, so the oldest unharvested
-	 * one is the first DIRTY entry whose predecessor is not DIRTY. If the
-	 * entry at our index is not DIRTY while such an entry exists, our
-	 * index is not the producer's (a VMM that passed a stale fetch_index).
+	 * KVM keeps the entries from its reset index to its dirty index
+	 * non-zero (DIRTY, or RESET once harvested) and every other one 0, and
+	 * never fills the ring: the producer's run starts at the non-zero
+	 * entry after a zero one. Take every DIRTY entry of the run, skip the
+	 * ones we took before (RESET), and continue where the run ends, which
+	 * is the producer's index: the VMM's reset then frees the whole run
+	 * and the next entry it publishes is the one we read next.
 	 */
-	prev_dirty = (__atomic_load_n(&r->entries[mask].flags, __ATOMIC_ACQUIRE) &
-		      (DT_RING_DIRTY | DT_RING_RESET)) == DT_RING_DIRTY;
-	for (uint32_t i = 0; i < r->size; i++) {
-		bool dirty = (__atomic_load_n(&r->entries[i].flags, __ATOMIC_ACQUIRE) &
-			      (DT_RING_DIRTY | DT_RING_RESET)) == DT_RING_DIRTY;
-
-		if (dirty && !prev_dirty) {
-			r->fetch += (i - at) & mask;
-			r->resyncs++;
-			return true;
+	for (i = 0; i < r->size; i++)
+		if (flags_at(r, i) != 0 && flags_at(r, i - 1) == 0) {
+			start = i;
+			break;
 		}
-		prev_dirty = dirty;
+	if (start == UINT32_MAX)
+		return 0; /* no zero entry: not a ring KVM keeps; leave it to the tick */
+	for (end = start; end - start < r->size && flags_at(r, end) != 0; end++) {
+		if (flags_at(r, end) == DT_RING_DIRTY) {
+			take(r, &r->entries[end & mask], slots, stats);
+			n++;
+		}
 	}
-	return false;
+	r->fetch += ((end & mask) - (r->fetch & mask)) & mask;
+	r->resyncs++;
+	return n;
 }

@@ -43,6 +43,8 @@ void dt_config_init(struct dt_config *c)
 		.api_memory_limit = 64 * 1024,
 		.metrics_windows = { 1, 10, 60, 300 },
 		.n_metrics_windows = 4,
+		.ref_links = { { 1250000000, 300000, "10Gbit/300ms" } },
+		.n_ref_links = 1,
 		.dbus = strdup("system"),
 		.dbus_interval_us = 1000000,
 		.libvirt_interval_us = 10ull * 1000000,
@@ -118,6 +120,42 @@ static int set_windows(struct dt_config *c, const char *value)
 		return -EINVAL;
 	memcpy(c->metrics_windows, w, sizeof(w));
 	c->n_metrics_windows = n;
+	return 0;
+}
+
+/*
+ * "BANDWIDTH/DOWNTIME ..." (comma- or space-separated; the downtime after
+ * the last '/', so "10Gbit/s/300ms" works), or "off" / "" for none.
+ */
+static int set_ref_links(struct dt_config *c, const char *value)
+{
+	_cleanup_free_ char *copy = strdup(value);
+	struct dt_ref_link l[DT_MAX_REF_LINKS];
+	char *save = NULL;
+	unsigned n = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	memset(l, 0, sizeof(l));
+	if (strcmp(value, "off") != 0) {
+		for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+			char *slash = strrchr(tok, '/');
+
+			if (n == DT_MAX_REF_LINKS || !slash || strlen(tok) >= sizeof(l[n].name))
+				return -EINVAL;
+			memcpy(l[n].name, tok, strlen(tok));
+			*slash = '\0';
+			if (dt_parse_bandwidth(tok, &l[n].bandwidth) < 0 ||
+			    dt_parse_duration(slash + 1, &l[n].downtime_us) < 0 || l[n].downtime_us == 0)
+				return -EINVAL;
+			for (unsigned i = 0; i < n; i++)
+				if (strcmp(l[i].name, l[n].name) == 0)
+					return -EINVAL;
+			n++;
+		}
+	}
+	memcpy(c->ref_links, l, sizeof(l));
+	c->n_ref_links = n;
 	return 0;
 }
 
@@ -263,6 +301,9 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 		what = "must be an absolute path";
 	else if (IS("metrics", "wss_windows"))
 		r = set_windows(c, value), what = "must be up to 8 ascending whole-second durations";
+	else if (IS("metrics", "reference_links"))
+		r = set_ref_links(c, value),
+		what = "must be up to 4 distinct BANDWIDTH/DOWNTIME links (10Gbit/300ms), or off";
 	else if (IS("dbus", "bus"))
 		r = set_string(&c->dbus, value), what = "must be system, session, an address or off";
 	else if (IS("dbus", "properties_interval")) {
@@ -691,6 +732,7 @@ static const struct key_info keys[] = {
 	STR("api.tls_key", api_tls_key, true),
 	STR("api.token_file", api_token_file, true),
 	ARR("metrics.wss_windows", metrics_windows, n_metrics_windows, false),
+	ARR("metrics.reference_links", ref_links, n_ref_links, false),
 	STR("dbus.bus", dbus, true),
 	RAW("dbus.properties_interval", dbus_interval_us, false),
 	STR("libvirt.uri", libvirt_uri, true),

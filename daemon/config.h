@@ -7,6 +7,14 @@
 #include <sys/types.h>
 
 #define DT_MAX_ALLOWED_IDS 32
+#define DT_MAX_REF_LINKS 4 /* [metrics] reference_links: each costs a plan per VM per epoch */
+
+/* A link /metrics predicts every VM's pre-copy migration at. */
+struct dt_ref_link {
+	uint64_t bandwidth; /* bytes per second */
+	uint64_t downtime_us; /* the downtime accepted */
+	char name[32]; /* as configured ("10Gbit/300ms"): the link label; zero-padded */
+};
 
 struct dt_config {
 	char *runtime_dir;
@@ -39,6 +47,8 @@ struct dt_config {
 	char *api_token_file; /* bearer token required on api_remote */
 	uint32_t metrics_windows[8]; /* seconds: WSS gauges in /metrics */
 	unsigned n_metrics_windows;
+	struct dt_ref_link ref_links[DT_MAX_REF_LINKS];
+	unsigned n_ref_links;
 	char *dbus; /* "system", "session", a bus address, or NULL (off) */
 	uint64_t dbus_interval_us; /* min interval of per-epoch PropertiesChanged */
 	char *libvirt_uri; /* e.g. "qemu:///system", NULL: the libvirt collector is off */

@@ -57,6 +57,20 @@ struct dt_vm_persist {
 	bool failed; /* the last write failed (logged once until one succeeds) */
 };
 
+/*
+ * /metrics' plan of a VM at one [metrics] reference link (metrics.c): made
+ * at most once per generation (epoch), when scraped.
+ */
+struct dt_ref_plan {
+	bool valid; /* planned at all */
+	uint64_t generation; /* of the VM when planned */
+	uint64_t bandwidth, downtime_us; /* the link it was planned at */
+	int error; /* < 0: no plan (no epoch yet, observed VM, ...) */
+	bool converges;
+	uint32_t rounds;
+	double total_seconds, downtime_seconds;
+};
+
 struct dt_vm {
 	struct dt_vm *next;
 	struct dt_manager *m;
@@ -100,6 +114,7 @@ struct dt_vm {
 	char *view; /* the API's rendering of this VM at generation view_gen, or NULL */
 	size_t view_len;
 	uint64_t view_gen;
+	struct dt_ref_plan ref_plans[DT_MAX_REF_LINKS]; /* by [metrics] reference_links index */
 	struct dt_vm_persist persist;
 	/* The epoch just closed, for the state writer during DT_CHANGE_EPOCH (it takes it). */
 	struct dt_closed_epoch *closed;

@@ -4,7 +4,6 @@
 # and a real Prometheus server scraping the daemon on loopback gets them.
 source "$(dirname "$0")/../lib/common.sh"
 command -v promtool >/dev/null || skip "promtool is missing (Debian package prometheus; make deps installs it)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 start_daemon --epoch 200ms --listen-tcp "127.0.0.1:$PORT"
 "$BUILD/dtsim" --connect "$ATTACH_SOCK" --name 'm "quoted"\vm' --uuid 0b7c4c4e-1a7e-4bd9-9c3e-7e7f7a7b7c7d \
@@ -34,7 +33,7 @@ grep -q 'vm_info{vm="'$BM'",name="bm",uuid="[0-9a-f-]*",vmm="dtsim",mode="bitmap
 grep -qF 'dirtytrackd_vm_fidelity_info{vm="'$BM'",fidelity="exact"} 1' "$TMP/m1" || fail "fidelity of bm (dtsim: every writer)"
 # bounded labels: only these label names appear
 labels=$(grep -v '^#' "$TMP/m1" | grep -o '[a-z_]*="' | sort -u | tr -d '="' | tr '\n' ' ')
-[ "$labels" = "fidelity le microhttpd mode name protocol source state uuid version vm vmm window_seconds " ] ||
+[ "$labels" = "fidelity le link microhttpd mode name protocol source state uuid version vm vmm window_seconds " ] ||
 	fail "unexpected label names: $labels"
 # counters move
 v1=$(awk -v id="$BM" '$0 ~ "^dirtytrackd_vm_harvests_total\\{vm=\"" id "\"\\}"{print $2}' "$TMP/m1")
@@ -43,21 +42,33 @@ v2=$(api /metrics | awk -v id="$BM" '$0 ~ "^dirtytrackd_vm_harvests_total\\{vm=\
 [ "$v2" -gt "$v1" ] || fail "harvests_total did not move ($v1 -> $v2)"
 echo "ok: series present, labels bounded, counters move ($v1 -> $v2)"
 
+# The default reference link (10Gbit/300ms): a plan per VM, same as REST's.
+grep -qF 'dirtytrackd_reference_link_bandwidth_bytes_per_second{link="10Gbit/300ms"} 1250000000' "$TMP/m1" ||
+	fail "reference link gauge missing"
+conv=$(awk -v id="$BM" '$0 ~ "^dirtytrackd_vm_precopy_converges\\{vm=\"" id "\""{print $2}' "$TMP/m1")
+[ -n "$conv" ] || fail "no dirtytrackd_vm_precopy_converges for bm"
+[ "$conv" = "$(api "/v1/vms/bm/plan?bandwidth=10Gbit&downtime=300ms" | jq -r 'if .converges then 1 else 0 end')" ] ||
+	fail "reference-link verdict $conv differs from REST's plan"
+echo "ok: reference-link plan gauges (bm converges at 10Gbit/300ms: $conv, as REST says)"
+
+# OpenMetrics when asked: content type, counter families without _total, units, # EOF last.
+curl -sf -D "$TMP/om.h" -H 'Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5' \
+	--unix-socket "$API_SOCK" http://localhost/metrics >"$TMP/om" || fail "OpenMetrics request"
+grep -qi '^content-type: application/openmetrics-text; version=1.0.0; charset=utf-8' "$TMP/om.h" ||
+	fail "OpenMetrics content type: $(grep -i content-type "$TMP/om.h")"
+[ "$(tail -n1 "$TMP/om")" = "# EOF" ] || fail "OpenMetrics exposition does not end with # EOF"
+grep -qx '# TYPE dirtytrackd_vm_harvests counter' "$TMP/om" || fail "OpenMetrics counter family keeps _total"
+grep -q '^dirtytrackd_vm_harvests_total{' "$TMP/om" || fail "OpenMetrics counter samples lack _total"
+grep -qx '# UNIT dirtytrackd_harvest_duration_seconds seconds' "$TMP/om" || fail "no UNIT for the histogram"
+! grep -q '^# EOF' "$TMP/m1" || fail "the text format has # EOF"
+curl -sf -D "$TMP/txt.h" -H 'Accept: text/plain' --unix-socket "$API_SOCK" http://localhost/metrics >/dev/null
+grep -qi '^content-type: text/plain; version=0.0.4' "$TMP/txt.h" || fail "text/plain not served as text"
+echo "ok: OpenMetrics 1.0.0 when the scraper asks for it, text format otherwise"
+
 # A real Prometheus server scraping the loopback listener.
 command -v prometheus >/dev/null || skip "prometheus server is missing (make deps installs it)"
-PPORT=$(free_port)
-cat >"$TMP/prom.yml" <<YML
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: dirtytrackd
-    static_configs:
-      - targets: ['127.0.0.1:$PORT']
-YML
-prometheus --config.file="$TMP/prom.yml" --storage.tsdb.path="$TMP/tsdb" \
-	--web.listen-address="127.0.0.1:$PPORT" >"$TMP/prom.log" 2>&1 &
-BG_PIDS+=($!)
-q() { curl -sf "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1"; }
+start_prometheus "$PORT"
+q() { prom_query "$1"; }
 got() { q "$1" | jq -e '.data.result | length > 0' >/dev/null; }
 wait_until 30 got 'up{job="dirtytrackd"} == 1' || fail "Prometheus did not scrape the daemon: $(tail -5 "$TMP/prom.log")"
 wait_until 10 got 'dirtytrackd_vm_harvests_total{vm="'$BM'"} > 0' || fail "harvests not scraped"

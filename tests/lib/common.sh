@@ -146,3 +146,24 @@ nspawn_cleanup() {
 		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
 	done
 }
+
+# free_port: a free TCP port on loopback.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_prometheus TARGET_PORT [RULE_FILE]: a real Prometheus server on a
+# free loopback port ($PPORT) scraping 127.0.0.1:TARGET_PORT every second
+# as job "dirtytrackd" (and evaluating RULE_FILE every second); prom_query
+# EXPR queries it.
+start_prometheus() {
+	PPORT=$(free_port)
+	{
+		printf 'global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n'
+		[ -n "${2:-}" ] && printf 'rule_files:\n  - %s\n' "$2"
+		printf 'scrape_configs:\n  - job_name: dirtytrackd\n    static_configs:\n'
+		printf "      - targets: ['127.0.0.1:%s']\n" "$1"
+	} >"$TMP/prom.yml"
+	prometheus --config.file="$TMP/prom.yml" --storage.tsdb.path="$TMP/tsdb" \
+		--web.listen-address="127.0.0.1:$PPORT" >"$TMP/prom.log" 2>&1 &
+	BG_PIDS+=($!)
+}
+prom_query() { curl -sf "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1"; }

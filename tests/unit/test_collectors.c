@@ -200,6 +200,37 @@ static void test_ring_resync(void)
 	fixture_done(&f);
 }
 
+/*
+ * A stale fetch index inside the run the producer published (a reattach
+ * that passed an index ahead of the VMM's reset index): the first
+ * RING_FULL must harvest every entry, let the VMM's reset free them all,
+ * and leave the daemon's index at the producer's, so the ring is in step.
+ */
+static void test_ring_resync_inside_run(void)
+{
+	struct fixture f;
+	uint32_t reset_index = 10;
+
+	fixture_init(&f, 128, 50); /* the daemon believes 50 */
+	f.push = 10; /* the producer really is at 10 */
+	for (uint32_t i = 0; i < 100; i++)
+		push(&f, 0, i);
+	/* The epoch tick harvests from 50 only: 50..109. */
+	CHECK_EQ(f.c.ops->harvest(&f.c), 60);
+	/* RING_FULL (10..109 still occupy the ring): everything else, at once. */
+	CHECK_EQ(dt_collector_harvest_vcpu(&f.c, 1), 40);
+	CHECK_EQ(f.c.ring_resyncs, 1);
+	CHECK_EQ(reset(&f, &reset_index), 100); /* the VMM's reset frees the whole run */
+	CHECK_EQ(reset_index, 110);
+	push(&f, 0, 200);
+	CHECK_EQ(f.c.ops->harvest(&f.c), 1); /* in step: the next entry is read at once */
+	CHECK_EQ(dt_collector_harvest_vcpu(&f.c, 1), 0);
+	CHECK_EQ(f.c.ring_resyncs, 1);
+	CHECK_EQ(dt_stats_close_epoch(f.stats, 1), 0);
+	CHECK_EQ(dt_stats_wss(f.stats, 1), 101);
+	fixture_done(&f);
+}
+
 static void test_ring_refusals(void)
 {
 	struct dt_collector c;
@@ -307,6 +338,7 @@ int main(void)
 	RUN(test_ring_partial_publish);
 	RUN(test_ring_invalid_entries);
 	RUN(test_ring_resync);
+	RUN(test_ring_resync_inside_run);
 	RUN(test_ring_refusals);
 	RUN(test_bitmap);
 	RUN(test_slots);

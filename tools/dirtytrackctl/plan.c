@@ -67,7 +67,14 @@ static void print_plan(struct json_object *o)
 	const char *advice = json_object_get_string(ctl_json_get(rec, "advice"));
 	struct json_object *vcpus = ctl_json_get(rec, "throttle_vcpus");
 
-	if (strcmp(advice, "throttle") == 0) {
+	if (strcmp(advice, "throttle") == 0 && json_object_array_length(vcpus) == 0) {
+		/* no dirty rings, no per-vCPU figures: the limit is the whole VM's */
+		printf("Recommendation: limit the VM's dirtying to %.0f pages/s (%s) in all: "
+		       "then %.3fs in all, %.3fs downtime.\n",
+		       dbl(rec, "dirty_limit_pages_per_second"),
+		       ctl_rate(dbl(rec, "dirty_limit_bytes_per_second"), a),
+		       dbl(rec, "throttled_total_seconds"), dbl(rec, "throttled_downtime_seconds"));
+	} else if (strcmp(advice, "throttle") == 0) {
 		printf("Recommendation: throttle vCPU%s ",
 		       json_object_array_length(vcpus) == 1 ? "" : "s");
 		for (size_t i = 0; i < json_object_array_length(vcpus); i++)
