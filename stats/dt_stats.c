@@ -204,20 +204,20 @@ static int records_reserve(struct dt_stats *s)
 	return 0;
 }
 
-/* Walk a roaring set in ascending batches into the index: reserve or update. */
+/* Walk a roaring set into the index a container (up to 1024 blocks) at a time. */
 static int set_to_index(struct dt_stats *s, const roaring_bitmap_t *set, bool update)
 {
-	roaring_uint32_iterator_t it;
-	uint32_t got;
+	uint32_t nc = dt_roaring_ncontainers(set);
 	int r;
 
-	roaring_init_iterator(set, &it);
-	while ((got = roaring_read_uint32_iterator(&it, s->iter, sizeof(s->iter) / 4)) > 0) {
+	for (uint32_t i = 0; i < nc; i++) {
+		uint32_t nb = dt_roaring_container_blocks(set, i, s->blk);
+
 		if (update) {
-			dt_lastidx_update(s->ls, s->iter, got);
+			dt_lastidx_update_blocks(s->ls, s->blk, nb);
 			continue;
 		}
-		r = dt_lastidx_reserve(s->ls, s->iter, got);
+		r = dt_lastidx_reserve_blocks(s->ls, s->blk, nb);
 		if (r < 0)
 			return r;
 	}

@@ -9,6 +9,7 @@
 
 #include "dt_lastidx.h"
 #include "dt_open.h"
+#include "dt_roaring.h"
 #include "dt_stats.h"
 #include "dt_vlog.h"
 
@@ -48,7 +49,8 @@ struct dt_stats {
 	uint8_t *jbuf;
 	size_t jlen, jcap;
 
-	uint32_t iter[4096]; /* close: the epoch's pages, a batch at a time */
+	uint32_t iter[4096]; /* journal replay: the epoch's pages, a batch at a time */
+	struct dt_block blk[DT_ROARING_BLOCKS]; /* close: one container's blocks */
 };
 
 /* dt_heatmap.c: the exact recent sets and the coarse buckets. */
