@@ -582,7 +582,7 @@ static void bench_scale_cell(const struct scale_size *sz, const struct scale_fra
 	dt_stats_free(s);
 }
 
-static void bench_scaling(void)
+static void bench_scaling(const char *only)
 {
 	static const struct scale_size sizes[] = {
 		{ "1GiB", 1ull << 18, 1000000 },
@@ -603,8 +603,12 @@ static void bench_scaling(void)
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		for (size_t j = 0; j < sizeof(fracs) / sizeof(fracs[0]); j++) {
 			struct scale_cell c;
+			char cell[64];
 			int reps = sizes[i].pages >= (1ull << 28) ? 1 : 3;
 
+			snprintf(cell, sizeof(cell), "%s_%s", sizes[i].name, fracs[j].name);
+			if (only && strcmp(only, cell))
+				continue;
 			if (fracs[j].ppm > sizes[i].max_ppm) {
 				printf("scaling_%s_%s: not run (the retained set would not fit in "
 				       "this machine's memory)\n",
@@ -703,7 +707,7 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	measure_bandwidth();
 	if (only_scaling) {
-		bench_scaling();
+		bench_scaling(argc > 2 ? argv[2] : NULL);
 		free(off);
 		free(bw_buf);
 		return 0;
@@ -727,7 +731,7 @@ int main(int argc, char **argv)
 	bench_bitmap(1ull << 40, "1TiB", EMPTY, 5, bitmap_xchg_line_or, "xchg_line_or");
 	bench_bitmap(1ull << 40, "1TiB", PERMILLE, 5, bitmap_xchg_only, "xchg_per_word");
 	bench_bitmap(1ull << 40, "1TiB", PERMILLE, 5, bitmap_xchg_line_or, "xchg_line_or");
-	bench_scaling();
+	bench_scaling(NULL);
 	free(off);
 	free(bw_buf);
 	return 0;

@@ -320,82 +320,65 @@ void dt_lastidx_begin(struct dt_lastidx *ls)
 	ls->dec = 0;
 }
 
-/* n pages whose last dirtying was `age` epochs ago leave its count. */
-static inline void count_move(struct dt_lastidx *ls, uint32_t age, uint32_t n, uint32_t now_pos)
-{
-	uint32_t h = ls->horizon, pos = now_pos >= age ? now_pos - age : now_pos + h - age;
-
-	ls->cnt[pos >> CNT_SHIFT][pos & (CNT_SIZE - 1)] -= n;
-	ls->csum[pos >> CNT_SHIFT] -= n;
-	ls->rem[ls->win->k[age]] += n;
-	ls->dec += n;
-}
-
-/* Pages of one block dirtied in epoch `now`: move their counts to `now`. */
+/*
+ * Pages of one block dirtied in epoch `now`: move their counts to `now`.
+ * One pass over the block's pages, old and new, ascending: the epochs are
+ * rebuilt in rank order in a local array (reading the old ones while
+ * writing the new ones in place stalls on the overlap) and copied back.
+ * Dirty masks are random, so nothing branches per page. The slot has room
+ * for every page (reserved).
+ */
 static void block_update(struct dt_lastidx *ls, struct lslot *s, uint64_t newmask, uint64_t now,
 			 uint32_t now_pos)
 {
-	uint32_t now32 = (uint32_t)now, h = ls->horizon, *ep = slot_ep(s);
-	uint64_t old = s->mask, all = old | newmask;
-	int ro, rn;
+	const uint8_t *k = ls->win->k;
+	uint32_t now32 = (uint32_t)now, h = ls->horizon, *ep = slot_ep(s), out[64];
+	uint64_t old = s->mask, all = old | newmask, dec = 0;
+	uint32_t ro = 0, n = 0;
 
-	/*
-	 * Already present: the epoch changes in place and the count moves.
-	 * Pages of a block tend to share their last epoch: one count update
-	 * per run of equal ages.
-	 */
-	uint32_t run_age = 0, run_n = 0;
-	for (uint64_t m = old & newmask; m; m &= m - 1) {
-		uint64_t bit = m & -m;
-		uint32_t r = (uint32_t)__builtin_popcountll(old & (bit - 1));
-		uint32_t age = now32 - ep[r];
-
-		ep[r] = now32;
+	for (uint64_t m = all; m; m &= m - 1, n++) {
+		int b = __builtin_ctzll(m);
+		uint32_t inold = (uint32_t)(old >> b) & 1, innew = (uint32_t)(newmask >> b) & 1;
+		/* Masks, not ?: the compiler turns those into branches here. */
+		uint32_t e = (ep[ro < s->cap ? ro : 0] & -inold) | (now32 & (inold - 1));
+		uint32_t age = now32 - e;
 		/*
-		 * Age 0: a block given twice in one close (counted once). A
-		 * dirtying that left the horizon is no longer counted anywhere.
+		 * Only a page that was present and is dirty again moves its
+		 * count; age 0 = already moved to this epoch (a guard, the
+		 * input is distinct); a dirtying that left the horizon is no
+		 * longer counted anywhere. Not live: a zero change at this
+		 * epoch's count, which is reserved (the epoch has pages).
 		 */
-		if (age == 0 || age >= h)
-			continue;
-		if (age != run_age) {
-			if (run_n)
-				count_move(ls, run_age, run_n, now_pos);
-			run_age = age;
-			run_n = 0;
-		}
-		run_n++;
-	}
-	if (run_n)
-		count_move(ls, run_age, run_n, now_pos);
-	newmask &= ~old;
-	if (!newmask)
-		return;
-	/* Insert the new pages' ranks from the top down, in place. */
-	ro = __builtin_popcountll(old) - 1;
-	rn = __builtin_popcountll(all) - 1;
-	ls->held += (uint64_t)(rn - ro);
-	for (uint64_t m = all; m;) {
-		int b = 63 - __builtin_clzll(m);
-		uint64_t bit = UINT64_C(1) << b;
+		uint32_t live = inold & innew & (age != 0) & (age < h);
+		uint32_t a = age & -live, pos = now_pos - a + (h & -(uint32_t)(now_pos < a));
 
-		m &= ~bit;
-		if (newmask & bit) {
-			ep[rn--] = now32;
-		} else {
-			ep[rn--] = ep[ro--];
-		}
-		if (!(m & newmask))
-			break; /* only old pages below, already at their ranks */
+		ls->cnt[pos >> CNT_SHIFT][pos & (CNT_SIZE - 1)] -= live;
+		ls->csum[pos >> CNT_SHIFT] -= live;
+		ls->rem[k[a]] += live;
+		dec += live;
+		out[n] = (now32 & -innew) | (e & (innew - 1));
+		ro += inold;
 	}
+	memcpy(ep, out, n * sizeof(*ep));
+	ls->dec += dec;
+	ls->held += n - ro;
 	s->mask = all;
 }
 
-#define UPDATE_AHEAD 32
+#define UPDATE_AHEAD 32 /* blocks looked up at once */
+#define PREFETCH_DIST 8	 /* blocks between prefetching epochs and using them */
+
+static void prefetch_ep(const struct lslot *s)
+{
+	for (uint32_t c = 0; s->cap > INLINE_EP && c < s->cap; c += 16)
+		__builtin_prefetch(s->u.ep + c, 1);
+}
 
 /*
  * Each block's epochs are a cache miss of their own: look up a batch of
- * blocks and prefetch their epochs before touching any, so the misses
- * overlap instead of queueing one behind the other.
+ * blocks (independent loads that overlap), then prefetch each block's
+ * epochs PREFETCH_DIST blocks before updating it, so the misses overlap
+ * instead of queueing one behind the other.
  */
 static void update_batch(struct dt_lastidx *ls, const struct dt_block *b, uint32_t n)
 {
@@ -403,15 +386,15 @@ static void update_batch(struct dt_lastidx *ls, const struct dt_block *b, uint32
 	uint64_t now = ls->epochs;
 	uint32_t now_pos = (uint32_t)(now % ls->horizon);
 
-	for (uint32_t j = 0; j < n; j++) {
-		struct lslot *s = &ls->tab[tab_find(ls, b[j].block + 1)]; /* reserved */
-
-		for (uint32_t c = 0; s->cap > INLINE_EP && c < s->cap; c += 16)
-			__builtin_prefetch(s->u.ep + c, 1);
-		q[j] = s;
-	}
 	for (uint32_t j = 0; j < n; j++)
+		q[j] = &ls->tab[tab_find(ls, b[j].block + 1)]; /* reserved */
+	for (uint32_t j = 0; j < n && j < PREFETCH_DIST; j++)
+		prefetch_ep(q[j]);
+	for (uint32_t j = 0; j < n; j++) {
+		if (j + PREFETCH_DIST < n)
+			prefetch_ep(q[j + PREFETCH_DIST]);
 		block_update(ls, q[j], b[j].mask, now, now_pos);
+	}
 }
 
 void dt_lastidx_update_blocks(struct dt_lastidx *ls, const struct dt_block *b, size_t n)
