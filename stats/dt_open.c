@@ -5,11 +5,10 @@
 
 #include "dt_open.h"
 #include "dt_roaring.h"
-#include "dt_vlog.h"
 
-int dt_open_init(struct dt_open *o)
+int dt_open_init(struct dt_open *o, uint32_t promote)
 {
-	memset(o, 0, offsetof(struct dt_open, buf));
+	*o = (struct dt_open){ .promote = promote };
 	o->fallback = roaring_bitmap_create();
 	return o->fallback ? 0 : -ENOMEM;
 }
@@ -23,9 +22,10 @@ void dt_open_fini(struct dt_open *o)
 	free(o->dir);
 	free(o->touched);
 	free(o->kept);
+	dt_vlog_fini(&o->log);
 	if (o->fallback)
 		roaring_bitmap_free(o->fallback);
-	memset(o, 0, offsetof(struct dt_open, buf));
+	*o = (struct dt_open){ 0 };
 }
 
 /* Cover chunk ids below `need` (doubling, at most the whole index space). */
@@ -57,35 +57,18 @@ static int dir_grow(struct dt_open *o, uint32_t need)
 	return 0;
 }
 
-static void fallback_flush(struct dt_open *o)
+static void ranges_flush(struct dt_open *o)
 {
 	if (o->run_hi > o->run_lo) {
 		roaring_bitmap_add_range(o->fallback, o->run_lo, o->run_hi);
 		o->run_lo = o->run_hi = 0;
 	}
-	if (!o->nbuf)
-		return;
-	/* Sorted input lets libroaring append to each container once. */
-	if (o->buf_unsorted)
-		dt_radix_sort(o->buf, o->tmp, o->nbuf);
-	roaring_bitmap_add_many(o->fallback, o->nbuf, o->buf);
-	o->nbuf = 0;
-	o->buf_unsorted = false;
 }
 
 static void fallback_add(struct dt_open *o, uint32_t page)
 {
-	uint32_t n = o->nbuf;
-
-	if (n) {
-		if (page == o->buf[n - 1])
-			return;
-		o->buf_unsorted |= page < o->buf[n - 1];
-	}
-	o->buf[n] = page;
-	o->nbuf = n + 1;
-	if (n + 1 == DT_OPEN_BUF)
-		fallback_flush(o);
+	if (!dt_vlog_add(&o->log, page))
+		roaring_bitmap_add(o->fallback, page); /* slower, nothing lost */
 }
 
 void dt_open_add_slow(struct dt_open *o, uint32_t page)
@@ -105,7 +88,7 @@ void dt_open_add_slow(struct dt_open *o, uint32_t page)
 		/* Used last epoch: likely used again, at once. */
 		ch->bits = ch->spare;
 		ch->spare = NULL;
-	} else if (ch->hits >= DT_OPEN_PROMOTE) {
+	} else if (ch->hits >= o->promote) {
 		ch->bits = calloc(DT_OPEN_WORDS, sizeof(uint64_t));
 		if (ch->bits) {
 			o->kept[o->nkept++] = c;
@@ -136,7 +119,9 @@ int dt_open_build(struct dt_open *o, roaring_bitmap_t **ret)
 	roaring_bitmap_t *chunks, *r;
 	int e;
 
-	fallback_flush(o); /* same set, different representation */
+	/* Same set, different representation. */
+	ranges_flush(o);
+	dt_vlog_finish(&o->log);
 	chunks = roaring_bitmap_create();
 	if (!chunks)
 		return -ENOMEM;
@@ -153,7 +138,7 @@ int dt_open_build(struct dt_open *o, roaring_bitmap_t **ret)
 			return e;
 		}
 	}
-	if (roaring_bitmap_is_empty(o->fallback)) {
+	if (roaring_bitmap_is_empty(o->fallback) && !o->log.n) {
 		*ret = chunks;
 		return 0;
 	}
@@ -161,6 +146,8 @@ int dt_open_build(struct dt_open *o, roaring_bitmap_t **ret)
 	roaring_bitmap_free(chunks);
 	if (!r)
 		return -ENOMEM;
+	/* Sorted: libroaring appends to each container once. */
+	roaring_bitmap_add_many(r, o->log.n, o->log.a);
 	*ret = r;
 	return 0;
 }
@@ -195,8 +182,12 @@ void dt_open_reset(struct dt_open *o)
 			ch->bits = NULL;
 		}
 	}
-	/* An epoch that touched nothing gives the directory back too. */
-	if (!o->ntouched && !o->nkept) {
+	/*
+	 * Without bitsets the directory only counted hits: give it back (a
+	 * VM scattering pages over a huge index space would hold up to 2 MiB
+	 * per vCPU for nothing).
+	 */
+	if (!o->nkept) {
 		free(o->dir);
 		free(o->touched);
 		free(o->kept);
@@ -206,14 +197,13 @@ void dt_open_reset(struct dt_open *o)
 	}
 	o->ntouched = 0;
 	roaring_bitmap_clear(o->fallback);
-	o->nbuf = 0;
-	o->buf_unsorted = false;
+	dt_vlog_reset(&o->log);
 	o->run_lo = o->run_hi = 0;
 }
 
 size_t dt_open_memory(const struct dt_open *o)
 {
-	return (size_t)o->nchunks * DT_OPEN_WORDS * sizeof(uint64_t) +
+	return dt_vlog_memory(&o->log) + (size_t)o->nchunks * DT_OPEN_WORDS * sizeof(uint64_t) +
 	       (size_t)o->ndir * (sizeof(*o->dir) + 3 * sizeof(uint32_t)) +
 	       dt_roaring_memory(o->fallback);
 }

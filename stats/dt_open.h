@@ -6,9 +6,10 @@
  * bitsets, one per 64k-page chunk (a roaring container's span), found by
  * chunk id in a directory that grows with the highest chunk touched (at
  * most 64 Ki entries, 1 MiB, for the whole 32-bit index space). A chunk
- * gets a bitset once it has seen DT_OPEN_PROMOTE pages in an epoch, so a
- * bitset costs at most 128 B per dirty page; pages of sparser chunks go
- * through a sorted buffer into a roaring bitmap. Work at close and reset is
+ * gets a bitset once it has seen `promote` pages in an epoch (a bitset costs
+ * at most 8 KiB / promote per dirty page); other pages go to a log sorted
+ * in bulk (dt_vlog.c),
+ * full bitmap words as ranges into a roaring bitmap. Work at close and reset is
  * per chunk touched, not per chunk of the guest. dt_open_build() turns both
  * into the epoch's roaring set (bitsets become containers as they are)
  * without changing the open set, so a failed close loses nothing;
@@ -22,11 +23,11 @@
 
 #include <roaring/roaring.h>
 
+#include "dt_vlog.h"
+
 #define DT_OPEN_SHIFT	16u
 #define DT_OPEN_WORDS	((1u << DT_OPEN_SHIFT) / 64)
 #define DT_OPEN_NCHUNK	(1u << (32 - DT_OPEN_SHIFT)) /* chunks of the index space */
-#define DT_OPEN_PROMOTE 64u /* pages a chunk sees in an epoch before it gets a bitset */
-#define DT_OPEN_BUF	2048u
 
 struct dt_open_chunk {
 	uint64_t *bits;	 /* in use this epoch (non-NULL = listed in touched) */
@@ -40,16 +41,18 @@ struct dt_open {
 	uint32_t *touched, ntouched; /* chunks with bits or hits this epoch */
 	uint32_t *kept, nkept;	     /* chunks that hold a spare */
 	uint32_t listcap;	     /* of touched and kept */
-	uint32_t nchunks;	     /* bitsets allocated (bits or spare) */
+	uint32_t nchunks; /* bitsets allocated (bits or spare) */
+	uint32_t promote; /* pages a chunk sees in an epoch before it gets a bitset */
 	uint64_t run_lo, run_hi;     /* pending range of full bitmap words */
-	roaring_bitmap_t *fallback;
-	uint32_t nbuf;
-	bool buf_unsorted;
-	uint32_t buf[DT_OPEN_BUF];
-	uint32_t tmp[DT_OPEN_BUF];
+	roaring_bitmap_t *fallback;  /* ranges, and pages the log had no room for */
+	struct dt_vlog log;	     /* pages outside bitsets */
 };
 
-int dt_open_init(struct dt_open *o);
+/*
+ * A higher promote keeps sparser chunks in the log: their bit stores would
+ * spread over many bitsets and miss the cache, where the log appends.
+ */
+int dt_open_init(struct dt_open *o, uint32_t promote);
 void dt_open_fini(struct dt_open *o);
 
 void dt_open_add_slow(struct dt_open *o, uint32_t page);

@@ -595,7 +595,7 @@ int dt_persist_journal_encode(struct dt_stats *s, const roaring_bitmap_t *set, u
 
 	need = 8 + 32 + 4 + setlen + 4 + 4;
 	for (uint32_t v = 0; v < s->nvcpus; v++)
-		need += 16 + (size_t)s->vcpus[v].log.n * 5;
+		need += 16 + (size_t)roaring_bitmap_get_cardinality(s->vcpus[v].set) * 5;
 	if (setlen > MAX_BLOB || need - 12 > MAX_BLOB)
 		return -E2BIG;
 	if (need > s->jcap) {
@@ -617,19 +617,22 @@ int dt_persist_journal_encode(struct dt_stats *s, const roaring_bitmap_t *set, u
 		p += roaring_bitmap_portable_serialize(set, (char *)p);
 	p = put_u32(p, s->nvcpus);
 	for (uint32_t v = 0; v < s->nvcpus; v++) {
-		const struct dt_vlog *l = &s->vcpus[v].log;
+		const roaring_bitmap_t *vset = s->vcpus[v].set;
+		roaring_uint32_iterator_t it;
 		uint8_t *len_at, *start;
-		uint32_t prev = 0;
+		uint32_t prev = 0, got;
 
 		p = put_u64(p, s->vcpus[v].entries);
-		p = put_u32(p, l->n);
+		p = put_u32(p, (uint32_t)roaring_bitmap_get_cardinality(vset));
 		len_at = p;
 		p += 4;
 		start = p;
-		for (uint32_t i = 0; i < l->n; i++) {
-			p = put_leb(p, l->a[i] - prev);
-			prev = l->a[i];
-		}
+		roaring_init_iterator(vset, &it);
+		while ((got = roaring_read_uint32_iterator(&it, s->iter, 4096)) > 0)
+			for (uint32_t i = 0; i < got; i++) {
+				p = put_leb(p, s->iter[i] - prev);
+				prev = s->iter[i];
+			}
 		put_u32(len_at, (uint32_t)(p - start));
 	}
 	put_u32(s->jbuf + 4, (uint32_t)(p - s->jbuf - 8));
@@ -786,7 +789,7 @@ static int journal_apply(struct dt_stats *s, const uint8_t *payload, size_t len)
 		cur_u32(&c);
 		for (uint32_t i = 0; i < n; i++) {
 			leb_next(&c, i, &page);
-			dt_vlog_add(&vcs->log, page);
+			dt_open_add(&vcs->open, page);
 		}
 	}
 	s->open_entries = rec.entries;

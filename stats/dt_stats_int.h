@@ -11,10 +11,10 @@
 #include "dt_open.h"
 #include "dt_roaring.h"
 #include "dt_stats.h"
-#include "dt_vlog.h"
 
 struct dt_vcpu_stats {
-	struct dt_vlog log; /* this vCPU's pages in the open epoch */
+	struct dt_open open;	/* this vCPU's pages in the open epoch */
+	roaring_bitmap_t *set;	/* close in progress: the same as a set */
 	struct dt_lastidx *ls;
 	uint64_t entries;
 };
@@ -49,7 +49,7 @@ struct dt_stats {
 	uint8_t *jbuf;
 	size_t jlen, jcap;
 
-	uint32_t iter[4096]; /* journal replay: the epoch's pages, a batch at a time */
+	uint32_t iter[4096]; /* journal encode and replay: pages, a batch at a time */
 	struct dt_block blk[DT_ROARING_BLOCKS]; /* close: one container's blocks */
 };
 
