@@ -217,38 +217,58 @@ static uint32_t cnt_get(const struct dt_lastidx *ls, uint64_t epoch)
 
 /* ---- closing ------------------------------------------------------------- */
 
+/* One block of the epoch: room for its new pages. */
+static int reserve_block(struct dt_lastidx *ls, uint32_t key, uint64_t newmask)
+{
+	uint32_t need;
+	int64_t idx;
+	int r;
+
+	idx = tab_find(ls, key);
+	if (idx < 0) {
+		struct lslot s = {.key = key, .cap = INLINE_EP};
+
+		/* At most half full: short probes, and an empty slot always ends them. */
+		if ((ls->tused + 1) * 2 > ls->tcap) {
+			r = tab_resize(ls, ls->tcap ? ls->tcap * 2 : TAB_MIN);
+			if (r < 0)
+				return r;
+		}
+		idx = tab_insert(ls, &s);
+	}
+	if (key == ls->rkey)
+		newmask |= ls->rmask;
+	ls->rkey = key;
+	ls->rmask = newmask;
+	need = (uint32_t)__builtin_popcountll(ls->tab[idx].mask | newmask);
+	if (need > ls->tab[idx].cap)
+		return slot_grow(ls, &ls->tab[idx], need);
+	return 0;
+}
+
 int dt_lastidx_reserve(struct dt_lastidx *ls, const uint32_t *pages, size_t n)
 {
 	for (size_t i = 0; i < n;) {
-		uint32_t key = (pages[i] >> 6) + 1, need;
+		uint32_t key = (pages[i] >> 6) + 1;
 		uint64_t newmask = 0;
-		int64_t idx;
 		int r;
 
 		for (; i < n && (pages[i] >> 6) + 1 == key; i++)
 			newmask |= UINT64_C(1) << (pages[i] & 63);
-		idx = tab_find(ls, key);
-		if (idx < 0) {
-			struct lslot s = {.key = key, .cap = INLINE_EP};
+		r = reserve_block(ls, key, newmask);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
 
-			/* At most half full: short probes, and an empty slot always ends them. */
-			if ((ls->tused + 1) * 2 > ls->tcap) {
-				r = tab_resize(ls, ls->tcap ? ls->tcap * 2 : TAB_MIN);
-				if (r < 0)
-					return r;
-			}
-			idx = tab_insert(ls, &s);
-		}
-		if (key == ls->rkey)
-			newmask |= ls->rmask;
-		ls->rkey = key;
-		ls->rmask = newmask;
-		need = (uint32_t)__builtin_popcountll(ls->tab[idx].mask | newmask);
-		if (need > ls->tab[idx].cap) {
-			r = slot_grow(ls, &ls->tab[idx], need);
-			if (r < 0)
-				return r;
-		}
+int dt_lastidx_reserve_blocks(struct dt_lastidx *ls, const struct dt_block *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = reserve_block(ls, b[i].block + 1, b[i].mask);
+
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -300,88 +320,102 @@ void dt_lastidx_begin(struct dt_lastidx *ls)
 	ls->dec = 0;
 }
 
-/* Pages of one block dirtied in epoch `now`: move their counts to `now`. */
+/*
+ * Pages of one block dirtied in epoch `now`: move their counts to `now`.
+ * One pass over the block's pages, old and new, ascending: the epochs are
+ * rebuilt in rank order in a local array (reading the old ones while
+ * writing the new ones in place stalls on the overlap) and copied back.
+ * Dirty masks are random, so nothing branches per page. The slot has room
+ * for every page (reserved).
+ */
 static void block_update(struct dt_lastidx *ls, struct lslot *s, uint64_t newmask, uint64_t now,
 			 uint32_t now_pos)
 {
 	const uint8_t *k = ls->win->k;
-	uint32_t now32 = (uint32_t)now, h = ls->horizon, *ep = slot_ep(s);
-	uint64_t old = s->mask, all = old | newmask;
-	int ro, rn;
+	uint32_t now32 = (uint32_t)now, h = ls->horizon, *ep = slot_ep(s), out[64];
+	uint64_t old = s->mask, all = old | newmask, dec = 0;
+	uint32_t ro = 0, n = 0;
 
-	for (uint64_t m = old & newmask; m; m &= m - 1) {
-		uint64_t bit = m & -m;
-		uint32_t r = (uint32_t)__builtin_popcountll(old & (bit - 1));
-		uint32_t age = now32 - ep[r], pos;
+	for (uint64_t m = all; m; m &= m - 1, n++) {
+		int b = __builtin_ctzll(m);
+		uint32_t inold = (uint32_t)(old >> b) & 1, innew = (uint32_t)(newmask >> b) & 1;
+		/* Masks, not ?: the compiler turns those into branches here. */
+		uint32_t e = (ep[ro < s->cap ? ro : 0] & -inold) | (now32 & (inold - 1));
+		uint32_t age = now32 - e;
+		/*
+		 * Only a page that was present and is dirty again moves its
+		 * count; age 0 = already moved to this epoch (a guard, the
+		 * input is distinct); a dirtying that left the horizon is no
+		 * longer counted anywhere. Not live: a zero change at this
+		 * epoch's count, which is reserved (the epoch has pages).
+		 */
+		uint32_t live = inold & innew & (age != 0) & (age < h);
+		uint32_t a = age & -live, pos = now_pos - a + (h & -(uint32_t)(now_pos < a));
 
-		/* Already present: the epoch changes in place. */
-		ep[r] = now32;
-		/* A dirtying that left the horizon is no longer counted anywhere. */
-		if (age >= h)
-			continue;
-		pos = now_pos >= age ? now_pos - age : now_pos + h - age;
-		ls->cnt[pos >> CNT_SHIFT][pos & (CNT_SIZE - 1)]--;
-		ls->csum[pos >> CNT_SHIFT]--;
-		ls->rem[k[age]]++;
-		ls->dec++;
+		ls->cnt[pos >> CNT_SHIFT][pos & (CNT_SIZE - 1)] -= live;
+		ls->csum[pos >> CNT_SHIFT] -= live;
+		ls->rem[k[a]] += live;
+		dec += live;
+		out[n] = (now32 & -innew) | (e & (innew - 1));
+		ro += inold;
 	}
-	newmask &= ~old;
-	if (!newmask)
-		return;
-	/* Insert the new pages' ranks from the top down, in place. */
-	ro = __builtin_popcountll(old) - 1;
-	rn = __builtin_popcountll(all) - 1;
-	ls->held += (uint64_t)(rn - ro);
-	for (uint64_t m = all; m;) {
-		int b = 63 - __builtin_clzll(m);
-		uint64_t bit = UINT64_C(1) << b;
-
-		m &= ~bit;
-		if (newmask & bit) {
-			ep[rn--] = now32;
-		} else {
-			ep[rn--] = ep[ro--];
-		}
-		if (!(m & newmask))
-			break; /* only old pages below, already at their ranks */
-	}
+	memcpy(ep, out, n * sizeof(*ep));
+	ls->dec += dec;
+	ls->held += n - ro;
 	s->mask = all;
 }
 
-#define UPDATE_AHEAD 32
+#define UPDATE_AHEAD 32 /* blocks looked up at once */
+#define PREFETCH_DIST 8	 /* blocks between prefetching epochs and using them */
 
-void dt_lastidx_update(struct dt_lastidx *ls, const uint32_t *pages, size_t n)
+static void prefetch_ep(const struct lslot *s)
 {
-	struct {
-		struct lslot *s;
-		uint64_t newmask;
-	} q[UPDATE_AHEAD];
+	for (uint32_t c = 0; s->cap > INLINE_EP && c < s->cap; c += 16)
+		__builtin_prefetch(s->u.ep + c, 1);
+}
+
+/*
+ * Each block's epochs are a cache miss of their own: look up a batch of
+ * blocks (independent loads that overlap), then prefetch each block's
+ * epochs PREFETCH_DIST blocks before updating it, so the misses overlap
+ * instead of queueing one behind the other.
+ */
+static void update_batch(struct dt_lastidx *ls, const struct dt_block *b, uint32_t n)
+{
+	struct lslot *q[UPDATE_AHEAD];
 	uint64_t now = ls->epochs;
 	uint32_t now_pos = (uint32_t)(now % ls->horizon);
 
-	/*
-	 * Each block's epochs are a cache miss of their own: look up a batch of
-	 * blocks and prefetch their epochs before touching any, so the misses
-	 * overlap instead of queueing one behind the other.
-	 */
+	for (uint32_t j = 0; j < n; j++)
+		q[j] = &ls->tab[tab_find(ls, b[j].block + 1)]; /* reserved */
+	for (uint32_t j = 0; j < n && j < PREFETCH_DIST; j++)
+		prefetch_ep(q[j]);
+	for (uint32_t j = 0; j < n; j++) {
+		if (j + PREFETCH_DIST < n)
+			prefetch_ep(q[j + PREFETCH_DIST]);
+		block_update(ls, q[j], b[j].mask, now, now_pos);
+	}
+}
+
+void dt_lastidx_update_blocks(struct dt_lastidx *ls, const struct dt_block *b, size_t n)
+{
+	for (size_t i = 0; i < n; i += UPDATE_AHEAD)
+		update_batch(ls, b + i, n - i < UPDATE_AHEAD ? (uint32_t)(n - i) : UPDATE_AHEAD);
+}
+
+void dt_lastidx_update(struct dt_lastidx *ls, const uint32_t *pages, size_t n)
+{
+	struct dt_block b[UPDATE_AHEAD];
+
 	for (size_t i = 0; i < n;) {
-		uint32_t nq = 0;
+		uint32_t nb = 0;
 
-		for (; nq < UPDATE_AHEAD && i < n; nq++) {
-			uint32_t key = (pages[i] >> 6) + 1;
-			uint64_t newmask = 0;
-			struct lslot *s;
-
-			for (; i < n && (pages[i] >> 6) + 1 == key; i++)
-				newmask |= UINT64_C(1) << (pages[i] & 63);
-			s = &ls->tab[tab_find(ls, key)]; /* reserved */
-			for (uint32_t c = 0; s->cap > INLINE_EP && c < s->cap; c += 16)
-				__builtin_prefetch(s->u.ep + c, 1);
-			q[nq].s = s;
-			q[nq].newmask = newmask;
+		for (; nb < UPDATE_AHEAD && i < n; nb++) {
+			b[nb] = (struct dt_block){ .block = pages[i] >> 6 };
+			for (; i < n && pages[i] >> 6 == b[nb].block; i++)
+				b[nb].mask |= UINT64_C(1) << (pages[i] & 63);
 		}
-		for (uint32_t j = 0; j < nq; j++)
-			block_update(ls, q[j].s, q[j].newmask, now, now_pos);
+		update_batch(ls, b, nb);
 	}
 }
 

@@ -29,6 +29,7 @@
 
 #include <roaring/roaring.h>
 
+#include "dt_roaring.h"
 #include "dt_stats.h"
 
 struct dt_windows {
@@ -44,12 +45,15 @@ struct dt_lastidx *dt_lastidx_free(struct dt_lastidx *ls); /* NULL-safe, returns
 
 /* Room for these pages (sorted, distinct; call per batch of the epoch's pages). */
 int dt_lastidx_reserve(struct dt_lastidx *ls, const uint32_t *pages, size_t n);
+/* The same for 64-page blocks (ascending; a block may come again in a later batch). */
+int dt_lastidx_reserve_blocks(struct dt_lastidx *ls, const struct dt_block *b, size_t n);
 /* Room for the epoch's count, npages being its distinct pages; ends reserving. */
 int dt_lastidx_reserve_epoch(struct dt_lastidx *ls, uint64_t npages);
 
 void dt_lastidx_begin(struct dt_lastidx *ls);
 /* Sorted, distinct, all previously reserved. */
 void dt_lastidx_update(struct dt_lastidx *ls, const uint32_t *pages, size_t n);
+void dt_lastidx_update_blocks(struct dt_lastidx *ls, const struct dt_block *b, size_t n);
 void dt_lastidx_end(struct dt_lastidx *ls, uint64_t npages);
 
 uint64_t dt_lastidx_epochs(const struct dt_lastidx *ls);

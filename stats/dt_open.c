@@ -5,95 +5,101 @@
 
 #include "dt_open.h"
 #include "dt_roaring.h"
-#include "dt_vlog.h"
 
-int dt_open_init(struct dt_open *o)
+int dt_open_init(struct dt_open *o, uint32_t promote)
 {
-	memset(o, 0, offsetof(struct dt_open, buf));
-	memset(o->slots, 0, sizeof(o->slots));
+	*o = (struct dt_open){ .promote = promote };
 	o->fallback = roaring_bitmap_create();
 	return o->fallback ? 0 : -ENOMEM;
 }
 
 void dt_open_fini(struct dt_open *o)
 {
-	for (uint32_t i = 0; i < DT_OPEN_SLOTS; i++)
-		free(o->slots[i].bits);
-	memset(o->slots, 0, sizeof(o->slots));
+	for (uint32_t i = 0; i < o->nkept; i++) {
+		free(o->dir[o->kept[i]].bits);
+		free(o->dir[o->kept[i]].spare);
+	}
+	free(o->dir);
+	free(o->touched);
+	free(o->kept);
+	dt_vlog_fini(&o->log);
 	if (o->fallback)
 		roaring_bitmap_free(o->fallback);
-	o->fallback = NULL;
+	*o = (struct dt_open){ 0 };
 }
 
-/* Chunk ids are dense in a VM's index space: the identity spreads them best. */
-static struct dt_open_slot *slot_find(struct dt_open *o, uint32_t key, bool insert)
+/* Cover chunk ids below `need` (doubling, at most the whole index space). */
+static int dir_grow(struct dt_open *o, uint32_t need)
 {
-	for (uint32_t i = key, n = 0; n < DT_OPEN_SLOTS; i++, n++) {
-		struct dt_open_slot *sl = &o->slots[i & (DT_OPEN_SLOTS - 1)];
+	uint32_t n = o->ndir ? o->ndir : 16;
+	struct dt_open_chunk *d;
+	uint32_t *t, *k;
 
-		if (sl->key == key)
-			return sl;
-		if (sl->key == 0) {
-			/* Keep the table half empty so probes stay short. */
-			if (!insert || o->nslots >= DT_OPEN_SLOTS / 2)
-				return NULL;
-			sl->key = key;
-			o->nslots++;
-			return sl;
-		}
-	}
-	return NULL;
+	while (n < need)
+		n *= 2;
+	if (n > DT_OPEN_NCHUNK)
+		n = DT_OPEN_NCHUNK;
+	/* touched gets twice the room: its second half is the sort's scratch. */
+	t = realloc(o->touched, (size_t)n * 2 * sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	o->touched = t;
+	k = realloc(o->kept, (size_t)n * sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	o->kept = k;
+	d = realloc(o->dir, (size_t)n * sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	memset(d + o->ndir, 0, (size_t)(n - o->ndir) * sizeof(*d));
+	o->dir = d;
+	o->ndir = n;
+	return 0;
 }
 
-static void fallback_flush(struct dt_open *o)
+static void ranges_flush(struct dt_open *o)
 {
 	if (o->run_hi > o->run_lo) {
 		roaring_bitmap_add_range(o->fallback, o->run_lo, o->run_hi);
 		o->run_lo = o->run_hi = 0;
 	}
-	if (!o->nbuf)
-		return;
-	/* Sorted input lets libroaring append to each container once. */
-	if (o->buf_unsorted)
-		dt_radix_sort(o->buf, o->tmp, o->nbuf);
-	roaring_bitmap_add_many(o->fallback, o->nbuf, o->buf);
-	o->nbuf = 0;
-	o->buf_unsorted = false;
 }
 
 static void fallback_add(struct dt_open *o, uint32_t page)
 {
-	uint32_t n = o->nbuf;
-
-	if (n) {
-		if (page == o->buf[n - 1])
-			return;
-		o->buf_unsorted |= page < o->buf[n - 1];
-	}
-	o->buf[n] = page;
-	o->nbuf = n + 1;
-	if (n + 1 == DT_OPEN_BUF)
-		fallback_flush(o);
+	if (!dt_vlog_add(&o->log, page))
+		roaring_bitmap_add(o->fallback, page); /* slower, nothing lost */
 }
 
 void dt_open_add_slow(struct dt_open *o, uint32_t page)
 {
-	uint32_t key = (page >> DT_OPEN_SHIFT) + 1, off = page & ((1u << DT_OPEN_SHIFT) - 1);
-	struct dt_open_slot *sl = slot_find(o, key, true);
+	uint32_t c = page >> DT_OPEN_SHIFT, off = page & ((1u << DT_OPEN_SHIFT) - 1);
+	struct dt_open_chunk *ch;
 
-	if (sl && !sl->bits && ++sl->hits >= DT_OPEN_PROMOTE && o->nchunks < DT_OPEN_MAX_CHUNKS) {
-		sl->bits = calloc(DT_OPEN_WORDS, sizeof(uint64_t));
-		if (sl->bits)
-			o->nchunks++;
-	}
-	if (!sl || !sl->bits) {
+	if (c >= o->ndir && dir_grow(o, c + 1) < 0) {
 		fallback_add(o, page);
 		return;
 	}
-	sl->touched = true;
-	o->cache_key = key;
-	o->cache_bits = sl->bits;
-	sl->bits[off / 64] |= UINT64_C(1) << (off % 64);
+	ch = &o->dir[c]; /* no bitset in use: the fast path would have taken it */
+	if (!ch->hits)
+		o->touched[o->ntouched++] = c; /* first page of the chunk this epoch */
+	ch->hits++;
+	if (ch->spare) {
+		/* Used last epoch: likely used again, at once. */
+		ch->bits = ch->spare;
+		ch->spare = NULL;
+	} else if (ch->hits >= o->promote) {
+		ch->bits = calloc(DT_OPEN_WORDS, sizeof(uint64_t));
+		if (ch->bits) {
+			o->kept[o->nkept++] = c;
+			o->nchunks++;
+		}
+	}
+	if (!ch->bits) {
+		fallback_add(o, page);
+		return;
+	}
+	ch->bits[off / 64] |= UINT64_C(1) << (off % 64);
 }
 
 void dt_open_add_range(struct dt_open *o, uint64_t lo, uint64_t hi)
@@ -108,89 +114,96 @@ void dt_open_add_range(struct dt_open *o, uint64_t lo, uint64_t hi)
 	o->run_hi = hi;
 }
 
-/* Append one bitset's pages to r in ascending order, DT_OPEN_BUF at a time. */
-static void chunk_to_roaring(roaring_bitmap_t *r, uint32_t chunk, const uint64_t *bits,
-			     uint32_t *buf)
-{
-	uint32_t n = 0, base = chunk << DT_OPEN_SHIFT;
-
-	for (uint32_t w = 0; w < DT_OPEN_WORDS; w++) {
-		uint64_t x = bits[w];
-
-		if (!x)
-			continue;
-		if (n + 64 > DT_OPEN_BUF) {
-			roaring_bitmap_add_many(r, n, buf);
-			n = 0;
-		}
-		do {
-			buf[n++] = base + w * 64 + (uint32_t)__builtin_ctzll(x);
-			x &= x - 1;
-		} while (x);
-	}
-	if (n)
-		roaring_bitmap_add_many(r, n, buf);
-}
-
 int dt_open_build(struct dt_open *o, roaring_bitmap_t **ret)
 {
-	roaring_bitmap_t *r;
+	roaring_bitmap_t *chunks, *r;
+	int e;
 
-	fallback_flush(o); /* same set, different representation */
-	r = roaring_bitmap_copy(o->fallback);
+	/* Same set, different representation. */
+	ranges_flush(o);
+	dt_vlog_finish(&o->log);
+	chunks = roaring_bitmap_create();
+	if (!chunks)
+		return -ENOMEM;
+	/* Containers go in by ascending key. */
+	dt_radix_sort(o->touched, o->touched + o->ndir, o->ntouched);
+	for (uint32_t i = 0; i < o->ntouched; i++) {
+		const struct dt_open_chunk *ch = &o->dir[o->touched[i]];
+
+		if (!ch->bits)
+			continue;
+		e = dt_roaring_append_words(chunks, (uint16_t)o->touched[i], ch->bits);
+		if (e < 0) {
+			roaring_bitmap_free(chunks);
+			return e;
+		}
+	}
+	if (roaring_bitmap_is_empty(o->fallback) && !o->log.n) {
+		*ret = chunks;
+		return 0;
+	}
+	r = roaring_bitmap_or(o->fallback, chunks);
+	roaring_bitmap_free(chunks);
 	if (!r)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < DT_OPEN_SLOTS; i++) {
-		const struct dt_open_slot *sl = &o->slots[i];
-
-		if (sl->bits && sl->touched)
-			chunk_to_roaring(r, sl->key - 1, sl->bits, o->buf);
-	}
+	/* Sorted: libroaring appends to each container once. */
+	roaring_bitmap_add_many(r, o->log.n, o->log.a);
 	*ret = r;
 	return 0;
 }
 
 void dt_open_reset(struct dt_open *o)
 {
-	struct dt_open_slot keep[DT_OPEN_MAX_CHUNKS];
-	uint32_t nkeep = 0;
+	uint32_t n = 0;
 
 	/*
 	 * Bitsets used in this epoch are likely used in the next: keep them
 	 * (cleared); free the others, so a VM that went quiet holds none.
 	 */
-	for (uint32_t i = 0; i < DT_OPEN_SLOTS; i++) {
-		struct dt_open_slot *sl = &o->slots[i];
+	for (uint32_t i = 0; i < o->nkept; i++) {
+		struct dt_open_chunk *ch = &o->dir[o->kept[i]];
 
-		if (!sl->bits)
+		if (ch->bits) {
+			o->kept[n++] = o->kept[i];
 			continue;
-		if (sl->touched && nkeep < DT_OPEN_MAX_CHUNKS) {
-			memset(sl->bits, 0, DT_OPEN_WORDS * sizeof(uint64_t));
-			keep[nkeep++] = (struct dt_open_slot){.key = sl->key, .bits = sl->bits};
-		} else {
-			free(sl->bits);
+		}
+		free(ch->spare);
+		ch->spare = NULL;
+		o->nchunks--;
+	}
+	o->nkept = n;
+	for (uint32_t i = 0; i < o->ntouched; i++) {
+		struct dt_open_chunk *ch = &o->dir[o->touched[i]];
+
+		ch->hits = 0;
+		if (ch->bits) {
+			memset(ch->bits, 0, DT_OPEN_WORDS * sizeof(uint64_t));
+			ch->spare = ch->bits;
+			ch->bits = NULL;
 		}
 	}
-	memset(o->slots, 0, sizeof(o->slots));
-	o->nslots = 0;
-	o->nchunks = 0;
-	for (uint32_t i = 0; i < nkeep; i++) {
-		struct dt_open_slot *sl = slot_find(o, keep[i].key, true);
-
-		/* Fewer than half the slots: every kept chunk finds one. */
-		sl->bits = keep[i].bits;
-		o->nchunks++;
+	/*
+	 * Without bitsets the directory only counted hits: give it back (a
+	 * VM scattering pages over a huge index space would hold up to 2 MiB
+	 * per vCPU for nothing).
+	 */
+	if (!o->nkept) {
+		free(o->dir);
+		free(o->touched);
+		free(o->kept);
+		o->dir = NULL;
+		o->touched = o->kept = NULL;
+		o->ndir = 0;
 	}
-	o->cache_key = 0;
-	o->cache_bits = NULL;
+	o->ntouched = 0;
 	roaring_bitmap_clear(o->fallback);
-	o->nbuf = 0;
-	o->buf_unsorted = false;
+	dt_vlog_reset(&o->log);
 	o->run_lo = o->run_hi = 0;
 }
 
 size_t dt_open_memory(const struct dt_open *o)
 {
-	return (size_t)o->nchunks * DT_OPEN_WORDS * sizeof(uint64_t) +
+	return dt_vlog_memory(&o->log) + (size_t)o->nchunks * DT_OPEN_WORDS * sizeof(uint64_t) +
+	       (size_t)o->ndir * (sizeof(*o->dir) + 3 * sizeof(uint32_t)) +
 	       dt_roaring_memory(o->fallback);
 }

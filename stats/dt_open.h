@@ -2,14 +2,18 @@
 /*
  * The VM's dirty set of the open epoch.
  *
- * Pages land as single bit stores in plain 8 KiB bitsets, one per 64k-page
- * chunk (a roaring container's span), found through a small hash of chunk
- * ids with a one-entry cache in front. A chunk gets a bitset only once it
- * has seen DT_OPEN_PROMOTE pages and while fewer than DT_OPEN_MAX_CHUNKS
- * exist; pages elsewhere (scattered over the index space) go through a
- * sorted buffer into a roaring bitmap, as before. dt_open_build() turns
- * both into the epoch's roaring set at close without changing the open set,
- * so a failed close loses nothing; dt_open_reset() then empties it.
+ * Pages land as single bit stores (bitmap words as one OR) in plain 8 KiB
+ * bitsets, one per 64k-page chunk (a roaring container's span), found by
+ * chunk id in a directory that grows with the highest chunk touched (at
+ * most 64 Ki entries, 1 MiB, for the whole 32-bit index space). A chunk
+ * gets a bitset once it has seen `promote` pages in an epoch (a bitset costs
+ * at most 8 KiB / promote per dirty page); other pages go to a log sorted
+ * in bulk (dt_vlog.c),
+ * full bitmap words as ranges into a roaring bitmap. Work at close and reset is
+ * per chunk touched, not per chunk of the guest. dt_open_build() turns both
+ * into the epoch's roaring set (bitsets become containers as they are)
+ * without changing the open set, so a failed close loses nothing;
+ * dt_open_reset() then empties it.
  */
 #pragma once
 
@@ -19,44 +23,55 @@
 
 #include <roaring/roaring.h>
 
-#define DT_OPEN_SHIFT	   16u
-#define DT_OPEN_WORDS	   ((1u << DT_OPEN_SHIFT) / 64)
-#define DT_OPEN_SLOTS	   1024u /* chunk-id hash, power of two, 16 KiB */
-#define DT_OPEN_MAX_CHUNKS 256u	 /* 2 MiB of bitsets: 16M pages of dense dirtying */
-#define DT_OPEN_PROMOTE	   64u	 /* pages a chunk sees before it gets a bitset */
-#define DT_OPEN_BUF	   2048u
+#include "dt_vlog.h"
 
-struct dt_open_slot {
-	uint32_t key;  /* chunk id + 1; 0 = empty */
-	uint16_t hits;	/* pages seen through the fallback, until promoted */
-	bool touched;	/* bitset used in this epoch */
-	uint64_t *bits;
+#define DT_OPEN_SHIFT	16u
+#define DT_OPEN_WORDS	((1u << DT_OPEN_SHIFT) / 64)
+#define DT_OPEN_NCHUNK	(1u << (32 - DT_OPEN_SHIFT)) /* chunks of the index space */
+
+struct dt_open_chunk {
+	uint64_t *bits;	 /* in use this epoch (non-NULL = listed in touched) */
+	uint64_t *spare; /* cleared bitset kept from the last epoch */
+	uint32_t hits;	 /* pages seen through the fallback this epoch */
 };
 
 struct dt_open {
-	uint32_t cache_key; /* chunk id + 1 of cache_bits */
-	uint64_t *cache_bits;
-	uint32_t nchunks, nslots;
-	uint64_t run_lo, run_hi; /* pending range of full bitmap words */
-	roaring_bitmap_t *fallback;
-	uint32_t nbuf;
-	bool buf_unsorted;
-	uint32_t buf[DT_OPEN_BUF];
-	uint32_t tmp[DT_OPEN_BUF];
-	struct dt_open_slot slots[DT_OPEN_SLOTS];
+	struct dt_open_chunk *dir; /* by chunk id, [0, ndir) */
+	uint32_t ndir;
+	uint32_t *touched, ntouched; /* chunks with bits or hits this epoch */
+	uint32_t *kept, nkept;	     /* chunks that hold a spare */
+	uint32_t listcap;	     /* of touched and kept */
+	uint32_t nchunks; /* bitsets allocated (bits or spare) */
+	uint32_t promote; /* pages a chunk sees in an epoch before it gets a bitset */
+	uint64_t run_lo, run_hi;     /* pending range of full bitmap words */
+	roaring_bitmap_t *fallback;  /* ranges, and pages the log had no room for */
+	struct dt_vlog log;	     /* pages outside bitsets */
 };
 
-int dt_open_init(struct dt_open *o);
+/*
+ * A higher promote keeps sparser chunks in the log: their bit stores would
+ * spread over many bitsets and miss the cache, where the log appends.
+ */
+int dt_open_init(struct dt_open *o, uint32_t promote);
 void dt_open_fini(struct dt_open *o);
 
 void dt_open_add_slow(struct dt_open *o, uint32_t page);
 
+static inline uint64_t *dt_open_bits(const struct dt_open *o, uint32_t page)
+{
+	uint32_t c = page >> DT_OPEN_SHIFT;
+
+	return __builtin_expect(c < o->ndir, 1) ? o->dir[c].bits : NULL;
+}
+
 static inline void dt_open_add(struct dt_open *o, uint32_t page)
 {
-	if (__builtin_expect((page >> DT_OPEN_SHIFT) + 1 == o->cache_key, 1)) {
+	uint64_t *b = dt_open_bits(o, page);
+
+	if (__builtin_expect(b != NULL, 1)) {
 		uint32_t off = page & ((1u << DT_OPEN_SHIFT) - 1);
 
-		o->cache_bits[off / 64] |= UINT64_C(1) << (off % 64);
+		b[off / 64] |= UINT64_C(1) << (off % 64);
 		return;
 	}
 	dt_open_add_slow(o, page);
@@ -64,12 +79,14 @@ static inline void dt_open_add(struct dt_open *o, uint32_t page)
 
 /*
  * The set bits of a bitmap word, page base + i for bit i. A 64-aligned word
- * in the cached chunk is one OR (the bitmap collector's words are aligned).
+ * in a chunk with a bitset is one OR (the bitmap collector's words are aligned).
  */
 static inline void dt_open_add_word(struct dt_open *o, uint32_t base, uint64_t bits)
 {
-	if (!(base & 63) && (base >> DT_OPEN_SHIFT) + 1 == o->cache_key) {
-		o->cache_bits[(base & ((1u << DT_OPEN_SHIFT) - 1)) / 64] |= bits;
+	uint64_t *b = dt_open_bits(o, base);
+
+	if (b && !(base & 63)) {
+		b[(base & ((1u << DT_OPEN_SHIFT) - 1)) / 64] |= bits;
 		return;
 	}
 	do {

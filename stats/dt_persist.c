@@ -784,7 +784,7 @@ static int journal_apply(struct dt_stats *s, const uint8_t *payload, size_t len)
 		cur_u32(&c);
 		for (uint32_t i = 0; i < n; i++) {
 			leb_next(&c, i, &page);
-			dt_vlog_add(&vcs->log, page);
+			dt_open_add(&vcs->open, page);
 		}
 	}
 	s->open_entries = rec.entries;

@@ -2,10 +2,10 @@
 /*
  * Per-VM dirty-page statistics (see dt_stats.h for the contract).
  *
- * Open epoch: the VM's pages in chunk bitsets (dt_open.c), each vCPU's ring
- * pages in a log sorted at close (dt_vlog.c). Closing turns the VM's pages
- * into a roaring set and feeds, per VM and per vCPU, a last-dirty index
- * (dt_lastidx.c) whose cost is per page of the epoch: exact D(T). The VM's
+ * Open epoch: the VM's pages, and each vCPU's ring pages, in chunk bitsets
+ * (dt_open.c). Closing turns each into a roaring set and feeds, per VM and
+ * per vCPU, a last-dirty index (dt_lastidx.c) 64 pages at a time, whose
+ * cost is per dirty block of the epoch: exact D(T). The VM's
  * set is kept exactly for recent_epochs and then coarsened into buckets
  * (dt_heatmap.c); a ring of per-epoch records covers the horizon.
  */
@@ -16,6 +16,16 @@
 
 #include "dt_roaring.h"
 #include "dt_stats_int.h"
+
+/*
+ * Pages a chunk sees in an epoch before it gets a bitset: the VM's at 64
+ * (at most 128 B of bitset per dirty page); a vCPU's at 4096 (6 % of the
+ * chunk, 2 B per page): several vCPUs each writing a little of many chunks
+ * (8 over 16 Mi pages) would miss the cache on every bit store, where
+ * their logs append.
+ */
+#define DT_VM_PROMOTE	64u
+#define DT_VCPU_PROMOTE 4096u
 
 static int config_check(const struct dt_stats_config *cfg)
 {
@@ -79,7 +89,7 @@ int dt_stats_new(const struct dt_stats_config *cfg, uint32_t nvcpus, struct dt_s
 	s->open = malloc(sizeof(*s->open));
 	if (!s->open)
 		goto enomem;
-	r = dt_open_init(s->open);
+	r = dt_open_init(s->open, DT_VM_PROMOTE);
 	if (r < 0)
 		goto fail;
 	r = dt_lastidx_new(s->horizon, &s->win, &s->ls);
@@ -98,6 +108,9 @@ int dt_stats_new(const struct dt_stats_config *cfg, uint32_t nvcpus, struct dt_s
 		if (!s->vcpus)
 			goto enomem;
 		for (uint32_t v = 0; v < nvcpus; v++) {
+			r = dt_open_init(&s->vcpus[v].open, DT_VCPU_PROMOTE);
+			if (r < 0)
+				goto fail;
 			r = dt_lastidx_new(s->horizon, &s->win, &s->vcpus[v].ls);
 			if (r < 0)
 				goto fail;
@@ -133,7 +146,7 @@ struct dt_stats *dt_stats_free(struct dt_stats *s)
 	free(s->records);
 	for (uint32_t v = 0; s->vcpus && v < s->nvcpus; v++) {
 		dt_lastidx_free(s->vcpus[v].ls);
-		dt_vlog_fini(&s->vcpus[v].log);
+		dt_open_fini(&s->vcpus[v].open);
 	}
 	free(s->vcpus);
 	free(s->win.k);
@@ -161,7 +174,7 @@ void dt_stats_add_vcpu(struct dt_stats *s, uint32_t vcpu, uint32_t page)
 	s->open_entries++;
 	vc->entries++;
 	dt_open_add(s->open, page);
-	dt_vlog_add(&vc->log, page);
+	dt_open_add(&vc->open, page);
 }
 
 void dt_stats_add_word(struct dt_stats *s, uint32_t base, uint64_t bits)
@@ -203,20 +216,21 @@ static int records_reserve(struct dt_stats *s)
 	return 0;
 }
 
-/* Walk a roaring set in ascending batches into the index: reserve or update. */
-static int set_to_index(struct dt_stats *s, const roaring_bitmap_t *set, bool update)
+/* Walk a roaring set into an index a container (up to 1024 blocks) at a time. */
+static int set_to_index(struct dt_stats *s, struct dt_lastidx *ls, const roaring_bitmap_t *set,
+			bool update)
 {
-	roaring_uint32_iterator_t it;
-	uint32_t got;
+	uint32_t nc = dt_roaring_ncontainers(set);
 	int r;
 
-	roaring_init_iterator(set, &it);
-	while ((got = roaring_read_uint32_iterator(&it, s->iter, sizeof(s->iter) / 4)) > 0) {
+	for (uint32_t i = 0; i < nc; i++) {
+		uint32_t nb = dt_roaring_container_blocks(set, i, s->blk);
+
 		if (update) {
-			dt_lastidx_update(s->ls, s->iter, got);
+			dt_lastidx_update_blocks(ls, s->blk, nb);
 			continue;
 		}
-		r = dt_lastidx_reserve(s->ls, s->iter, got);
+		r = dt_lastidx_reserve_blocks(ls, s->blk, nb);
 		if (r < 0)
 			return r;
 	}
@@ -233,7 +247,7 @@ static int closed_new(const struct dt_stats *s, const roaring_bitmap_t *set, uin
 	uint32_t *arena;
 
 	for (uint32_t v = 0; v < s->nvcpus; v++)
-		total += s->vcpus[v].log.n;
+		total += roaring_bitmap_get_cardinality(s->vcpus[v].set);
 	e = malloc(head + total * sizeof(uint32_t));
 	if (!e)
 		return -ENOMEM;
@@ -256,16 +270,17 @@ static int closed_new(const struct dt_stats *s, const roaring_bitmap_t *set, uin
 		   (pages ? roaring_bitmap_size_in_bytes(e->set) : 0);
 	arena = (uint32_t *)((uint8_t *)e + head);
 	for (uint32_t v = 0; v < s->nvcpus; v++) {
-		const struct dt_vlog *l = &s->vcpus[v].log;
+		const roaring_bitmap_t *vset = s->vcpus[v].set;
+		uint32_t n = (uint32_t)roaring_bitmap_get_cardinality(vset);
 
-		if (l->n)
-			memcpy(arena, l->a, (size_t)l->n * sizeof(uint32_t));
+		if (n)
+			roaring_bitmap_to_uint32_array(vset, arena);
 		e->vcpus[v] = (struct dt_closed_vcpu){
 			.entries = s->vcpus[v].entries,
-			.n = l->n,
+			.n = n,
 			.pages = arena,
 		};
-		arena += l->n;
+		arena += n;
 	}
 	*ret = e;
 	return 0;
@@ -310,7 +325,7 @@ int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us, struct dt_closed_e
 	if (r < 0)
 		return r;
 	pages = roaring_bitmap_get_cardinality(set);
-	r = set_to_index(s, set, false);
+	r = set_to_index(s, s->ls, set, false);
 	if (r < 0)
 		goto fail;
 	r = dt_lastidx_reserve_epoch(s->ls, pages);
@@ -318,12 +333,14 @@ int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us, struct dt_closed_e
 		goto fail;
 	for (uint32_t v = 0; v < s->nvcpus; v++) {
 		struct dt_vcpu_stats *vc = &s->vcpus[v];
-		uint32_t n = dt_vlog_finish(&vc->log); /* same pages, sorted */
 
-		r = dt_lastidx_reserve(vc->ls, vc->log.a, n);
+		r = dt_open_build(&vc->open, &vc->set);
 		if (r < 0)
 			goto fail;
-		r = dt_lastidx_reserve_epoch(vc->ls, n);
+		r = set_to_index(s, vc->ls, vc->set, false);
+		if (r < 0)
+			goto fail;
+		r = dt_lastidx_reserve_epoch(vc->ls, roaring_bitmap_get_cardinality(vc->set));
 		if (r < 0)
 			goto fail;
 	}
@@ -335,15 +352,17 @@ int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us, struct dt_closed_e
 
 	/* Commit: nothing below fails. */
 	dt_lastidx_begin(s->ls);
-	set_to_index(s, set, true);
+	set_to_index(s, s->ls, set, true);
 	dt_lastidx_end(s->ls, pages);
 	for (uint32_t v = 0; v < s->nvcpus; v++) {
 		struct dt_vcpu_stats *vc = &s->vcpus[v];
 
 		dt_lastidx_begin(vc->ls);
-		dt_lastidx_update(vc->ls, vc->log.a, vc->log.n);
-		dt_lastidx_end(vc->ls, vc->log.n);
-		dt_vlog_reset(&vc->log);
+		set_to_index(s, vc->ls, vc->set, true);
+		dt_lastidx_end(vc->ls, roaring_bitmap_get_cardinality(vc->set));
+		roaring_bitmap_free(vc->set);
+		vc->set = NULL;
+		dt_open_reset(&vc->open);
 	}
 
 	if (pages) {
@@ -373,6 +392,11 @@ int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us, struct dt_closed_e
 
 fail:
 	roaring_bitmap_free(set);
+	for (uint32_t v = 0; v < s->nvcpus; v++) {
+		if (s->vcpus[v].set)
+			roaring_bitmap_free(s->vcpus[v].set);
+		s->vcpus[v].set = NULL;
+	}
 	return r;
 }
 
@@ -459,7 +483,7 @@ size_t dt_stats_memory(const struct dt_stats *s)
 	m += s->records_alloc * sizeof(*s->records);
 	m += (size_t)s->nvcpus * sizeof(*s->vcpus);
 	for (uint32_t v = 0; v < s->nvcpus; v++) {
-		m += dt_vlog_memory(&s->vcpus[v].log);
+		m += dt_open_memory(&s->vcpus[v].open);
 		m += dt_lastidx_memory(s->vcpus[v].ls);
 	}
 	return m;

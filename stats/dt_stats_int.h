@@ -9,11 +9,12 @@
 
 #include "dt_lastidx.h"
 #include "dt_open.h"
+#include "dt_roaring.h"
 #include "dt_stats.h"
-#include "dt_vlog.h"
 
 struct dt_vcpu_stats {
-	struct dt_vlog log; /* this vCPU's pages in the open epoch */
+	struct dt_open open;	/* this vCPU's pages in the open epoch */
+	roaring_bitmap_t *set;	/* close in progress: the same as a set */
 	struct dt_lastidx *ls;
 	uint64_t entries;
 };
@@ -43,7 +44,8 @@ struct dt_stats {
 	uint64_t total_entries, total_pages;
 	struct dt_vcpu_stats *vcpus;
 
-	uint32_t iter[4096]; /* close: the epoch's pages, a batch at a time */
+	uint32_t iter[4096]; /* journal replay: pages, a batch at a time */
+	struct dt_block blk[DT_ROARING_BLOCKS]; /* close: one container's blocks */
 };
 
 /* dt_heatmap.c: the exact recent sets and the coarse buckets. */

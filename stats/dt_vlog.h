@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Per-vCPU page log of the open epoch: ring pages are appended as they come
- * and sorted and deduplicated in bulk, when the log fills and at close.
- *
- * A plain log beats a per-vCPU bitmap here: a vCPU's pages are a fraction
- * of the VM's, so 8 KiB bitsets per touched chunk would cost more memory
- * than they save, and roaring's per-page insertion into array containers
- * (a memmove per page) was the measured bottleneck of the ring path.
+ * Page log of the open epoch (dt_open's pages outside chunk bitsets):
+ * pages are appended as they come and sorted and deduplicated in bulk,
+ * when the log fills and at close. Sequential writes, where bitsets for
+ * scattered pages would miss the cache on every page, and no per-page
+ * roaring insertion into array containers (a memmove per page).
  */
 #pragma once
 
@@ -20,23 +18,24 @@ struct dt_vlog {
 	uint32_t nsorted; /* a[0, nsorted) sorted and distinct */
 	uint32_t cap;
 	uint32_t last; /* last page appended, to drop back-to-back repeats */
-	uint64_t lost; /* pages dropped because the log could not grow */
 };
 
-/* Make room: sort, deduplicate, grow if still half full. Never fails. */
+/* Make room: sort, deduplicate, grow if still half full. Full only without memory. */
 void dt_vlog_compact(struct dt_vlog *l);
 
-static inline void dt_vlog_add(struct dt_vlog *l, uint32_t page)
+/* false: no room (out of memory), the caller keeps the page elsewhere. */
+static inline bool dt_vlog_add(struct dt_vlog *l, uint32_t page)
 {
 	if (page == l->last && l->n)
-		return;
+		return true;
 	if (__builtin_expect(l->n == l->cap, 0)) {
 		dt_vlog_compact(l);
 		if (l->n == l->cap)
-			return; /* out of memory: counted in l->lost */
+			return false;
 	}
 	l->a[l->n++] = page;
 	l->last = page;
+	return true;
 }
 
 /* Sort and deduplicate everything; returns the distinct page count. */

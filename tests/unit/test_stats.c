@@ -694,6 +694,107 @@ static void test_open_paths(void)
 }
 
 /*
+ * Dense epochs against a brute-force reference: vCPUs writing thousands of
+ * pages per chunk (their sets get bitsets), VM bitmap words (partial and
+ * full, the range path), chunks far apart (the chunk directory grows),
+ * idle epochs (it is given back), rewrites of the same pages. The VM's
+ * and each vCPU's D(T) at every window, and the journal replayed into a
+ * fresh copy, must match the reference page for page.
+ */
+#define DREF_CHUNKS 3
+#define DREF_PAGES  (DREF_CHUNKS * 65536u)
+#define DREF_EPOCHS 24
+#define DREF_VCPUS  2
+
+static uint32_t dref_page(uint32_t i)
+{
+	static const uint32_t chunk[DREF_CHUNKS] = { 0, 5, 900 };
+
+	return (chunk[i >> 16] << 16) | (i & 0xffff);
+}
+
+static void dref_check(struct dt_stats *s, int32_t (*last)[DREF_PAGES], uint32_t epochs,
+		       uint32_t horizon)
+{
+	for (uint32_t m = 0; m <= DREF_VCPUS; m++) {
+		uint64_t hist[64] = { 0 }, sum = 0;
+
+		for (uint32_t i = 0; i < DREF_PAGES; i++)
+			if (last[m][i] >= 0 && epochs - (uint32_t)last[m][i] <= horizon)
+				hist[epochs - (uint32_t)last[m][i]]++;
+		for (uint32_t w = 1; w <= horizon + 2; w++) {
+			sum += w <= horizon ? hist[w] : 0;
+			if (m == 0)
+				CHECK_EQ(dt_stats_wss(s, w), sum);
+			else
+				CHECK_EQ(dt_stats_vcpu_wss(s, m - 1, w), sum);
+		}
+	}
+}
+
+static void test_dense_reference(void)
+{
+	const uint32_t horizon = 10;
+	static int32_t last[DREF_VCPUS + 1][DREF_PAGES]; /* 0: the VM */
+	struct dt_stats *s = mk(horizon, 4, 3, 512, DREF_VCPUS), *b = mk(horizon, 4, 3, 512,
+									  DREF_VCPUS);
+	char *jbuf = NULL;
+	size_t jlen = 0, flen;
+	uint64_t applied = 0;
+	FILE *j = open_memstream(&jbuf, &jlen), *f;
+
+	memset(last, 0xff, sizeof(last));
+	dt_stats_set_journal(s, true);
+	for (uint32_t e = 0; e < DREF_EPOCHS; e++) {
+		uint32_t mode = e % 6;
+
+		for (uint32_t v = 0; mode != 5 && v < DREF_VCPUS; v++) {
+			/* Thousands of pages in one chunk, a few everywhere. */
+			uint32_t base = (uint32_t)(rnd() % DREF_CHUNKS) << 16;
+			uint32_t n = mode == 0 ? 20000 : mode == 1 ? 300 : 6000;
+
+			for (uint32_t k = 0; k < n; k++) {
+				uint32_t i = (k % 8 == 0) ? (uint32_t)(rnd() % DREF_PAGES)
+							   : base + (uint32_t)(rnd() % 65536);
+
+				dt_stats_add_vcpu(s, v, dref_page(i));
+				last[0][i] = last[v + 1][i] = (int32_t)e;
+			}
+		}
+		if (mode == 2 || mode == 3) {
+			/* Bitmap words: random, and a stretch of full ones. */
+			uint32_t base = (uint32_t)(rnd() % DREF_CHUNKS) << 16;
+
+			for (uint32_t w = 0; w < 1024; w++) {
+				uint64_t bits = (w >= 200 && w < 400) ? UINT64_MAX : rnd() & rnd();
+				uint32_t i0 = base + w * 64;
+
+				dt_stats_add_word(s, dref_page(i0), bits);
+				for (uint32_t bt = 0; bt < 64; bt++)
+					if (bits >> bt & 1)
+						last[0][i0 + bt] = (int32_t)e;
+			}
+		}
+		close_ok(s, 1000 + e);
+		flen = 0;
+		const void *fr = dt_stats_journal_last(s, &flen);
+		CHECK(fr != NULL);
+		fwrite(fr, 1, flen, j);
+		dref_check(s, last, e + 1, horizon);
+	}
+	fclose(j);
+	f = fmemopen(jbuf, jlen, "r");
+	CHECK_EQ(dt_stats_journal_replay(f, b, &applied), 0);
+	fclose(f);
+	CHECK_EQ(applied, DREF_EPOCHS);
+	dref_check(b, last, DREF_EPOCHS, horizon);
+	CHECK_EQ(dt_stats_total_pages(b), dt_stats_total_pages(s));
+	free(jbuf);
+	dt_stats_free(s);
+	dt_stats_free(b);
+}
+
+/*
  * The last-dirty index forgets pages that left the horizon: counts drop at
  * once, the memory within a few sweeps, and a page dirtied again after
  * expiry counts as new (never twice).
@@ -800,6 +901,7 @@ int main(void)
 	RUN(test_vcpu);
 	RUN(test_many);
 	RUN(test_open_paths);
+	RUN(test_dense_reference);
 	RUN(test_index_expiry);
 	RUN(test_buckets);
 	RUN(test_random);
