@@ -554,7 +554,7 @@ static void bench_scale_cell(const struct scale_size *sz, const struct scale_fra
 			exit(1);
 		}
 		t0 = now_ns();
-		if (dt_stats_close_epoch(s, (uint64_t)i) < 0)
+		if (dt_stats_close_epoch(s, (uint64_t)i, NULL) < 0)
 			die("dt_stats_close_epoch", ENOMEM);
 		tx = now_ns() - t0;
 		if (dt_stats_wss(s, 1) != bits) {

@@ -226,7 +226,7 @@ static void test_ring_resync_inside_run(void)
 	CHECK_EQ(f.c.ops->harvest(&f.c), 1); /* in step: the next entry is read at once */
 	CHECK_EQ(dt_collector_harvest_vcpu(&f.c, 1), 0);
 	CHECK_EQ(f.c.ring_resyncs, 1);
-	CHECK_EQ(dt_stats_close_epoch(f.stats, 1), 0);
+	CHECK_EQ(dt_stats_close_epoch(f.stats, 1, NULL), 0);
 	CHECK_EQ(dt_stats_wss(f.stats, 1), 101);
 	fixture_done(&f);
 }

@@ -739,12 +739,11 @@ static void test_dense_reference(void)
 	struct dt_stats *s = mk(horizon, 4, 3, 512, DREF_VCPUS), *b = mk(horizon, 4, 3, 512,
 									  DREF_VCPUS);
 	char *jbuf = NULL;
-	size_t jlen = 0, flen;
+	size_t jlen = 0;
 	uint64_t applied = 0;
 	FILE *j = open_memstream(&jbuf, &jlen), *f;
 
 	memset(last, 0xff, sizeof(last));
-	dt_stats_set_journal(s, true);
 	for (uint32_t e = 0; e < DREF_EPOCHS; e++) {
 		uint32_t mode = e % 6;
 
@@ -775,11 +774,15 @@ static void test_dense_reference(void)
 						last[0][i0 + bt] = (int32_t)e;
 			}
 		}
-		close_ok(s, 1000 + e);
-		flen = 0;
-		const void *fr = dt_stats_journal_last(s, &flen);
-		CHECK(fr != NULL);
-		fwrite(fr, 1, flen, j);
+		struct dt_closed_epoch *ce = NULL;
+		struct dt_buf fb = {0};
+
+		CHECK_EQ(dt_stats_close_epoch(s, 1000 + e, &ce), 0);
+		CHECK(ce != NULL);
+		CHECK_EQ(dt_persist_frame(ce, &fb), 0);
+		fwrite(fb.p, 1, fb.len, j);
+		dt_buf_done(&fb);
+		dt_closed_epoch_free(ce);
 		dref_check(s, last, e + 1, horizon);
 	}
 	fclose(j);
