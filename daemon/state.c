@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dt_file.h"
 #include "dt_util.h"
 #include "log.h"
 #include "manager.h"
@@ -458,9 +459,19 @@ static void replay_journal(struct dt_vm *vm)
 
 	if (vm_path(vm, ".journal", &jpath) < 0)
 		return;
-	f = fopen(jpath, "re");
-	if (!f)
+	r = dt_file_fopen(jpath, DT_FILE_NOFOLLOW, UINT64_MAX, &f);
+	if (r == -ENOENT)
 		return;
+	if (r < 0) {
+		/*
+		 * Not a journal we wrote (a FIFO would block the loop): the
+		 * snapshot stands alone, and the name is freed for a new one.
+		 */
+		dt_log(LOG_WARNING, "vm %u (%s): journal %s not replayed: %s; moved aside to %s.bad",
+		       vm->id, vm->name, jpath, dt_file_strerror(r), jpath);
+		move_aside(jpath);
+		return;
+	}
 	if (fstat(fileno(f), &st) < 0 || st.st_size == 0) {
 		fclose(f);
 		return;
@@ -494,10 +505,10 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 	FILE *f;
 	int r;
 
-	f = fopen(path, "re");
-	if (!f) {
-		dt_log(LOG_WARNING, "state: cannot open %s: %m", path);
-		return -errno;
+	r = dt_file_fopen(path, DT_FILE_NOFOLLOW, UINT64_MAX, &f);
+	if (r < 0) {
+		dt_log(LOG_WARNING, "state: %s not restored: %s", path, dt_file_strerror(r));
+		return r;
 	}
 	r = read_head(m, f, uuid, &h, &owner, &slots, &reason);
 	if (r >= 0) {
