@@ -76,6 +76,11 @@ static uint64_t v_ring_full(const struct dt_vm *vm)
 {
 	return vm->counters.ring_full;
 }
+
+static uint64_t v_ring_full_harvests(const struct dt_vm *vm)
+{
+	return vm->counters.ring_full_harvests;
+}
 static uint64_t v_late(const struct dt_vm *vm)
 {
 	return vm->counters.late_syncs;
@@ -175,6 +180,9 @@ int dt_metrics_render(struct dt_manager *m, char **ret, size_t *ret_len)
 	       v_errors);
 	per_vm(f, m, "vm_ring_full_total", "counter", "Dirty ring full notices from the VMM.",
 	       v_ring_full);
+	per_vm(f, m, "vm_ring_full_harvests_total", "counter",
+	       "Ring harvests run for RING_FULL notices (at most one per vCPU per ring reset).",
+	       v_ring_full_harvests);
 	per_vm(f, m, "vm_late_syncs_total", "counter",
 	       "Epochs closed without the VMM's bitmap sync in time.", v_late);
 	per_vm(f, m, "vm_history_bytes", "gauge", "Heap held by the VM's history.", v_history);

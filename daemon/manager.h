@@ -29,6 +29,7 @@ enum dt_vm_state {
 struct dt_vm_counters {
 	uint64_t harvests; /* epochs closed */
 	uint64_t ring_full; /* RING_FULL notices */
+	uint64_t ring_full_harvests; /* ring harvests they caused (coalesced: at most one per vCPU per reset) */
 	uint64_t resets; /* RESET_RINGS completed */
 	uint64_t late_syncs; /* epochs closed without SYNC_DONE in time */
 	uint64_t attaches; /* HELLOs accepted for this VM (1 + reattaches) */
@@ -88,6 +89,16 @@ struct dt_vm {
 	sd_event_source *tick; /* epoch timer */
 	sd_event_source *sync_deadline;
 	sd_event_source *retention; /* removal of a detached VM */
+	/*
+	 * RING_FULL notices are coalesced: a notice marks its vCPU in
+	 * ring_full_pending and arms ring_full_defer, which harvests each
+	 * marked vCPU once and asks for one reset. A vCPU harvested that way is
+	 * in ring_full_taken until the VMM's next RESET_DONE (it cannot publish
+	 * more before that): further notices for it are only counted.
+	 */
+	uint64_t *ring_full_pending, *ring_full_taken; /* vcpus bits each */
+	bool ring_full_reset; /* a notice came in: the defer asks for a reset */
+	sd_event_source *ring_full_defer;
 	uint32_t sync_seq, reset_seq;
 	bool sync_pending, reset_pending, reset_wanted;
 	uint64_t reset_sent_us;
