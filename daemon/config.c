@@ -205,6 +205,8 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 		what = "unknown user or too many";
 	else if (IS("attach", "max_vms"))
 		r = set_u32(&c->max_vms, value, 1, 65536), what = "must be 1..65536";
+	else if (IS("attach", "max_vms_per_owner"))
+		r = set_u32(&c->max_vms_per_owner, value, 0, 65536), what = "must be 0..65536";
 	else if (IS("attach", "max_vcpus"))
 		r = set_u32(&c->max_vcpus, value, 1, 4096), what = "must be 1..4096";
 	else if (IS("attach", "max_slots"))
@@ -649,6 +651,7 @@ static const struct key_info keys[] = {
 	ARR("attach.allowed_groups", allowed_gids, n_allowed_gids, false),
 	ARR("attach.takeover_users", takeover_uids, n_takeover_uids, false),
 	RAW("attach.max_vms", max_vms, false),
+	RAW("attach.max_vms_per_owner", max_vms_per_owner, false),
 	RAW("attach.max_vcpus", max_vcpus, false),
 	RAW("attach.max_slots", max_slots, false),
 	RAW("attach.max_ring_entries", max_ring_entries, false),

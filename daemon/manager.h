@@ -165,6 +165,13 @@ void dt_manager_stop(struct dt_manager *m); /* detach every VMM, close listeners
 struct dt_vm *dt_manager_find_vm(struct dt_manager *m, const char *key); /* id, uuid or name */
 struct dt_vm *dt_manager_find_uuid(struct dt_manager *m, const uint8_t uuid[16]);
 unsigned dt_manager_attached(const struct dt_manager *m);
+/*
+ * Make room for one more VM of owner under [attach] max_vms_per_owner:
+ * while it is at its cap, its longest-detached VM is removed (history
+ * files too, as at the end of its retention). -EUSERS when every one of
+ * its VMs is attached, or (evict false) when it is at its cap at all.
+ */
+int dt_manager_owner_room(struct dt_manager *m, uid_t owner, bool evict);
 /* Register a front end to be told of changes; -ENOSPC when full. */
 int dt_manager_observe(struct dt_manager *m, const struct dt_observer *o);
 void dt_manager_unobserve(struct dt_manager *m, void *userdata);

@@ -511,6 +511,13 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 		return r;
 	}
 	r = read_head(m, f, uuid, &h, &owner, &slots, &reason);
+	if (r >= 0 && dt_manager_owner_room(m, owner, false) < 0) {
+		/* Left on disk: a higher cap, or a removal of another, restores it. */
+		dt_log(LOG_WARNING, "state: %s not restored: uid %u is at max_vms_per_owner", path,
+		       (unsigned)owner);
+		fclose(f);
+		return -EUSERS;
+	}
 	if (r >= 0) {
 		memcpy(hello.name, h.name, sizeof(hello.name));
 		memcpy(hello.vmm, h.vmm, sizeof(hello.vmm));
