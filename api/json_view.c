@@ -247,6 +247,7 @@ struct json_object *dt_json_vm(const struct dt_vm *vm)
 	add(counters, "bitmap_pages", u64(vm->collector.bitmap_pages));
 	add(counters, "ring_resyncs", u64(vm->collector.ring_resyncs));
 	add(counters, "ring_full", u64(vm->counters.ring_full));
+	add(counters, "ring_full_harvests", u64(vm->counters.ring_full_harvests));
 	add(counters, "resets", u64(vm->counters.resets));
 	add(counters, "late_syncs", u64(vm->counters.late_syncs));
 	add(counters, "attaches", u64(vm->counters.attaches));

@@ -109,6 +109,11 @@ static uint64_t v_ring_full(const struct dt_vm *vm)
 {
 	return vm->counters.ring_full;
 }
+
+static uint64_t v_ring_full_harvests(const struct dt_vm *vm)
+{
+	return vm->counters.ring_full_harvests;
+}
 static uint64_t v_late(const struct dt_vm *vm)
 {
 	return vm->counters.late_syncs;
@@ -388,6 +393,9 @@ int dt_metrics_render(struct dt_manager *m, bool om, char **ret, size_t *ret_len
 	       v_errors);
 	per_vm(f, om, m, "vm_ring_full_total", "counter", "Dirty ring full notices from the VMM.",
 	       v_ring_full);
+	per_vm(f, om, m, "vm_ring_full_harvests_total", "counter",
+	       "Ring harvests run for RING_FULL notices (at most one per vCPU per ring reset).",
+	       v_ring_full_harvests);
 	per_vm(f, om, m, "vm_late_syncs_total", "counter",
 	       "Epochs closed without the VMM's bitmap sync in time.", v_late);
 	per_vm(f, om, m, "vm_history_bytes", "gauge", "Heap held by the VM's history.", v_history);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "dt_file.h"
 #include "dt_util.h"
 #include "http.h"
 #include "log.h"
@@ -231,13 +232,14 @@ static int bind_tcp(const char *spec, int *ret)
 /* A whole small file (PEM or token), NUL-terminated; -EINVAL when empty. */
 static int read_secret(const char *path, char **ret)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* A FIFO here would block the loop: regular files only. */
+	_cleanup_close_ int fd = dt_file_open(path, 0, DT_SECRET_MAX, NULL);
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	ssize_t n;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	buf = malloc(DT_SECRET_MAX + 1);
 	if (!buf)
 		return -ENOMEM;

@@ -340,6 +340,16 @@ static void on_hello(struct dt_conn *c, const struct dt_msg *msg)
 		vm = NULL;
 	}
 	if (!vm) {
+		/* One owner's detached VMs never lock the others out. */
+		if (dt_manager_owner_room(m, c->cred.uid, true) < 0) {
+			snprintf(reason, sizeof(reason),
+				 "uid %u has its limit of VMs attached (max_vms_per_owner = %u)",
+				 c->cred.uid,
+				 m->config.max_vms_per_owner ? m->config.max_vms_per_owner
+							     : m->config.max_vms);
+			r = -EUSERS;
+			goto refuse;
+		}
 		if (dt_manager_attached(m) >= m->config.max_vms || m->nvms >= 2 * m->config.max_vms) {
 			snprintf(reason, sizeof(reason), "too many VMs (max_vms = %u)",
 				 m->config.max_vms);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "dt_file.h"
 #include "dt_util.h"
 
 /* The group of the shipped attach socket (units/dirtytrackd.socket, sysusers). */
@@ -242,6 +243,8 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 		what = "unknown user or too many";
 	else if (IS("attach", "max_vms"))
 		r = set_u32(&c->max_vms, value, 1, 65536), what = "must be 1..65536";
+	else if (IS("attach", "max_vms_per_owner"))
+		r = set_u32(&c->max_vms_per_owner, value, 0, 65536), what = "must be 0..65536";
 	else if (IS("attach", "max_vcpus"))
 		r = set_u32(&c->max_vcpus, value, 1, 4096), what = "must be 1..4096";
 	else if (IS("attach", "max_slots"))
@@ -432,42 +435,18 @@ int dt_config_load_string(struct dt_config *c, const char *name, const char *tex
 	return 0;
 }
 
-/* Whole file into memory; a config file is small, 1 MiB is plenty. */
+/*
+ * Whole file into memory; a config file is small, 1 MiB is plenty. A FIFO
+ * or device is refused (it would block the loop), /dev/null is empty.
+ */
 static int read_text(const char *path, char **ret)
 {
 	_cleanup_free_ char *buf = NULL;
-	size_t len = 0, cap = 0;
-	FILE *f = fopen(path, "re");
+	size_t len;
+	int r = dt_file_read(path, DT_FILE_DEVNULL, 1u << 20, &buf, &len);
 
-	if (!f)
-		return -errno;
-	for (;;) {
-		if (len + 4096 + 1 > cap) {
-			char *nb;
-
-			cap = cap ? cap * 2 : 8192;
-			if (cap > (1u << 20) + 8192) {
-				fclose(f);
-				return -EFBIG;
-			}
-			nb = realloc(buf, cap);
-			if (!nb) {
-				fclose(f);
-				return -ENOMEM;
-			}
-			buf = nb;
-		}
-		size_t n = fread(buf + len, 1, 4096, f);
-		len += n;
-		if (n < 4096)
-			break;
-	}
-	if (ferror(f)) {
-		fclose(f);
-		return -EIO;
-	}
-	fclose(f);
-	buf[len] = 0;
+	if (r < 0)
+		return r;
 	if (strlen(buf) != len)
 		return -EBADMSG; /* a NUL byte: not a text file */
 	*ret = TAKE_PTR(buf);
@@ -481,7 +460,7 @@ int dt_config_load(struct dt_config *c, const char *path, char *err, size_t errl
 
 	if (r < 0) {
 		snprintf(err, errlen, "%s: cannot read: %s", path,
-			 r == -EBADMSG ? "not a text file" : strerror(-r));
+			 r == -EBADMSG ? "not a text file" : dt_file_strerror(r));
 		return r;
 	}
 	return dt_config_load_string(c, path, text, err, errlen);
@@ -713,6 +692,7 @@ static const struct key_info keys[] = {
 	ARR("attach.allowed_groups", allowed_gids, n_allowed_gids, false),
 	ARR("attach.takeover_users", takeover_uids, n_takeover_uids, false),
 	RAW("attach.max_vms", max_vms, false),
+	RAW("attach.max_vms_per_owner", max_vms_per_owner, false),
 	RAW("attach.max_vcpus", max_vcpus, false),
 	RAW("attach.max_slots", max_slots, false),
 	RAW("attach.max_ring_entries", max_ring_entries, false),

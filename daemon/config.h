@@ -29,6 +29,7 @@ struct dt_config {
 	uint32_t recent_epochs;
 	uint32_t coarse_epochs;
 	uint32_t max_vms;
+	uint32_t max_vms_per_owner; /* VMs one uid may have listed; 0: max_vms */
 	uint32_t max_vcpus;
 	uint32_t max_slots;
 	uint32_t max_ring_entries;

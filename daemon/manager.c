@@ -93,6 +93,35 @@ unsigned dt_manager_attached(const struct dt_manager *m)
 	return n;
 }
 
+int dt_manager_owner_room(struct dt_manager *m, uid_t owner, bool evict)
+{
+	uint32_t cap = m->config.max_vms_per_owner ? m->config.max_vms_per_owner : m->config.max_vms;
+
+	for (;;) {
+		struct dt_vm *oldest = NULL;
+		unsigned n = 0;
+
+		for (struct dt_vm *vm = m->vms; vm; vm = vm->next) {
+			if (vm->state == DT_VM_OBSERVED || vm->owner_uid != owner)
+				continue;
+			n++;
+			if (evict && vm->state == DT_VM_DETACHED &&
+			    (!oldest || vm->detached_us < oldest->detached_us))
+				oldest = vm;
+		}
+		if (n < cap)
+			return 0;
+		if (!oldest)
+			return -EUSERS;
+		dt_log(LOG_NOTICE,
+		       "vm %u (%s): evicted: uid %u is at max_vms_per_owner = %u and this is its "
+		       "longest-detached VM; its history is removed",
+		       oldest->id, oldest->name, (unsigned)owner, cap);
+		dt_state_forget(oldest);
+		dt_vm_free(oldest);
+	}
+}
+
 int dt_manager_observe(struct dt_manager *m, const struct dt_observer *o)
 {
 	if (m->nobservers >= DT_MAX_OBSERVERS)

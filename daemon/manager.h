@@ -30,6 +30,7 @@ enum dt_vm_state {
 struct dt_vm_counters {
 	uint64_t harvests; /* epochs closed */
 	uint64_t ring_full; /* RING_FULL notices */
+	uint64_t ring_full_harvests; /* ring harvests they caused (coalesced: at most one per vCPU per reset) */
 	uint64_t resets; /* RESET_RINGS completed */
 	uint64_t late_syncs; /* epochs closed without SYNC_DONE in time */
 	uint64_t attaches; /* HELLOs accepted for this VM (1 + reattaches) */
@@ -103,6 +104,16 @@ struct dt_vm {
 	sd_event_source *tick; /* epoch timer */
 	sd_event_source *sync_deadline;
 	sd_event_source *retention; /* removal of a detached VM */
+	/*
+	 * RING_FULL notices are coalesced: a notice marks its vCPU in
+	 * ring_full_pending and arms ring_full_defer, which harvests each
+	 * marked vCPU once and asks for one reset. A vCPU harvested that way is
+	 * in ring_full_taken until the VMM's next RESET_DONE (it cannot publish
+	 * more before that): further notices for it are only counted.
+	 */
+	uint64_t *ring_full_pending, *ring_full_taken; /* vcpus bits each */
+	bool ring_full_reset; /* a notice came in: the defer asks for a reset */
+	sd_event_source *ring_full_defer;
 	uint32_t sync_seq, reset_seq;
 	bool sync_pending, reset_pending, reset_wanted;
 	uint64_t reset_sent_us;
@@ -176,6 +187,13 @@ void dt_manager_stop(struct dt_manager *m); /* detach every VMM, close listeners
 struct dt_vm *dt_manager_find_vm(struct dt_manager *m, const char *key); /* id, uuid or name */
 struct dt_vm *dt_manager_find_uuid(struct dt_manager *m, const uint8_t uuid[16]);
 unsigned dt_manager_attached(const struct dt_manager *m);
+/*
+ * Make room for one more VM of owner under [attach] max_vms_per_owner:
+ * while it is at its cap, its longest-detached VM is removed (history
+ * files too, as at the end of its retention). -EUSERS when every one of
+ * its VMs is attached, or (evict false) when it is at its cap at all.
+ */
+int dt_manager_owner_room(struct dt_manager *m, uid_t owner, bool evict);
 /* Register a front end to be told of changes; -ENOSPC when full. */
 int dt_manager_observe(struct dt_manager *m, const struct dt_observer *o);
 void dt_manager_unobserve(struct dt_manager *m, void *userdata);

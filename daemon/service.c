@@ -5,6 +5,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "dt_file.h"
 #include "dt_util.h"
 #include "log.h"
 #include "manager.h"
@@ -76,12 +77,12 @@ int dt_service_cat_config(const struct dt_service *s, FILE *out)
 	for (unsigned i = 0; i < files.n; i++) {
 		char buf[4096];
 		size_t n, last = '\n';
-		FILE *f = fopen(files.paths[i], "re");
+		FILE *f = NULL;
 
 		fprintf(out, "%s# %s\n", i ? "\n" : "", files.paths[i]);
-		if (!f) {
-			fprintf(stderr, "dirtytrackd: %s: %m\n", files.paths[i]);
-			r = -errno;
+		r = dt_file_fopen(files.paths[i], DT_FILE_DEVNULL, 1u << 20, &f);
+		if (r < 0) {
+			fprintf(stderr, "dirtytrackd: %s: %s\n", files.paths[i], dt_file_strerror(r));
 			break;
 		}
 		while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {

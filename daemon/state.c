@@ -60,6 +60,7 @@
 #include <unistd.h>
 
 #include "dt_buf.h"
+#include "dt_file.h"
 #include "dt_util.h"
 #include "log.h"
 #include "manager.h"
@@ -280,7 +281,7 @@ static int append_frame(struct state_job *j)
 	r = dt_persist_frame(j->closed, &j->data);
 	if (r < 0)
 		return r;
-	fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
 	if (fd < 0)
 		return -errno;
 	r = write_all(fd, j->data.p, j->data.len);
@@ -301,7 +302,7 @@ static int replace_file(struct state_job *j)
 		return r;
 	if (asprintf(&tmp, "%s.tmp", j->path) < 0)
 		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
 	if (fd < 0)
 		return -errno;
 	r = write_all(fd, j->data.p, j->data.len);
@@ -322,7 +323,7 @@ static int replace_file(struct state_job *j)
 			(void)unlink(j->then[i]);
 			continue;
 		}
-		fd = open(j->then[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		fd = open(j->then[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
 		if (fd < 0)
 			return -errno;
 		close(fd);
@@ -792,9 +793,19 @@ static void replay_journal(struct dt_vm *vm)
 
 	if (vm_path(vm, ".journal", &jpath) < 0)
 		return;
-	f = fopen(jpath, "re");
-	if (!f)
+	r = dt_file_fopen(jpath, DT_FILE_NOFOLLOW, UINT64_MAX, &f);
+	if (r == -ENOENT)
 		return;
+	if (r < 0) {
+		/*
+		 * Not a journal we wrote (a FIFO would block the loop): the
+		 * snapshot stands alone, and the name is freed for a new one.
+		 */
+		dt_log(LOG_WARNING, "vm %u (%s): journal %s not replayed: %s; moved aside to %s.bad",
+		       vm->id, vm->name, jpath, dt_file_strerror(r), jpath);
+		move_aside(jpath);
+		return;
+	}
 	if (fstat(fileno(f), &st) < 0 || st.st_size == 0) {
 		fclose(f);
 		return;
@@ -828,12 +839,19 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 	FILE *f;
 	int r;
 
-	f = fopen(path, "re");
-	if (!f) {
-		dt_log(LOG_WARNING, "state: cannot open %s: %m", path);
-		return -errno;
+	r = dt_file_fopen(path, DT_FILE_NOFOLLOW, UINT64_MAX, &f);
+	if (r < 0) {
+		dt_log(LOG_WARNING, "state: %s not restored: %s", path, dt_file_strerror(r));
+		return r;
 	}
 	r = read_head(m, f, uuid, &h, &owner, &slots, &reason);
+	if (r >= 0 && dt_manager_owner_room(m, owner, false) < 0) {
+		/* Left on disk: a higher cap, or a removal of another, restores it. */
+		dt_log(LOG_WARNING, "state: %s not restored: uid %u is at max_vms_per_owner", path,
+		       (unsigned)owner);
+		fclose(f);
+		return -EUSERS;
+	}
 	if (r >= 0) {
 		memcpy(hello.name, h.name, sizeof(hello.name));
 		memcpy(hello.vmm, h.vmm, sizeof(hello.vmm));

@@ -209,26 +209,69 @@ void dt_vm_sync_done(struct dt_vm *vm, uint32_t ref_seq)
 	vm_close_epoch(vm);
 }
 
+static void ring_full_clear(struct dt_vm *vm)
+{
+	size_t words = (vm->vcpus + 63) / 64;
+
+	if (vm->ring_full_taken)
+		memset(vm->ring_full_taken, 0, words * sizeof(uint64_t));
+}
+
 void dt_vm_reset_done(struct dt_vm *vm, uint32_t ref_seq)
 {
 	if (!vm->reset_pending || ref_seq != vm->reset_seq)
 		return;
 	vm->reset_pending = false;
 	vm->counters.resets++;
+	/* The VMM may run its vCPUs again: their next RING_FULL is harvested. */
+	ring_full_clear(vm);
 	if (vm->reset_wanted)
 		vm_request_reset(vm);
 }
 
-void dt_vm_ring_full(struct dt_vm *vm, uint32_t vcpu)
+/* The coalesced RING_FULL work: each marked vCPU once, then one reset. */
+static int on_ring_full(sd_event_source *s, void *userdata)
 {
-	vm->counters.ring_full++;
+	struct dt_vm *vm = userdata;
+	uint64_t start = dt_now_us();
+
+	if (!dt_conn_alive(vm->conn))
+		return 0; /* the drop's final harvest takes everything */
+	for (uint32_t w = 0; w < (vm->vcpus + 63) / 64; w++) {
+		uint64_t bits = vm->ring_full_pending[w];
+
+		vm->ring_full_pending[w] = 0;
+		while (bits) {
+			uint32_t vcpu = w * 64 + (uint32_t)__builtin_ctzll(bits);
+
+			bits &= bits - 1;
+			dt_collector_harvest_vcpu(&vm->collector, vcpu);
+			vm->ring_full_taken[w] |= 1ull << (vcpu % 64);
+			vm->counters.ring_full_harvests++;
+		}
+	}
+	vm->counters.harvest_us += dt_now_us() - start;
+	vm->epoch_harvest_us += dt_now_us() - start;
 	/*
 	 * Reset even when nothing was harvested (no ring for that vCPU yet,
 	 * e.g. while reattaching): the VMM waits for a reset after every
 	 * RING_FULL it sends.
 	 */
-	dt_collector_harvest_vcpu(&vm->collector, vcpu);
-	vm_request_reset(vm);
+	if (vm->ring_full_reset) {
+		vm->ring_full_reset = false;
+		vm_request_reset(vm);
+	}
+	return 0;
+}
+
+void dt_vm_ring_full(struct dt_vm *vm, uint32_t vcpu)
+{
+	vm->counters.ring_full++;
+	vm->ring_full_reset = true;
+	if (vcpu < vm->vcpus && !(vm->ring_full_taken[vcpu / 64] & (1ull << (vcpu % 64))))
+		vm->ring_full_pending[vcpu / 64] |= 1ull << (vcpu % 64);
+	/* O(1) per notice: a flood costs one harvest per vCPU, after the wakeup. */
+	sd_event_source_set_enabled(vm->ring_full_defer, SD_EVENT_ONESHOT);
 }
 
 static int on_retention(sd_event_source *s, uint64_t usec, void *userdata)
@@ -299,6 +342,16 @@ static int vm_create(struct dt_manager *m, const struct dt_msg_hello *h, uint64_
 			      on_retention, vm);
 	if (r < 0)
 		goto fail;
+	vm->ring_full_pending = calloc((vm->vcpus + 63) / 64, sizeof(uint64_t));
+	vm->ring_full_taken = calloc((vm->vcpus + 63) / 64, sizeof(uint64_t));
+	r = -ENOMEM;
+	if (!vm->ring_full_pending || !vm->ring_full_taken)
+		goto fail;
+	r = sd_event_add_defer(m->event, &vm->ring_full_defer, on_ring_full, vm);
+	if (r < 0)
+		goto fail;
+	sd_event_source_set_priority(vm->ring_full_defer, SD_EVENT_PRIORITY_IMPORTANT);
+	sd_event_source_set_enabled(vm->ring_full_defer, SD_EVENT_OFF);
 	/* The harvest goes before API work that is ready at the same time. */
 	sd_event_source_set_priority(vm->tick, SD_EVENT_PRIORITY_IMPORTANT);
 	sd_event_source_set_priority(vm->sync_deadline, SD_EVENT_PRIORITY_IMPORTANT);
@@ -395,6 +448,9 @@ void dt_vm_free(struct dt_vm *vm)
 	sd_event_source_disable_unref(vm->tick);
 	sd_event_source_disable_unref(vm->sync_deadline);
 	sd_event_source_disable_unref(vm->retention);
+	sd_event_source_disable_unref(vm->ring_full_defer);
+	free(vm->ring_full_pending);
+	free(vm->ring_full_taken);
 	if (vm->collector.ops)
 		dt_collector_done(&vm->collector);
 	dt_closed_epoch_free(vm->closed);
@@ -416,6 +472,9 @@ int dt_vm_attach(struct dt_vm *vm, struct dt_conn *c, const struct ucred *cred)
 	vm->counters.attaches++;
 	vm->sync_pending = vm->reset_pending = vm->reset_wanted = false;
 	vm->late_in_a_row = 0;
+	vm->ring_full_reset = false;
+	ring_full_clear(vm);
+	memset(vm->ring_full_pending, 0, (vm->vcpus + 63) / 64 * sizeof(uint64_t));
 	vm->next_tick = now + vm->epoch_us;
 	sd_event_source_set_enabled(vm->retention, SD_EVENT_OFF);
 	sd_event_source_set_time(vm->tick, vm->next_tick);
@@ -437,6 +496,7 @@ void dt_vm_detach(struct dt_vm *vm, const char *reason)
 	snprintf(vm->detach_reason, sizeof(vm->detach_reason), "%s", reason);
 	sd_event_source_set_enabled(vm->tick, SD_EVENT_OFF);
 	sd_event_source_set_enabled(vm->sync_deadline, SD_EVENT_OFF);
+	sd_event_source_set_enabled(vm->ring_full_defer, SD_EVENT_OFF);
 	sd_event_source_set_time(vm->retention, vm->detached_us + vm->m->config.retention_us);
 	sd_event_source_set_enabled(vm->retention, SD_EVENT_ONESHOT);
 	vm->conn = NULL;

@@ -60,7 +60,7 @@ start_daemon() {
 		--listen-tcp off --dbus off "$@" >>"$TMP/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	for _ in $(seq 100); do
-		[ -S "$API_SOCK" ] && [ -S "$ATTACH_SOCK" ] && curl -sf --unix-socket "$API_SOCK" http://localhost/v1/health >/dev/null 2>&1 && return 0
+		[ -S "$API_SOCK" ] && [ -S "$ATTACH_SOCK" ] && curl -sf --max-time 2 --unix-socket "$API_SOCK" http://localhost/v1/health >/dev/null 2>&1 && return 0
 		kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited at start: $(cat "$TMP/daemon.log")"
 		sleep 0.05
 	done
