@@ -92,6 +92,14 @@ struct dt_vm;
 int dt_svg_heatmap(const struct dt_vm *vm, uint32_t window_epochs, char **ret, size_t *ret_len);
 int dt_svg_wss(const struct dt_vm *vm, char **ret, size_t *ret_len);
 
+/*
+ * epoch_pages.c: up to limit ranges of epoch's dirty set from dense page
+ * index cursor on, as the JSON body; -ENOENT when the epoch is not held
+ * exactly. Caller frees *ret.
+ */
+int dt_epoch_pages_render(const struct dt_vm *vm, uint64_t epoch, uint32_t cursor,
+			  uint32_t limit, char **ret, size_t *ret_len);
+
 /* openapi.c: docs/openapi.json, embedded at build time. */
 extern const char dt_openapi_json[];
 size_t dt_openapi_json_len(void);
