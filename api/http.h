@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "clients.h"
 #include "url.h"
 
 struct dt_manager;
@@ -26,6 +27,10 @@ struct dt_listener {
 	sd_event_source *timer;
 	const char *name;
 	bool remote; /* TLS, bearer token required */
+	bool local; /* a Unix socket: clients are peer uids (clients below) */
+	bool closed; /* a connection closed in this MHD_run: run again (see rest.c) */
+	struct dt_clients clients;
+	uint64_t refused; /* connections over max_connections_per_client */
 	unsigned waiters; /* suspended long-polls */
 	unsigned max_waiters;
 };
