@@ -39,7 +39,7 @@ void dt_config_init(struct dt_config *c)
 		.api_max_connections = 64,
 		.api_max_client_connections = 16,
 		.api_timeout_us = 10ull * 1000000,
-		.api_socket_mode = 0666,
+		.api_socket_mode = 0660,
 		.api_max_wait_us = 60ull * 1000000,
 		.api_memory_limit = 64 * 1024,
 		.metrics_windows = { 1, 10, 60, 300 },
