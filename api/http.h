@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "clients.h"
 #include "url.h"
 
 struct dt_manager;
@@ -26,6 +27,10 @@ struct dt_listener {
 	sd_event_source *timer;
 	const char *name;
 	bool remote; /* TLS, bearer token required */
+	bool local; /* a Unix socket: clients are peer uids (clients below) */
+	bool closed; /* a connection closed in this MHD_run: run again (see rest.c) */
+	struct dt_clients clients;
+	uint64_t refused; /* connections over max_connections_per_client */
 	unsigned waiters; /* suspended long-polls */
 	unsigned max_waiters;
 };
@@ -104,6 +109,14 @@ int dt_metrics_render(struct dt_manager *m, bool om, char **ret, size_t *ret_len
 struct dt_vm;
 int dt_svg_heatmap(const struct dt_vm *vm, uint32_t window_epochs, char **ret, size_t *ret_len);
 int dt_svg_wss(const struct dt_vm *vm, char **ret, size_t *ret_len);
+
+/*
+ * epoch_pages.c: up to limit ranges of epoch's dirty set from dense page
+ * index cursor on, as the JSON body; -ENOENT when the epoch is not held
+ * exactly. Caller frees *ret.
+ */
+int dt_epoch_pages_render(const struct dt_vm *vm, uint64_t epoch, uint32_t cursor,
+			  uint32_t limit, char **ret, size_t *ret_len);
 
 /* openapi.c: docs/openapi.json, embedded at build time. */
 extern const char dt_openapi_json[];

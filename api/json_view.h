@@ -11,12 +11,6 @@ struct json_object *dt_json_vm(const struct dt_vm *vm);
 struct json_object *dt_json_vm_list(const struct dt_manager *m);
 /* Per-epoch records since `since`, at most limit. */
 struct json_object *dt_json_vm_history(const struct dt_vm *vm, uint64_t since, size_t limit);
-/*
- * The exact dirty set of a recent epoch as [first gpa page, count] runs.
- * -ENOENT when the epoch is not held exactly (any more).
- */
-int dt_json_vm_epoch_pages(const struct dt_vm *vm, uint64_t epoch, struct json_object **ret);
-
 /* Parts of a VM, each with id, generation, epoch_seconds, epochs_harvested. */
 struct json_object *dt_json_vm_wss(const struct dt_vm *vm);
 struct json_object *dt_json_vm_vcpus(const struct dt_vm *vm);

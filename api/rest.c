@@ -13,6 +13,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -118,12 +119,24 @@ void dt_listener_kick(struct dt_listener *l)
 	sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT);
 }
 
+/*
+ * At its connection limit MHD takes the listening socket out of its epoll
+ * set, and puts it back only at the start of a later MHD_run. When the
+ * last connections then go by timeout, nothing is left to make its epoll
+ * fd readable and MHD_get_timeout() has no deadline: MHD_run never came
+ * again and the listener stayed dead with a full backlog. So after a run
+ * that closed a connection, run once more at once.
+ */
 static int on_mhd_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct dt_listener *l = userdata;
 
+	l->closed = false;
 	MHD_run(l->mhd);
-	listener_update_timer(l);
+	if (l->closed)
+		dt_listener_kick(l);
+	else
+		listener_update_timer(l);
 	return 0;
 }
 
@@ -141,32 +154,94 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	dt_log(LOG_DEBUG, "http: %s", buf);
 }
 
+/* A client of a Unix listener is its peer uid: over its share it is hung up on at once. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct dt_listener *l = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		l->closed = true;
+		if (*socket_context)
+			dt_clients_remove(&l->clients, (uid_t)((uintptr_t)*socket_context - 1));
+		*socket_context = NULL;
+		return;
+	}
+	if (!l->local)
+		return;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+		return;
+	if (dt_clients_add(&l->clients, uc.uid) < 0) {
+		/* MHD reads the end of file and closes it in this very run. */
+		shutdown(ci->connect_fd, SHUT_RDWR);
+		l->refused++;
+		if (l->refused == 1 || l->refused % 1000 == 0)
+			dt_log(LOG_WARNING,
+			       "api %s: uid %u holds max_connections_per_client = %u connections: "
+			       "%" PRIu64 " refused so far",
+			       l->name, (unsigned)uc.uid, l->clients.max_per_client, l->refused);
+		return;
+	}
+	*socket_context = (void *)((uintptr_t)uc.uid + 1);
+}
+
+static bool is_unix_socket(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	return getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_UNIX;
+}
+
 static int listener_start(struct dt_api *a, int fd, const char *name, bool remote)
 {
 	const struct dt_config *c = &a->m->config;
 	struct dt_listener *l = &a->l[a->n];
 	const union MHD_DaemonInfo *info;
 	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+	struct MHD_OptionItem opts[16];
+	size_t n = 0;
 	int r;
 
+#define OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){ (o), (intptr_t)(v), (p) })
 	l->api = a;
 	l->name = name;
 	l->remote = remote;
+	l->local = is_unix_socket(fd);
 	/* Parked long-polls hold connections: keep a quarter free for the rest. */
 	l->max_waiters = DT_MAX(1u, c->api_max_connections * 3 / 4);
 	if (remote)
 		flags |= MHD_USE_TLS;
-	l->mhd = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, l, MHD_OPTION_LISTEN_SOCKET, fd,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->api_max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)DT_MAX(1, c->api_timeout_us / 1000000),
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)c->api_memory_limit,
-		MHD_OPTION_URI_LOG_CALLBACK, on_uri, l, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-		l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		remote ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, a->tls_cert,
-		MHD_OPTION_HTTPS_MEM_KEY, a->tls_key, MHD_OPTION_END);
+	r = dt_clients_init(&l->clients, c->api_max_connections, c->api_max_client_connections);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	OPT(MHD_OPTION_LISTEN_SOCKET, fd, NULL);
+	OPT(MHD_OPTION_CONNECTION_LIMIT, c->api_max_connections, NULL);
+	OPT(MHD_OPTION_CONNECTION_TIMEOUT, DT_MAX(1, c->api_timeout_us / 1000000), NULL);
+	OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->api_memory_limit, NULL);
+	OPT(MHD_OPTION_URI_LOG_CALLBACK, on_uri, l);
+	OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, l);
+	OPT(MHD_OPTION_NOTIFY_CONNECTION, on_connection, l);
+	OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL);
+	if (!l->local) /* TCP: MHD counts connections per peer address */
+		OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->api_max_client_connections, NULL);
+	if (remote) {
+		OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, a->tls_cert);
+		OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, a->tls_key);
+	}
+	OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+	l->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l, MHD_OPTION_ARRAY, opts,
+				  MHD_OPTION_END);
 	if (!l->mhd) {
 		close(fd);
+		dt_clients_done(&l->clients);
 		return -EINVAL;
 	}
 	a->n++;
@@ -368,6 +443,7 @@ struct dt_api *dt_api_free(struct dt_api *a)
 		sd_event_source_disable_unref(a->l[i].timer);
 		if (a->l[i].mhd)
 			MHD_stop_daemon(a->l[i].mhd);
+		dt_clients_done(&a->l[i].clients);
 	}
 	free_secret(a->token);
 	free_secret(a->tls_cert);

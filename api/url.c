@@ -40,7 +40,8 @@ static const struct {
 				      P(WINDOW),
 				      true },
 	[DT_ROUTE_VM_EPOCH_PAGES] = { "epoch pages",
-				      { "v1", "vms", SEG_VM, "epochs", SEG_N, "pages" } },
+				      { "v1", "vms", SEG_VM, "epochs", SEG_N, "pages" },
+				      P(CURSOR) | P(LIMIT) },
 	[DT_ROUTE_VM_PLAN] = { "plan",
 			       { "v1", "vms", SEG_VM, "plan" },
 			       P(BANDWIDTH) | P(DOWNTIME) | P(ZERO_FRACTION) | P(MAX_ROUNDS) |
@@ -57,7 +58,7 @@ static const char *const param_names[_DT_PARAM_MAX] = {
 	[DT_PARAM_WAIT] = "wait",   [DT_PARAM_WINDOW] = "window",
 	[DT_PARAM_BANDWIDTH] = "bandwidth", [DT_PARAM_DOWNTIME] = "downtime",
 	[DT_PARAM_ZERO_FRACTION] = "zero_fraction", [DT_PARAM_MAX_ROUNDS] = "max_rounds",
-	[DT_PARAM_TARGET] = "target",
+	[DT_PARAM_TARGET] = "target", [DT_PARAM_CURSOR] = "cursor",
 };
 
 static const char *const param_needs[_DT_PARAM_MAX] = {
@@ -259,6 +260,17 @@ static int parse_param(struct dt_request_target *t, unsigned accepted, const cha
 				       "query parameter 'target' must be a duration from 1us to "
 				       "7 days, such as 120s or 10m");
 		break;
+	case DT_PARAM_CURSOR: {
+		uint64_t c;
+
+		if (dt_parse_u64(val, 0, UINT32_MAX, &c) < 0)
+			return problem(p, DT_URL_BAD_PARAM, key,
+				       "query parameter 'cursor' must be an integer from 0 to %u "
+				       "(the next_cursor of the previous page)",
+				       UINT32_MAX);
+		t->cursor = (uint32_t)c;
+		break;
+	}
 	default:
 		break;
 	}

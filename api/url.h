@@ -17,6 +17,8 @@
 #define DT_URL_MAX_PARAMS 8
 #define DT_HISTORY_LIMIT_MAX 100000u
 #define DT_HISTORY_LIMIT_DEFAULT 1000u
+/* epochs/{n}/pages: ranges per response (?limit=), the same maximum */
+#define DT_PAGES_LIMIT_DEFAULT 10000u
 #define DT_PLAN_DOWNTIME_MAX_US (3600ull * 1000000) /* ?downtime= at most 1 h */
 #define DT_PLAN_TARGET_MAX_US (7ull * 24 * 3600 * 1000000) /* ?target= at most a week */
 #define DT_PLAN_ROUNDS_MAX 1000u /* ?max_rounds=, the planner's DT_PLAN_MAX_ROUNDS */
@@ -42,7 +44,7 @@ enum dt_route {
 /* Query parameters, one bit each in a route's accepted set. */
 enum dt_param {
 	DT_PARAM_SINCE, /* history: first epoch */
-	DT_PARAM_LIMIT, /* history: at most this many epochs */
+	DT_PARAM_LIMIT, /* history: at most this many epochs; epoch pages: ranges */
 	DT_PARAM_INDEX, /* long-poll: the generation the client has */
 	DT_PARAM_WAIT, /* long-poll: how long to wait for a newer one */
 	DT_PARAM_WINDOW, /* heatmap: duration the heatmap covers */
@@ -51,6 +53,7 @@ enum dt_param {
 	DT_PARAM_ZERO_FRACTION, /* plan: share of memory that is zero pages, 0 .. 1 */
 	DT_PARAM_MAX_ROUNDS, /* plan: pre-copy rounds before a forced stop */
 	DT_PARAM_TARGET, /* plan: time the migration should take at most */
+	DT_PARAM_CURSOR, /* epoch pages: the page index to continue from (a "next" link's) */
 	_DT_PARAM_MAX,
 };
 
@@ -60,6 +63,7 @@ struct dt_request_target {
 	uint64_t epoch; /* {n} of epochs/{n}/pages */
 	unsigned present; /* bit (1 << enum dt_param) per parameter given */
 	uint64_t since, limit, index;
+	uint32_t cursor;
 	uint64_t wait_us, window_us;
 	/* plan: bandwidth >= 1 (bytes/s), downtime_us > 0; max_rounds 0 and target_us 0: not given */
 	uint64_t bandwidth, downtime_us, target_us;

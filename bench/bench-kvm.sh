@@ -125,7 +125,7 @@ while True:
             n = e["epoch"]
             if n < nxt:
                 continue
-            st, p = get(f"/v1/vms/{vm}/epochs/{n}/pages")
+            st, p = get(f"/v1/vms/{vm}/epochs/{n}/pages?limit=100000")
             seen = now_us()
             if st == 200:
                 epochs[n] = (p["end_us"], seen, p["ranges"])

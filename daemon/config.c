@@ -38,8 +38,9 @@ void dt_config_init(struct dt_config *c)
 		.max_handshakes = 32,
 		.handshake_timeout_us = 10ull * 1000000,
 		.api_max_connections = 64,
+		.api_max_client_connections = 16,
 		.api_timeout_us = 10ull * 1000000,
-		.api_socket_mode = 0666,
+		.api_socket_mode = 0660,
 		.api_max_wait_us = 60ull * 1000000,
 		.api_memory_limit = 64 * 1024,
 		.metrics_windows = { 1, 10, 60, 300 },
@@ -272,8 +273,15 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 		r = set_string(&c->api_tcp, value), what = "must be HOST:PORT or off";
 	else if (IS("api", "max_connections"))
 		r = set_u32(&c->api_max_connections, value, 1, 100000), what = "must be 1..100000";
-	else if (IS("api", "timeout"))
-		r = dt_parse_duration(value, &c->api_timeout_us), what = "must be a duration";
+	else if (IS("api", "max_connections_per_client"))
+		r = set_u32(&c->api_max_client_connections, value, 1, 100000),
+		what = "must be 1..100000";
+	else if (IS("api", "timeout")) {
+		r = dt_parse_duration(value, &c->api_timeout_us);
+		if (r >= 0 && (c->api_timeout_us < 1000000 || c->api_timeout_us > 3600ull * 1000000))
+			r = -ERANGE;
+		what = "must be a duration from 1s to 1h";
+	}
 	else if (IS("api", "socket_mode")) {
 		char *end;
 		unsigned long mode = strtoul(value, &end, 8);
@@ -702,6 +710,7 @@ static const struct key_info keys[] = {
 	STR("api.socket", api_socket, true),
 	STR("api.tcp", api_tcp, true),
 	RAW("api.max_connections", api_max_connections, true),
+	RAW("api.max_connections_per_client", api_max_client_connections, true),
 	RAW("api.timeout", api_timeout_us, true),
 	RAW("api.socket_mode", api_socket_mode, true),
 	STR("api.socket_group", api_socket_group, true),

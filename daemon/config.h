@@ -37,6 +37,7 @@ struct dt_config {
 	uint32_t max_handshakes; /* connections not past HELLO/WELCOME; beyond: accept pauses */
 	uint64_t handshake_timeout_us; /* a connection without WELCOME is dropped after this */
 	uint32_t api_max_connections;
+	uint32_t api_max_client_connections; /* per peer uid (Unix) or address (TCP) */
 	uint64_t api_timeout_us;
 	uint32_t api_socket_mode; /* permissions of the API socket */
 	char *api_socket_group; /* group owning it, NULL: unchanged */

@@ -185,6 +185,12 @@ int dt_stats_heatmap(const struct dt_stats *s, uint32_t window, struct dt_heat *
 int dt_stats_epoch_pages(const struct dt_stats *s, uint64_t epoch,
 			 int (*fn)(uint32_t first, uint32_t count, void *ud), void *ud)
 {
+	return dt_stats_epoch_pages_from(s, epoch, 0, fn, ud);
+}
+
+int dt_stats_epoch_pages_from(const struct dt_stats *s, uint64_t epoch, uint32_t from,
+			      int (*fn)(uint32_t first, uint32_t count, void *ud), void *ud)
+{
 	const roaring_bitmap_t *set;
 	roaring_uint32_iterator_t it;
 	uint32_t first = 0, count = 0;
@@ -196,6 +202,8 @@ int dt_stats_epoch_pages(const struct dt_stats *s, uint64_t epoch,
 	if (!set)
 		return 0; /* an idle epoch */
 	roaring_init_iterator(set, &it);
+	if (from)
+		roaring_move_uint32_iterator_equalorlarger(&it, from);
 	for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
 		if (count && it.current_value == first + count) {
 			count++;

@@ -140,6 +140,9 @@ size_t dt_stats_memory(const struct dt_stats *s);
  */
 int dt_stats_epoch_pages(const struct dt_stats *s, uint64_t epoch,
 			 int (*fn)(uint32_t first, uint32_t count, void *ud), void *ud);
+/* The same from page index `from` on (a run across it starts at it). */
+int dt_stats_epoch_pages_from(const struct dt_stats *s, uint64_t epoch, uint32_t from,
+			      int (*fn)(uint32_t first, uint32_t count, void *ud), void *ud);
 
 /*
  * Persistence (dt_persist.c; see there for the format): encoding to and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Listeners: the Unix socket gets the configured mode and group (and the
+# Listeners: the Unix socket is 0660 by default, gets the configured mode and group (and the
 # kernel enforces them), loopback TCP serves, and the remote listener
 # serves TLS only with a bearer token: accepted with the right token,
 # refused (401) without or with a wrong one, no plain HTTP; the daemon
@@ -10,6 +10,14 @@ command -v setpriv >/dev/null || skip "setpriv is missing (util-linux)"
 getent group nogroup >/dev/null || skip "no group 'nogroup' on this host"
 chmod 755 "$TMP"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- Unix socket: not world-writable by default (0666 on main), and no other uid gets in
+start_daemon
+[ "$(stat -c '%a' "$API_SOCK")" = 660 ] || fail "the default api socket mode is $(stat -c '%a' "$API_SOCK"), want 660"
+[ "$(setpriv --reuid=nobody --regid=nogroup --clear-groups curl -s -o /dev/null -w '%{http_code}' --unix-socket "$API_SOCK" http://localhost/v1/health || true)" = 000 ] ||
+	fail "nobody can connect to the default api socket"
+echo "ok: the api socket is 0660 by default: nobody is refused by the kernel"
+stop_daemon
 
 # --- Unix socket mode and group
 cat >"$TMP/sock.conf" <<CONF

@@ -26,8 +26,9 @@ for vm in kvm-ep-ring kvm-ep-bitmap; do
 	api "/v1/vms/$vm/history?since=0&limit=100000" >"$TMP/$vm.history.json"
 	mkdir -p "$TMP/$vm.epochs"
 	for n in $(jq '.epochs[].epoch' "$TMP/$vm.history.json"); do
-		api "/v1/vms/$vm/epochs/$n/pages" >"$TMP/$vm.epochs/$n.json" ||
+		api "/v1/vms/$vm/epochs/$n/pages?limit=100000" >"$TMP/$vm.epochs/$n.json" ||
 			fail "$vm: epoch $n pages not served"
+		jq -e '.next == null' "$TMP/$vm.epochs/$n.json" >/dev/null || fail "$vm: epoch $n has more than one page"
 	done
 	late=$(vm_field "$vm" .counters.late_syncs)
 	python3 - "$TMP/$vm.json" "$TMP/$vm.history.json" "$TMP/$vm.epochs" "$late" <<'PY' || fail "$vm: per-epoch sets wrong"

@@ -57,6 +57,9 @@ check "sysusers: group dirtytrackd" grep -q '^dirtytrackd:' "$TMP/root/etc/group
 check "sysusers: group dirtytrack" grep -q '^dirtytrack:' "$TMP/root/etc/group"
 check "the socket's group is created by sysusers" \
 	grep -qx "SocketGroup=$(cut -d: -f1 "$TMP/root/etc/group" | grep -x dirtytrack)" "$UNITS/dirtytrackd.socket"
+check "the API socket is 0660, its group created by sysusers" \
+	sh -c "grep -qx 'SocketMode=0660' '$UNITS/dirtytrackd-api.socket' &&
+		grep -qx \"SocketGroup=\$(cut -d: -f1 '$TMP/root/etc/group' | grep -x dirtytrack-api)\" '$UNITS/dirtytrackd-api.socket'"
 check "the service's user is created by sysusers" \
 	grep -qx "User=$(cut -d: -f1 "$TMP/root/etc/passwd" | grep -x dirtytrackd)" "$svc"
 if [ -f "$UNITS/org.dirtytrack.DirtyTrack1.service" ]; then

@@ -76,6 +76,11 @@ class Api:
             if rec and rec[0]["epoch"] == n and rec[0]["pages"] == 0:
                 return {"epoch": n, "pages": 0, "ranges": []}
             raise ApiError(f"VM {vm}: epoch {n} is not held: {r}")
+        ranges = r["ranges"]
+        while r.get("next"):  # the set comes in pages of at most ?limit= ranges
+            r = self.get(r["next"])
+            ranges += r["ranges"]
+        r["ranges"] = ranges
         return r
 
     def pages(self, vm, first, last, lo=0, hi=1 << 64):
