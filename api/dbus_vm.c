@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "url.h"
 #include "curve.h"
 #include "dbus_int.h"
 #include "dt_util.h"
@@ -482,9 +483,12 @@ static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 	r = sd_bus_message_read(msg, "tt", &bandwidth, &downtime);
 	if (r < 0)
 		return r;
-	if (bandwidth == 0 || downtime == 0)
+	if (bandwidth < DT_PLAN_BANDWIDTH_MIN || downtime < DT_PLAN_DOWNTIME_MIN_US ||
+	    downtime > DT_PLAN_DOWNTIME_MAX_US)
 		return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
-					 "bandwidth (bytes/s) and max downtime (µs) must be > 0");
+					 "bandwidth must be at least %u bytes/s (1 Mbit/s) and max "
+					 "downtime from %u us (1 ms) to 1 h",
+					 DT_PLAN_BANDWIDTH_MIN, DT_PLAN_DOWNTIME_MIN_US);
 	if (!b || !b->planner)
 		return -ESHUTDOWN;
 	bp = calloc(1, sizeof(*bp));

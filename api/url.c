@@ -219,10 +219,11 @@ static int parse_param(struct dt_request_target *t, unsigned accepted, const cha
 		break;
 	case DT_PARAM_BANDWIDTH:
 		r = dt_parse_bandwidth(val, &t->bandwidth);
-		if (r == -ERANGE)
+		if (r == -ERANGE || (r >= 0 && t->bandwidth < DT_PLAN_BANDWIDTH_MIN))
 			return problem(p, DT_URL_BAD_PARAM, key,
-				       "query parameter 'bandwidth' must be at least 1 byte per "
-				       "second and at most 1PB/s");
+				       "query parameter 'bandwidth' must be from 1Mbit/s (%u bytes "
+				       "per second) to 1PB/s",
+				       DT_PLAN_BANDWIDTH_MIN);
 		if (r < 0)
 			return problem(p, DT_URL_BAD_PARAM, key,
 				       "query parameter 'bandwidth' must be bytes per second: a "
@@ -230,10 +231,10 @@ static int parse_param(struct dt_request_target *t, unsigned accepted, const cha
 				       "500MB or 1GiB");
 		break;
 	case DT_PARAM_DOWNTIME:
-		if (dt_parse_duration(val, &t->downtime_us) < 0 || t->downtime_us == 0 ||
-		    t->downtime_us > DT_PLAN_DOWNTIME_MAX_US)
+		if (dt_parse_duration(val, &t->downtime_us) < 0 ||
+		    t->downtime_us < DT_PLAN_DOWNTIME_MIN_US || t->downtime_us > DT_PLAN_DOWNTIME_MAX_US)
 			return problem(p, DT_URL_BAD_PARAM, key,
-				       "query parameter 'downtime' must be a duration from 1us to "
+				       "query parameter 'downtime' must be a duration from 1ms to "
 				       "1h, such as 300ms or 2s");
 		break;
 	case DT_PARAM_ZERO_FRACTION:

@@ -19,9 +19,16 @@
 #define DT_HISTORY_LIMIT_DEFAULT 1000u
 /* epochs/{n}/pages: ranges per response (?limit=), the same maximum */
 #define DT_PAGES_LIMIT_DEFAULT 10000u
+/*
+ * The plan's inputs are bounded where they stop meaning a migration and only
+ * cost: a plan that never converges runs all max_rounds from every phase of
+ * the activity profile (seconds on the planner thread at 1000 rounds).
+ */
+#define DT_PLAN_BANDWIDTH_MIN 125000u /* ?bandwidth= at least 1 Mbit/s */
+#define DT_PLAN_DOWNTIME_MIN_US 1000u /* ?downtime= at least 1 ms */
 #define DT_PLAN_DOWNTIME_MAX_US (3600ull * 1000000) /* ?downtime= at most 1 h */
 #define DT_PLAN_TARGET_MAX_US (7ull * 24 * 3600 * 1000000) /* ?target= at most a week */
-#define DT_PLAN_ROUNDS_MAX 1000u /* ?max_rounds=, the planner's DT_PLAN_MAX_ROUNDS */
+#define DT_PLAN_ROUNDS_MAX 100u /* ?max_rounds= (the planner takes up to DT_PLAN_MAX_ROUNDS) */
 
 enum dt_route {
 	DT_ROUTE_VMS,

@@ -84,8 +84,9 @@ check "GetHistory(since, limit) honours both" \
 busctl --system --json=short call "$DBUS_NAME" "$P" "$DBUS_VM" Plan tt 125000000 300000 >"$TMP/plan.json"
 check "Plan at 1 Gbit/s, 300 ms converges" jqe '.data[0].converges.data == true and .data[0].verdict.data == "converges" and .data[0].advice.data == "none" and (.data[0].round_list.data | length) == .data[0].rounds.data' "$TMP/plan.json"
 check "Plan states its inputs" jqe '.data[0].bandwidth.data == 125000000 and .data[0].max_downtime_usec.data == 300000 and .data[0].memory_pages.data == 65536 and (.data[0].curve.data | length) >= 1' "$TMP/plan.json"
-busctl --system --json=short call "$DBUS_NAME" "$P" "$DBUS_VM" Plan tt 100000 1000 >"$TMP/plan-slow.json"
-check "Plan at 100 kB/s does not converge and advises" jqe '.data[0].converges.data == false and (.data[0].advice.data | IN("throttle", "postcopy")) and (.data[0] | has("postcopy_total_seconds"))' "$TMP/plan-slow.json"
+busctl --system --json=short call "$DBUS_NAME" "$P" "$DBUS_VM" Plan tt 125000 1000 >"$TMP/plan-slow.json"
+check "Plan at 1 Mbit/s does not converge and advises" jqe '.data[0].converges.data == false and (.data[0].advice.data | IN("throttle", "postcopy")) and (.data[0] | has("postcopy_total_seconds"))' "$TMP/plan-slow.json"
+check "Plan below 1 Mbit/s is refused, naming the bound" sh -c '! busctl --system call "$0" "$1" "$2" Plan tt 100000 1000 2>"$3" && grep -q "at least 125000" "$3"' "$DBUS_NAME" "$P" "$DBUS_VM" "$TMP/plan-err"
 gdbus call --system --dest "$DBUS_NAME" --object-path "$P" --method "$DBUS_VM.GetHistory" 0 3 >"$TMP/hist.gv"
 check "gdbus calls GetHistory" grep -q '^(\[(uint64 0,' "$TMP/hist.gv"
 

@@ -138,7 +138,7 @@ done <<'EOF'
 ?bandwidth=10Gbit&downtime=1s&zero_fraction=-0.1 zero_fraction
 ?bandwidth=10Gbit&downtime=1s&zero_fraction=NaN zero_fraction
 ?bandwidth=10Gbit&downtime=1s&max_rounds=0 max_rounds
-?bandwidth=10Gbit&downtime=1s&max_rounds=1001 max_rounds
+?bandwidth=10Gbit&downtime=1s&max_rounds=101 max_rounds
 ?bandwidth=10Gbit&downtime=1s&max_rounds=two max_rounds
 ?bandwidth=10Gbit&downtime=1s&target=0 target
 ?bandwidth=10Gbit&downtime=1s&target=soon target

@@ -142,6 +142,8 @@ static void test_plan_route(void)
 	check_bad("/v1/vms/web/plan?bandwidth=10Gbit", "downtime");
 	/* bandwidth */
 	check_bad("/v1/vms/web/plan?bandwidth=0&downtime=300ms", "bandwidth");
+	check_bad("/v1/vms/web/plan?bandwidth=124999&downtime=300ms", "bandwidth");
+	check_bad("/v1/vms/web/plan?bandwidth=10Gbit&downtime=999us", "downtime");
 	check_bad("/v1/vms/web/plan?bandwidth=-10Gbit&downtime=300ms", "bandwidth");
 	check_bad("/v1/vms/web/plan?bandwidth=NaN&downtime=300ms", "bandwidth");
 	check_bad("/v1/vms/web/plan?bandwidth=inf&downtime=300ms", "bandwidth");
@@ -167,7 +169,7 @@ static void test_plan_route(void)
 	check_bad("/v1/vms/web/plan?bandwidth=10Gbit&downtime=1s&zero_fraction=50%25",
 		  "zero_fraction");
 	check_bad("/v1/vms/web/plan?bandwidth=10Gbit&downtime=1s&max_rounds=0", "max_rounds");
-	check_bad("/v1/vms/web/plan?bandwidth=10Gbit&downtime=1s&max_rounds=1001", "max_rounds");
+	check_bad("/v1/vms/web/plan?bandwidth=10Gbit&downtime=1s&max_rounds=101", "max_rounds");
 	check_bad("/v1/vms/web/plan?bandwidth=10Gbit&downtime=1s&max_rounds=1.5", "max_rounds");
 	check_bad("/v1/vms/web/plan?bandwidth=10Gbit&downtime=1s&target=0", "target");
 	check_bad("/v1/vms/web/plan?bandwidth=10Gbit&downtime=1s&target=soon", "target");
