@@ -48,6 +48,7 @@ CTL_SRC := $(wildcard tools/dirtytrackctl/*.c)
 DTSIM_SRC := $(wildcard tools/dtsim/*.c)
 DTVM_SRC := $(wildcard tools/dtvm/*.c)
 DTQEMU_SRC := $(wildcard tools/dtqemu/*.c)
+DTFUZZ_SRC := $(wildcard tools/dtfuzz/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 
@@ -62,7 +63,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 all: $(PROGS)
-tests: all $(UNIT_BINS) $(BUILD)/bench/bench_plan
+tests: all $(UNIT_BINS) $(BUILD)/bench/bench_plan $(BUILD)/dtfuzz
 include tools/dtguest/dtguest.mk
 
 $(BUILD)/obj/%.o: %.c
@@ -94,6 +95,11 @@ $(BUILD)/dtsim: $(call obj,$(DTSIM_SRC)) $(LIBCORE) $(LIBDT)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/dtvm: $(call obj,$(DTVM_SRC)) $(LIBCORE) $(LIBDT)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# The stateful protocol fuzzer (tests/integration/fuzz-protocol.sh, make fuzz-long).
+$(BUILD)/dtfuzz: $(call obj,$(DTFUZZ_SRC)) $(LIBCORE) $(LIBDT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
