@@ -154,6 +154,14 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c daemon/conf
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
 fuzz: $(FUZZ_BINS)
+# make fuzz-long [DURATION=seconds]: the protocol fuzzer for long (default 30 min)
+# under the ASan+UBSan daemon, then tests/fuzz/http-abuse.sh where it exists.
+DURATION ?= 1800
+fuzz-long:
+	$(MAKE) BUILD=$(BUILD)/asan SAN=1 tests
+	FUZZ_DURATION=$(DURATION) BUILD=$(BUILD)/asan bash tests/integration/fuzz-protocol.sh
+	if [ -f tests/fuzz/http-abuse.sh ]; then BUILD=$(BUILD)/asan bash tests/fuzz/http-abuse.sh $(DURATION); fi
+.PHONY: fuzz-long
 
 # --- install -------------------------------------------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc]; each directory

@@ -329,7 +329,7 @@ static void act_add_slot(struct fz *s)
 		a.slot = (uint32_t)dt_rng_below(&s->g, 8);
 	}
 	if (fz_send(s, DT_MSG_ADD_SLOT, &a, -1) && s->nslots < SESSION_SLOTS &&
-	    a.pages <= (1u << 24))
+	    a.pages <= (1ull << 32))
 		s->slots[s->nslots++] = (struct fz_slot){ .slot = a.slot, .pages = a.pages };
 }
 
@@ -345,8 +345,9 @@ static void act_add_ring(struct fz *s)
 	struct dt_msg_add_ring a = {
 		.vcpu = (uint32_t)PICK(&s->g, 0, 0, 1, 2, s->hello.vcpus - 1, s->hello.vcpus,
 				       UINT32_MAX),
-		.entries = (uint32_t)PICK(&s->g, 128, 256, 4096, 4096, 65536, 0, 1, 64, 127, 3000,
-					  131072, 1u << 31),
+		.entries = (uint32_t)(chance(&s->g, 0.75)
+					      ? PICK(&s->g, 128, 256, 1024, 4096, 4096, 65536)
+					      : PICK(&s->g, 0, 1, 64, 127, 3000, 131072, 1u << 31)),
 		.offset = PICK(&s->g, 0, 0, 0, 4096, 8192, 1, 100, 2ull << 20, 1ull << 62,
 			       (uint64_t)INT64_MAX & ~4095ull, UINT64_MAX & ~4095ull),
 		.fetch_index = (uint32_t)PICK(&s->g, 0, 0, 0, 1, 127, UINT32_MAX, dt_rng_next(&s->g)),
@@ -480,7 +481,8 @@ static void act_message(struct fz *s)
 		fz_send(s, DT_MSG_WELCOME, &u.w, -1);
 		break;
 	default:
-		fz_send(s, DT_MSG_HELLO, &s->hello, -1); /* a second HELLO */
+		if (chance(&s->g, 0.3))
+			fz_send(s, DT_MSG_HELLO, &s->hello, -1); /* a second HELLO */
 	}
 }
 
@@ -501,23 +503,22 @@ static void build_hello(struct fz *s, const uint8_t *bystander_uuid)
 	};
 	snprintf(h->vmm, sizeof(h->vmm), "dtfuzz");
 	snprintf(h->name, sizeof(h->name), "fz-%llu", (unsigned long long)s->index);
-	if (chance(&s->g, 0.15))
+	if (chance(&s->g, 0.07))
 		h->page_size = (uint32_t)PICK(&s->g, 8192, 65536, 0, 2048, 131072, 12288);
-	if (chance(&s->g, 0.1))
+	if (chance(&s->g, 0.05))
 		h->vcpus = (uint32_t)PICK(&s->g, 0, 512, 513, UINT32_MAX);
-	if (chance(&s->g, 0.05))
+	if (chance(&s->g, 0.03))
 		h->caps |= 1u << 20;
-	if (chance(&s->g, 0.05))
+	if (chance(&s->g, 0.03))
 		h->min_version = 2, h->max_version = 3;
-	switch (dt_rng_below(&s->g, 8)) {
-	case 0:
-	case 1: /* no uuid */
+	switch (dt_rng_below(&s->g, 16)) {
+	case 0 ... 5: /* no uuid */
 		break;
-	case 2: /* the bystander's: EEXIST, and nothing of it may change */
+	case 6: /* the bystander's: EEXIST, and nothing of it may change */
 		if (bystander_uuid)
 			memcpy(h->uuid, bystander_uuid, 16);
 		break;
-	case 3: /* a fresh one */
+	case 7 ... 10: /* a fresh one */
 		for (int i = 0; i < 16; i++)
 			h->uuid[i] = (uint8_t)dt_rng_next(&s->g);
 		break;
@@ -590,17 +591,24 @@ void dtfuzz_session_run(const struct dtfuzz_opts *o, uint64_t index, const uint8
 			act_add_slot(&s);
 		else if (a < 18)
 			act_remove_slot(&s);
-		else if (a < 32)
-			act_add_ring(&s);
-		else if (a < 44)
-			act_add_bitmap(&s);
-		else if (a < 64)
+		else if (a < 44) {
+			/* Mostly what the mode takes, so sessions get deep. */
+			bool ring = s.hello.mode == DT_MODE_RING_BITMAP ? chance(&s.g, 0.5)
+								       : s.hello.mode == DT_MODE_RING;
+
+			if (chance(&s.g, 0.15))
+				ring = !ring;
+			if (ring)
+				act_add_ring(&s);
+			else
+				act_add_bitmap(&s);
+		} else if (a < 68)
 			act_dirty(&s);
-		else if (a < 84)
+		else if (a < 90)
 			act_message(&s);
-		else if (a < 86)
+		else if (a < 91 && chance(&s.g, 0.5))
 			fz_send_raw(&s);
-		else if (a < 88) {
+		else if (a < 92 && chance(&s.g, 0.5)) {
 			/* Half close: the daemon sees EOF (WR) or fails to send (RD). */
 			int how = chance(&s.g, 0.5) ? SHUT_RD : SHUT_WR;
 
@@ -608,11 +616,11 @@ void dtfuzz_session_run(const struct dtfuzz_opts *o, uint64_t index, const uint8
 			s.wr_shut |= how == SHUT_WR;
 			s.rd_shut |= how == SHUT_RD;
 			atomic_fetch_add(&dtfuzz_stats.half_closes, 1);
-		} else if (a < 91) {
-			s.deaf = !s.deaf; /* stop (or start again) reading replies */
 		} else if (a < 95) {
+			s.deaf = !s.deaf; /* stop (or start again) reading replies */
+		} else if (a < 99) {
 			sleep_ms((unsigned)PICK(&s.g, 1, 10, 50, 120, 300)); /* let ticks pass */
-		} else {
+		} else if (chance(&s.g, 0.5)) {
 			struct dt_msg_detach d = { .reason = (uint32_t)dt_rng_below(&s.g, 3) };
 
 			fz_send(&s, DT_MSG_DETACH, &d, -1);
