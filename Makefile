@@ -48,6 +48,7 @@ CTL_SRC := $(wildcard tools/dirtytrackctl/*.c)
 DTSIM_SRC := $(wildcard tools/dtsim/*.c)
 DTVM_SRC := $(wildcard tools/dtvm/*.c)
 DTQEMU_SRC := $(wildcard tools/dtqemu/*.c)
+DTFUZZ_SRC := $(wildcard tools/dtfuzz/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 
@@ -62,7 +63,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 all: $(PROGS)
-tests: all $(UNIT_BINS) $(BUILD)/bench/bench_plan
+tests: all $(UNIT_BINS) $(BUILD)/bench/bench_plan $(BUILD)/dtfuzz
 include tools/dtguest/dtguest.mk
 
 $(BUILD)/obj/%.o: %.c
@@ -94,6 +95,11 @@ $(BUILD)/dtsim: $(call obj,$(DTSIM_SRC)) $(LIBCORE) $(LIBDT)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/dtvm: $(call obj,$(DTVM_SRC)) $(LIBCORE) $(LIBDT)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# The stateful protocol fuzzer (tests/integration/fuzz-protocol.sh, make fuzz-long).
+$(BUILD)/dtfuzz: $(call obj,$(DTFUZZ_SRC)) $(LIBCORE) $(LIBDT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -149,6 +155,14 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c daemon/conf
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
 fuzz: $(FUZZ_BINS)
+# make fuzz-long [DURATION=seconds]: the protocol fuzzer for long (default 30 min)
+# under the ASan+UBSan daemon, then tests/fuzz/http-abuse.sh where it exists.
+DURATION ?= 1800
+fuzz-long:
+	$(MAKE) BUILD=$(BUILD)/asan SAN=1 tests
+	FUZZ_DURATION=$(DURATION) BUILD=$(BUILD)/asan bash tests/integration/fuzz-protocol.sh
+	if [ -f tests/fuzz/http-abuse.sh ]; then BUILD=$(BUILD)/asan bash tests/fuzz/http-abuse.sh $(DURATION); fi
+.PHONY: fuzz-long
 
 # --- install -------------------------------------------------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc]; each directory

@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "dt_proto.h"
+#include "dt_rng.h"
 #include "libdirtytrack.h"
 
 #define DTSIM_MAX_VCPUS	    4096
@@ -70,52 +71,6 @@ const char *dtsim_pattern_name(enum dtsim_pattern_kind p);
 
 /* pattern.c ------------------------------------------------------------- */
 
-/* xoshiro256**, seeded through splitmix64. */
-struct dtsim_rng {
-	uint64_t s[4];
-};
-
-void dtsim_rng_seed(struct dtsim_rng *r, uint64_t seed, uint64_t stream);
-
-static inline uint64_t dtsim_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static inline uint64_t dtsim_rng_next(struct dtsim_rng *r)
-{
-	uint64_t *s = r->s;
-	uint64_t result = dtsim_rotl(s[1] * 5, 7) * 9;
-	uint64_t t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = dtsim_rotl(s[3], 45);
-	return result;
-}
-
-/* Uniform in [0, n), n >= 1, unbiased (Lemire). */
-static inline uint64_t dtsim_rng_below(struct dtsim_rng *r, uint64_t n)
-{
-	unsigned __int128 m = (unsigned __int128)dtsim_rng_next(r) * n;
-	uint64_t low = (uint64_t)m;
-
-	if (low < n) {
-		uint64_t threshold = -n % n;
-		while (low < threshold) {
-			m = (unsigned __int128)dtsim_rng_next(r) * n;
-			low = (uint64_t)m;
-		}
-	}
-	return (uint64_t)(m >> 64);
-}
-
-/* Uniform in [0, 1) with 53 bits. */
-static inline double dtsim_rng_double(struct dtsim_rng *r)
-{
-	return (double)(dtsim_rng_next(r) >> 11) * 0x1.0p-53;
-}
-
 struct dtsim_pattern {
 	enum dtsim_pattern_kind kind;
 	uint64_t wss;
@@ -125,10 +80,10 @@ struct dtsim_pattern {
 };
 
 void dtsim_pattern_init(struct dtsim_pattern *p, enum dtsim_pattern_kind kind, uint64_t wss);
-uint64_t dtsim_zipf_sample(const struct dtsim_pattern *p, struct dtsim_rng *r);
+uint64_t dtsim_zipf_sample(const struct dtsim_pattern *p, struct dt_rng *r);
 
 /* Next page (index into the working set) for one writer. */
-static inline uint64_t dtsim_pattern_next(const struct dtsim_pattern *p, struct dtsim_rng *r,
+static inline uint64_t dtsim_pattern_next(const struct dtsim_pattern *p, struct dt_rng *r,
 					  uint64_t *cursor)
 {
 	uint64_t pg;
@@ -140,13 +95,13 @@ static inline uint64_t dtsim_pattern_next(const struct dtsim_pattern *p, struct 
 		return pg;
 	case DTSIM_HOTCOLD:
 		/* 90% of writes to the hottest 10%, the rest over the rest */
-		if (p->hot == p->wss || dtsim_rng_below(r, 10) < 9)
-			return dtsim_rng_below(r, p->hot);
-		return p->hot + dtsim_rng_below(r, p->wss - p->hot);
+		if (p->hot == p->wss || dt_rng_below(r, 10) < 9)
+			return dt_rng_below(r, p->hot);
+		return p->hot + dt_rng_below(r, p->wss - p->hot);
 	case DTSIM_ZIPF:
 		return dtsim_zipf_sample(p, r);
 	default:
-		return dtsim_rng_below(r, p->wss);
+		return dt_rng_below(r, p->wss);
 	}
 }
 
@@ -349,7 +304,7 @@ int dtsim_truth_write(struct dtsim_truth *t, const struct dtsim_opts *o,
 /* attach.c -------------------------------------------------------------- */
 
 struct dtsim_writer {
-	struct dtsim_rng rng;
+	struct dt_rng rng;
 	uint64_t cursor; /* sequential pattern */
 	double rate;	 /* writes per second while active */
 	bool bursty;

@@ -55,7 +55,7 @@ static int writers_setup(struct dtsim *sim)
 		w->index = i;
 		w->dma = i >= o->vcpus;
 		w->bursty = bursty;
-		dtsim_rng_seed(&w->rng, o->seed, i);
+		dt_rng_seed(&w->rng, o->seed, i);
 		/* sequential: writers start spread over the working set */
 		w->cursor = (uint64_t)((unsigned __int128)o->wss * i / sim->nwriters);
 		if (w->dma) {

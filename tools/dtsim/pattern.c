@@ -4,27 +4,6 @@
 
 #include "dtsim.h"
 
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* Each writer gets its own stream, so its page sequence depends only on the seed. */
-void dtsim_rng_seed(struct dtsim_rng *r, uint64_t seed, uint64_t stream)
-{
-	uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ull);
-
-	for (int i = 0; i < 4; i++)
-		r->s[i] = splitmix64(&x);
-	/* all-zero state is the one xoshiro cannot leave; splitmix never yields it, but be sure */
-	if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3]))
-		r->s[0] = 1;
-}
-
 void dtsim_pattern_init(struct dtsim_pattern *p, enum dtsim_pattern_kind kind, uint64_t wss)
 {
 	*p = (struct dtsim_pattern){.kind = kind, .wss = wss};
@@ -43,10 +22,10 @@ void dtsim_pattern_init(struct dtsim_pattern *p, enum dtsim_pattern_kind kind, u
 }
 
 /* Rank k (1 = hottest) maps to working-set page k - 1. */
-uint64_t dtsim_zipf_sample(const struct dtsim_pattern *p, struct dtsim_rng *r)
+uint64_t dtsim_zipf_sample(const struct dtsim_pattern *p, struct dt_rng *r)
 {
 	for (;;) {
-		double u = p->zipf_hn + dtsim_rng_double(r) * (p->zipf_hx1 - p->zipf_hn);
+		double u = p->zipf_hn + dt_rng_double(r) * (p->zipf_hx1 - p->zipf_hn);
 		double x = exp(u);
 		double kd = floor(x + 0.5);
 		uint64_t k;
