@@ -59,6 +59,7 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 	uint64_t memory = dt_vm_memory_pages(vm);
 	uint32_t n = plan_windows(vm, epochs, windows), nv = 0;
 	struct dt_plan_input in;
+	struct dt_plan_engine_input engine;
 
 	/* libvirt's one rate per calc is no D(T) curve: no plan is better than a made-up one. */
 	if (vm->state == DT_VM_OBSERVED)
@@ -133,5 +134,20 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 		.part_bounds = parts ? bounds : NULL,
 		.nparts = parts ? DT_PLAN_MAX_PARTS : 0,
 	};
-	return dt_plan_compute(&in, ret);
+	if (o->engine)
+		return dt_plan_engine_compute(&in, o->engine, ret);
+	dt_vm_plan_engine(vm, &engine);
+	return dt_plan_engine_compute(&in, &engine, ret);
+}
+
+void dt_vm_plan_engine(const struct dt_vm *vm, struct dt_plan_engine_input *ret)
+{
+	uint32_t version;
+
+	*ret = (struct dt_plan_engine_input){ .engine = DT_PLAN_ENGINE_IDEAL };
+	if (dt_plan_engine_parse(vm->vmm, &ret->engine, &version) < 0 ||
+	    ret->engine != DT_PLAN_ENGINE_QEMU)
+		ret->engine = DT_PLAN_ENGINE_IDEAL;
+	else
+		ret->qemu.version = version;
 }
