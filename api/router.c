@@ -67,11 +67,16 @@ static enum MHD_Result render_plan(struct MHD_Connection *conn, struct dt_vm *vm
 		.max_rounds = t->max_rounds,
 		.target_us = t->target_us,
 	};
+	struct dt_plan_engine_input e = { .engine = (enum dt_plan_engine)t->engine };
+	struct dt_vm_plan_options oe = o;
 	struct dt_plan *p = NULL;
 	struct json_object *j;
 	int r;
 
-	r = dt_vm_plan_with(vm, &o, &p);
+	e.qemu.version = t->engine_version;
+	if (t->present & (1u << DT_PARAM_ENGINE))
+		oe.engine = &e;
+	r = dt_vm_plan_with(vm, &oe, &p);
 	if (r == -ENODATA)
 		return dt_http_unavailable(conn, (unsigned)((vm->epoch_us + 999999) / 1000000),
 					   "VM %u has no closed epoch or no memory yet", vm->id);
@@ -90,7 +95,9 @@ static enum MHD_Result render_plan(struct MHD_Connection *conn, struct dt_vm *vm
 static uint64_t plan_query_hash(const struct dt_request_target *t)
 {
 	const uint64_t v[] = { t->bandwidth, t->downtime_us, t->max_rounds, t->target_us,
-			       (uint64_t)llround(t->zero_fraction * 1e15) };
+			       (uint64_t)llround(t->zero_fraction * 1e15),
+			       (t->present & (1u << DT_PARAM_ENGINE)) ? 1u + t->engine : 0,
+			       t->engine_version };
 	uint64_t h = 0xcbf29ce484222325ull;
 
 	for (size_t i = 0; i < ARRAY_SIZE(v); i++)
