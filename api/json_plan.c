@@ -219,10 +219,34 @@ static struct json_object *recommendation(const struct dt_plan *p)
 	return o;
 }
 
+/* The engine the plan predicts for, and what the QEMU engine adds. */
+static struct json_object *engine(const struct dt_plan *p)
+{
+	struct json_object *o = json_object_new_object();
+
+	add(o, "name", json_object_new_string(dt_plan_engine_name(p->engine)));
+	if (p->engine != DT_PLAN_ENGINE_QEMU)
+		return o;
+	add(o, "dirty_syncs", u64(p->qemu.dirty_syncs));
+	add(o, "bandwidth_estimate_bytes_per_second", num(p->qemu.bandwidth_estimate));
+	add(o, "threshold_bytes", num(p->qemu.threshold_bytes));
+	add(o, "expected_downtime_seconds", num(p->qemu.expected_downtime_s));
+	add(o, "throttle_percent", u64(p->qemu.throttle_percent));
+	add(o, "final_bandwidth_bytes_per_second", num(p->qemu.final_bandwidth));
+	add(o, "zero_page_seconds", num(p->qemu.zero_page_us / 1e6));
+	add(o, "switchover_seconds", num(p->qemu.switchover_s));
+	add(o, "clear_chunk_pages", u64(p->qemu.clear_chunk_pages));
+	add(o, "auto_converge", json_object_new_boolean(p->qemu_input.auto_converge));
+	add(o, "postcopy", json_object_new_boolean(p->qemu_input.postcopy));
+	return o;
+}
+
 struct json_object *dt_json_vm_plan(const struct dt_vm *vm, uint64_t generation, uint64_t epoch,
 				    const struct dt_plan *p)
 {
 	struct json_object *o = json_object_new_object();
+
+	add(o, "engine", engine(p));
 
 	add(o, "id", u64(vm->id));
 	add(o, "name", json_object_new_string(vm->name));

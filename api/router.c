@@ -90,10 +90,15 @@ static enum MHD_Result render_plan(struct dt_req *rq, struct dt_vm *vm,
 		.target_us = t->target_us,
 	};
 	struct MHD_Connection *conn = rq->conn;
+	struct dt_plan_engine_input e = { .engine = (enum dt_plan_engine)t->engine };
+	struct dt_vm_plan_options oe = o;
 	struct dt_plan *p = NULL;
 	struct json_object *j;
 	int r;
 
+	e.qemu.version = t->engine_version;
+	if (t->present & (1u << DT_PARAM_ENGINE))
+		oe.engine = &e;
 	if (rq->plan_ready) {
 		rq->plan_ready = false;
 		p = TAKE_PTR(rq->plan);
@@ -101,7 +106,7 @@ static enum MHD_Result render_plan(struct dt_req *rq, struct dt_vm *vm,
 		if (r == -ECANCELED)
 			return dt_http_unavailable(conn, 1, "the daemon is stopping");
 	} else {
-		r = dt_planner_submit(rq->l->api->planner, vm, &o, on_plan_done, rq, &rq->plan_call);
+		r = dt_planner_submit(rq->l->api->planner, vm, &oe, on_plan_done, rq, &rq->plan_call);
 		if (r == -EBUSY)
 			return dt_http_unavailable(conn, 1, "%u plans are being computed: try again",
 						   DT_PLANNER_MAX_PENDING);
@@ -129,7 +134,9 @@ static enum MHD_Result render_plan(struct dt_req *rq, struct dt_vm *vm,
 static uint64_t plan_query_hash(const struct dt_request_target *t)
 {
 	const uint64_t v[] = { t->bandwidth, t->downtime_us, t->max_rounds, t->target_us,
-			       (uint64_t)llround(t->zero_fraction * 1e15) };
+			       (uint64_t)llround(t->zero_fraction * 1e15),
+			       (t->present & (1u << DT_PARAM_ENGINE)) ? 1u + t->engine : 0,
+			       t->engine_version };
 	uint64_t h = 0xcbf29ce484222325ull;
 
 	for (size_t i = 0; i < ARRAY_SIZE(v); i++)

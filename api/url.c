@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dt_util.h"
+#include "dt_plan.h"
 #include "url.h"
 
 #define P(x) (1u << DT_PARAM_##x)
@@ -45,7 +46,7 @@ static const struct {
 	[DT_ROUTE_VM_PLAN] = { "plan",
 			       { "v1", "vms", SEG_VM, "plan" },
 			       P(BANDWIDTH) | P(DOWNTIME) | P(ZERO_FRACTION) | P(MAX_ROUNDS) |
-				       P(TARGET) | P(INDEX) | P(WAIT),
+				       P(TARGET) | P(ENGINE) | P(INDEX) | P(WAIT),
 			       true,
 			       P(BANDWIDTH) | P(DOWNTIME) },
 	[DT_ROUTE_HEALTH] = { "health", { "v1", "health" } },
@@ -59,6 +60,7 @@ static const char *const param_names[_DT_PARAM_MAX] = {
 	[DT_PARAM_BANDWIDTH] = "bandwidth", [DT_PARAM_DOWNTIME] = "downtime",
 	[DT_PARAM_ZERO_FRACTION] = "zero_fraction", [DT_PARAM_MAX_ROUNDS] = "max_rounds",
 	[DT_PARAM_TARGET] = "target", [DT_PARAM_CURSOR] = "cursor",
+	[DT_PARAM_ENGINE] = "engine",
 };
 
 static const char *const param_needs[_DT_PARAM_MAX] = {
@@ -270,6 +272,16 @@ static int parse_param(struct dt_request_target *t, unsigned accepted, const cha
 				       "(the next_cursor of the previous page)",
 				       UINT32_MAX);
 		t->cursor = (uint32_t)c;
+		break;
+	}
+	case DT_PARAM_ENGINE: {
+		enum dt_plan_engine e;
+
+		if (dt_plan_engine_parse(val, &e, &t->engine_version) < 0)
+			return problem(p, DT_URL_BAD_PARAM, key,
+				       "query parameter 'engine' must be ideal, qemu or qemu-VERSION "
+				       "such as qemu-7.2");
+		t->engine = e;
 		break;
 	}
 	default:

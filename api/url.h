@@ -61,6 +61,7 @@ enum dt_param {
 	DT_PARAM_MAX_ROUNDS, /* plan: pre-copy rounds before a forced stop */
 	DT_PARAM_TARGET, /* plan: time the migration should take at most */
 	DT_PARAM_CURSOR, /* epoch pages: the page index to continue from (a "next" link's) */
+	DT_PARAM_ENGINE, /* plan: "ideal", "qemu" or "qemu-VERSION" (default: the VMM's) */
 	_DT_PARAM_MAX,
 };
 
@@ -76,6 +77,8 @@ struct dt_request_target {
 	uint64_t bandwidth, downtime_us, target_us;
 	double zero_fraction; /* 0 .. 1 */
 	uint32_t max_rounds;
+	unsigned engine;	 /* plan: enum dt_plan_engine, if given */
+	uint32_t engine_version; /* plan: major * 10000 + minor * 100 + micro; 0: none */
 };
 
 enum dt_url_error {

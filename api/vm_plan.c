@@ -52,6 +52,7 @@ struct dt_vm_plan_input {
 	struct dt_plan_point *vpoints;
 	struct dt_plan_vcpu *vcpus;
 	uint64_t *activity, *parts;
+	struct dt_plan_engine_input engine;
 	uint64_t generation, epoch;
 };
 
@@ -78,7 +79,7 @@ uint64_t dt_vm_plan_input_epoch(const struct dt_vm_plan_input *pi)
 
 int dt_vm_plan_input_compute(const struct dt_vm_plan_input *pi, struct dt_plan **ret)
 {
-	return dt_plan_compute(&pi->in, ret);
+	return dt_plan_engine_compute(&pi->in, &pi->engine, ret);
 }
 
 int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
@@ -171,6 +172,10 @@ int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o
 		.part_bounds = pi->parts ? pi->bounds : NULL,
 		.nparts = pi->parts ? DT_PLAN_MAX_PARTS : 0,
 	};
+	if (o->engine)
+		pi->engine = *o->engine;
+	else
+		dt_vm_plan_engine(vm, &pi->engine);
 	*ret = pi;
 	return 0;
 enomem:
@@ -189,4 +194,16 @@ int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 	r = dt_vm_plan_input_compute(pi, ret);
 	dt_vm_plan_input_free(pi);
 	return r;
+}
+
+void dt_vm_plan_engine(const struct dt_vm *vm, struct dt_plan_engine_input *ret)
+{
+	uint32_t version;
+
+	*ret = (struct dt_plan_engine_input){ .engine = DT_PLAN_ENGINE_IDEAL };
+	if (dt_plan_engine_parse(vm->vmm, &ret->engine, &version) < 0 ||
+	    ret->engine != DT_PLAN_ENGINE_QEMU)
+		ret->engine = DT_PLAN_ENGINE_IDEAL;
+	else
+		ret->qemu.version = version;
 }

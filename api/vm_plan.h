@@ -28,7 +28,15 @@ struct dt_vm_plan_options {
 	double zero_fraction; /* 0 .. 1; 0: none assumed */
 	uint32_t max_rounds;  /* 0: DT_VM_PLAN_MAX_ROUNDS */
 	uint64_t target_us;   /* 0: no target */
+	/* the engine and its inputs; NULL: the one the VM's VMM reported (dt_vm_plan_engine) */
+	const struct dt_plan_engine_input *engine;
 };
+
+/*
+ * The engine a VM's plan predicts for by default: QEMU's rules for a VM
+ * whose VMM says "qemu" (or "qemu-VERSION"), the ideal model otherwise.
+ */
+void dt_vm_plan_engine(const struct dt_vm *vm, struct dt_plan_engine_input *ret);
 
 /* dt_vm_plan with options; dt_vm_plan is this with the defaults. */
 int dt_vm_plan_with(const struct dt_vm *vm, const struct dt_vm_plan_options *o,

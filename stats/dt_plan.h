@@ -210,7 +210,65 @@ struct dt_plan_recommendation {
 	double throttle_keeps;
 };
 
+/*
+ * The migration engine a plan predicts for. IDEAL is the model above (a
+ * page sent is clean until written again, the stop-and-copy at the given
+ * bandwidth, zero pages free). QEMU follows QEMU's own pre-copy rules
+ * (dt_plan_qemu.c).
+ */
+enum dt_plan_engine {
+	DT_PLAN_ENGINE_IDEAL,
+	DT_PLAN_ENGINE_QEMU,
+	_DT_PLAN_ENGINE_MAX,
+};
+
+/*
+ * What the QEMU engine needs beyond dt_plan_input: QEMU's migration
+ * parameters (migrate-set-parameters) and figures of the host that the
+ * daemon cannot measure (stated inputs; 0 takes the default named).
+ */
+struct dt_plan_qemu {
+	uint32_t version;	 /* major * 10000 + minor * 100 + micro; 0: unknown (7.2's rules) */
+	double final_bandwidth;	 /* bytes/s of the stop-and-copy (QEMU lifts max-bandwidth
+				  * for it): the link's speed; 0: DT_PLAN_QEMU_FINAL_BANDWIDTH */
+	double zero_page_us;	 /* CPU time one zero page costs in the bulk round; 0: default */
+	double setup_s;		 /* before the first page is sent */
+	double switchover_s;	 /* fixed part of the downtime (last sync, device state); <0: 0 */
+	uint64_t clear_chunk_pages; /* pages per dirty-log clear (clear-bitmap-shift); 0: 1 GiB */
+	bool auto_converge;
+	uint32_t throttle_initial;   /* cpu-throttle-initial, %; 0: 20 */
+	uint32_t throttle_increment; /* cpu-throttle-increment, %; 0: 10 */
+	uint32_t throttle_max;	     /* max-cpu-throttle, %; 0: 99 */
+	bool postcopy;		     /* plan post-copy (postcopy-ram) after the bulk round */
+};
+
+#define DT_PLAN_QEMU_FINAL_BANDWIDTH 1.25e9 /* 10 Gbit/s */
+#define DT_PLAN_QEMU_ZERO_PAGE_US    3.0    /* measured here: bench/qemu-plan-grid.md */
+#define DT_PLAN_QEMU_SWITCHOVER_S    0.005
+#define DT_PLAN_QEMU_HORIZON_S	     600.0 /* a pre-copy not done by then does not converge */
+
+struct dt_plan_engine_input {
+	enum dt_plan_engine engine;
+	struct dt_plan_qemu qemu; /* engine QEMU only */
+};
+
+/* What the QEMU engine predicts beyond the common figures. */
+struct dt_plan_qemu_result {
+	uint32_t dirty_syncs;		/* query-migrate's dirty-sync-count at the end */
+	double bandwidth_estimate;	/* bytes/s, QEMU's estimate at the switch-over */
+	double threshold_bytes;		/* bandwidth estimate x downtime-limit */
+	double expected_downtime_s;	/* QEMU's expected-downtime when it last synced */
+	uint32_t throttle_percent;	/* auto-converge's CPU throttle at the end */
+	double final_bandwidth;		/* the inputs as used (defaults filled in) */
+	double zero_page_us;
+	double switchover_s;
+	uint64_t clear_chunk_pages;
+};
+
 struct dt_plan {
+	enum dt_plan_engine engine;
+	struct dt_plan_qemu qemu_input;	 /* engine QEMU: the inputs, defaults filled in */
+	struct dt_plan_qemu_result qemu; /* engine QEMU */
 	struct dt_plan_input input; /* echoed; the pointers point at the copies below */
 	struct dt_plan_point curve[DT_PLAN_MAX_POINTS];
 	bool converges;
@@ -244,6 +302,22 @@ int dt_plan_curve_at(const struct dt_plan_point *curve, size_t n, enum dt_plan_i
 		     uint64_t memory_pages, double window_us, double *ret_pages);
 
 const char *dt_plan_verdict_name(enum dt_plan_verdict v);
+const char *dt_plan_engine_name(enum dt_plan_engine e);
+/* "ideal" or "qemu" (also "qemu-7.2", "qemu-8.0.1": the version); -EINVAL otherwise. */
+int dt_plan_engine_parse(const char *s, enum dt_plan_engine *e, uint32_t *version);
+
+/*
+ * Plan for an engine: IDEAL is dt_plan_compute; QEMU dt_plan_qemu_compute.
+ * Same returns as dt_plan_compute.
+ */
+int dt_plan_engine_compute(const struct dt_plan_input *in, const struct dt_plan_engine_input *e,
+			   struct dt_plan **ret);
+/*
+ * QEMU's pre-copy (dt_plan_qemu.c) on the curve of `in`: the vCPU curves,
+ * activity profile and layout are not used. -EINVAL on bad input.
+ */
+int dt_plan_qemu_compute(const struct dt_plan_input *in, const struct dt_plan_qemu *q,
+			 struct dt_plan **ret);
 const char *dt_plan_advice_name(enum dt_plan_advice a);
 /* "independent-reference" or "curve": the model the plan was made with. */
 const char *dt_plan_model_name(const struct dt_plan *p);
