@@ -60,9 +60,10 @@ class Peer:
         With `until` (a time.time() deadline), raises socket.timeout after it."""
         while True:
             if until is not None:
-                if time.time() >= until:
+                left = until - time.time()  # read once: it may pass zero in between
+                if left <= 0:
                     raise socket.timeout()
-                self.s.settimeout(until - time.time())
+                self.s.settimeout(left)
             try:
                 data = self.s.recv(8192)
             except ConnectionResetError:
