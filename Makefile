@@ -150,7 +150,9 @@ FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefin
 # api/url.c: the REST request-target parser (pure code, no libmicrohttpd).
 # daemon/config.c: the configuration parser (libinih; no daemon state).
 # api/accept.c: /metrics' Accept negotiation.
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c daemon/config.c api/accept.c
+# stats/dt_plan_engine.c: ?engine= names (pure, no planner).
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c daemon/config.c api/accept.c \
+		stats/dt_plan_engine.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The engine a plan predicts for: the choice and its name (dt_plan.h). */
+/* The engine a plan predicts for: its name and its parsing (dt_plan.h); pure, no planner. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,14 +56,4 @@ int dt_plan_engine_parse(const char *s, enum dt_plan_engine *e, uint32_t *versio
 	if (s[4] != '-')
 		return -EINVAL;
 	return parse_version(s + 5, version);
-}
-
-int dt_plan_engine_compute(const struct dt_plan_input *in, const struct dt_plan_engine_input *e,
-			   struct dt_plan **ret)
-{
-	if (!e || e->engine == DT_PLAN_ENGINE_IDEAL)
-		return dt_plan_compute(in, ret);
-	if (e->engine == DT_PLAN_ENGINE_QEMU)
-		return dt_plan_qemu_compute(in, &e->qemu, ret);
-	return -EINVAL;
 }

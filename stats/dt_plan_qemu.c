@@ -300,3 +300,14 @@ int dt_plan_qemu_compute(const struct dt_plan_input *in, const struct dt_plan_qe
 	*ret = p;
 	return 0;
 }
+
+/* The plan for the engine asked: the ideal model (dt_plan.c) or QEMU's rules. */
+int dt_plan_engine_compute(const struct dt_plan_input *in, const struct dt_plan_engine_input *e,
+			   struct dt_plan **ret)
+{
+	if (!e || e->engine == DT_PLAN_ENGINE_IDEAL)
+		return dt_plan_compute(in, ret);
+	if (e->engine == DT_PLAN_ENGINE_QEMU)
+		return dt_plan_qemu_compute(in, &e->qemu, ret);
+	return -EINVAL;
+}
