@@ -72,11 +72,14 @@ class Peer:
                 return None
             _, _, mtype, _, length, seq, _, _ = HDR.unpack_from(data)
             payload = data[HDR.size:HDR.size + length]
-            if mtype == T["RESET_RINGS"]:
-                self.send(T["RESET_DONE"], struct.pack("<IiQ", seq, 0, 0))
-                continue
-            if mtype == T["SYNC_BITMAP"]:
-                self.send(T["SYNC_DONE"], struct.pack("<IiQ", seq, 0, 0))
+            if mtype in (T["RESET_RINGS"], T["SYNC_BITMAP"]):
+                done = T["RESET_DONE"] if mtype == T["RESET_RINGS"] else T["SYNC_DONE"]
+                try:
+                    self.send(done, struct.pack("<IiQ", seq, 0, 0))
+                except (BrokenPipeError, ConnectionResetError):
+                    # the daemon asked before it read our DETACH and has closed
+                    # since: its answer is still queued for us to read
+                    pass
                 continue
             return mtype, payload
 
