@@ -8,6 +8,9 @@
 set -euo pipefail
 BUILD=${1:-build}
 SECONDS_TOTAL=${DEMO_SECONDS:-30}
+for tool in curl jq; do
+	command -v $tool >/dev/null || { echo "demo: $tool is missing (make deps installs it)" >&2; exit 1; }
+done
 DIR="$BUILD/demo"
 RUN="$DIR/run"
 mkdir -p "$RUN"

@@ -19,7 +19,7 @@ dpkg-dev debhelper lintian fakeroot
 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients $qemu"
 case $what in
 demo)
-	pkgs=$build
+	pkgs="$build jq curl" # the demo reads the API with curl and jq
 	[ -c /dev/kvm ] && pkgs="$pkgs $qemu"
 	;;
 test) pkgs="$build $test" ;;
