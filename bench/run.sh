@@ -20,4 +20,5 @@ run "$BUILD/bench/bench_stats"
 run "$here/bench-kvm.sh" "$BUILD"
 run "$here/bench-qemu.sh" "$BUILD"
 run "$here/bench-loop.sh" "$BUILD"
+run "$here/bench-churn.sh" "$BUILD"
 exit $rc
