@@ -15,8 +15,11 @@ TCK=$(getconf CLK_TCK)
 
 # hold N SECONDS: N idle attach connections (no HELLO) held for SECONDS; a
 # connect that cannot complete (backlog full) is simply not held.
+HOLDS=0
 hold() {
-	PYTHONPATH="$LIB" ATTACH_SOCK="$ATTACH_SOCK" python3 - "$@" <<'PY' &
+	HOLDS=$((HOLDS + 1))
+	local out="$TMP/held.$HOLDS"
+	PYTHONPATH="$LIB" ATTACH_SOCK="$ATTACH_SOCK" python3 - "$@" >"$out" <<'PY' &
 import os, socket, sys, time
 n, secs = int(sys.argv[1]), float(sys.argv[2])
 held = []
@@ -33,6 +36,9 @@ time.sleep(secs)
 PY
 	HOLDER=$!
 	BG_PIDS+=($HOLDER)
+	# connected (or given up) before the test goes on, however slow the start
+	wait_until 20 test -s "$out" || fail "the holder did not start"
+	cat "$out"
 }
 
 # --- fds exhausted -----------------------------------------------------------
@@ -43,8 +49,8 @@ LIMIT=$((BASE + 8))
 prlimit --pid "$DAEMON_PID" --nofile=$LIMIT:$LIMIT || fail "prlimit"
 echo "daemon: $BASE fds open, RLIMIT_NOFILE now $LIMIT"
 hold 40 60
-sleep 1
-[ "$(nfds)" -ge "$LIMIT" ] || fail "the idle connections did not exhaust the fds ($(nfds) of $LIMIT)"
+fds_exhausted() { [ "$(nfds)" -ge "$LIMIT" ]; }
+wait_until 10 fds_exhausted || fail "the idle connections did not exhaust the fds ($(nfds) of $LIMIT)"
 daemon_alive || fail "daemon died"
 t0=$(cpu_ticks)
 sleep 2
