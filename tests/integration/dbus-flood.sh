@@ -37,9 +37,10 @@ epochs_in() { # SECONDS: epochs closed meanwhile, and the ms it took
 	echo "$((e1 - e0)) $(((t1 - t0) / 1000000))"
 }
 
+lb=$(bget "$P" LateSyncs)
 read -r base base_ms < <(epochs_in 4)
-echo "baseline: $base epochs in $base_ms ms"
 l0=$(bget "$P" LateSyncs)
+echo "baseline: $base epochs in $base_ms ms, $((l0 - lb)) late syncs"
 "$TMP/dbus-flood" "$P" 8 64 >"$TMP/flood1.out" 2>&1 &
 F1=$!
 "$TMP/dbus-flood" "$P" 8 64 >"$TMP/flood2.out" 2>&1 &
@@ -67,7 +68,11 @@ check "the flooding peer made calls ($calls) and got errors ($errors) and replie
 check "no malformed call was answered with success" test "$accepted" = 0 -a ! -s "$TMP/bad.log"
 check "busctl made malformed calls too ($(cat "$TMP/bad.count" 2>/dev/null))" test "$(cat "$TMP/bad.count" 2>/dev/null || echo 0)" -ge 3
 check "the harvest kept its pace" test "$got" -ge "$want"
-check "no late syncs under the flood" test "$l1" = "$l0"
+# A late sync is a SYNC_DONE the loop read after 90 % of an epoch. A host
+# loaded by other work delays the VMM itself: hold the flood to the
+# baseline's rate of them then (none on an idle host).
+late_ok=$(((l0 - lb) * 6 / 4))
+check "no more late syncs under the flood ($((l1 - l0))) than without it ($late_ok)" test $((l1 - l0)) -le "$late_ok"
 quiet() { "$@" >/dev/null; }
 check "the daemon still answers" quiet busctl --system get-property "$DBUS_NAME" "$P" "$DBUS_VM" State
 check "REST still answers" quiet api /v1/vms/a
