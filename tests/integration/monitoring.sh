@@ -56,7 +56,10 @@ wait_until 10 api /v1/vms/batch-etl || fail "batch-etl did not attach"
 
 start_prometheus "$PORT" "$M/rules/dirtytrackd.rules.yml"
 q() { prom_query "$1"; }
+# Polled (wait_until): a scrape that a loaded host makes late leaves the
+# series stale until the next one.
 has_data() { q "$1" | jq -e '.status == "success" and (.data.result | length > 0)' >/dev/null; }
+has_label() { q "$1" | jq -e --arg l "$2" '.data.result | map(.metric[$l]) | all(. != null) and length > 0' >/dev/null; }
 wait_until 30 has_data 'up{job="dirtytrackd"} == 1' || fail "Prometheus did not scrape the daemon: $(tail -5 "$TMP/prom.log")"
 
 # OpenMetrics was negotiated: metadata names the counter family without
@@ -94,8 +97,7 @@ for d in "$M"/dashboards/*.json; do
 		while IFS= read -r v; do
 			read -r sel lab <<<"$(printf '%s' "$v" | subst "$vmname" | label_query)"
 			[ -n "$sel" ] || fail "$(basename "$d"): variable query not understood: $v"
-			q "$sel" | jq -e --arg l "$lab" '.data.result | map(.metric[$l]) | all(. != null) and length > 0' >/dev/null ||
-				fail "$(basename "$d"): variable $v has no values"
+			wait_until 10 has_label "$sel" "$lab" || fail "$(basename "$d"): variable $v has no values"
 			n=$((n + 1))
 		done < <(jq -r '.templating.list[] | select(.type == "query") | .definition' "$d")
 	done
