@@ -18,6 +18,7 @@ static const uint32_t ladder[][2] = {
 
 struct ctx {
 	const struct dt_plan_input *in;
+	double target_s; /* 0: none */
 	struct dt_plan_engine_input e; /* engine QEMU */
 	struct dt_plan_point capped[DT_PLAN_MAX_POINTS];
 };
@@ -42,6 +43,17 @@ static int replan(const struct dt_plan_input *in, const struct dt_plan_engine_in
 	};
 	dt_plan_free(p);
 	return 0;
+}
+
+/*
+ * A setting is chosen when its plan converges within DT_ADVICE_MARGIN of
+ * the target: QEMU's real figures scatter about the engine's (the grid,
+ * bench/qemu-plan-grid.md), so a setting that only just fits would often
+ * miss in the real migration.
+ */
+static bool fits(const struct ctx *c, const struct dt_knob_result *r)
+{
+	return r->converges && (c->target_s == 0 || r->total_seconds <= DT_ADVICE_MARGIN * c->target_s);
 }
 
 static int try_throttle(struct ctx *c, uint32_t initial, uint32_t increment,
@@ -99,7 +111,7 @@ static int advise_auto_converge(struct ctx *c, struct dt_knob_advice *k)
 		r = try_throttle(c, ladder[i][0], ladder[i][1], &k->result);
 		if (r < 0)
 			return r;
-		if (k->result.meets_target) {
+		if (fits(c, &k->result)) {
 			k->unavailable = DT_KNOB_OK;
 			break;
 		}
@@ -128,7 +140,7 @@ static int advise_dirty_limit(struct ctx *c, const struct dt_plan_knobs *a,
 		return r;
 	k->dirty_limit_bytes_per_second = lo * 1e6;
 	k->result = res;
-	if (!res.meets_target) {
+	if (!fits(c, &res)) {
 		k->unavailable = DT_KNOB_NO_SETTING;
 		return 0;
 	}
@@ -139,7 +151,7 @@ static int advise_dirty_limit(struct ctx *c, const struct dt_plan_knobs *a,
 		r = try_dirty_limit(c, mb * 1e6 / ps * v, &res);
 		if (r < 0)
 			return r;
-		if (res.meets_target) {
+		if (fits(c, &res)) {
 			lo = mb;
 			k->result = res;
 		} else {
@@ -169,7 +181,7 @@ static int advise_bandwidth(struct ctx *c, const struct dt_plan_knobs *a,
 		return r;
 	k->bandwidth = hi * MiB;
 	k->result = res;
-	if (!res.meets_target) {
+	if (!fits(c, &res)) {
 		k->unavailable = DT_KNOB_BEYOND_LINK;
 		return 0;
 	}
@@ -180,7 +192,7 @@ static int advise_bandwidth(struct ctx *c, const struct dt_plan_knobs *a,
 		r = try_bandwidth(c, mb * MiB, &res);
 		if (r < 0)
 			return r;
-		if (res.meets_target) {
+		if (fits(c, &res)) {
 			hi = mb;
 			k->result = res;
 		} else {
@@ -206,7 +218,7 @@ static int advise_downtime(struct ctx *c, struct dt_knob_advice *k)
 		return r;
 	k->downtime_us = (uint64_t)hi * 1000;
 	k->result = res;
-	if (!res.meets_target) {
+	if (!fits(c, &res)) {
 		k->unavailable = DT_KNOB_BEYOND_MAX;
 		return 0;
 	}
@@ -217,7 +229,7 @@ static int advise_downtime(struct ctx *c, struct dt_knob_advice *k)
 		r = try_downtime(c, (uint64_t)ms * 1000, &res);
 		if (r < 0)
 			return r;
-		if (res.meets_target) {
+		if (fits(c, &res)) {
 			hi = ms;
 			k->result = res;
 		} else {
@@ -272,6 +284,7 @@ int dt_plan_advise(const struct dt_plan_input *in, const struct dt_plan_engine_i
 		return -ENOMEM;
 	}
 	c->in = in;
+	c->target_s = (double)in->target_us / 1e6;
 	c->e.engine = DT_PLAN_ENGINE_QEMU;
 	if (e && e->engine == DT_PLAN_ENGINE_QEMU)
 		c->e.qemu = e->qemu;
@@ -311,8 +324,7 @@ int dt_plan_advise(const struct dt_plan_input *in, const struct dt_plan_engine_i
 		default:
 			break;
 		}
-		if (r >= 0 && a->advised < 0 && k->unavailable == DT_KNOB_OK &&
-		    k->result.meets_target)
+		if (r >= 0 && a->advised < 0 && k->unavailable == DT_KNOB_OK && fits(c, &k->result))
 			a->advised = i;
 	}
 	a->nknobs = _DT_KNOB_MAX;

@@ -11,7 +11,7 @@
  *
  *  - auto-converge (cpu-throttle-initial, cpu-throttle-increment): the
  *    mildest pair of a fixed ladder (QEMU's defaults 20/10 first) whose
- *    plan meets the target; QEMU's throttle schedule (the engine follows
+ *    plan meets the target with DT_ADVICE_MARGIN; QEMU's throttle schedule (the engine follows
  *    migration_trigger_throttle and mig_throttle_guest_down of QEMU 7.2:
  *    at a dirty-log sync at least 1 s after the last check, the pages
  *    dirtied in the period above half of the bytes sent in it count once;
@@ -42,6 +42,13 @@
 #include "dt_plan.h"
 
 #define DT_ADVICE_DOWNTIME_MAX_US (30ull * 1000000)
+/*
+ * A knob's setting is chosen when its plan completes within this share of
+ * the target (the QEMU engine's error against real migrations,
+ * bench/qemu-plan-grid.md, is tens of per cent); without a target, when
+ * it converges at all.
+ */
+#define DT_ADVICE_MARGIN 0.6
 
 enum dt_knob {
 	DT_KNOB_SWITCHOVER_BANDWIDTH,
