@@ -93,9 +93,8 @@ try:
     print(f"ok: negative control: without the advice QEMU had not completed after {CAP:.0f} s "
           f"({q0['dirty_sync_count']} dirty syncs, {q0['ram_transferred'] >> 20} MiB sent)")
 
-    # the advice, exactly as the plan gives it, on a plan asked again now
-    p = b.plan(src.uuid, "qemu", BW, DOWN_MS, zero, CAP, {"max_rounds": "100"})
-    ac = next(o for o in p["knobs"]["options"] if o["knob"] == "auto-converge")
+    # the advice, exactly as the plan gave it (the guest's curve while QEMU was migrating
+    # is not the one to plan with: a plan asked now may see it slowed)
     caps = {c.replace("-", "_"): v for c, v in ac["qemu"]["capabilities"].items()}
     dst = dest("adv-dst1", src)
     q1 = b.migrate(src, dst, f"unix:{G}/adv-dst1.mig", BW, DOWN_MS, CAP,
