@@ -48,7 +48,7 @@
  * bench/qemu-plan-grid.md, is tens of per cent); without a target, when
  * it converges at all.
  */
-#define DT_ADVICE_MARGIN 0.6
+#define DT_ADVICE_MARGIN 0.5
 
 enum dt_knob {
 	DT_KNOB_SWITCHOVER_BANDWIDTH,
