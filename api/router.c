@@ -22,6 +22,7 @@
 #include "vm_plan.h"
 
 _Static_assert(DT_PLAN_ROUNDS_MAX <= DT_PLAN_MAX_ROUNDS, "?max_rounds= within the planner's limit");
+_Static_assert(DT_EVACUATION_PARALLEL_MAX == DT_EVACUATE_MAX_PARALLEL, "?parallel= is the scheduler's limit");
 
 #define DEFAULT_HEATMAP_WINDOW_US (60ull * 1000000)
 

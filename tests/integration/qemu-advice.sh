@@ -23,19 +23,11 @@ import os, sys, time
 sys.path.insert(0, os.environ["LIB"])
 import dtguest, qemuplan
 
-TMP, BUILD = os.environ["TMP"], os.environ["BUILD"]
-G = f"{TMP}/g"
-os.makedirs(G, exist_ok=True)
-b = qemuplan.Bench(os.environ["API_SOCK"], os.environ["ATTACH_SOCK"], BUILD, G)
+b = qemuplan.Bench.from_test_env()
+G = b.workdir
+fail = b.fail
 MiB = 1 << 20
 DOWN_MS, CAP = 100, 30.0
-
-def fail(msg):
-    print("FAIL:", msg, file=sys.stderr)
-    for q in b.qemus:
-        print(f"--- {q.name}:\n{q.log_tail()}", file=sys.stderr)
-    b.stop_all()
-    sys.exit(1)
 
 def dest(name, src):
     d = dtguest.Qemu(G, name=name, memory="256M", uuid=src.uuid, incoming=f"unix:{G}/{name}.mig")

@@ -21,23 +21,15 @@ import os, sys, time, urllib.parse
 sys.path.insert(0, os.environ["LIB"])
 import dtguest, qemuplan
 
-TMP, BUILD = os.environ["TMP"], os.environ["BUILD"]
-G = f"{TMP}/g"
-os.makedirs(G, exist_ok=True)
-b = qemuplan.Bench(os.environ["API_SOCK"], os.environ["ATTACH_SOCK"], BUILD, G)
+b = qemuplan.Bench.from_test_env()
+G = b.workdir
+fail = b.fail
 MiB = 1 << 20
 BW, DOWN_MS, CAP = 64 * MiB, 300, 30.0
 GRID_ERROR = 0.62  # the QEMU engine's worst total-time error on the grid (bench/README.md)
 # name, pattern, wss, rate: three sizes of working set, all converging at 64 MiB/s
 VMS = [("dr-a", "random", 2000, 1000), ("dr-b", "random", 10000, 5000),
        ("dr-c", "hotcold", 20000, 8000)]
-
-def fail(msg):
-    print("FAIL:", msg, file=sys.stderr)
-    for q in b.qemus:
-        print(f"--- {q.name}:\n{q.log_tail()}", file=sys.stderr)
-    b.stop_all()
-    sys.exit(1)
 
 try:
     src, zeros = {}, []

@@ -23,18 +23,18 @@ static void evacuate_usage(FILE *f)
 static void print_evacuation(struct json_object *o)
 {
 	struct json_object *in = ctl_json_get(o, "inputs"), *vms = ctl_json_get(o, "vms");
-	char a[32], b[32];
+	char a[32], b[32], t[32] = "-";
 
-	printf("Drain at %s (%s per migration, %s at once), at most %gs downtime: %s s in all\n",
+	if (ctl_json_get(o, "total_drain_seconds"))
+		snprintf(t, sizeof(t), "%.2fs",
+			 json_object_get_double(ctl_json_get(o, "total_drain_seconds")));
+	printf("Drain at %s (%s per migration, %s at once), at most %gs downtime: %s in all\n",
 	       ctl_rate(json_object_get_double(ctl_json_get(in, "bandwidth_bytes_per_second")), a),
 	       ctl_rate(json_object_get_double(
 				ctl_json_get(in, "per_migration_bandwidth_bytes_per_second")),
 			b),
 	       ctl_json_str(in, "parallel"),
-	       json_object_get_double(ctl_json_get(in, "downtime_seconds")),
-	       ctl_json_get(o, "total_drain_seconds")
-		       ? json_object_get_string(ctl_json_get(o, "total_drain_seconds"))
-		       : "-");
+	       json_object_get_double(ctl_json_get(in, "downtime_seconds")), t);
 	printf("  %5s %4s %-20s %-15s %9s %9s  %s\n", "ORDER", "SLOT", "VM", "VERDICT", "START",
 	       "DURATION", "KNOB");
 	for (size_t i = 0; vms && i < json_object_array_length(vms); i++) {
