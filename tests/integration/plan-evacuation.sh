@@ -36,6 +36,10 @@ req() {
 }
 harvested() { [ "$(vm_field "$1" .epochs_harvested 2>/dev/null || echo 0)" -ge "$2" ]; }
 
+# one that is gone (detached) before the drain is planned: not on the host any more
+"$BUILD/dtsim" --connect "$ATTACH_SOCK" --name gone --memory 64M --rate 100 --duration 1 \
+	>"$TMP/gone.log" 2>&1 || fail "gone: $(cat "$TMP/gone.log")"
+wait_until 10 vm_state_is gone detached || fail "gone did not detach"
 # small and calm, middling, and large and hot (does not converge at 64 MiB/s shared by two)
 "$BUILD/dtsim" --connect "$ATTACH_SOCK" --name small --memory 128M --vcpus 1 --rate 1000 --wss 1000 \
 	--duration 60 --seed 1 >"$TMP/small.log" 2>&1 &
@@ -60,7 +64,7 @@ cp "$TMP/body" "$TMP/ev1.json"
 ! grep -qiE 'nan|infinity' "$TMP/ev1.json" || fail "NaN in the evacuation"
 [ "$(jq '.vms | length' "$TMP/ev1.json")" = 3 ] || fail "not 3 VMs: $(cat "$TMP/ev1.json")"
 [ "$(jq -r '[.vms[].name] | sort | join(",")' "$TMP/ev1.json")" = "hot,middle,small" ] ||
-	fail "not every VM once: $(jq -c '[.vms[].name]' "$TMP/ev1.json")"
+	fail "not every attached VM once (the detached one left out): $(jq -c '[.vms[].name]' "$TMP/ev1.json")"
 jq -e '.inputs.parallel == 1 and .inputs.per_migration_bandwidth_bytes_per_second == 67108864' \
 	"$TMP/ev1.json" >/dev/null || fail "inputs: $(jq -c .inputs "$TMP/ev1.json")"
 jq -e '[.vms[] | .order] == [0, 1, 2]' "$TMP/ev1.json" >/dev/null || fail "not listed in order"
@@ -160,5 +164,16 @@ if [ $HAVE_DBUS = 1 ]; then
 		fail "D-Bus parallel 0 accepted"
 	grep -q InvalidArgument <<<"$out" || grep -q "parallel" <<<"$out" || fail "D-Bus parallel 0: $out"
 	echo "ok: D-Bus Evacuate: the order REST gives ($bus_order); parallel 0 refused"
+	# VM.Plan carries the knobs too, the advised one REST's
+	path=$(busctl --system call org.dirtytrack.DirtyTrack1 /org/dirtytrack/DirtyTrack1 \
+		org.dirtytrack.DirtyTrack1.Manager GetVM s hot | awk '{ print $2 }' | tr -d '"')
+	out=$(busctl --system --json=short call org.dirtytrack.DirtyTrack1 "$path" \
+		org.dirtytrack.DirtyTrack1.VM Plan tt 33554432 100000) || fail "D-Bus Plan: $out"
+	[ "$(req "/v1/vms/hot/plan?bandwidth=32MiB&downtime=100ms")" = 200 ] || fail "hot plan"
+	jq -e '.data[0].knobs.data | length == 6' <<<"$out" >/dev/null ||
+		fail "D-Bus Plan without 6 knobs: $(jq -c '.data[0] | keys' <<<"$out")"
+	[ "$(jq -r '.data[0].advised_knob.data' <<<"$out")" = "$(jq -r '.knobs.advised' "$TMP/body")" ] ||
+		fail "D-Bus advised $(jq -r '.data[0].advised_knob.data' <<<"$out"), REST $(jq -r '.knobs.advised' "$TMP/body")"
+	echo "ok: D-Bus VM.Plan has the 6 knobs and advises what REST does ($(jq -r '.knobs.advised' "$TMP/body"))"
 fi
 echo "PASS"
