@@ -535,6 +535,7 @@ static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 	const struct dt_vm_plan_options o = {
 		.bandwidth = (double)bandwidth,
 		.max_downtime_us = downtime,
+		.knobs = true,
 	};
 	r = dt_planner_submit(b->planner, vm, &o, on_plan_done, bp, &call);
 	if (r < 0)

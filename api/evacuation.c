@@ -222,6 +222,7 @@ int dt_evacuation_submit(struct dt_planner *pl, const struct dt_manager *m,
 			.max_downtime_us = o->max_downtime_us,
 			.zero_fraction = o->zero_fraction,
 			.target_us = o->target_us,
+			.knobs = true,
 		};
 		struct dt_evacuation_vm *v;
 
@@ -271,7 +272,7 @@ static struct json_object *num(double v)
 	return isfinite(v) ? json_object_new_double(v) : NULL;
 }
 
-static struct json_object *vm_json(const struct dt_evacuation *ev, const struct dt_evacuation_vm *v)
+static struct json_object *vm_json(const struct dt_evacuation_vm *v)
 {
 	struct json_object *o = json_object_new_object();
 	bool planned = v->item.duration_s >= 0 && isfinite(v->item.duration_s);
@@ -298,7 +299,6 @@ static struct json_object *vm_json(const struct dt_evacuation *ev, const struct 
 				? dt_json_plan_knobs(p->knobs, p->input.memory_pages * p->input.page_size)
 				: NULL);
 	add(o, "why", json_object_new_string(v->why));
-	(void)ev;
 	return o;
 }
 
@@ -323,7 +323,7 @@ struct json_object *dt_json_evacuation(const struct dt_evacuation *ev)
 					   : "longest first, each on the slot that frees first "
 					     "(LPT), each migration at bandwidth / parallel"));
 	for (size_t i = 0; i < ev->n; i++) {
-		json_object_array_add(a, vm_json(ev, &ev->vms[i]));
+		json_object_array_add(a, vm_json(&ev->vms[i]));
 		if (!(ev->vms[i].item.duration_s >= 0 && isfinite(ev->vms[i].item.duration_s)))
 			unplanned++;
 	}

@@ -90,6 +90,7 @@ static enum MHD_Result render_plan(struct dt_req *rq, struct dt_vm *vm,
 		.zero_fraction = t->zero_fraction,
 		.max_rounds = t->max_rounds,
 		.target_us = t->target_us,
+		.knobs = true,
 	};
 	struct MHD_Connection *conn = rq->conn;
 	struct dt_plan_engine_input e = { .engine = (enum dt_plan_engine)t->engine };

@@ -57,6 +57,7 @@ struct dt_vm_plan_input {
 	uint64_t generation, epoch;
 	bool dirty_ring; /* the VM's collector reads KVM dirty rings (dirty-limit applies) */
 	uint32_t nvcpus;
+	bool knobs; /* dt_vm_plan_options.knobs */
 };
 
 void dt_vm_plan_input_free(struct dt_vm_plan_input *pi)
@@ -91,7 +92,7 @@ int dt_vm_plan_input_compute(const struct dt_vm_plan_input *pi, struct dt_plan *
 
 	if (r < 0)
 		return r;
-	if (!p->meets_target &&
+	if (pi->knobs && !p->meets_target &&
 	    dt_plan_advise(&pi->in, &pi->engine, pi->dirty_ring, pi->nvcpus, &p->knobs) < 0)
 		p->knobs = NULL;
 	*ret = p;
@@ -123,6 +124,7 @@ int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o
 	pi->generation = vm->generation;
 	pi->epoch = epochs;
 	pi->nvcpus = vm->vcpus;
+	pi->knobs = o->knobs;
 	for (uint32_t i = 0; i < n; i++)
 		pi->curve[i] = (struct dt_plan_point){
 			.window_us = windows[i] * vm->epoch_us,
