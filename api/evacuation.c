@@ -79,8 +79,13 @@ static int fastest(const struct dt_plan_knobs *a)
 	return best;
 }
 
-/* A planned VM's verdict, duration and the knob it needs. */
-static void judge(struct dt_evacuation_vm *v)
+/*
+ * A planned VM's verdict, duration and the knob it needs: with a target,
+ * the knob its plan advises (the mildest that fits); without one the
+ * drain's own goal decides, emptying the host soonest: the fastest knob
+ * that completes.
+ */
+static void judge(struct dt_evacuation_vm *v, bool has_target)
 {
 	const struct dt_plan *p = v->plan;
 	const struct dt_plan_knobs *a = p->knobs;
@@ -101,9 +106,9 @@ static void judge(struct dt_evacuation_vm *v)
 						 "could be computed");
 		return;
 	}
-	v->knob = a->advised;
+	v->knob = has_target ? a->advised : fastest(a);
 	v->verdict = DT_EVACUATION_KNOBS;
-	if (v->knob < 0) {
+	if (v->knob < 0 && has_target) {
 		v->knob = fastest(a);
 		v->verdict = DT_EVACUATION_OVER_TARGET;
 	}
@@ -144,7 +149,7 @@ static void call_run(struct dt_job *j)
 			snprintf(v->why, sizeof(v->why), "%s", unplanned_why(v->r));
 			continue;
 		}
-		judge(v);
+		judge(v, ev->o.target_us != 0);
 	}
 	items = calloc(ev->n ? ev->n : 1, sizeof(*items));
 	sorted = calloc(ev->n ? ev->n : 1, sizeof(*sorted));
