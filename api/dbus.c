@@ -342,6 +342,10 @@ static const sd_bus_vtable manager_vtable[] = {
 				method_get_vm, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("ListVMs", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ussso)", vms),
 				method_list_vms, SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Evacuate",
+				SD_BUS_ARGS("t", bandwidth, "t", max_downtime_usec, "u", parallel),
+				SD_BUS_RESULT("d", total_seconds, "a(usssdds)", vms),
+				dt_bus_method_evacuate, SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END,
 };
 

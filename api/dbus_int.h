@@ -48,6 +48,9 @@ struct dt_bus {
 	bool down; /* a failure was logged; the next name acquisition says "again" */
 };
 
+/* Manager.Evacuate (dbus_evacuate.c); userdata is the dt_bus. */
+int dt_bus_method_evacuate(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+
 extern const sd_bus_vtable dt_bus_vm_vtable[];
 /* Per-epoch VM properties: EmitsChangedSignal=invalidates, coalesced. */
 extern char *dt_bus_vm_epoch_properties[];

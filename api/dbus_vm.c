@@ -16,6 +16,7 @@
 #include "curve.h"
 #include "dbus_int.h"
 #include "dt_util.h"
+#include "json_advice.h"
 #include "planner.h"
 #include "vm_plan.h"
 
@@ -346,6 +347,38 @@ static int dict_close(sd_bus_message *m)
 	return r < 0 ? r : sd_bus_message_close_container(m);
 }
 
+/*
+ * "knobs" a(sbbddss): per knob of dt_plan_advice.h its name, whether the
+ * VMM can apply it, whether its plan meets the target, that plan's total
+ * time and downtime, the setting in QEMU's terms and the sentence; and
+ * "advised_knob" s, the one advised ("" for none).
+ */
+static int append_knobs(sd_bus_message *m, const struct dt_plan_knobs *a)
+{
+	int r = sd_bus_message_append(m, "{sv}", "advised_knob", "s",
+				      a->advised >= 0 ? dt_knob_name(a->knobs[a->advised].knob)
+						      : "");
+
+	if (r >= 0)
+		r = dict_open(m, "knobs", "a(sbbddss)");
+	if (r >= 0)
+		r = sd_bus_message_open_container(m, 'a', "(sbbddss)");
+	for (uint32_t i = 0; r >= 0 && i < a->nknobs; i++) {
+		const struct dt_knob_advice *k = &a->knobs[i];
+		char set[160], why[512];
+
+		dt_knob_qemu_text(a, k, set, sizeof(set));
+		dt_knob_say(a, k, why, sizeof(why));
+		r = sd_bus_message_append(m, "(sbbddss)", dt_knob_name(k->knob),
+					  (int)(k->unavailable == DT_KNOB_OK),
+					  (int)k->result.meets_target, k->result.total_seconds,
+					  k->result.downtime_seconds, set, why);
+	}
+	if (r >= 0)
+		r = sd_bus_message_close_container(m);
+	return r < 0 ? r : dict_close(m);
+}
+
 static int append_plan(sd_bus_message *m, uint64_t epoch, const struct dt_plan *p)
 {
 	const struct dt_plan_recommendation *rec = &p->rec;
@@ -430,6 +463,11 @@ static int append_plan(sd_bus_message *m, uint64_t epoch, const struct dt_plan *
 		if (r < 0)
 			return r;
 	}
+	if (p->knobs) {
+		r = append_knobs(m, p->knobs);
+		if (r < 0)
+			return r;
+	}
 	return sd_bus_message_close_container(m);
 }
 
@@ -497,6 +535,7 @@ static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 	const struct dt_vm_plan_options o = {
 		.bandwidth = (double)bandwidth,
 		.max_downtime_us = downtime,
+		.knobs = true,
 	};
 	r = dt_planner_submit(b->planner, vm, &o, on_plan_done, bp, &call);
 	if (r < 0)

@@ -52,6 +52,11 @@ struct dt_req {
 	bool plan_ready;
 	uint64_t plan_generation, plan_epoch;
 	char plan_etag[96];
+	/* An evacuation planned off the loop (evacuation.c): suspended while evac_call is set. */
+	struct dt_evacuation_call *evac_call;
+	struct dt_evacuation *evac; /* the result, when evac_ready */
+	int evac_r;
+	bool evac_ready;
 };
 
 struct dt_api {

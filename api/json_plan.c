@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dt_util.h"
+#include "json_advice.h"
 #include "json_plan.h"
 
 /*
@@ -271,5 +272,8 @@ struct json_object *dt_json_vm_plan(const struct dt_vm *vm, uint64_t generation,
 				 p->has_recommendation ? p->rec.advice : DT_PLAN_ADVICE_NONE)));
 	if (p->has_recommendation)
 		add(o, "recommendation", recommendation(p));
+	if (p->knobs)
+		add(o, "knobs",
+		    dt_json_plan_knobs(p->knobs, p->input.memory_pages * p->input.page_size));
 	return o;
 }

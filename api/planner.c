@@ -14,6 +14,7 @@
 
 struct dt_planner {
 	struct dt_worker *w;
+	bool batch; /* an evacuation is queued or running */
 };
 
 struct dt_plan_call {
@@ -108,4 +109,22 @@ void dt_plan_call_cancel(struct dt_plan_call *c)
 {
 	if (c)
 		c->cancelled = true;
+}
+
+int dt_planner_submit_batch(struct dt_planner *pl, struct dt_job *j)
+{
+	int r;
+
+	if (pl->batch)
+		return -EBUSY;
+	r = dt_worker_submit(pl->w, j, false);
+	if (r < 0)
+		return r == -EAGAIN ? -EBUSY : r;
+	pl->batch = true;
+	return 0;
+}
+
+void dt_planner_batch_done(struct dt_planner *pl)
+{
+	pl->batch = false;
 }

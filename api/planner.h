@@ -41,3 +41,12 @@ int dt_planner_submit(struct dt_planner *pl, const struct dt_vm *vm,
 		      struct dt_plan_call **ret);
 /* The requester went away: done will not be called. */
 void dt_plan_call_cancel(struct dt_plan_call *c);
+
+struct dt_job;
+/*
+ * A job of many plans (an evacuation) on the planner's thread: at most one
+ * at a time, counted against DT_PLANNER_MAX_PENDING too: 0, -EBUSY. Its
+ * done callback must call dt_planner_batch_done.
+ */
+int dt_planner_submit_batch(struct dt_planner *pl, struct dt_job *j);
+void dt_planner_batch_done(struct dt_planner *pl);

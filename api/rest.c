@@ -31,6 +31,7 @@
 #include "http.h"
 #include "log.h"
 #include "manager.h"
+#include "evacuation.h"
 #include "planner.h"
 
 #define DT_SECRET_MAX (64 * 1024) /* certificate, key or token file */
@@ -57,6 +58,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	dt_longpoll_forget(rq);
 	dt_plan_call_cancel(rq->plan_call);
 	dt_plan_free(rq->plan);
+	dt_evacuation_call_cancel(rq->evac_call);
+	dt_evacuation_free(rq->evac);
 	free(rq->target);
 	free(rq);
 	*con_cls = NULL;
@@ -94,7 +97,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	if (rq->suspended || rq->plan_call) /* spurious call while parked */
+	if (rq->suspended || rq->plan_call || rq->evac_call) /* spurious call while parked */
 		return MHD_YES;
 	if (l->remote && !authorized(l->api, conn))
 		return dt_http_unauthorized(conn, "a valid bearer token is required");

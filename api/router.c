@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "dt_util.h"
+#include "evacuation.h"
 #include "http.h"
 #include "json_plan.h"
 #include "json_view.h"
@@ -21,6 +22,7 @@
 #include "vm_plan.h"
 
 _Static_assert(DT_PLAN_ROUNDS_MAX <= DT_PLAN_MAX_ROUNDS, "?max_rounds= within the planner's limit");
+_Static_assert(DT_EVACUATION_PARALLEL_MAX == DT_EVACUATE_MAX_PARALLEL, "?parallel= is the scheduler's limit");
 
 #define DEFAULT_HEATMAP_WINDOW_US (60ull * 1000000)
 
@@ -88,6 +90,7 @@ static enum MHD_Result render_plan(struct dt_req *rq, struct dt_vm *vm,
 		.zero_fraction = t->zero_fraction,
 		.max_rounds = t->max_rounds,
 		.target_us = t->target_us,
+		.knobs = true,
 	};
 	struct MHD_Connection *conn = rq->conn;
 	struct dt_plan_engine_input e = { .engine = (enum dt_plan_engine)t->engine };
@@ -128,6 +131,60 @@ static enum MHD_Result render_plan(struct dt_req *rq, struct dt_vm *vm,
 	j = dt_json_vm_plan(vm, rq->plan_generation, rq->plan_epoch, p);
 	dt_plan_free(p);
 	return dt_http_send_json(conn, MHD_HTTP_OK, j, rq->plan_etag, rq->plan_generation);
+}
+
+static void on_evacuation_done(void *userdata, int r, struct dt_evacuation *ev)
+{
+	struct dt_req *rq = userdata;
+
+	rq->evac_call = NULL;
+	rq->evac = ev;
+	rq->evac_r = r;
+	rq->evac_ready = true;
+	MHD_resume_connection(rq->conn);
+	dt_listener_kick(rq->l);
+}
+
+/* GET /v1/evacuation: parked like a plan until the planner thread has planned every VM. */
+static enum MHD_Result render_evacuation(struct dt_req *rq, const struct dt_request_target *t)
+{
+	const struct dt_evacuation_options o = {
+		.bandwidth = (double)t->bandwidth,
+		.max_downtime_us = t->downtime_us,
+		.parallel = t->parallel ? t->parallel : 1,
+		.target_us = t->target_us,
+		.zero_fraction = t->zero_fraction,
+	};
+	struct MHD_Connection *conn = rq->conn;
+	struct dt_evacuation *ev;
+	struct json_object *j;
+	int r;
+
+	if (!rq->evac_ready) {
+		r = dt_evacuation_submit(rq->l->api->planner, rq->l->api->m, &o, on_evacuation_done,
+					 rq, &rq->evac_call);
+		if (r == -EBUSY)
+			return dt_http_unavailable(conn, 1, "an evacuation or %u plans are being "
+							    "computed: try again",
+						   DT_PLANNER_MAX_PENDING);
+		if (r == -E2BIG)
+			return dt_http_unavailable(conn, 60,
+						   "the host has more than the %u VMs one evacuation "
+						   "plans",
+						   DT_EVACUATION_MAX_VMS);
+		if (r < 0)
+			return dt_http_problem(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
+					       "cannot plan the evacuation: %s", strerror(-r));
+		MHD_suspend_connection(conn);
+		return MHD_YES;
+	}
+	rq->evac_ready = false;
+	ev = TAKE_PTR(rq->evac);
+	if (rq->evac_r == -ECANCELED || !ev)
+		return dt_http_unavailable(conn, 1, "the daemon is stopping");
+	j = dt_json_evacuation(ev);
+	dt_evacuation_free(ev);
+	return dt_http_send_json(conn, MHD_HTTP_OK, j, NULL, 0);
 }
 
 /* FNV-1a over the plan's parsed query: its ETag part besides the generation. */
@@ -320,6 +377,8 @@ enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method)
 					 m->generation);
 	case DT_ROUTE_HEALTH:
 		return dt_http_send_json(conn, MHD_HTTP_OK, health(m), NULL, 0);
+	case DT_ROUTE_EVACUATION:
+		return render_evacuation(rq, &t);
 	case DT_ROUTE_OPENAPI:
 		body = malloc(dt_openapi_json_len() + 1);
 		if (!body)

@@ -49,6 +49,12 @@ static const struct {
 				       P(TARGET) | P(ENGINE) | P(INDEX) | P(WAIT),
 			       true,
 			       P(BANDWIDTH) | P(DOWNTIME) },
+	[DT_ROUTE_EVACUATION] = { "evacuation",
+				  { "v1", "evacuation" },
+				  P(BANDWIDTH) | P(DOWNTIME) | P(PARALLEL) | P(TARGET) |
+					  P(ZERO_FRACTION),
+				  false,
+				  P(BANDWIDTH) | P(DOWNTIME) },
 	[DT_ROUTE_HEALTH] = { "health", { "v1", "health" } },
 	[DT_ROUTE_OPENAPI] = { "openapi", { "openapi.json" } },
 	[DT_ROUTE_METRICS] = { "metrics", { "metrics" } },
@@ -60,7 +66,7 @@ static const char *const param_names[_DT_PARAM_MAX] = {
 	[DT_PARAM_BANDWIDTH] = "bandwidth", [DT_PARAM_DOWNTIME] = "downtime",
 	[DT_PARAM_ZERO_FRACTION] = "zero_fraction", [DT_PARAM_MAX_ROUNDS] = "max_rounds",
 	[DT_PARAM_TARGET] = "target", [DT_PARAM_CURSOR] = "cursor",
-	[DT_PARAM_ENGINE] = "engine",
+	[DT_PARAM_ENGINE] = "engine", [DT_PARAM_PARALLEL] = "parallel",
 };
 
 static const char *const param_needs[_DT_PARAM_MAX] = {
@@ -272,6 +278,16 @@ static int parse_param(struct dt_request_target *t, unsigned accepted, const cha
 				       "(the next_cursor of the previous page)",
 				       UINT32_MAX);
 		t->cursor = (uint32_t)c;
+		break;
+	}
+	case DT_PARAM_PARALLEL: {
+		uint64_t n;
+
+		if (dt_parse_u64(val, 1, DT_EVACUATION_PARALLEL_MAX, &n) < 0)
+			return problem(p, DT_URL_BAD_PARAM, key,
+				       "query parameter 'parallel' must be an integer from 1 to %u",
+				       DT_EVACUATION_PARALLEL_MAX);
+		t->parallel = (uint32_t)n;
 		break;
 	}
 	case DT_PARAM_ENGINE: {

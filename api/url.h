@@ -28,6 +28,7 @@
 #define DT_PLAN_DOWNTIME_MIN_US 1000u /* ?downtime= at least 1 ms */
 #define DT_PLAN_DOWNTIME_MAX_US (3600ull * 1000000) /* ?downtime= at most 1 h */
 #define DT_PLAN_TARGET_MAX_US (7ull * 24 * 3600 * 1000000) /* ?target= at most a week */
+#define DT_EVACUATION_PARALLEL_MAX 16u /* ?parallel= (dt_evacuate.h's limit) */
 #define DT_PLAN_ROUNDS_MAX 100u /* ?max_rounds= (the planner takes up to DT_PLAN_MAX_ROUNDS) */
 
 enum dt_route {
@@ -42,6 +43,7 @@ enum dt_route {
 	DT_ROUTE_VM_HEATMAP_SVG,
 	DT_ROUTE_VM_EPOCH_PAGES,
 	DT_ROUTE_VM_PLAN,
+	DT_ROUTE_EVACUATION,
 	DT_ROUTE_HEALTH,
 	DT_ROUTE_OPENAPI,
 	DT_ROUTE_METRICS,
@@ -62,6 +64,7 @@ enum dt_param {
 	DT_PARAM_TARGET, /* plan: time the migration should take at most */
 	DT_PARAM_CURSOR, /* epoch pages: the page index to continue from (a "next" link's) */
 	DT_PARAM_ENGINE, /* plan: "ideal", "qemu" or "qemu-VERSION" (default: the VMM's) */
+	DT_PARAM_PARALLEL, /* evacuation: migrations at once, sharing the bandwidth */
 	_DT_PARAM_MAX,
 };
 
@@ -79,6 +82,7 @@ struct dt_request_target {
 	uint32_t max_rounds;
 	unsigned engine;	 /* plan: enum dt_plan_engine, if given */
 	uint32_t engine_version; /* plan: major * 10000 + minor * 100 + micro; 0: none */
+	uint32_t parallel;	 /* evacuation: 1 .. DT_EVACUATION_PARALLEL_MAX; 0: not given */
 };
 
 enum dt_url_error {

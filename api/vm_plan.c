@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "dt_plan_advice.h"
 #include "dt_util.h"
 #include "vm_plan.h"
 
@@ -54,6 +55,9 @@ struct dt_vm_plan_input {
 	uint64_t *activity, *parts;
 	struct dt_plan_engine_input engine;
 	uint64_t generation, epoch;
+	bool dirty_ring; /* the VM's collector reads KVM dirty rings (dirty-limit applies) */
+	uint32_t nvcpus;
+	bool knobs; /* dt_vm_plan_options.knobs */
 };
 
 void dt_vm_plan_input_free(struct dt_vm_plan_input *pi)
@@ -77,9 +81,22 @@ uint64_t dt_vm_plan_input_epoch(const struct dt_vm_plan_input *pi)
 	return pi->epoch;
 }
 
+/*
+ * A plan that misses its target carries advice in QEMU's knobs, each
+ * re-planned with the knob set; a failure there costs the advice only.
+ */
 int dt_vm_plan_input_compute(const struct dt_vm_plan_input *pi, struct dt_plan **ret)
 {
-	return dt_plan_engine_compute(&pi->in, &pi->engine, ret);
+	struct dt_plan *p = NULL;
+	int r = dt_plan_engine_compute(&pi->in, &pi->engine, &p);
+
+	if (r < 0)
+		return r;
+	if (pi->knobs && !p->meets_target &&
+	    dt_plan_advise(&pi->in, &pi->engine, pi->dirty_ring, pi->nvcpus, &p->knobs) < 0)
+		p->knobs = NULL;
+	*ret = p;
+	return 0;
 }
 
 int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
@@ -106,6 +123,8 @@ int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o
 		return -ENOMEM;
 	pi->generation = vm->generation;
 	pi->epoch = epochs;
+	pi->nvcpus = vm->vcpus;
+	pi->knobs = o->knobs;
 	for (uint32_t i = 0; i < n; i++)
 		pi->curve[i] = (struct dt_plan_point){
 			.window_us = windows[i] * vm->epoch_us,
@@ -129,6 +148,7 @@ int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o
 			pi->vcpus[nv++] = (struct dt_plan_vcpu){ .vcpu = v, .npoints = n, .points = p };
 		}
 	}
+	pi->dirty_ring = nv > 0;
 	/* the activity profile: the history's per-epoch pages (bursts and lulls) */
 	if (epochs >= 2) {
 		size_t max = epochs < DT_PLAN_MAX_ACTIVITY ? (size_t)epochs : DT_PLAN_MAX_ACTIVITY;

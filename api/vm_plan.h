@@ -30,6 +30,12 @@ struct dt_vm_plan_options {
 	uint64_t target_us;   /* 0: no target */
 	/* the engine and its inputs; NULL: the one the VM's VMM reported (dt_vm_plan_engine) */
 	const struct dt_plan_engine_input *engine;
+	/*
+	 * A plan that misses its target carries advice in QEMU's knobs
+	 * (dt_plan_advice.h: tens of re-plans; for the front ends, which plan
+	 * on the planner thread, not for /metrics' reference plans on the loop).
+	 */
+	bool knobs;
 };
 
 /*

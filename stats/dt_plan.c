@@ -651,6 +651,7 @@ struct dt_plan *dt_plan_free(struct dt_plan *p)
 	if (p) {
 		free(p->rounds);
 		free(p->rec.throttle_vcpus);
+		free(p->knobs);
 		free(p);
 	}
 	return NULL;

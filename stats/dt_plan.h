@@ -286,6 +286,8 @@ struct dt_plan {
 	uint32_t irm_classes; /* rate classes of the fitted IRM; 0: planned on the curve model */
 	bool has_recommendation; /* set when !meets_target */
 	struct dt_plan_recommendation rec;
+	/* Advice in QEMU's knobs (dt_plan_advice.h), set by whoever asks for it; freed with the plan. */
+	struct dt_plan_knobs *knobs;
 };
 
 /*

@@ -67,6 +67,22 @@ def one_rate(rate, memory_pages, zero, bw_pages, downtime_s, cap_s, max_rounds=1
 class Bench:
     """A daemon (its REST socket and attach socket) and a scratch directory."""
 
+    @classmethod
+    def from_test_env(cls):
+        """The Bench of an integration test (tests/lib/common.sh's start_daemon, with LIB,
+        BUILD, TMP, API_SOCK and ATTACH_SOCK exported): guests under $TMP/g."""
+        g = os.path.join(os.environ["TMP"], "g")
+        os.makedirs(g, exist_ok=True)
+        return cls(os.environ["API_SOCK"], os.environ["ATTACH_SOCK"], os.environ["BUILD"], g)
+
+    def fail(self, msg):
+        """A test's failure: the message, each QEMU's log tail, every QEMU stopped, exit 1."""
+        print("FAIL:", msg, file=sys.stderr)
+        for q in self.qemus:
+            print(f"--- {q.name}:\n{q.log_tail()}", file=sys.stderr)
+        self.stop_all()
+        sys.exit(1)
+
     def __init__(self, api_sock, attach_sock, build, workdir):
         self.api = Api(api_sock)
         self.attach = attach_sock

@@ -48,6 +48,9 @@ struct ctl_plan_query {
 	const char *bandwidth, *downtime, *zero_fraction, *max_rounds, *target;
 };
 int ctl_plan_path(char *path, size_t size, const char *name, const struct ctl_plan_query *q);
+/* A plan's "knobs" object as lines, each starting with indent. */
+void ctl_print_knobs(struct json_object *knobs, const char *indent);
+int ctl_evacuate(const struct ctl *ctl, int argc, char **argv);
 /* A command that takes no arguments: a usage error naming the first one. */
 int ctl_no_args(const char *command, int argc, char **argv);
 /* Human units */

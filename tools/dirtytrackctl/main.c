@@ -19,6 +19,8 @@ static const struct {
 	{ "watch", ctl_watch, "watch [--count N] [--wait S] VM: live rates and curve, per harvest" },
 	{ "plan", ctl_plan,
 	  "plan VM --bandwidth B --downtime D [--target T]: will pre-copy migration converge" },
+	{ "evacuate", ctl_evacuate,
+	  "evacuate --bandwidth B --downtime D [--parallel N]: drain the host, in order" },
 	{ "migrate-check", ctl_migrate_check,
 	  "migrate-check DOMAIN --bandwidth B --downtime D: one line, exit 0 or 6" },
 	{ "health", ctl_health, "is the daemon serving" },
@@ -37,7 +39,7 @@ static void usage(FILE *f)
 		   "--token-file holding its bearer token, --cacert for its certificate).\n"
 		   "Exit codes: 0 ok, 1 daemon error, 2 usage, 3 daemon unreachable, 4 no such VM,\n"
 		   "5 token refused, 6 plan: pre-copy would not converge (or not within\n"
-		   "--target)\n");
+		   "--target); evacuate: a VM cannot go live\n");
 }
 
 int ctl_no_args(const char *command, int argc, char **argv)

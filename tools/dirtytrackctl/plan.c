@@ -26,6 +26,29 @@ static double dbl(struct json_object *o, const char *k)
 	return json_object_get_double(ctl_json_get(o, k));
 }
 
+/* The knobs, one line each: the advised one marked, unavailable ones said so. */
+void ctl_print_knobs(struct json_object *k, const char *indent)
+{
+	struct json_object *opts = ctl_json_get(k, "options");
+	const char *advised = json_object_get_string(ctl_json_get(k, "advised"));
+
+	printf("%sQEMU knobs (%s rules%s), each re-planned with the knob set:\n", indent,
+	       ctl_json_str(k, "engine"),
+	       json_object_get_boolean(ctl_json_get(k, "version_assumed")) ? ", version assumed" : "");
+	for (size_t i = 0; opts && i < json_object_array_length(opts); i++) {
+		struct json_object *x = json_object_array_get_idx(opts, i);
+		const char *name = ctl_json_str(x, "knob");
+		bool mark = advised && strcmp(advised, name) == 0;
+
+		printf("%s %s %s\n", indent, mark ? "*" : json_object_get_boolean(
+								 ctl_json_get(x, "available")) ? "-" : "x",
+		       ctl_json_str(x, "why"));
+		if (mark && ctl_json_get(x, "virsh"))
+			printf("%s     virsh: %s\n", indent, ctl_json_str(x, "virsh"));
+	}
+	printf("%s (* advised, - possible, x not with this VMM)\n", indent);
+}
+
 static void print_plan(struct json_object *o)
 {
 	struct json_object *in = ctl_json_get(o, "inputs"), *rounds = ctl_json_get(o, "rounds");
@@ -60,8 +83,11 @@ static void print_plan(struct json_object *o)
 	printf("  total time %.3fs, downtime %.3fs, %s sent\n", dbl(o, "total_time_seconds"),
 	       dbl(o, "downtime_seconds"),
 	       ctl_bytes((double)json_object_get_uint64(ctl_json_get(o, "bytes_sent")), a));
+	if (ctl_json_get(o, "knobs"))
+		ctl_print_knobs(ctl_json_get(o, "knobs"), "");
 	if (!rec) {
-		printf("Recommendation: none, migrate as is.\n");
+		if (!ctl_json_get(o, "knobs"))
+			printf("Recommendation: none, migrate as is.\n");
 		return;
 	}
 	const char *advice = json_object_get_string(ctl_json_get(rec, "advice"));
