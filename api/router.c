@@ -109,7 +109,7 @@ static enum MHD_Result render_plan(struct dt_req *rq, struct dt_vm *vm,
 		r = dt_planner_submit(rq->l->api->planner, vm, &oe, on_plan_done, rq, &rq->plan_call);
 		if (r == -EBUSY)
 			return dt_http_unavailable(conn, 1, "%u plans are being computed: try again",
-						   DT_PLANNER_MAX_PENDING);
+						   rq->l->api->m->config.api_max_pending_plans);
 		if (r >= 0) {
 			snprintf(rq->plan_etag, sizeof(rq->plan_etag), "%s", etag);
 			MHD_suspend_connection(conn);
@@ -232,7 +232,7 @@ static enum MHD_Result render_vm(struct dt_req *rq, struct dt_vm *vm,
 		r = dt_epoch_pages_render(vm, t->epoch, t->cursor,
 					  (t->present & (1u << DT_PARAM_LIMIT))
 						  ? (uint32_t)t->limit
-						  : DT_PAGES_LIMIT_DEFAULT,
+						  : rq->l->api->m->config.api_pages_limit,
 					  &body, &len);
 		if (r == -ENOENT)
 			return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL,

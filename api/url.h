@@ -17,8 +17,8 @@
 #define DT_URL_MAX_PARAMS 8
 #define DT_HISTORY_LIMIT_MAX 100000u
 #define DT_HISTORY_LIMIT_DEFAULT 1000u
-/* epochs/{n}/pages: ranges per response (?limit=), the same maximum */
-#define DT_PAGES_LIMIT_DEFAULT 10000u
+/* epochs/{n}/pages: ranges per response (?limit=), the same maximum; the
+ * default is [api] pages_limit */
 /*
  * The plan's inputs are bounded where they stop meaning a migration and only
  * cost: a plan that never converges runs all max_rounds from every phase of

@@ -138,8 +138,10 @@ static void test_search_path(void)
 static unsigned n_restart;
 static char restart_keys[256];
 
-static void on_restart(const char *key, void *userdata)
+static void on_changed(const char *key, const char *value, bool restart, void *userdata)
 {
+	if (!restart)
+		return;
 	n_restart++;
 	strncat(restart_keys, key, sizeof(restart_keys) - strlen(restart_keys) - 2);
 	strcat(restart_keys, " ");
@@ -162,7 +164,7 @@ static void test_reload(void)
 	CHECK_EQ(dt_config_finish(&next, err, sizeof(err)), 0);
 	/* epoch, max_vms, allowed_users, max_wait: applied; runtime_dir (and the
 	 * socket paths made from it) and tcp: kept. */
-	CHECK_EQ(dt_config_reload(&cur, &next, on_restart, NULL), 8);
+	CHECK_EQ(dt_config_reload(&cur, &next, on_changed, NULL), 8);
 	CHECK_EQ(n_restart, 4);
 	CHECK(strstr(restart_keys, "daemon.runtime_dir "));
 	CHECK(strstr(restart_keys, "attach.socket "));
