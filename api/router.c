@@ -20,7 +20,6 @@
 #include "planner.h"
 #include "vm_plan.h"
 
-_Static_assert(DT_PLAN_ROUNDS_MAX <= DT_PLAN_MAX_ROUNDS, "?max_rounds= within the planner's limit");
 
 #define DEFAULT_HEATMAP_WINDOW_US (60ull * 1000000)
 
@@ -301,7 +300,10 @@ enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method)
 
 	if (!rq->target)
 		return MHD_NO;
-	r = dt_url_parse(rq->target, m->config.api_max_wait_us, &t, &p);
+	r = dt_url_parse(rq->target,
+			 &(struct dt_url_limits){ .max_wait_us = m->config.api_max_wait_us,
+						  .max_rounds = m->config.api_max_plan_rounds },
+			 &t, &p);
 	if (r < 0 && p.error != DT_URL_BAD_PARAM)
 		return url_problem(conn, &p);
 	/* The resource exists: a wrong method is 405 even with a bad query. */

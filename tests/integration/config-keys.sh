@@ -3,7 +3,8 @@
 # line, section, key, value and range; --cat-config ends with every key's
 # value, which read back gives the same values; limits that were constants
 # are keys that take effect: [api] pages_limit (the default ?limit= of epoch
-# pages; a reload applies it, and the log says so with the new value) and
+# pages; a reload applies it, and the log says so with the new value),
+# [api] max_plan_rounds (the largest ?max_rounds=) and
 # [api] max_pending_plans (a restart key: a reload keeps the running value
 # and says so; at 1, concurrent plans get a 503 that names the limit).
 # On the old code the keys are unknown: --test-config refuses them.
@@ -32,6 +33,7 @@ max_memory = 1536M
 [api]
 pages_limit = 3
 max_pending_plans = 1
+max_plan_rounds = 150
 max_wait = 90
 [metrics]
 wss_windows = 2s 1min
@@ -64,6 +66,14 @@ jq -e '.limit == 3 and (.ranges | length) == 3 and (.next | type == "string")' "
 api "/v1/vms/spread/epochs/$E/pages?limit=7" | jq -e '.limit == 7 and (.ranges | length) == 7' >/dev/null ||
 	fail "?limit=7 is not served over pages_limit"
 echo "ok: pages_limit = 3 is the default page ($(jq -r .next "$TMP/p1") next), ?limit= still wins"
+
+# --- max_plan_rounds = 150: ?max_rounds= up to it, and a 400 naming it above
+code=$(curl -s -o "$TMP/r150" -w '%{http_code}' --unix-socket "$API_SOCK" "http://l/v1/vms/spread/plan?bandwidth=1Gbit&downtime=300ms&max_rounds=150")
+[ "$code" = 200 ] && jq -e '.inputs.max_rounds == 150' "$TMP/r150" >/dev/null || fail "max_rounds=150 under max_plan_rounds = 150: $code $(head -c 300 "$TMP/r150")"
+code=$(curl -s -o "$TMP/r151" -w '%{http_code}' --unix-socket "$API_SOCK" "http://l/v1/vms/spread/plan?bandwidth=1Gbit&downtime=300ms&max_rounds=151")
+[ "$code" = 400 ] && jq -e '.parameter == "max_rounds" and (.detail | test("from 1 to 150"))' "$TMP/r151" >/dev/null ||
+	fail "max_rounds=151 over max_plan_rounds = 150: $code $(cat "$TMP/r151")"
+echo "ok: max_plan_rounds = 150: ?max_rounds=150 planned, 151 refused naming the bound"
 
 # --- max_pending_plans = 1: concurrent plans beyond it get a 503 that says so
 python3 "$(dirname "$0")/../lib/plan_burst.py" "$API_SOCK" 1 >"$TMP/plans.out" 2>&1 ||
