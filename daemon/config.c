@@ -50,6 +50,13 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 	int r;
 
 	if (!k) {
+		/* A key put in the wrong section is a common slip: say where it belongs. */
+		for (size_t i = 0; i < dt_config_n_keys; i++)
+			if (strcmp(dt_config_keys[i].name, key) == 0) {
+				snprintf(err, errlen, "[%s] %s = %s: unknown key (it belongs in [%s])",
+					 section, key, value, dt_config_keys[i].section);
+				return -ENOENT;
+			}
 		snprintf(err, errlen, "[%s] %s = %s: unknown key", section, key, value);
 		return -ENOENT;
 	}

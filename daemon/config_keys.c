@@ -15,28 +15,33 @@
 #include "config_keys.h"
 #include "dt_util.h"
 
-#define STR_(x) #x
+#define STR_(x)	     #x
 #define STRINGIFY(x) STR_(x)
-#define FIELD(f) (((struct dt_config *)0)->f)
+#define FIELD(f)     (((struct dt_config *)0)->f)
 /* 0, or a compile error when field f is not of type T. */
-#define TYPED(f, T) (0 * sizeof(char[__builtin_types_compatible_p(__typeof__(FIELD(f)), T) ? 1 : -1]))
+#define TYPED(f, T)                                                                                \
+	(0 * sizeof(char[__builtin_types_compatible_p(__typeof__(FIELD(f)), T) ? 1 : -1]))
 /* The C type of each value type's field. */
-#define CT_PATH char *
-#define CT_PATH_OFF char *
-#define CT_STRING char *
-#define CT_GROUP char *
-#define CT_U32 uint32_t
-#define CT_POW2 uint32_t
-#define CT_DURATION uint64_t
-#define CT_SECONDS uint32_t
-#define CT_SIZE uint64_t
-#define CT_MODE uint32_t
-#define CT_USERS uid_t[DT_MAX_ALLOWED_IDS]
-#define CT_GROUPS gid_t[DT_MAX_ALLOWED_IDS]
-#define CT_WINDOWS uint32_t[8]
+#define CT_PATH	     char *
+#define CT_PATH_OFF  char *
+#define CT_STRING    char *
+#define CT_GROUP     char *
+#define CT_U32	     uint32_t
+#define CT_POW2	     uint32_t
+#define CT_DURATION  uint64_t
+#define CT_SECONDS   uint32_t
+#define CT_SIZE	     uint64_t
+#define CT_MODE	     uint32_t
+#define CT_USERS     uid_t[DT_MAX_ALLOWED_IDS]
+#define CT_GROUPS    gid_t[DT_MAX_ALLOWED_IDS]
+#define CT_WINDOWS   uint32_t[8]
 #define CT_REF_LINKS struct dt_ref_link[DT_MAX_REF_LINKS]
 
-/* One row: KEY(TYPE, section, key, field, default, min, max, restart, doc). */
+/* clang-format off */
+/*
+ * One row: KEY(TYPE, section, key, field, default, min, max, restart, doc).
+ * (Not clang-formatted: it reads as the table it is.)
+ */
 #define KEY(t, sec, name, f, def, min, max, rs, doc)                                             \
 	{ sec, name, DT_KEY_##t, offsetof(struct dt_config, f) + TYPED(f, CT_##t),                 \
 	  sizeof(FIELD(f)), 0, def, min, max, rs, doc }
@@ -150,25 +155,19 @@ const struct dt_config_key dt_config_keys[] = {
 	    "calc period asked of QEMU, shorter than interval"),
 };
 const size_t dt_config_n_keys = ARRAY_SIZE(dt_config_keys);
+/* clang-format on */
 
 #undef KEY
 #undef LIST
 
 static const char *const type_names[_DT_KEY_TYPE_MAX] = {
-	[DT_KEY_PATH] = "path",
-	[DT_KEY_PATH_OFF] = "path-or-empty",
-	[DT_KEY_STRING] = "string",
-	[DT_KEY_GROUP] = "group",
-	[DT_KEY_U32] = "integer",
-	[DT_KEY_POW2] = "power-of-two",
-	[DT_KEY_DURATION] = "duration",
-	[DT_KEY_SECONDS] = "seconds",
-	[DT_KEY_SIZE] = "size",
-	[DT_KEY_MODE] = "octal-mode",
-	[DT_KEY_USERS] = "users",
-	[DT_KEY_GROUPS] = "groups",
-	[DT_KEY_WINDOWS] = "durations",
-	[DT_KEY_REF_LINKS] = "links",
+    [DT_KEY_PATH] = "path",	    [DT_KEY_PATH_OFF] = "path-or-empty",
+    [DT_KEY_STRING] = "string",	    [DT_KEY_GROUP] = "group",
+    [DT_KEY_U32] = "integer",	    [DT_KEY_POW2] = "power-of-two",
+    [DT_KEY_DURATION] = "duration", [DT_KEY_SECONDS] = "seconds",
+    [DT_KEY_SIZE] = "size",	    [DT_KEY_MODE] = "octal-mode",
+    [DT_KEY_USERS] = "users",	    [DT_KEY_GROUPS] = "groups",
+    [DT_KEY_WINDOWS] = "durations", [DT_KEY_REF_LINKS] = "links",
 };
 
 const char *dt_config_key_type_name(enum dt_key_type t)
@@ -208,8 +207,7 @@ static bool is_list(enum dt_key_type t)
 
 static bool is_string(enum dt_key_type t)
 {
-	return t == DT_KEY_PATH || t == DT_KEY_PATH_OFF || t == DT_KEY_STRING ||
-	       t == DT_KEY_GROUP;
+	return t == DT_KEY_PATH || t == DT_KEY_PATH_OFF || t == DT_KEY_STRING || t == DT_KEY_GROUP;
 }
 
 static size_t elem_size(enum dt_key_type t)
@@ -298,7 +296,8 @@ static int parse_ref_links(struct dt_config *c, const char *value)
 		return -ENOMEM;
 	memset(l, 0, sizeof(l));
 	if (strcmp(value, "off") != 0) {
-		for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		for (char *tok = strtok_r(copy, ", ", &save); tok;
+		     tok = strtok_r(NULL, ", ", &save)) {
 			char *slash = strrchr(tok, '/');
 
 			if (n == DT_MAX_REF_LINKS || !slash || strlen(tok) >= sizeof(l[n].name))
@@ -306,7 +305,8 @@ static int parse_ref_links(struct dt_config *c, const char *value)
 			memcpy(l[n].name, tok, strlen(tok));
 			*slash = '\0';
 			if (dt_parse_bandwidth(tok, &l[n].bandwidth) < 0 ||
-			    dt_parse_duration(slash + 1, &l[n].downtime_us) < 0 || l[n].downtime_us == 0)
+			    dt_parse_duration(slash + 1, &l[n].downtime_us) < 0 ||
+			    l[n].downtime_us == 0)
 				return -EINVAL;
 			for (unsigned i = 0; i < n; i++)
 				if (strcmp(l[i].name, l[n].name) == 0)
@@ -402,7 +402,7 @@ static void explain(const struct dt_config_key *k, char *err, size_t errlen)
 		break;
 	case DT_KEY_REF_LINKS:
 		what = "must be up to " STRINGIFY(DT_MAX_REF_LINKS) " distinct BANDWIDTH/DOWNTIME "
-		       "links (10Gbit/300ms), or off";
+								    "links (10Gbit/300ms), or off";
 		break;
 	case _DT_KEY_TYPE_MAX:
 		break;
@@ -496,8 +496,7 @@ static void format_duration(uint64_t us, FILE *out)
 	static const struct {
 		const char *unit;
 		uint64_t us;
-	} units[] = { { "h", 3600000000ull }, { "min", 60000000ull }, { "s", 1000000 },
-		      { "ms", 1000 } };
+	} units[] = {{"h", 3600000000ull}, {"min", 60000000ull}, {"s", 1000000}, {"ms", 1000}};
 
 	for (size_t i = 0; i < ARRAY_SIZE(units); i++)
 		if (us && us % units[i].us == 0) {
@@ -561,7 +560,8 @@ int dt_config_key_format(const struct dt_config_key *k, const struct dt_config *
 		break;
 	case DT_KEY_REF_LINKS:
 		for (unsigned i = 0; i < count_of(k, c); i++)
-			fprintf(out, "%s%s", i ? ", " : "", ((const struct dt_ref_link *)f)[i].name);
+			fprintf(out, "%s%s", i ? ", " : "",
+				((const struct dt_ref_link *)f)[i].name);
 		if (count_of(k, c) == 0)
 			fputs("off", out);
 		break;

@@ -33,11 +33,11 @@ enum dt_key_type {
 struct dt_config_key {
 	const char *section, *name;
 	enum dt_key_type type;
-	size_t offset, size;	 /* of the field in struct dt_config (arrays: all of it) */
-	size_t count_offset;	 /* list types: their unsigned count */
-	const char *def;	 /* default as written in the file; NULL: derived (see doc) */
-	const char *min, *max;	 /* bounds as written in the file, NULL: none */
-	bool restart;		 /* read at start only: a reload keeps the running value */
+	size_t offset, size;   /* of the field in struct dt_config (arrays: all of it) */
+	size_t count_offset;   /* list types: their unsigned count */
+	const char *def;       /* default as written in the file; NULL: derived (see doc) */
+	const char *min, *max; /* bounds as written in the file, NULL: none */
+	bool restart;	       /* read at start only: a reload keeps the running value */
 	const char *doc;
 };
 

@@ -57,6 +57,9 @@ static void test_parse_errors(void)
 	CHECK(dt_config_load_string(&c, "b.conf", "[attach]\nmax_vms = 2\nnope = 1\n", err,
 				    sizeof(err)) == -ENOENT);
 	CHECK(strstr(err, "b.conf:3: [attach] nope = 1: unknown key"));
+	CHECK(dt_config_load_string(&c, "b.conf", "[api]\nmax_vms = 2\n", err, sizeof(err)) ==
+	      -ENOENT);
+	CHECK(strstr(err, "b.conf:2: [api] max_vms = 2: unknown key (it belongs in [attach])"));
 	/* A syntax error before a bad key is the one reported. */
 	CHECK(dt_config_load_string(&c, "c.conf", "[daemon\nepoch = 5ms\n", err, sizeof(err)) <
 	      0);
