@@ -27,6 +27,7 @@ cat >"$TMP/dt.conf" <<'EOF'
 [daemon]
 epoch = 1.5s
 state_queue = 64
+state_queue_size = 3M
 state_drain_timeout = 2min
 [attach]
 max_memory = 1536M
@@ -66,6 +67,11 @@ jq -e '.limit == 3 and (.ranges | length) == 3 and (.next | type == "string")' "
 api "/v1/vms/spread/epochs/$E/pages?limit=7" | jq -e '.limit == 7 and (.ranges | length) == 7' >/dev/null ||
 	fail "?limit=7 is not served over pages_limit"
 echo "ok: pages_limit = 3 is the default page ($(jq -r .next "$TMP/p1") next), ?limit= still wins"
+
+# --- state_queue_size reaches the state writer: /metrics shows its bound
+api /metrics | grep -qx 'dirtytrackd_state_queue_limit_bytes 3145728' ||
+	fail "state_queue_size = 3M: $(api /metrics | grep state_queue_limit)"
+echo "ok: state_queue_size = 3M is the state writer's bound in /metrics"
 
 # --- max_plan_rounds = 150: ?max_rounds= up to it, and a 400 naming it above
 code=$(curl -s -o "$TMP/r150" -w '%{http_code}' --unix-socket "$API_SOCK" "http://l/v1/vms/spread/plan?bandwidth=1Gbit&downtime=300ms&max_rounds=150")
