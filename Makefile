@@ -148,10 +148,10 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	-I. -Iproto -Istats -Icommon -Iapi -Idaemon $(PKG_CFLAGS)
 # api/url.c: the REST request-target parser (pure code, no libmicrohttpd).
-# daemon/config.c: the configuration parser (libinih; no daemon state).
+# daemon/config.c, config_keys.c: the configuration parser and key table (libinih; no daemon state).
 # api/accept.c: /metrics' Accept negotiation.
 # stats/dt_plan_engine.c: ?engine= names (pure, no planner).
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c daemon/config.c api/accept.c \
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c daemon/config.c daemon/config_keys.c api/accept.c \
 		stats/dt_plan_engine.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")

@@ -548,7 +548,7 @@ int dt_bus_new(struct dt_manager *m, struct dt_bus **ret)
 		return -ENOMEM;
 	b->m = m;
 	b->retry_us = DT_BUS_RETRY_MIN_US;
-	r = dt_planner_new(m->event, &b->planner);
+	r = dt_planner_new(m->event, m->config.api_max_pending_plans, &b->planner);
 	if (r < 0) {
 		free(b);
 		return r;

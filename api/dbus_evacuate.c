@@ -82,7 +82,7 @@ int dt_bus_method_evacuate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	if (r == -EBUSY)
 		return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
 					 "an evacuation or %u plans are being computed: try again",
-					 DT_PLANNER_MAX_PENDING);
+					 b->m->config.api_max_pending_plans);
 	if (r == -E2BIG)
 		return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
 					 "the host has more than the %u VMs one evacuation plans",

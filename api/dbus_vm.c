@@ -554,7 +554,7 @@ static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 	if (r == -EBUSY)
 		return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
 					 "%u plans are being computed: try again",
-					 DT_PLANNER_MAX_PENDING);
+					 vm->m->config.api_max_pending_plans);
 	if (r < 0)
 		return r;
 	bp->msg = sd_bus_message_ref(msg);

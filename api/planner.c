@@ -52,14 +52,14 @@ static void call_done(struct dt_job *j)
 	free(c);
 }
 
-int dt_planner_new(sd_event *e, struct dt_planner **ret)
+int dt_planner_new(sd_event *e, unsigned max_pending, struct dt_planner **ret)
 {
 	struct dt_planner *pl = calloc(1, sizeof(*pl));
 	int r;
 
 	if (!pl)
 		return -ENOMEM;
-	r = dt_worker_new(e, "dt-plan", PLANNER_NICE, DT_PLANNER_MAX_PENDING, 0, &pl->w);
+	r = dt_worker_new(e, "dt-plan", PLANNER_NICE, max_pending, 0, &pl->w);
 	if (r < 0) {
 		free(pl);
 		return r;

@@ -5,8 +5,8 @@
  * bounded read of its figures), the plan is computed on a worker thread
  * (dt_plan_compute, the costly part), and the front end's callback runs on
  * the loop thread with the result. A plan request therefore never delays
- * a harvest, whatever its parameters. At most DT_PLANNER_MAX_PENDING plans
- * wait or run at once: beyond that a submit is -EBUSY (the front end says
+ * a harvest, whatever its parameters. At most max_pending plans
+ * ([api] max_pending_plans) wait or run at once: beyond that a submit is -EBUSY (the front end says
  * so, e.g. 503), never an unbounded queue.
  */
 #pragma once
@@ -14,8 +14,6 @@
 #include <systemd/sd-event.h>
 
 #include "vm_plan.h"
-
-#define DT_PLANNER_MAX_PENDING 16
 
 struct dt_planner;
 struct dt_plan_call;
@@ -28,13 +26,13 @@ struct dt_plan_call;
 typedef void (*dt_plan_done_t)(void *userdata, int r, struct dt_plan *p, uint64_t generation,
 			       uint64_t epoch);
 
-int dt_planner_new(sd_event *e, struct dt_planner **ret);
+int dt_planner_new(sd_event *e, unsigned max_pending, struct dt_planner **ret);
 /* Every call still pending is finished (done with -ECANCELED if not computed). NULL-safe. */
 struct dt_planner *dt_planner_free(struct dt_planner *pl);
 /*
  * Read vm's figures now and plan on the thread: 0 and *ret (until done is
  * called or the call is cancelled), dt_vm_plan_gather's errors (done is
- * not called then), -EBUSY when DT_PLANNER_MAX_PENDING are pending.
+ * not called then), -EBUSY when max_pending are pending.
  */
 int dt_planner_submit(struct dt_planner *pl, const struct dt_vm *vm,
 		      const struct dt_vm_plan_options *o, dt_plan_done_t done, void *userdata,
@@ -45,7 +43,7 @@ void dt_plan_call_cancel(struct dt_plan_call *c);
 struct dt_job;
 /*
  * A job of many plans (an evacuation) on the planner's thread: at most one
- * at a time, counted against DT_PLANNER_MAX_PENDING too: 0, -EBUSY. Its
+ * at a time, counted against the planner's max_pending too: 0, -EBUSY. Its
  * done callback must call dt_planner_batch_done.
  */
 int dt_planner_submit_batch(struct dt_planner *pl, struct dt_job *j);

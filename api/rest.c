@@ -415,7 +415,7 @@ int dt_api_new(struct dt_manager *m, int api_fd, struct dt_api **ret)
 		dt_log(LOG_ERR, "cannot observe the registry: %s", strerror(-r));
 		goto fail;
 	}
-	r = dt_planner_new(m->event, &a->planner);
+	r = dt_planner_new(m->event, m->config.api_max_pending_plans, &a->planner);
 	if (r < 0) {
 		dt_log(LOG_ERR, "cannot start the planner thread: %s", strerror(-r));
 		goto fail;

@@ -21,7 +21,6 @@
 #include "planner.h"
 #include "vm_plan.h"
 
-_Static_assert(DT_PLAN_ROUNDS_MAX <= DT_PLAN_MAX_ROUNDS, "?max_rounds= within the planner's limit");
 _Static_assert(DT_EVACUATION_PARALLEL_MAX == DT_EVACUATE_MAX_PARALLEL, "?parallel= is the scheduler's limit");
 
 #define DEFAULT_HEATMAP_WINDOW_US (60ull * 1000000)
@@ -112,7 +111,7 @@ static enum MHD_Result render_plan(struct dt_req *rq, struct dt_vm *vm,
 		r = dt_planner_submit(rq->l->api->planner, vm, &oe, on_plan_done, rq, &rq->plan_call);
 		if (r == -EBUSY)
 			return dt_http_unavailable(conn, 1, "%u plans are being computed: try again",
-						   DT_PLANNER_MAX_PENDING);
+						   rq->l->api->m->config.api_max_pending_plans);
 		if (r >= 0) {
 			snprintf(rq->plan_etag, sizeof(rq->plan_etag), "%s", etag);
 			MHD_suspend_connection(conn);
@@ -166,7 +165,7 @@ static enum MHD_Result render_evacuation(struct dt_req *rq, const struct dt_requ
 		if (r == -EBUSY)
 			return dt_http_unavailable(conn, 1, "an evacuation or %u plans are being "
 							    "computed: try again",
-						   DT_PLANNER_MAX_PENDING);
+						   rq->l->api->m->config.api_max_pending_plans);
 		if (r == -E2BIG)
 			return dt_http_unavailable(conn, 60,
 						   "the host has more than the %u VMs one evacuation "
@@ -289,7 +288,7 @@ static enum MHD_Result render_vm(struct dt_req *rq, struct dt_vm *vm,
 		r = dt_epoch_pages_render(vm, t->epoch, t->cursor,
 					  (t->present & (1u << DT_PARAM_LIMIT))
 						  ? (uint32_t)t->limit
-						  : DT_PAGES_LIMIT_DEFAULT,
+						  : rq->l->api->m->config.api_pages_limit,
 					  &body, &len);
 		if (r == -ENOENT)
 			return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL,
@@ -358,7 +357,10 @@ enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method)
 
 	if (!rq->target)
 		return MHD_NO;
-	r = dt_url_parse(rq->target, m->config.api_max_wait_us, &t, &p);
+	r = dt_url_parse(rq->target,
+			 &(struct dt_url_limits){ .max_wait_us = m->config.api_max_wait_us,
+						  .max_rounds = m->config.api_max_plan_rounds },
+			 &t, &p);
 	if (r < 0 && p.error != DT_URL_BAD_PARAM)
 		return url_problem(conn, &p);
 	/* The resource exists: a wrong method is 405 even with a bad query. */

@@ -172,7 +172,7 @@ static int problem(struct dt_url_problem *p, enum dt_url_error e, const char *pa
 
 /* One "key=value" of the query against what the route accepts. */
 static int parse_param(struct dt_request_target *t, unsigned accepted, const char *kv,
-		       size_t len, uint64_t max_wait_us, struct dt_url_problem *p)
+		       size_t len, const struct dt_url_limits *lim, struct dt_url_problem *p)
 {
 	const char *eq = memchr(kv, '=', len);
 	char key[32], val[64];
@@ -216,7 +216,7 @@ static int parse_param(struct dt_request_target *t, unsigned accepted, const cha
 		if (dt_parse_duration(val, &t->wait_us) < 0)
 			return problem(p, DT_URL_BAD_PARAM, key,
 				       "query parameter 'wait' must be a duration such as 30s");
-		t->wait_us = DT_MIN(t->wait_us, max_wait_us);
+		t->wait_us = DT_MIN(t->wait_us, lim->max_wait_us);
 		break;
 	case DT_PARAM_WINDOW:
 		if (dt_parse_duration(val, &t->window_us) < 0 || t->window_us == 0 ||
@@ -252,13 +252,14 @@ static int parse_param(struct dt_request_target *t, unsigned accepted, const cha
 				       "to 1, such as 0.25");
 		break;
 	case DT_PARAM_MAX_ROUNDS: {
+		uint32_t most = DT_MIN(lim->max_rounds, DT_PLAN_MAX_ROUNDS);
 		uint64_t n;
 
-		if (dt_parse_u64(val, 1, DT_PLAN_ROUNDS_MAX, &n) < 0)
+		if (dt_parse_u64(val, 1, most, &n) < 0)
 			return problem(p, DT_URL_BAD_PARAM, key,
 				       "query parameter 'max_rounds' must be an integer from 1 to "
 				       "%u",
-				       DT_PLAN_ROUNDS_MAX);
+				       most);
 		t->max_rounds = (uint32_t)n;
 		break;
 	}
@@ -311,7 +312,7 @@ static bool segment_is(const char *pat, const char *seg, size_t len)
 	return strlen(pat) == len && memcmp(pat, seg, len) == 0;
 }
 
-int dt_url_parse(const char *target, uint64_t max_wait_us, struct dt_request_target *ret,
+int dt_url_parse(const char *target, const struct dt_url_limits *lim, struct dt_request_target *ret,
 		 struct dt_url_problem *p)
 {
 	struct dt_request_target t = { .limit = DT_HISTORY_LIMIT_DEFAULT };
@@ -396,7 +397,7 @@ int dt_url_parse(const char *target, uint64_t max_wait_us, struct dt_request_tar
 		size_t l = e ? (size_t)(e - s) : strlen(s);
 
 		if (l > 0) {
-			r = parse_param(&t, routes[i].params, s, l, max_wait_us, p);
+			r = parse_param(&t, routes[i].params, s, l, lim, p);
 			if (r < 0)
 				return r;
 		}

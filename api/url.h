@@ -17,8 +17,8 @@
 #define DT_URL_MAX_PARAMS 8
 #define DT_HISTORY_LIMIT_MAX 100000u
 #define DT_HISTORY_LIMIT_DEFAULT 1000u
-/* epochs/{n}/pages: ranges per response (?limit=), the same maximum */
-#define DT_PAGES_LIMIT_DEFAULT 10000u
+/* epochs/{n}/pages: ranges per response (?limit=), the same maximum; the
+ * default is [api] pages_limit */
 /*
  * The plan's inputs are bounded where they stop meaning a migration and only
  * cost: a plan that never converges runs all max_rounds from every phase of
@@ -29,7 +29,6 @@
 #define DT_PLAN_DOWNTIME_MAX_US (3600ull * 1000000) /* ?downtime= at most 1 h */
 #define DT_PLAN_TARGET_MAX_US (7ull * 24 * 3600 * 1000000) /* ?target= at most a week */
 #define DT_EVACUATION_PARALLEL_MAX 16u /* ?parallel= (dt_evacuate.h's limit) */
-#define DT_PLAN_ROUNDS_MAX 100u /* ?max_rounds= (the planner takes up to DT_PLAN_MAX_ROUNDS) */
 
 enum dt_route {
 	DT_ROUTE_VMS,
@@ -101,12 +100,19 @@ struct dt_url_problem {
 	char detail[160];
 };
 
+/* The configured limits a request is parsed against. */
+struct dt_url_limits {
+	uint64_t max_wait_us; /* [api] max_wait: ?wait= is cut to it */
+	uint32_t max_rounds; /* [api] max_plan_rounds: ?max_rounds= above it is a 400 */
+};
+
 /*
- * Parse a request target. max_wait_us caps ?wait= (larger asks are cut to
- * it, as the cap is documented, not an error). Returns 0 with *ret filled,
- * or -EINVAL/-ENOENT/-E2BIG with *problem describing why.
+ * Parse a request target. lim->max_wait_us caps ?wait= (larger asks are
+ * cut to it, as the cap is documented, not an error); ?max_rounds= is
+ * refused above lim->max_rounds (and DT_PLAN_MAX_ROUNDS). Returns 0 with
+ * *ret filled, or -EINVAL/-ENOENT/-E2BIG with *problem describing why.
  */
-int dt_url_parse(const char *target, uint64_t max_wait_us, struct dt_request_target *ret,
+int dt_url_parse(const char *target, const struct dt_url_limits *lim, struct dt_request_target *ret,
 		 struct dt_url_problem *problem);
 
 const char *dt_route_name(enum dt_route r);

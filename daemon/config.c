@@ -3,13 +3,13 @@
 #include <errno.h>
 #include <grp.h>
 #include <ini.h>
-#include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "config_keys.h"
 #include "dt_file.h"
 #include "dt_util.h"
 
@@ -18,40 +18,15 @@
 
 void dt_config_init(struct dt_config *c)
 {
+	char err[256];
 	struct group *g;
 
-	*c = (struct dt_config){
-		.runtime_dir = strdup("/run/dirtytrackd"),
-		.state_dir = strdup("/var/lib/dirtytrackd"),
-		.snapshot_epochs = 60,
-		.api_tcp = strdup("127.0.0.1:9111"),
-		.epoch_us = 1000000,
-		.retention_us = 600ull * 1000000,
-		.history_us = 3600ull * 1000000,
-		.recent_epochs = 64,
-		.coarse_epochs = 60,
-		.max_vms = 64,
-		.max_vcpus = 512,
-		.max_slots = 512,
-		.max_ring_entries = 65536,
-		.max_memory = 16ull << 40,
-		.max_handshakes = 32,
-		.handshake_timeout_us = 10ull * 1000000,
-		.api_max_connections = 64,
-		.api_max_client_connections = 16,
-		.api_timeout_us = 10ull * 1000000,
-		.api_socket_mode = 0660,
-		.api_max_wait_us = 60ull * 1000000,
-		.api_memory_limit = 64 * 1024,
-		.metrics_windows = { 1, 10, 60, 300 },
-		.n_metrics_windows = 4,
-		.ref_links = { { 1250000000, 300000, "10Gbit/300ms" } },
-		.n_ref_links = 1,
-		.dbus = strdup("system"),
-		.dbus_interval_us = 1000000,
-		.libvirt_interval_us = 10ull * 1000000,
-		.libvirt_calc_seconds = 1,
-	};
+	*c = (struct dt_config){ 0 };
+	/* The defaults are the table's, parsed as from a file (tests/unit/test_config checks each). */
+	for (size_t i = 0; i < dt_config_n_keys; i++)
+		if (dt_config_keys[i].def)
+			(void)dt_config_key_parse(&dt_config_keys[i], c, dt_config_keys[i].def, err,
+						  sizeof(err));
 	/* Members of the socket's group may attach, as its mode says, if it exists. */
 	g = getgrnam(DT_DEFAULT_GROUP);
 	if (g) {
@@ -62,288 +37,30 @@ void dt_config_init(struct dt_config *c)
 
 void dt_config_done(struct dt_config *c)
 {
-	free(c->runtime_dir);
-	free(c->state_dir);
-	free(c->attach_socket);
-	free(c->api_socket);
-	free(c->api_tcp);
-	free(c->api_socket_group);
-	free(c->api_remote);
-	free(c->api_tls_cert);
-	free(c->api_tls_key);
-	free(c->api_token_file);
-	free(c->dbus);
-	free(c->libvirt_uri);
+	for (size_t i = 0; i < dt_config_n_keys; i++)
+		dt_config_key_free(&dt_config_keys[i], c);
 	*c = (struct dt_config){ 0 };
-}
-
-static int set_string(char **field, const char *value)
-{
-	char *s = NULL;
-
-	if (*value && strcmp(value, "off") != 0) {
-		s = strdup(value);
-		if (!s)
-			return -ENOMEM;
-	}
-	free(*field);
-	*field = s;
-	return 0;
-}
-
-static int set_u32(uint32_t *field, const char *value, uint64_t min, uint64_t max)
-{
-	uint64_t v;
-	int r = dt_parse_u64(value, min, max, &v);
-
-	if (r >= 0)
-		*field = (uint32_t)v;
-	return r;
-}
-
-static int set_windows(struct dt_config *c, const char *value)
-{
-	_cleanup_free_ char *copy = strdup(value);
-	uint32_t w[ARRAY_SIZE(c->metrics_windows)];
-	char *save = NULL;
-	unsigned n = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-		uint64_t us;
-
-		if (n == ARRAY_SIZE(w) || dt_parse_duration(tok, &us) < 0 || us < 1000000 ||
-		    us % 1000000 || (n && us / 1000000 <= w[n - 1]) || us > 86400ull * 1000000)
-			return -EINVAL;
-		w[n++] = (uint32_t)(us / 1000000);
-	}
-	if (n == 0)
-		return -EINVAL;
-	memcpy(c->metrics_windows, w, sizeof(w));
-	c->n_metrics_windows = n;
-	return 0;
-}
-
-/*
- * "BANDWIDTH/DOWNTIME ..." (comma- or space-separated; the downtime after
- * the last '/', so "10Gbit/s/300ms" works), or "off" / "" for none.
- */
-static int set_ref_links(struct dt_config *c, const char *value)
-{
-	_cleanup_free_ char *copy = strdup(value);
-	struct dt_ref_link l[DT_MAX_REF_LINKS];
-	char *save = NULL;
-	unsigned n = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	memset(l, 0, sizeof(l));
-	if (strcmp(value, "off") != 0) {
-		for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-			char *slash = strrchr(tok, '/');
-
-			if (n == DT_MAX_REF_LINKS || !slash || strlen(tok) >= sizeof(l[n].name))
-				return -EINVAL;
-			memcpy(l[n].name, tok, strlen(tok));
-			*slash = '\0';
-			if (dt_parse_bandwidth(tok, &l[n].bandwidth) < 0 ||
-			    dt_parse_duration(slash + 1, &l[n].downtime_us) < 0 || l[n].downtime_us == 0)
-				return -EINVAL;
-			for (unsigned i = 0; i < n; i++)
-				if (strcmp(l[i].name, l[n].name) == 0)
-					return -EINVAL;
-			n++;
-		}
-	}
-	memcpy(c->ref_links, l, sizeof(l));
-	c->n_ref_links = n;
-	return 0;
-}
-
-/* Comma- or space-separated user (groups: group) names or ids into ids[]. */
-static int set_ids(const char *value, bool groups, uint32_t ids[DT_MAX_ALLOWED_IDS],
-		   unsigned *n_ids)
-{
-	_cleanup_free_ char *copy = strdup(value);
-	uint32_t parsed[DT_MAX_ALLOWED_IDS];
-	char *save = NULL;
-	unsigned n = 0;
-
-	if (!copy)
-		return -ENOMEM;
-	for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-		uint64_t id;
-
-		if (dt_parse_u64(tok, 0, UINT32_MAX - 1, &id) < 0) {
-			if (groups) {
-				struct group *g = getgrnam(tok);
-				if (!g)
-					return -ESRCH;
-				id = g->gr_gid;
-			} else {
-				struct passwd *p = getpwnam(tok);
-				if (!p)
-					return -ESRCH;
-				id = p->pw_uid;
-			}
-		}
-		if (n >= DT_MAX_ALLOWED_IDS)
-			return -E2BIG;
-		parsed[n++] = (uint32_t)id;
-	}
-	memcpy(ids, parsed, n * sizeof(*ids));
-	*n_ids = n;
-	return 0;
 }
 
 int dt_config_set(struct dt_config *c, const char *section, const char *key, const char *value,
 		  char *err, size_t errlen)
 {
-	const char *what = "invalid value";
-	int r = -ENOENT;
+	const struct dt_config_key *k = dt_config_key_find(section, key);
+	char what[192];
+	int r;
 
-#define IS(s, k) (strcmp(section, s) == 0 && strcmp(key, k) == 0)
-	if (IS("daemon", "runtime_dir"))
-		r = *value == '/' ? set_string(&c->runtime_dir, value) : -EINVAL,
-		what = "must be an absolute path";
-	else if (IS("daemon", "state_dir"))
-		r = !*value || strcmp(value, "off") == 0 || *value == '/'
-			    ? set_string(&c->state_dir, value)
-			    : -EINVAL,
-		what = "must be an absolute path, or empty";
-	else if (IS("daemon", "snapshot_epochs"))
-		r = set_u32(&c->snapshot_epochs, value, 1, 1000000), what = "must be 1..1000000";
-	else if (IS("daemon", "epoch")) {
-		r = dt_parse_duration(value, &c->epoch_us);
-		if (r >= 0 && (c->epoch_us < DT_EPOCH_MIN_US || c->epoch_us > DT_EPOCH_MAX_US))
-			r = -ERANGE;
-		what = "must be a duration from 100ms to 1min";
-	} else if (IS("daemon", "retention"))
-		r = dt_parse_duration(value, &c->retention_us), what = "must be a duration";
-	else if (IS("stats", "history")) {
-		r = dt_parse_duration(value, &c->history_us);
-		if (r >= 0 && (c->history_us < 1000000 || c->history_us > 24ull * 3600 * 1000000))
-			r = -ERANGE;
-		what = "must be a duration from 1s to 24h";
-	} else if (IS("stats", "recent_epochs"))
-		r = set_u32(&c->recent_epochs, value, 1, 100000), what = "must be 1..100000";
-	else if (IS("stats", "coarse_epochs"))
-		r = set_u32(&c->coarse_epochs, value, 1, 100000), what = "must be 1..100000";
-	else if (IS("attach", "socket"))
-		r = *value == '/' ? set_string(&c->attach_socket, value) : -EINVAL,
-		what = "must be an absolute path";
-	else if (IS("attach", "allowed_users"))
-		r = set_ids(value, false, c->allowed_uids, &c->n_allowed_uids),
-		what = "unknown user or too many";
-	else if (IS("attach", "allowed_groups"))
-		r = set_ids(value, true, c->allowed_gids, &c->n_allowed_gids),
-		what = "unknown group or too many";
-	else if (IS("attach", "takeover_users"))
-		r = set_ids(value, false, c->takeover_uids, &c->n_takeover_uids),
-		what = "unknown user or too many";
-	else if (IS("attach", "max_vms"))
-		r = set_u32(&c->max_vms, value, 1, 65536), what = "must be 1..65536";
-	else if (IS("attach", "max_vms_per_owner"))
-		r = set_u32(&c->max_vms_per_owner, value, 0, 65536), what = "must be 0..65536";
-	else if (IS("attach", "max_vcpus"))
-		r = set_u32(&c->max_vcpus, value, 1, 4096), what = "must be 1..4096";
-	else if (IS("attach", "max_slots"))
-		r = set_u32(&c->max_slots, value, 1, 32768), what = "must be 1..32768";
-	else if (IS("attach", "max_ring_entries")) {
-		r = set_u32(&c->max_ring_entries, value, 64, 1u << 20);
-		if (r >= 0 && (c->max_ring_entries & (c->max_ring_entries - 1)))
-			r = -EINVAL;
-		what = "must be a power of two from 64 to 1048576";
-	} else if (IS("attach", "max_memory"))
-		r = dt_parse_size(value, &c->max_memory), what = "must be a size such as 1T";
-	else if (IS("attach", "max_handshakes"))
-		r = set_u32(&c->max_handshakes, value, 1, 65536), what = "must be 1..65536";
-	else if (IS("attach", "handshake_timeout")) {
-		r = dt_parse_duration(value, &c->handshake_timeout_us);
-		if (r >= 0 && (c->handshake_timeout_us < 100000 ||
-			       c->handshake_timeout_us > 3600ull * 1000000))
-			r = -ERANGE;
-		what = "must be a duration from 100ms to 1h";
+	if (!k) {
+		/* A key put in the wrong section is a common slip: say where it belongs. */
+		for (size_t i = 0; i < dt_config_n_keys; i++)
+			if (strcmp(dt_config_keys[i].name, key) == 0) {
+				snprintf(err, errlen, "[%s] %s = %s: unknown key (it belongs in [%s])",
+					 section, key, value, dt_config_keys[i].section);
+				return -ENOENT;
+			}
+		snprintf(err, errlen, "[%s] %s = %s: unknown key", section, key, value);
+		return -ENOENT;
 	}
-	else if (IS("api", "socket"))
-		r = *value == '/' ? set_string(&c->api_socket, value) : -EINVAL,
-		what = "must be an absolute path";
-	else if (IS("api", "tcp"))
-		r = set_string(&c->api_tcp, value), what = "must be HOST:PORT or off";
-	else if (IS("api", "max_connections"))
-		r = set_u32(&c->api_max_connections, value, 1, 100000), what = "must be 1..100000";
-	else if (IS("api", "max_connections_per_client"))
-		r = set_u32(&c->api_max_client_connections, value, 1, 100000),
-		what = "must be 1..100000";
-	else if (IS("api", "timeout")) {
-		r = dt_parse_duration(value, &c->api_timeout_us);
-		if (r >= 0 && (c->api_timeout_us < 1000000 || c->api_timeout_us > 3600ull * 1000000))
-			r = -ERANGE;
-		what = "must be a duration from 1s to 1h";
-	}
-	else if (IS("api", "socket_mode")) {
-		char *end;
-		unsigned long mode = strtoul(value, &end, 8);
-		r = (*value && !*end && mode <= 0777) ? 0 : -EINVAL;
-		if (r >= 0)
-			c->api_socket_mode = (uint32_t)mode;
-		what = "must be an octal mode such as 0660";
-	} else if (IS("api", "socket_group")) {
-		r = (!*value || getgrnam(value)) ? set_string(&c->api_socket_group, value) : -ESRCH;
-		what = "unknown group";
-	} else if (IS("api", "max_wait"))
-		r = dt_parse_duration(value, &c->api_max_wait_us), what = "must be a duration";
-	else if (IS("api", "memory_limit")) {
-		r = dt_parse_size(value, &c->api_memory_limit);
-		if (r >= 0 && (c->api_memory_limit < 4096 || c->api_memory_limit > (64u << 20)))
-			r = -ERANGE;
-		what = "must be a size from 4K to 64M";
-	} else if (IS("api", "remote"))
-		r = set_string(&c->api_remote, value), what = "must be ADDR:PORT or off";
-	else if (IS("api", "tls_certificate"))
-		r = (!*value || *value == '/') ? set_string(&c->api_tls_cert, value) : -EINVAL,
-		what = "must be an absolute path";
-	else if (IS("api", "tls_key"))
-		r = (!*value || *value == '/') ? set_string(&c->api_tls_key, value) : -EINVAL,
-		what = "must be an absolute path";
-	else if (IS("api", "token_file"))
-		r = (!*value || *value == '/') ? set_string(&c->api_token_file, value) : -EINVAL,
-		what = "must be an absolute path";
-	else if (IS("metrics", "wss_windows"))
-		r = set_windows(c, value), what = "must be up to 8 ascending whole-second durations";
-	else if (IS("metrics", "reference_links"))
-		r = set_ref_links(c, value),
-		what = "must be up to 4 distinct BANDWIDTH/DOWNTIME links (10Gbit/300ms), or off";
-	else if (IS("dbus", "bus"))
-		r = set_string(&c->dbus, value), what = "must be system, session, an address or off";
-	else if (IS("dbus", "properties_interval")) {
-		r = dt_parse_duration(value, &c->dbus_interval_us);
-		if (r >= 0 && c->dbus_interval_us < 100000)
-			r = -ERANGE;
-		what = "must be a duration of at least 100ms";
-	}
-	else if (IS("libvirt", "uri"))
-		r = set_string(&c->libvirt_uri, value), what = "must be a libvirt URI or empty";
-	else if (IS("libvirt", "interval")) {
-		r = dt_parse_duration(value, &c->libvirt_interval_us);
-		if (r >= 0 && (c->libvirt_interval_us < 1000000 ||
-			       c->libvirt_interval_us > 3600ull * 1000000))
-			r = -ERANGE;
-		what = "must be a duration from 1s to 1h";
-	} else if (IS("libvirt", "calc_seconds")) {
-		uint64_t us;
-
-		r = dt_parse_duration(value, &us);
-		if (r >= 0 && (us % 1000000 || us < 1000000 || us > 60ull * 1000000))
-			r = -ERANGE;
-		if (r >= 0)
-			c->libvirt_calc_seconds = (uint32_t)(us / 1000000);
-		what = "must be whole seconds from 1s to 60s";
-	}
-	else
-		what = "unknown key";
-#undef IS
+	r = dt_config_key_parse(k, c, value, what, sizeof(what));
 	if (r < 0)
 		snprintf(err, errlen, "[%s] %s = %s: %s", section, key, value, what);
 	return r;
@@ -666,94 +383,6 @@ int dt_config_load_files(struct dt_config *c, const struct dt_config_files *f, c
 	return 0;
 }
 
-/*
- * Every key, for reloads: what a reload compares, and whether a new value
- * can take effect without a restart. Keys read only when the daemon starts
- * (listening sockets, HTTP server options, the bus connection) need one.
- * A key missing here is taken over on reload but not reported.
- */
-enum key_kind { KEY_STR, KEY_RAW, KEY_ARRAY };
-struct key_info {
-	const char *name;
-	enum key_kind kind;
-	size_t offset, size; /* of the field (KEY_ARRAY: the whole array) */
-	size_t elem, count_offset; /* KEY_ARRAY: element size, its unsigned count */
-	bool restart;
-};
-#define FIELD_SIZE(f) sizeof(((struct dt_config *)0)->f)
-#define STR(n, f, rs) { n, KEY_STR, offsetof(struct dt_config, f), FIELD_SIZE(f), 0, 0, rs }
-#define RAW(n, f, rs) { n, KEY_RAW, offsetof(struct dt_config, f), FIELD_SIZE(f), 0, 0, rs }
-#define ARR(n, f, cnt, rs)                                                                         \
-	{ n, KEY_ARRAY, offsetof(struct dt_config, f), FIELD_SIZE(f), FIELD_SIZE(f[0]),            \
-	  offsetof(struct dt_config, cnt), rs }
-static const struct key_info keys[] = {
-	STR("daemon.runtime_dir", runtime_dir, true),
-	STR("daemon.state_dir", state_dir, true),
-	RAW("daemon.snapshot_epochs", snapshot_epochs, false),
-	RAW("daemon.epoch", epoch_us, false),
-	RAW("daemon.retention", retention_us, false),
-	RAW("stats.history", history_us, false),
-	RAW("stats.recent_epochs", recent_epochs, false),
-	RAW("stats.coarse_epochs", coarse_epochs, false),
-	STR("attach.socket", attach_socket, true),
-	ARR("attach.allowed_users", allowed_uids, n_allowed_uids, false),
-	ARR("attach.allowed_groups", allowed_gids, n_allowed_gids, false),
-	ARR("attach.takeover_users", takeover_uids, n_takeover_uids, false),
-	RAW("attach.max_vms", max_vms, false),
-	RAW("attach.max_vms_per_owner", max_vms_per_owner, false),
-	RAW("attach.max_vcpus", max_vcpus, false),
-	RAW("attach.max_slots", max_slots, false),
-	RAW("attach.max_ring_entries", max_ring_entries, false),
-	RAW("attach.max_memory", max_memory, false),
-	RAW("attach.max_handshakes", max_handshakes, false),
-	RAW("attach.handshake_timeout", handshake_timeout_us, false),
-	STR("api.socket", api_socket, true),
-	STR("api.tcp", api_tcp, true),
-	RAW("api.max_connections", api_max_connections, true),
-	RAW("api.max_connections_per_client", api_max_client_connections, true),
-	RAW("api.timeout", api_timeout_us, true),
-	RAW("api.socket_mode", api_socket_mode, true),
-	STR("api.socket_group", api_socket_group, true),
-	RAW("api.max_wait", api_max_wait_us, false),
-	RAW("api.memory_limit", api_memory_limit, true),
-	STR("api.remote", api_remote, true),
-	STR("api.tls_certificate", api_tls_cert, true),
-	STR("api.tls_key", api_tls_key, true),
-	STR("api.token_file", api_token_file, true),
-	ARR("metrics.wss_windows", metrics_windows, n_metrics_windows, false),
-	ARR("metrics.reference_links", ref_links, n_ref_links, false),
-	STR("dbus.bus", dbus, true),
-	RAW("dbus.properties_interval", dbus_interval_us, false),
-	STR("libvirt.uri", libvirt_uri, true),
-	RAW("libvirt.interval", libvirt_interval_us, true),
-	RAW("libvirt.calc_seconds", libvirt_calc_seconds, true),
-};
-#undef STR
-#undef RAW
-#undef ARR
-#undef FIELD_SIZE
-
-static bool key_differs(const struct key_info *k, const struct dt_config *a,
-			const struct dt_config *b)
-{
-	const char *pa = (const char *)a + k->offset, *pb = (const char *)b + k->offset;
-
-	switch (k->kind) {
-	case KEY_STR: {
-		const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
-		return (!sa != !sb) || (sa && strcmp(sa, sb) != 0);
-	}
-	case KEY_RAW:
-		return memcmp(pa, pb, k->size) != 0;
-	case KEY_ARRAY: {
-		unsigned na = *(const unsigned *)((const char *)a + k->count_offset);
-		unsigned nb = *(const unsigned *)((const char *)b + k->count_offset);
-		return na != nb || memcmp(pa, pb, na * k->elem) != 0;
-	}
-	}
-	return false;
-}
-
 static void swap_bytes(void *a, void *b, size_t n)
 {
 	unsigned char *x = a, *y = b;
@@ -765,30 +394,69 @@ static void swap_bytes(void *a, void *b, size_t n)
 	}
 }
 
+/* k's value in c, as written in a file, for the log. NULL: out of memory. */
+static char *format_value(const struct dt_config_key *k, const struct dt_config *c)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	if (dt_config_key_format(k, c, f) < 0 || fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 unsigned dt_config_reload(struct dt_config *cur, struct dt_config *next,
-			  void (*restart_needed)(const char *key, void *userdata), void *userdata)
+			  dt_config_changed_t changed, void *userdata)
 {
 	struct dt_config tmp;
-	unsigned changed = 0;
+	unsigned n_changed = 0;
 
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-		const struct key_info *k = &keys[i];
+	for (size_t i = 0; i < dt_config_n_keys; i++) {
+		const struct dt_config_key *k = &dt_config_keys[i];
 
-		if (!key_differs(k, cur, next))
+		if (!dt_config_key_differs(k, cur, next))
 			continue;
-		changed++;
+		n_changed++;
+		if (changed) {
+			char name[64];
+			_cleanup_free_ char *value = format_value(k, next);
+
+			snprintf(name, sizeof(name), "%s.%s", k->section, k->name);
+			changed(name, value ? value : "?", k->restart, userdata);
+		}
 		if (!k->restart)
 			continue;
-		if (restart_needed)
-			restart_needed(k->name, userdata);
 		/* Keep the running value: put it into next, which becomes cur. */
 		swap_bytes((char *)cur + k->offset, (char *)next + k->offset, k->size);
-		if (k->kind == KEY_ARRAY)
+		if (k->count_offset)
 			swap_bytes((char *)cur + k->count_offset, (char *)next + k->count_offset,
 				   sizeof(unsigned));
 	}
 	tmp = *cur;
 	*cur = *next;
 	*next = tmp;
-	return changed;
+	return n_changed;
+}
+
+int dt_config_write(const struct dt_config *c, FILE *out)
+{
+	const char *section = NULL;
+
+	for (size_t i = 0; i < dt_config_n_keys; i++) {
+		const struct dt_config_key *k = &dt_config_keys[i];
+		_cleanup_free_ char *value = format_value(k, c);
+
+		if (!section || strcmp(section, k->section) != 0)
+			fprintf(out, "%s[%s]\n", section ? "\n" : "", k->section);
+		section = k->section;
+		if (!value)
+			return -ENOMEM;
+		fprintf(out, "%s =%s%s\n", k->name, *value ? " " : "", value);
+	}
+	return ferror(out) ? -EIO : 0;
 }

@@ -1,9 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The daemon's configuration: defaults, INI file (libinih), command line. */
+/*
+ * The daemon's configuration: defaults, INI file (libinih), command line.
+ * Every key is one row of the key table (daemon/config_keys.c): its
+ * section, name, value type and bounds, default, whether a reload applies
+ * it, and a line of documentation. Parsing, defaults, freeing, reload,
+ * --cat-config and --dump-config-keys all walk that table.
+ */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define DT_MAX_ALLOWED_IDS 32
@@ -20,6 +27,9 @@ struct dt_config {
 	char *runtime_dir;
 	char *state_dir; /* saved VM histories; NULL: no persistence */
 	uint32_t snapshot_epochs; /* epochs between full saves of a VM (journal in between) */
+	uint32_t state_queue; /* jobs the state writer may have queued */
+	uint64_t state_queue_size; /* bytes they may hold */
+	uint64_t state_drain_us; /* at stop, the longest wait for queued writes */
 	char *attach_socket; /* default runtime_dir/attach.sock */
 	char *api_socket; /* default runtime_dir/api.sock */
 	char *api_tcp; /* "127.0.0.1:9111", or NULL for none */
@@ -47,6 +57,9 @@ struct dt_config {
 	char *api_tls_cert; /* PEM files for api_remote */
 	char *api_tls_key;
 	char *api_token_file; /* bearer token required on api_remote */
+	uint32_t api_max_pending_plans; /* per front end (REST, D-Bus): beyond, 503/busy */
+	uint32_t api_pages_limit; /* default ?limit= of /epochs/N/pages */
+	uint32_t api_max_plan_rounds; /* ?max_rounds= at most */
 	uint32_t metrics_windows[8]; /* seconds: WSS gauges in /metrics */
 	unsigned n_metrics_windows;
 	struct dt_ref_link ref_links[DT_MAX_REF_LINKS];
@@ -114,9 +127,26 @@ int dt_config_load_files(struct dt_config *c, const struct dt_config_files *f, c
 
 /*
  * A reload: take next's values into cur, except keys that only take effect
- * at start (sockets, listeners, bus), which keep cur's value and are named
- * through restart_needed ("section.key"). next is left holding what cur
- * held, for dt_config_done. Returns the number of keys whose value changed.
+ * at start (sockets, listeners, bus), which keep cur's value. Every key
+ * whose value changed is reported through changed ("section.key", its new
+ * value as it would be written, and restart: true when it was not applied).
+ * next is left holding what cur held, for dt_config_done. Returns the
+ * number of keys whose value changed.
  */
+typedef void (*dt_config_changed_t)(const char *key, const char *value, bool restart,
+				    void *userdata);
 unsigned dt_config_reload(struct dt_config *cur, struct dt_config *next,
-			  void (*restart_needed)(const char *key, void *userdata), void *userdata);
+			  dt_config_changed_t changed, void *userdata);
+
+/*
+ * Every key's value as an INI file (sections in table order), e.g. for
+ * --cat-config: read back, it gives the same configuration.
+ */
+int dt_config_write(const struct dt_config *c, FILE *out);
+/*
+ * The key table, machine-readable (--dump-config-keys): one line per key,
+ * tab-separated: section.key, type, default (as written in the file; "-"
+ * when derived from other keys or the system, as the doc says), min and
+ * max (as written; "-" for none), "reload" or "restart", doc.
+ */
+int dt_config_dump_keys(FILE *out);

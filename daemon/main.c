@@ -17,13 +17,15 @@ static void usage(FILE *f)
 		"Usage: dirtytrackd [--config FILE] [--runtime-dir DIR] [--state-dir DIR|off]\n"
 		"                  [--epoch DURATION]\n"
 		"                  [--listen-tcp HOST:PORT|off] [--dbus system|session|ADDRESS|off]\n"
-		"                  [--test-config] [--cat-config] [--verbose]\n"
+		"                  [--test-config] [--cat-config] [--dump-config-keys] [--verbose]\n"
 		"Collects dirty-page telemetry from attached KVM VMMs and serves it.\n\n"
 		"  --config FILE   read FILE and its drop-ins FILE.d/*.conf instead of\n"
 		"                  dirtytrackd.conf{,.d/*.conf} in /etc/dirtytrackd,\n"
 		"                  /run/dirtytrackd, /usr/local/lib/dirtytrackd, /usr/lib/dirtytrackd\n"
 		"  --test-config   check the configuration and exit (0: valid)\n"
-		"  --cat-config    print the files read, in order, and exit\n"
+		"  --cat-config    print the files read, in order, then every key's value, and exit\n"
+		"  --dump-config-keys  print the table of keys (tab-separated: key, type,\n"
+		"                  default, min, max, reload|restart, doc) and exit\n"
 		"Options other than these override the files, also across reloads (SIGHUP).\n");
 }
 
@@ -38,6 +40,7 @@ int main(int argc, char **argv)
 		{ "dbus", required_argument, NULL, 'd' },
 		{ "test-config", no_argument, NULL, 'T' },
 		{ "cat-config", no_argument, NULL, 'C' },
+		{ "dump-config-keys", no_argument, NULL, 'K' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -48,7 +51,7 @@ int main(int argc, char **argv)
 	char err[512];
 	int c, r = 0;
 
-	while ((c = getopt_long(argc, argv, "c:r:s:e:t:d:TCvh", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "c:r:s:e:t:d:TCKvh", opts, NULL)) >= 0) {
 		switch (c) {
 		case 'c':
 			s.config_file = optarg;
@@ -74,6 +77,8 @@ int main(int argc, char **argv)
 		case 'C':
 			cat_config = true;
 			break;
+		case 'K':
+			return dt_config_dump_keys(stdout) < 0 ? 1 : 0;
 		case 'v':
 			dt_log_set_level(LOG_DEBUG);
 			break;

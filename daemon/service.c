@@ -100,6 +100,20 @@ int dt_service_cat_config(const struct dt_service *s, FILE *out)
 				s->overrides[i].key, s->overrides[i].value);
 	}
 	dt_config_files_done(&files);
+	if (r >= 0) {
+		/* What all of it makes: every key of the table, as a file would say it. */
+		struct dt_config c;
+
+		r = dt_service_load_config(s, &c, err, sizeof(err));
+		if (r < 0) {
+			fprintf(out, "\n# not valid: %s\n", err);
+			fprintf(stderr, "dirtytrackd: configuration: %s\n", err);
+		} else {
+			fprintf(out, "\n# every key's value (defaults, the files, the command line)\n");
+			r = dt_config_write(&c, out);
+		}
+		dt_config_done(&c);
+	}
 	return r;
 }
 
@@ -126,9 +140,16 @@ static void on_vm_changed(void *userdata, struct dt_vm *vm, enum dt_change what)
 	notify_status(s, false);
 }
 
-static void restart_needed(const char *key, void *userdata)
+/* Each key a reload changed, from the key table: applied now, or at the next start. */
+static void key_changed(const char *key, const char *value, bool restart, void *userdata)
 {
-	dt_log(LOG_WARNING, "reload: %s changed: it takes effect when dirtytrackd restarts", key);
+	if (restart)
+		dt_log(LOG_WARNING,
+		       "reload: %s changed: it takes effect when dirtytrackd restarts (new value "
+		       "\"%s\"; the running one is kept)",
+		       key, value);
+	else
+		dt_log(LOG_INFO, "reload: %s changed: applied (now \"%s\")", key, value);
 }
 
 /* Apply what a new value changes in running objects. */
@@ -153,7 +174,7 @@ void dt_service_reload(struct dt_service *s)
 	if (r < 0) {
 		dt_log(LOG_ERR, "reload: %s; keeping the running configuration", err);
 	} else {
-		unsigned changed = dt_config_reload(&s->m->config, &next, restart_needed, s);
+		unsigned changed = dt_config_reload(&s->m->config, &next, key_changed, s);
 
 		apply_runtime(s->m);
 		dt_log(LOG_INFO, "reload: configuration re-read, %u key%s changed", changed,

@@ -25,14 +25,14 @@
  * thread (worker.c), which encodes the frame, writes, fsyncs and renames,
  * in order. The loop only encodes snapshots into memory (it owns the
  * statistics; a frame is encoded on the thread from the epoch handed
- * back). The queue is bounded (WRITER_MAX_JOBS, WRITER_MAX_BYTES): when
+ * back). The queue is bounded ([daemon] state_queue, state_queue_size): when
  * it is full a frame is not queued and a snapshot is deferred; the VM then
  * takes a snapshot at the first close that finds room, which holds every
  * epoch whose frame was not written. Nothing recorded is lost; a crash
  * meanwhile loses the epochs since the last write that completed (normally
  * the one or two in flight). Counted in /metrics (dirtytrackd_state_*).
  * At a clean stop every VM's snapshot is queued and the queue drained (for
- * at most WRITER_DRAIN_US: a hung state directory cannot hold the exit for
+ * at most [daemon] state_drain_timeout: a hung state directory cannot hold the exit for
  * ever); write failures come back to the loop, are logged once per VM and
  * start the VM over with a snapshot.
  *
@@ -206,9 +206,6 @@ static int encode_state(const struct dt_vm *vm, struct dt_buf *out, size_t *ret_
  * journal's crash protection is coarser meanwhile; both are counted
  * (dirtytrackd_state_frames_coalesced_total, _snapshots_deferred_total).
  */
-#define WRITER_MAX_JOBS	    4096
-#define WRITER_MAX_BYTES    (256ull << 20)
-#define WRITER_DRAIN_US	    (30ull * 1000000) /* at stop: then exit without it */
 
 enum job_kind {
 	JOB_FRAME,    /* append a closed epoch's frame to path, fdatasync */
@@ -604,7 +601,8 @@ int dt_state_start(struct dt_manager *m)
 	if (!st)
 		return -ENOMEM;
 	st->m = m;
-	r = dt_worker_new(m->event, "dt-state", 5, WRITER_MAX_JOBS, WRITER_MAX_BYTES, &st->w);
+	r = dt_worker_new(m->event, "dt-state", 5, m->config.state_queue, m->config.state_queue_size,
+			  &st->w);
 	if (r < 0) {
 		free(st);
 		return r;
@@ -629,11 +627,11 @@ void dt_state_stop(struct dt_manager *m)
 
 	if (!st)
 		return;
-	r = dt_worker_drain(st->w, WRITER_DRAIN_US);
+	r = dt_worker_drain(st->w, m->config.state_drain_us);
 	if (r < 0)
 		dt_log(LOG_ERR, "state: %s did not take the last writes in %llu s: exiting without "
 				"them (the files hold what was written before)",
-		       m->config.state_dir, (unsigned long long)WRITER_DRAIN_US / 1000000);
+		       m->config.state_dir, (unsigned long long)m->config.state_drain_us / 1000000);
 	if (st->saving)
 		dt_log(LOG_INFO, "state: %u VM%s saved in %s in %llu ms%s", st->saved,
 		       st->saved == 1 ? "" : "s", m->config.state_dir,
@@ -642,7 +640,7 @@ void dt_state_stop(struct dt_manager *m)
 								 : "");
 	dt_manager_unobserve(m, st);
 	m->state = NULL;
-	dt_worker_free(st->w, r < 0 ? 0 : WRITER_DRAIN_US);
+	dt_worker_free(st->w, r < 0 ? 0 : m->config.state_drain_us);
 	free(st);
 }
 

@@ -17,6 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	/* [api] max_wait and max_plan_rounds at their defaults */
+	static const struct dt_url_limits lim = { .max_wait_us = 60000000, .max_rounds = 100 };
 	struct dt_request_target t;
 	struct dt_url_problem p;
 	char *s = malloc(size + 1);
@@ -26,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data, size);
 	s[size] = 0;
-	r = dt_url_parse(s, 60000000, &t, &p);
+	r = dt_url_parse(s, &lim, &t, &p);
 	if (r == 0) {
 		assert(t.route < _DT_ROUTE_MAX);
 		assert(strlen(t.vm) < sizeof(t.vm));
@@ -41,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			assert(t.bandwidth >= 1 && t.bandwidth <= DT_BANDWIDTH_MAX);
 			assert(t.downtime_us > 0 && t.downtime_us <= DT_PLAN_DOWNTIME_MAX_US);
 			assert(t.zero_fraction >= 0 && t.zero_fraction <= 1);
-			assert(t.max_rounds <= DT_PLAN_ROUNDS_MAX);
+			assert(t.max_rounds <= lim.max_rounds);
 			assert(!(t.present & (1u << DT_PARAM_MAX_ROUNDS)) || t.max_rounds >= 1);
 			assert(t.target_us <= DT_PLAN_TARGET_MAX_US);
 			assert(!(t.present & (1u << DT_PARAM_TARGET)) || t.target_us >= 1);

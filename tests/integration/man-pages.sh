@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The man pages, built from docs/man/*.scd by make (scdoc): they render
-# without a groff warning; dirtytrackd.conf(5) documents every key of
-# config/dirtytrackd.conf (and of the daemon's key table) under its
-# section; dirtytrackctl(1) every command of the CLI's table and every
-# option; dirtytrackd(8) every option of the daemon. The lists come from
-# the sources. make install puts the pages under $(PREFIX)/share/man and
-# make uninstall removes them.
+# without a groff warning; dirtytrackd.conf(5) and config/dirtytrackd.conf
+# document every key of the daemon's key table (dirtytrackd
+# --dump-config-keys) under its section, with its default, bounds and
+# whether a reload applies it; dirtytrackctl(1) every command of the CLI's
+# table and every option; dirtytrackd(8) every option of the daemon. The
+# lists come from the sources. make install puts the pages under
+# $(PREFIX)/share/man and make uninstall removes them.
 source "$(dirname "$0")/../lib/common.sh"
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 command -v scdoc >/dev/null || skip "scdoc is missing (Debian package scdoc; make deps installs it)"
@@ -26,20 +27,33 @@ echo "ok: three pages built, groff renders them without a warning"
 # Text of the part of a page under heading $2 (a line at column 0), up to the next heading.
 part() { awk -v h="$2" '/^[^ ]/ { on = ($0 == h) ; next } on' "$TMP/$1.txt"; }
 
-# --- dirtytrackd.conf(5): every key of the shipped file, under its section
-keys=$(awk '/^\[[a-z]+\]$/ { s = substr($0, 2, length($0) - 2); next }
-	match($0, /^#?[a-z_]+ =/) { k = substr($0, 1, RLENGTH - 2); sub(/^#/, "", k); print s "." k }' config/dirtytrackd.conf)
-[ "$(wc -l <<<"$keys")" -ge 30 ] || fail "only $(wc -l <<<"$keys") keys found in config/dirtytrackd.conf"
-# and of the daemon's key table (the parser), which must be the same set
-table=$(grep -o '^	\(STR\|RAW\|ARR\)("[a-z]*\.[a-z_]*"' daemon/config.c | sed 's/.*("//; s/"$//')
-[ "$(sort <<<"$keys")" = "$(sort <<<"$table")" ] ||
-	fail "config/dirtytrackd.conf and daemon/config.c differ: $(diff <(sort <<<"$keys") <(sort <<<"$table") | grep '^[<>]' | tr '\n' ' ')"
-missing=()
-for sk in $keys; do
-	part dirtytrackd.conf.5 "[${sk%%.*}]" | grep -Eq "^ +${sk#*.} =( |$)" || missing+=("$sk")
+# --- dirtytrackd.conf(5) and config/dirtytrackd.conf against the daemon's key table
+# (dirtytrackd --dump-config-keys): every key in both, under its section; the
+# shipped file shows the default (commented out when it is derived), the page
+# says "default X"; both give the bounds as "MIN to MAX", and say "Restart"
+# exactly for the keys a reload does not apply. tests/lib/confdoc.py does it.
+"$BUILD/dirtytrackd" --dump-config-keys >"$TMP/keys.tsv" || fail "dirtytrackd --dump-config-keys failed"
+[ "$(wc -l <"$TMP/keys.tsv")" -ge 40 ] || fail "only $(wc -l <"$TMP/keys.tsv") keys in --dump-config-keys"
+python3 "$SRC/tests/lib/confdoc.py" "$TMP/keys.tsv" config/dirtytrackd.conf "$TMP/dirtytrackd.conf.5.txt" ||
+	fail "config/dirtytrackd.conf or dirtytrackd.conf(5) does not match the key table (above)"
+echo "ok: config/dirtytrackd.conf and dirtytrackd.conf(5) document all $(wc -l <"$TMP/keys.tsv") keys of the table with its defaults, bounds and restart marks"
+# Negative control: the check fails on a shipped file with one key gone, one
+# default changed, one bound changed, and on a page with one key gone.
+sed '/^max_vcpus = /d' config/dirtytrackd.conf >"$TMP/neg1.conf"
+sed 's/^snapshot_epochs = 60$/snapshot_epochs = 61/' config/dirtytrackd.conf >"$TMP/neg2.conf"
+sed 's/1 to 1000000/1 to 100000/' config/dirtytrackd.conf >"$TMP/neg3.conf"
+for n in 1 2 3; do
+	! python3 "$SRC/tests/lib/confdoc.py" "$TMP/keys.tsv" "$TMP/neg$n.conf" "$TMP/dirtytrackd.conf.5.txt" >"$TMP/neg$n.out" 2>&1 ||
+		fail "negative control $n: the check passed on a broken config/dirtytrackd.conf"
 done
-[ ${#missing[@]} = 0 ] || fail "dirtytrackd.conf(5) lacks (under its section): ${missing[*]}"
-echo "ok: dirtytrackd.conf(5) documents all $(wc -l <<<"$keys") keys of config/dirtytrackd.conf under their sections"
+grep -q 'attach.max_vcpus' "$TMP/neg1.out" || fail "negative control 1 does not name the key: $(cat "$TMP/neg1.out")"
+grep -q 'daemon.snapshot_epochs' "$TMP/neg2.out" || fail "negative control 2 does not name the key: $(cat "$TMP/neg2.out")"
+awk '/^ +max_memory =/ { skip = 1; next } skip && /^ +[a-z_]+ =/ { skip = 0 } !skip' \
+	"$TMP/dirtytrackd.conf.5.txt" >"$TMP/neg4.txt"
+! python3 "$SRC/tests/lib/confdoc.py" "$TMP/keys.tsv" config/dirtytrackd.conf "$TMP/neg4.txt" >"$TMP/neg4.out" 2>&1 ||
+	fail "negative control 4: the check passed on a page without max_memory"
+grep -q 'attach.max_memory' "$TMP/neg4.out" || fail "negative control 4 does not name the key: $(cat "$TMP/neg4.out")"
+echo "ok: negative controls: a key missing, a default or a bound changed in the file, a key missing from the page, each fails naming the key"
 
 # --- dirtytrackctl(1): every command of the table, every option of the tool
 cmds=$(grep -o '^	{ "[a-z-]*", ctl_[a-z_]*,' tools/dirtytrackctl/main.c | sed 's/^	{ "//; s/".*//')

@@ -73,6 +73,8 @@ check "READY=1 after the reload carries the VM count" \
 	grep -q 'READY=1|STATUS=0 VMs attached, 1 listed' "$NLOG"
 check "the restart-only key is named" \
 	grep -q 'api.tcp changed: it takes effect when dirtytrackd restarts' "$TMP/daemon.log"
+check "the key applied at once is named with its new value" \
+	grep -q 'reload: daemon.epoch changed: applied (now "200ms")' "$TMP/daemon.log"
 check "reload logged" grep -q 'reload: configuration re-read, 2 keys changed' "$TMP/daemon.log"
 sim vm-b 0.6 || fail "dtsim vm-b failed"
 check "a VM attached after the reload has the new epoch" test "$(vm_field vm-b .epoch_seconds)" = 0.2

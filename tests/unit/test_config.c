@@ -4,7 +4,9 @@
  * search path with drop-ins merged by name, and what a reload takes over.
  */
 #include "config.h"
+#include "config_keys.h"
 #include "dt_test.h"
+#include "dt_util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -55,6 +57,9 @@ static void test_parse_errors(void)
 	CHECK(dt_config_load_string(&c, "b.conf", "[attach]\nmax_vms = 2\nnope = 1\n", err,
 				    sizeof(err)) == -ENOENT);
 	CHECK(strstr(err, "b.conf:3: [attach] nope = 1: unknown key"));
+	CHECK(dt_config_load_string(&c, "b.conf", "[api]\nmax_vms = 2\n", err, sizeof(err)) ==
+	      -ENOENT);
+	CHECK(strstr(err, "b.conf:2: [api] max_vms = 2: unknown key (it belongs in [attach])"));
 	/* A syntax error before a bad key is the one reported. */
 	CHECK(dt_config_load_string(&c, "c.conf", "[daemon\nepoch = 5ms\n", err, sizeof(err)) <
 	      0);
@@ -135,11 +140,173 @@ static void test_search_path(void)
 	}
 }
 
+/* The defaults are the ones the daemon always had, now from the table. */
+static void test_defaults(void)
+{
+	struct dt_config c;
+	char err[512];
+
+	dt_config_init(&c);
+	CHECK_EQ(dt_config_finish(&c, err, sizeof(err)), 0);
+	CHECK(strcmp(c.runtime_dir, "/run/dirtytrackd") == 0);
+	CHECK(strcmp(c.state_dir, "/var/lib/dirtytrackd") == 0);
+	CHECK(strcmp(c.attach_socket, "/run/dirtytrackd/attach.sock") == 0);
+	CHECK(strcmp(c.api_tcp, "127.0.0.1:9111") == 0);
+	CHECK(strcmp(c.dbus, "system") == 0);
+	CHECK(!c.api_remote && !c.libvirt_uri && !c.api_socket_group && !c.api_tls_cert);
+	CHECK_EQ(c.epoch_us, 1000000);
+	CHECK_EQ(c.retention_us, 600ull * 1000000);
+	CHECK_EQ(c.history_us, 3600ull * 1000000);
+	CHECK_EQ(c.max_memory, 16ull << 40);
+	CHECK_EQ(c.api_socket_mode, 0660);
+	CHECK_EQ(c.api_memory_limit, 64 * 1024);
+	CHECK_EQ(c.max_ring_entries, 65536);
+	CHECK_EQ(c.libvirt_calc_seconds, 1);
+	CHECK_EQ(c.n_metrics_windows, 4);
+	CHECK_EQ(c.metrics_windows[3], 300);
+	CHECK_EQ(c.n_ref_links, 1);
+	CHECK_EQ(c.ref_links[0].bandwidth, 1250000000);
+	CHECK_EQ(c.ref_links[0].downtime_us, 300000);
+	/* The constants these keys replace. */
+	CHECK_EQ(c.state_queue, 4096);
+	CHECK_EQ(c.state_queue_size, 256ull << 20);
+	CHECK_EQ(c.state_drain_us, 30ull * 1000000);
+	CHECK_EQ(c.api_max_pending_plans, 16);
+	CHECK_EQ(c.api_pages_limit, 10000);
+	dt_config_done(&c);
+}
+
+static bool is_number(enum dt_key_type t)
+{
+	return t == DT_KEY_U32 || t == DT_KEY_POW2 || t == DT_KEY_DURATION ||
+	       t == DT_KEY_SECONDS || t == DT_KEY_SIZE;
+}
+
+/* A bound of k in its base unit (microseconds, bytes, or plain) as text, moved by delta. */
+static void bound_plus(const struct dt_config_key *k, const char *bound, int delta, char *out,
+		       size_t len)
+{
+	uint64_t v = 0;
+
+	if (k->type == DT_KEY_DURATION || k->type == DT_KEY_SECONDS)
+		CHECK_EQ(dt_parse_duration(bound, &v), 0);
+	else if (k->type == DT_KEY_SIZE)
+		CHECK_EQ(dt_parse_size(bound, &v), 0);
+	else
+		CHECK_EQ(dt_parse_u64(bound, 0, UINT64_MAX, &v), 0);
+	v += (uint64_t)(int64_t)delta;
+	snprintf(out, len, "%" PRIu64 "%s", v,
+		 k->type == DT_KEY_DURATION || k->type == DT_KEY_SECONDS ? "us" : "");
+}
+
+/*
+ * Every row of the table: a unique name, a default that parses, its bounds
+ * accepted and one past them refused, and every refusal names the section,
+ * key, value and the range.
+ */
+static void test_key_table(void)
+{
+	CHECK(dt_config_n_keys >= 40);
+	for (size_t i = 0; i < dt_config_n_keys; i++) {
+		const struct dt_config_key *k = &dt_config_keys[i];
+		struct dt_config c;
+		char err[512], v[64], want[128];
+
+		CHECK(dt_config_key_find(k->section, k->name) == k);
+		CHECK(k->doc && *k->doc);
+		CHECK(strcmp(dt_config_key_type_name(k->type), "?") != 0);
+		CHECK(!k->min == !k->max);
+		dt_config_init(&c);
+		if (k->def && dt_config_set(&c, k->section, k->name, k->def, err, sizeof(err)) < 0) {
+			fprintf(stderr, "default of [%s] %s: %s\n", k->section, k->name, err);
+			CHECK(!"the default parses");
+		}
+		if (k->min) {
+			snprintf(want, sizeof(want), "from %s to %s", k->min, k->max);
+			CHECK_EQ(dt_config_set(&c, k->section, k->name, k->min, err, sizeof(err)), 0);
+			CHECK_EQ(dt_config_set(&c, k->section, k->name, k->max, err, sizeof(err)), 0);
+			CHECK(dt_config_set(&c, k->section, k->name, "x!", err, sizeof(err)) < 0);
+			snprintf(v, sizeof(v), "[%s] %s = x!: ", k->section, k->name);
+			CHECK(strstr(err, v) == err);
+			if (!strstr(err, want))
+				fprintf(stderr, "[%s] %s: \"%s\" lacks \"%s\"\n", k->section, k->name, err,
+					want);
+			CHECK(strstr(err, want));
+		}
+		if (k->min && is_number(k->type)) {
+			bound_plus(k, k->max, 1, v, sizeof(v));
+			CHECK(dt_config_set(&c, k->section, k->name, v, err, sizeof(err)) < 0);
+			CHECK(strstr(err, want));
+			if (strcmp(k->min, "0") != 0) {
+				bound_plus(k, k->min, -1, v, sizeof(v));
+				CHECK(dt_config_set(&c, k->section, k->name, v, err, sizeof(err)) < 0);
+			}
+		}
+		dt_config_done(&c);
+	}
+}
+
+static void write_config(const struct dt_config *c, char **ret)
+{
+	size_t len;
+	FILE *f = open_memstream(ret, &len);
+
+	CHECK(f != NULL);
+	if (!f)
+		exit(1);
+	CHECK_EQ(dt_config_write(c, f), 0);
+	fclose(f);
+}
+
+/* What dt_config_write (--cat-config) writes reads back as the same configuration. */
+static void test_write_round_trip(void)
+{
+	struct dt_config a, b;
+	char err[512], *text = NULL, *again = NULL;
+
+	dt_config_init(&a);
+	CHECK_EQ(dt_config_load_string(&a, "w.conf",
+				       "[daemon]\nepoch = 1.5s\nstate_dir =\nretention = 0\n"
+				       "state_queue_size = 1536K\n"
+				       "[attach]\nallowed_users = 0, 1000\nallowed_groups =\n"
+				       "max_memory = 3G\n"
+				       "[api]\ntcp = off\nsocket_mode = 0600\nmax_wait = 90s\n"
+				       "[metrics]\nwss_windows = 2s 120s\nreference_links = off\n"
+				       "[libvirt]\nuri = qemu:///system\ncalc_seconds = 2s\n",
+				       err, sizeof(err)),
+		 0);
+	CHECK_EQ(dt_config_finish(&a, err, sizeof(err)), 0);
+	write_config(&a, &text);
+	CHECK(strstr(text, "\nepoch = 1500ms\n"));
+	CHECK(strstr(text, "\nmax_wait = 90s\n"));
+	CHECK(strstr(text, "\nstate_queue_size = 1536K\n"));
+	CHECK(strstr(text, "\nsocket_mode = 0600\n"));
+	CHECK(strstr(text, "\nreference_links = off\n"));
+	CHECK(strstr(text, "\ntcp = off\n"));
+	dt_config_init(&b);
+	CHECK_EQ(dt_config_load_string(&b, "again.conf", text, err, sizeof(err)), 0);
+	CHECK_EQ(dt_config_finish(&b, err, sizeof(err)), 0);
+	for (size_t i = 0; i < dt_config_n_keys; i++)
+		if (dt_config_key_differs(&dt_config_keys[i], &a, &b)) {
+			fprintf(stderr, "[%s] %s differs after a write and a read\n",
+				dt_config_keys[i].section, dt_config_keys[i].name);
+			CHECK(!"the same configuration");
+		}
+	write_config(&b, &again);
+	CHECK(strcmp(text, again) == 0);
+	free(text);
+	free(again);
+	dt_config_done(&a);
+	dt_config_done(&b);
+}
+
 static unsigned n_restart;
 static char restart_keys[256];
 
-static void on_restart(const char *key, void *userdata)
+static void on_changed(const char *key, const char *value, bool restart, void *userdata)
 {
+	if (!restart)
+		return;
 	n_restart++;
 	strncat(restart_keys, key, sizeof(restart_keys) - strlen(restart_keys) - 2);
 	strcat(restart_keys, " ");
@@ -162,7 +329,7 @@ static void test_reload(void)
 	CHECK_EQ(dt_config_finish(&next, err, sizeof(err)), 0);
 	/* epoch, max_vms, allowed_users, max_wait: applied; runtime_dir (and the
 	 * socket paths made from it) and tcp: kept. */
-	CHECK_EQ(dt_config_reload(&cur, &next, on_restart, NULL), 8);
+	CHECK_EQ(dt_config_reload(&cur, &next, on_changed, NULL), 8);
 	CHECK_EQ(n_restart, 4);
 	CHECK(strstr(restart_keys, "daemon.runtime_dir "));
 	CHECK(strstr(restart_keys, "attach.socket "));
@@ -189,6 +356,9 @@ int main(void)
 	RUN(test_parse_errors);
 	RUN(test_search_path);
 	RUN(test_reload);
+	RUN(test_defaults);
+	RUN(test_key_table);
+	RUN(test_write_round_trip);
 	{
 		char cmd[PATH_MAX + 16];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);

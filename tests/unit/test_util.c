@@ -91,7 +91,7 @@ static void test_duration_units(void)
 
 static int parse(const char *target, struct dt_request_target *t, struct dt_url_problem *p)
 {
-	return dt_url_parse(target, 60000000, t, p);
+	return dt_url_parse(target, &(struct dt_url_limits){ 60000000, 100 }, t, p);
 }
 
 static void check_bad(const char *target, const char *param)
