@@ -78,8 +78,6 @@ def run(argv):
                 b.stop_all()
                 continue
             row["load"] = open("/proc/loadavg").read().split()[:3]
-            for p in row["plans"].values():
-                p.pop("curve", None)
             f.write(json.dumps(row) + "\n")
             f.flush()
             q = row["qemu"]

@@ -95,7 +95,7 @@ class Bench:
 
     def plan(self, uuid, engine, bandwidth, downtime_ms, zero, cap_s, extra=None):
         qs = {"bandwidth": str(int(bandwidth)), "downtime": f"{int(downtime_ms)}ms",
-              "zero_fraction": f"{zero:.6f}", "target": f"{cap_s:g}s", "max_rounds": "1000"}
+              "zero_fraction": f"{zero:.6f}", "target": f"{cap_s:g}s", "max_rounds": "100"}
         if engine:
             qs["engine"] = engine
         qs.update(extra or {})
@@ -135,7 +135,7 @@ class Bench:
                         "ram_transferred": ram.get("transferred"),
                         "dirty_sync_count": ram.get("dirty-sync-count"),
                         "expected_downtime_ms": expected, "throttle": throttle,
-                        "wall_s": time.monotonic() - t0}
+                        "wall_s": time.monotonic() - t0, "ram": ram}
             time.sleep(poll)
         self.wait("destination running",
                   lambda: dst.qmp.query_status().get("status") == "running", 30)
@@ -147,7 +147,7 @@ class Bench:
                 "ram_normal_pages": ram.get("normal"),
                 "dirty_sync_count": ram.get("dirty-sync-count"),
                 "expected_downtime_ms": expected, "throttle": throttle,
-                "wall_s": time.monotonic() - t0}
+                "wall_s": time.monotonic() - t0, "ram": ram}
 
     def run_case(self, c, engines=("ideal",), warmup=4.0, plan_extra=None, migrate_params=None,
                  capabilities=None):
