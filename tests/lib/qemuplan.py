@@ -115,9 +115,14 @@ class Bench:
         expected = None
         syncs = 0
         throttle = 0
+        trace = []  # (s since migrate, transferred, remaining, dirty-sync-count, mbps)
         while True:
             q = s.query_migrate()
             st = q.get("status")
+            r = q.get("ram")
+            if r:
+                trace.append((round(time.monotonic() - t0, 4), r.get("transferred"),
+                              r.get("remaining"), r.get("dirty-sync-count"), r.get("mbps")))
             if st == "completed":
                 break
             if st in ("failed", "cancelled"):
@@ -135,7 +140,7 @@ class Bench:
                         "ram_transferred": ram.get("transferred"),
                         "dirty_sync_count": ram.get("dirty-sync-count"),
                         "expected_downtime_ms": expected, "throttle": throttle,
-                        "wall_s": time.monotonic() - t0, "ram": ram}
+                        "wall_s": time.monotonic() - t0, "ram": ram, "trace": trace}
             time.sleep(poll)
         self.wait("destination running",
                   lambda: dst.qmp.query_status().get("status") == "running", 30)
@@ -147,7 +152,7 @@ class Bench:
                 "ram_normal_pages": ram.get("normal"),
                 "dirty_sync_count": ram.get("dirty-sync-count"),
                 "expected_downtime_ms": expected, "throttle": throttle,
-                "wall_s": time.monotonic() - t0, "ram": ram}
+                "wall_s": time.monotonic() - t0, "ram": ram, "trace": trace}
 
     def run_case(self, c, engines=("ideal",), warmup=4.0, plan_extra=None, migrate_params=None,
                  capabilities=None):
