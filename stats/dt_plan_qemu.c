@@ -140,6 +140,16 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 				dt = WINDOW_S;
 			}
 			wb = n * per_b;
+			/* a chunk is cleared when the round sends its first listed page */
+			while (reached < s->nch) {
+				double pos = round_list * (double)reached / (double)s->nch;
+
+				if (pos >= round_sent + n)
+					break;
+				clear_act[reached++] =
+				    act + (pos > round_sent ? (pos - round_sent) / n : 0) * dt *
+					      (1 - pct / 100);
+			}
 			list_nz -= n * fnz;
 			list_z -= n * (1 - fnz);
 			round_sent += n;
@@ -161,10 +171,6 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 		}
 		t += dt;
 		act += dt * (1 - pct / 100);
-		/* chunks whose first listed page this round has reached are cleared */
-		while (reached < s->nch &&
-		       round_sent >= round_list * (double)reached / (double)s->nch)
-			clear_act[reached++] = act;
 		thr = est * s->down_s;
 		left = list_nz + list_z;
 		if (left > 0.5 && (!(est > 0) || left * s->ps >= thr))
