@@ -8,8 +8,12 @@
  * model can be checked (and its stated inputs chosen) without rerunning QEMU.
  *
  *   bench_qemu_replay ROWS.jsonl [KEY=VALUE ...]
- *     KEY: final_bandwidth (bytes/s), zero_page_us, page_us, setup_s,
- *          switchover_s, engine (the plan of the row read: default qemu)
+ *     KEY: final_bandwidth (bytes/s), zero_page_us, throughput (bytes/s), setup_s,
+ *          switchover_s, engine (the plan of the row read: default qemu),
+ *          speeds=own|previous: the host's speeds (throughput, zero page, final
+ *          copy: the row's "host", qemu_plan_grid.py speeds) of this
+ *          migration (the rules alone judged) or of the grid's previous one
+ *          (what an operator knows from the last migration on the host)
  *
  * One line per row, then the median and worst error of total time, downtime
  * and bytes over the rows both QEMU and the model say converge, and the
@@ -115,8 +119,26 @@ static int row(json_object *r, const struct dt_plan_qemu *q, const char *engine,
 	return 0;
 }
 
+/* The row's measured host speeds over the inputs given (where it has them). */
+static void host_speeds(json_object *r, struct dt_plan_qemu *q)
+{
+	json_object *h;
+	double v;
+
+	if (!json_object_object_get_ex(r, "host", &h) || !h)
+		return;
+	if ((v = num(h, "throughput")) > 0)
+		q->throughput = v;
+	if ((v = num(h, "zero_page_us")) > 0)
+		q->zero_page_us = v;
+	if ((v = num(h, "final_bandwidth")) > 0)
+		q->final_bandwidth = v;
+}
+
 int main(int argc, char **argv)
 {
+	struct dt_plan_qemu prev;
+	const char *speeds = "";
 	static double et[MAX_ROWS], ed[MAX_ROWS], eb[MAX_ROWS];
 	struct dt_plan_qemu q = {0};
 	const char *engine = "qemu";
@@ -143,14 +165,16 @@ int main(int argc, char **argv)
 			q.final_bandwidth = v;
 		else if (strcmp(argv[i], "zero_page_us") == 0)
 			q.zero_page_us = v;
-		else if (strcmp(argv[i], "page_us") == 0)
-			q.page_us = v;
+		else if (strcmp(argv[i], "throughput") == 0)
+			q.throughput = v;
 		else if (strcmp(argv[i], "setup_s") == 0)
 			q.setup_s = v;
 		else if (strcmp(argv[i], "switchover_s") == 0)
 			q.switchover_s = v;
 		else if (strcmp(argv[i], "engine") == 0)
 			engine = eq + 1;
+		else if (strcmp(argv[i], "speeds") == 0)
+			speeds = eq + 1;
 		else {
 			fprintf(stderr, "%s: unknown key\n", argv[i]);
 			return 2;
@@ -161,13 +185,21 @@ int main(int argc, char **argv)
 		perror(argv[1]);
 		return 1;
 	}
+	prev = q;
 	while (fgets(line, sizeof(line), f) && rows < MAX_ROWS) {
 		json_object *r = json_tokener_parse(line);
+		struct dt_plan_qemu rq = q;
 
 		if (!r)
 			continue;
-		if (row(r, &q, engine, et, ed, eb, &n, &agree) == 0)
+		if (strcmp(speeds, "own") == 0)
+			host_speeds(r, &rq);
+		else if (strcmp(speeds, "previous") == 0)
+			rq = prev;
+		if (row(r, &rq, engine, et, ed, eb, &n, &agree) == 0)
 			rows++;
+		prev = q;
+		host_speeds(r, &prev);
 		json_object_put(r);
 	}
 	fclose(f);

@@ -115,7 +115,6 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 	const struct dt_plan_qemu *q = &s->q;
 	double list_nz = s->M * (1 - s->in->zero_fraction), list_z = s->M - list_nz;
 	double t = q->setup_s, act = 0, est = 0, bytes = 0, zs = q->zero_page_us * 1e-6;
-	double ps_cpu = q->page_us * 1e-6;
 	double round_start = t, round_act = 0, round_list = s->M, round_sent = 0, round_bytes = 0;
 	double clear_act[MAX_CHUNKS], period_start = t, period_dirty = 0, period_bytes = 0;
 	double prev_after = INFINITY, last_after = 0, thr = 0, pct = 0;
@@ -130,7 +129,7 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 
 		if (left > 0.5) {
 			fnz = list_nz / left;
-			per_t = fnz * fmax((s->ps + PAGE_HDR) / s->bw, ps_cpu) + (1 - fnz) * zs;
+			per_t = fnz * (s->ps + PAGE_HDR) / s->bw + (1 - fnz) * zs;
 			per_b = fnz * (s->ps + PAGE_HDR) + (1 - fnz) * ZERO_BYTES;
 			n = WINDOW_S / per_t;
 			if (n >= left) {
@@ -265,7 +264,7 @@ int dt_plan_qemu_compute(const struct dt_plan_input *in, const struct dt_plan_qe
 	    !(in->zero_fraction >= 0 && in->zero_fraction < 1) ||
 	    (q->final_bandwidth != 0 && !(isfinite(q->final_bandwidth) && q->final_bandwidth > 0)) ||
 	    !(q->zero_page_us >= 0 && q->zero_page_us < 1e6) ||
-	    !(q->page_us >= 0 && q->page_us < 1e6) ||
+	    (q->throughput != 0 && !(isfinite(q->throughput) && q->throughput > 0)) ||
 	    in->interp >= _DT_PLAN_INTERP_MAX ||
 	    dt_plan_curve_at(in->curve, in->npoints, in->interp, in->memory_pages, 1, &v) < 0)
 		return -EINVAL;
@@ -290,6 +289,8 @@ int dt_plan_qemu_compute(const struct dt_plan_input *in, const struct dt_plan_qe
 	s.M = (double)in->memory_pages;
 	s.ps = in->page_size;
 	s.bw = in->bandwidth;
+	if (q->throughput > 0 && q->throughput < s.bw)
+		s.bw = q->throughput;
 	s.down_s = (double)in->max_downtime_us / 1e6;
 	s.horizon = DT_PLAN_QEMU_HORIZON_S;
 	if (in->target_us && (double)in->target_us / 1e6 > s.horizon)

@@ -155,13 +155,13 @@ static void test_zero_pages(void)
 }
 
 /*
- * A host that sends a page in 200 us of CPU (page_us) sends 500 pages a
- * window, not the link's 1000: the bulk round takes 2.0 s, QEMU's estimate
- * is half the bandwidth.
+ * A host that sends at half the link's speed (throughput: CPU-bound) sends
+ * 500 pages a window, not the link's 1000: the bulk round takes 2.0 s,
+ * QEMU's estimate is half the bandwidth.
  */
 static void test_page_cpu(void)
 {
-	struct dt_plan_qemu q = {.final_bandwidth = FINAL_BW, .switchover_s = SWITCH_S, .page_us = 200};
+	struct dt_plan_qemu q = {.final_bandwidth = FINAL_BW, .switchover_s = SWITCH_S, .throughput = BW / 2};
 	struct dt_plan *p = plan(0, 0, 0, &q);
 
 	CHECK(p->converges);
@@ -173,7 +173,7 @@ static void test_page_cpu(void)
 
 static void test_bad_inputs(void)
 {
-	struct dt_plan_qemu q = {.page_us = -1};
+	struct dt_plan_qemu q = {.throughput = -1};
 	struct dt_plan_point pt = {100000, 10};
 	struct dt_plan_input in = {.curve = &pt, .npoints = 1, .memory_pages = M, .page_size = PS,
 				   .bandwidth = BW, .max_downtime_us = 50000, .max_rounds = 100};
