@@ -13,13 +13,16 @@
  *          speeds=own|previous: the host's speeds (throughput, zero page, final
  *          copy: the row's "host", qemu_plan_grid.py speeds) of this
  *          migration (the rules alone judged) or of the grid's previous one
- *          (what an operator knows from the last migration on the host)
+ *          (what an operator knows from the last migration on the host),
+ *          scale=X: those speeds times X (a zero page's cost over X),
+ *          format=json: one JSON object per row, no summary
  *
  * One line per row, then the median and worst error of total time, downtime
  * and bytes over the rows both QEMU and the model say converge, and the
  * verdicts that agree (as bench/qemu_plan_grid.py counts them).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <math.h>
 #include <stdio.h>
@@ -59,6 +62,8 @@ static void summary(const char *what, double *v, size_t n)
 	printf("%s: median %.1f %% worst %.1f %% (%zu cases)\n", what,
 	       100 * (n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2), 100 * v[n - 1], n);
 }
+
+static bool json_out;
 
 static int row(json_object *r, const struct dt_plan_qemu *q, const char *engine, double *et,
 	       double *ed, double *eb, size_t *n, unsigned *agree)
@@ -102,7 +107,17 @@ static int row(json_object *r, const struct dt_plan_qemu *q, const char *engine,
 	down = num(qm, "downtime_ms") / 1000;
 	byt = num(qm, "ram_transferred");
 	name = json_object_object_get(json_object_object_get(r, "case"), "name");
-	printf("%-14s qemu %s %6.2f s %4.0f ms %5.0f MiB %3.0f syncs | model %s %6.2f s %4.0f ms "
+	if (json_out)
+		printf("{\"case\": \"%s\", \"qemu\": {\"converges\": %s, \"total_seconds\": %.6g, "
+		       "\"syncs\": %.0f}, \"model\": {\"converges\": %s, \"total_seconds\": %.6g, "
+		       "\"downtime_seconds\": %.6g, \"bytes\": %" PRIu64 ", \"syncs\": %u, "
+		       "\"rounds\": %u}}\n",
+		       json_object_get_string(name), conv ? "true" : "false", conv ? tot : -1,
+		       num(qm, "dirty_sync_count"), pl->meets_target ? "true" : "false",
+		       pl->total_seconds, pl->downtime_seconds, pl->bytes_sent, pl->qemu.dirty_syncs,
+		       pl->nrounds);
+	else
+		printf("%-14s qemu %s %6.2f s %4.0f ms %5.0f MiB %3.0f syncs | model %s %6.2f s %4.0f ms "
 	       "%5.0f MiB %3u syncs %3u rounds\n",
 	       json_object_get_string(name), conv ? "conv" : "NOT ", conv ? tot : NAN,
 	       conv ? down * 1e3 : NAN, byt / 1048576, num(qm, "dirty_sync_count"),
@@ -139,6 +154,7 @@ int main(int argc, char **argv)
 {
 	struct dt_plan_qemu prev;
 	const char *speeds = "";
+	double scale = 1;
 	static double et[MAX_ROWS], ed[MAX_ROWS], eb[MAX_ROWS];
 	struct dt_plan_qemu q = {0};
 	const char *engine = "qemu";
@@ -175,6 +191,10 @@ int main(int argc, char **argv)
 			engine = eq + 1;
 		else if (strcmp(argv[i], "speeds") == 0)
 			speeds = eq + 1;
+		else if (strcmp(argv[i], "scale") == 0 && v > 0)
+			scale = v;
+		else if (strcmp(argv[i], "format") == 0)
+			json_out = strcmp(eq + 1, "json") == 0;
 		else {
 			fprintf(stderr, "%s: unknown key\n", argv[i]);
 			return 2;
@@ -196,6 +216,9 @@ int main(int argc, char **argv)
 			host_speeds(r, &rq);
 		else if (strcmp(speeds, "previous") == 0)
 			rq = prev;
+		rq.throughput *= scale;
+		rq.final_bandwidth *= scale;
+		rq.zero_page_us /= scale;
 		if (row(r, &rq, engine, et, ed, eb, &n, &agree) == 0)
 			rows++;
 		prev = q;
@@ -203,6 +226,8 @@ int main(int argc, char **argv)
 		json_object_put(r);
 	}
 	fclose(f);
+	if (json_out)
+		return 0;
 	printf("verdicts agree: %u/%u\n", agree, rows);
 	summary("total time", et, n);
 	summary("downtime", ed, n);

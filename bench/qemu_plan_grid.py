@@ -78,7 +78,7 @@ def run(argv):
                 b.stop_all()
                 continue
             row["load"] = open("/proc/loadavg").read().split()[:3]
-            row["host"] = host_speeds(row)
+            row["host"] = qemuplan.host_speeds(row)
             f.write(json.dumps(row) + "\n")
             f.flush()
             q = row["qemu"]
@@ -91,41 +91,13 @@ def run(argv):
     b.stop_all()
 
 
-def host_speeds(r):
-    """What this host achieved in the migration of row r, from query-migrate's trace:
-    the throughput of normal pages after the bulk round (bytes over the time pre-copy
-    ran after it), the CPU time of a zero page in the bulk round (its length less the
-    normal pages at that throughput, over the zero pages) and the stop-and-copy's speed
-    (downtime-bytes over the downtime). None where the trace cannot tell."""
-    q, p = r["qemu"], next(iter(r["plans"].values()))
-    tr = q.get("trace") or []
-    mem = p["inputs"]["memory_pages"]
-    zero = r["zero_fraction"]
-    ram = q.get("ram") or {}
-    bulk = next((t for t in tr if (t[3] or 0) >= 2), None)
-    end = (q["total_time_ms"] / 1000 - q["downtime_ms"] / 1000 if q["completed"] else
-           tr[-1][0] if tr else 0)
-    thr = None
-    if bulk and end > bulk[0] + 0.05:
-        sent = (ram.get("precopy-bytes") or q["ram_transferred"]) - bulk[1]
-        thr = sent / (end - bulk[0]) if sent > 0 else None
-    zus = None
-    if bulk and thr:
-        normal = mem * (1 - zero) * (qemuplan.dtguest.PAGE + 8) / thr
-        zus = max(0.0, (bulk[0] - normal) / (mem * zero) * 1e6) if zero > 0 else None
-    fin = None
-    if q["completed"] and ram.get("downtime-bytes") and q["downtime_ms"]:
-        fin = ram["downtime-bytes"] / max(q["downtime_ms"] / 1000 - 0.002, 0.001)
-    return {"throughput": thr, "zero_page_us": zus, "final_bandwidth": fin}
-
-
 def speeds(argv):
-    """speeds IN.jsonl OUT.jsonl: rows with host_speeds() set as "host"."""
+    """speeds IN.jsonl OUT.jsonl: rows with qemuplan.host_speeds() set as "host"."""
     with open(argv[1], "w") as out:
         for l in open(argv[0]):
             if l.strip():
                 r = json.loads(l)
-                r["host"] = host_speeds(r)
+                r["host"] = qemuplan.host_speeds(r)
                 out.write(json.dumps(r) + "\n")
 
 

@@ -253,6 +253,24 @@ if [ $HAVE_DBUS = 1 ]; then
 		}
 		echo "ok: D-Bus Plan == REST plan for the frozen $vm VM"
 	done
+	# PlanWith: the engine and its inputs, as REST's parameters
+	busctl --system --json=short call "$DBUS_NAME" "$(vm_path calm)" "$DBUS_VM" PlanWith 'tta{sv}' \
+		125000000 300000 4 engine s qemu-7.2 throughput t 50000000 zero_page_cost_usec t 10 \
+		cpu_throttle_initial u 30 | jq '.data[0] | map_values(.data)' >"$TMP/bus.json" ||
+		fail "D-Bus PlanWith"
+	api "/v1/vms/calm/plan?bandwidth=1Gbit&downtime=300ms&engine=qemu-7.2&throughput=50MB&zero_page_cost=10us&cpu_throttle_initial=30" >"$TMP/rest.json"
+	check "D-Bus PlanWith == REST with the same engine inputs" \
+		jqe -n --slurpfile b "$TMP/bus.json" --slurpfile r "$TMP/rest.json" '
+			$b[0] as $bus | $r[0] as $rest | $bus.engine == "qemu" and $rest.engine.name == "qemu" and
+			$bus.dirty_syncs == $rest.engine.dirty_syncs and $bus.rounds == ($rest.rounds | length) and
+			$bus.bytes_sent == $rest.bytes_sent and $bus.converges == $rest.converges and
+			(($bus.total_seconds - $rest.total_time_seconds) | fabs) <= 1e-9 * $rest.total_time_seconds'
+	for opt in 'engine s xen' 'throughput t 0' 'zero_page_cost_usec t 5000' 'cpu_throttle_increment u 100' 'bogus u 1' 'throughput s fast'; do
+		! busctl --system call "$DBUS_NAME" "$(vm_path calm)" "$DBUS_VM" PlanWith 'tta{sv}' \
+			125000000 300000 1 $opt >"$TMP/out" 2>&1 || fail "D-Bus PlanWith accepted $opt"
+		grep -q "${opt%% *}\|Invalid" "$TMP/out" || fail "D-Bus PlanWith $opt: the error does not name it: $(cat "$TMP/out")"
+	done
+	echo "ok: D-Bus PlanWith refuses bad options, naming them"
 fi
 
 # --- dirtytrackctl plan: the summary and its exit codes
