@@ -5,7 +5,8 @@
 # a second local QEMU (tests/lib/qemuplan.py, as bench/qemu-plan-grid.sh):
 #   quick   converges in a round or two;
 #   rounds  needs several dirty-log syncs;
-#   never   dirties faster than the link: does not converge within its cap.
+#   never   dirties faster than the link at the guest's top rate (even a guest
+#           slowed by a loaded host): does not converge within its cap.
 # Checked:
 #  - the verdict (completes within the cap) of the plan equals QEMU's; each
 #    plan is asked with the host speeds the previous migration measured
@@ -48,8 +49,8 @@ def case(name, pattern, wss, rate, bw_mib, down_ms, cap_s):
 
 
 CASES = [case("quick", "random", 2000, 1000, 64, 300, 8),
-         case("rounds", "random", 5000, 20000, 128, 50, 8),
-         case("never", "random", 20000, 20000, 64, 100, 6)]
+         case("rounds", "random", 20000, 5000, 64, 50, 10),
+         case("never", "random", 20000, 0, 32, 50, 6)]
 b = qemuplan.Bench(os.environ["API_SOCK"], os.environ["ATTACH_SOCK"], BUILD, G)
 rows, prev = [], None
 try:
