@@ -69,10 +69,10 @@ if [ -x "$BUILD/bench/bench_qemu_replay" ] && grep -q '"qemu"' "$TMP/rows.jsonl"
 		echo
 		echo "The engine model (this commit) replayed on every row's curve and inputs with"
 		echo "throughput, zero-page cost and stop-and-copy speed measured from query-migrate's"
-		echo "trace (tests/lib/qemuplan.py host_speeds): \\`own\\` those of the same migration"
+		echo "trace (tests/lib/qemuplan.py host_speeds): own those of the same migration"
 		echo "(judges the rules alone; total time is partly fitted by the zero-page cost,"
-		echo "bytes and syncs are not), \\`previous\\` those of the grid's previous migration"
-		echo "(what an operator knows from the host's last migration), \\`none\\` the defaults."
+		echo "bytes and syncs are not), previous those of the grid's previous migration"
+		echo "(what an operator knows from the host's last migration), none the defaults."
 		for sp in none own previous; do
 			echo
 			echo "speeds=$sp:"
