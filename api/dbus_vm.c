@@ -498,10 +498,27 @@ static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 static int plan_option(sd_bus_message *msg, const char *key, struct dt_plan_engine_input *e,
 		       sd_bus_error *error)
 {
+	static const struct {
+		const char *key, *type;
+	} types[] = {
+		{ "engine", "s" },
+		{ "throughput", "t" },
+		{ "final_bandwidth", "t" },
+		{ "zero_page_cost_usec", "t" },
+		{ "cpu_throttle_initial", "u" },
+		{ "cpu_throttle_increment", "u" },
+	};
 	const char *s;
 	uint64_t t;
 	uint32_t u;
 	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(types); i++)
+		if (strcmp(key, types[i].key) == 0 &&
+		    sd_bus_message_verify_type(msg, 'v', types[i].type) <= 0)
+			return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
+						 "option '%s' must be of type %s", key,
+						 types[i].type);
 
 	if (strcmp(key, "engine") == 0) {
 		r = sd_bus_message_read(msg, "v", "s", &s);
