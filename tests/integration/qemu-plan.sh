@@ -15,7 +15,7 @@
 #  - the rules: the engine model replayed on the same curve with this
 #    migration's own host speeds (bench_qemu_replay speeds=own) gives total
 #    time within TOTAL_TOL and dirty syncs within SYNC_TOL of QEMU's for the
-#    cases that converge (the grid's worst for such cases, bench/README.md).
+#    cases that converge (the grid's error for such cases, bench/README.md).
 # Negative control, same rows: the replay with the speeds halved must miss
 # the total-time bound (the bound can fail).
 source "$(dirname "$0")/../lib/common.sh"
@@ -32,8 +32,10 @@ import qemuplan
 
 TMP, BUILD = os.environ["TMP"], os.environ["BUILD"]
 MiB = 1 << 20
-TOTAL_TOL = 0.5  # the grid's worst total-time error with the host's own speeds
-SYNC_TOL = 3     # dirty-sync-count, the grid's worst difference
+# the grid with the host's own speeds (bench/README.md, 32 cases at load 17): total time
+# 6.5 % median, 42 % worst; dirty syncs 1 median difference, within 3 in 19 of 21 cases
+TOTAL_TOL = 0.5
+SYNC_TOL = 3
 G = f"{TMP}/g"
 os.makedirs(G, exist_ok=True)
 
