@@ -117,7 +117,7 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 	double t = q->setup_s, act = 0, est = 0, bytes = 0, zs = q->zero_page_us * 1e-6;
 	double round_start = t, round_act = 0, round_list = s->M, round_sent = 0, round_bytes = 0;
 	double clear_act[MAX_CHUNKS], period_start = t, period_dirty = 0, period_bytes = 0;
-	double prev_after = INFINITY, last_after = 0, thr = 0, pct = 0;
+	double prev_after = INFINITY, last_after = 0, thr = 0, pct = 0, prev_act = -1;
 	double win_bytes = 0, win_time = 0;
 	uint32_t reached = 0, syncs = 1, high = 0, shrinking_stalls = 0;
 	bool done = false;
@@ -185,7 +185,23 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 				add += (l * dirtied(s, since) + (1 - l) * dirtied(s, act - round_act)) /
 				       s->nch;
 			}
-			add *= 1 - left / s->M;
+			/*
+			 * what the round dirtied and is still listed (the unsent tail) is
+			 * sent once: the bulk round's list is all memory (a share
+			 * left / M of the writes land on it); a later list is the
+			 * pages the previous interval dirtied, which this one's writes
+			 * hit as the curve says (D(a) + D(b) - D(a + b)), a share
+			 * left / list of them still unsent
+			 */
+			if (prev_act < 0 || !(round_list > 0)) {
+				add *= 1 - left / s->M;
+			} else {
+				double a = round_act - prev_act, b = act - round_act;
+				double both = dirtied(s, a) + dirtied(s, b) - dirtied(s, a + b);
+
+				both = both < 0 ? 0 : both;
+				add -= fmin(add, both * fmin(1, left / round_list));
+			}
 			syncs++;
 			list_nz += add;
 			after = list_nz + list_z;
@@ -211,6 +227,7 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 				period_dirty = period_bytes = 0;
 			}
 			round_start = t;
+			prev_act = round_act;
 			round_act = act;
 			round_list = after;
 			round_sent = round_bytes = 0;
