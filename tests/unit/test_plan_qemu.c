@@ -135,6 +135,35 @@ static void test_chunked_clear(void)
 }
 
 /*
+ * The unsent tail: a working set of 1400 pages (D = 400 in 0.1 s, 1400 from
+ * 1 s on). The bulk round (1.0 s) lists the 1400; round 1 sends 1000 in a
+ * window and syncs with 400 unsent: of its D(0.1 s) = 400 new writes, the
+ * share on the unsent list pages is what the previous interval's writes and
+ * these share, D(1.0) + D(0.1) - D(1.1) = 400, times 400 / 1400 unsent:
+ * 400 + 400 - 114.29 = 685.71 listed. Round 2 sends them in 68.6 ms, which
+ * dirties 274.29 (through the origin below 0.1 s): the stop-and-copy.
+ */
+static void test_unsent_tail(void)
+{
+	struct dt_plan_point pts[3] = {{100000, 400}, {1000000, 1400}, {2000000, 1400}};
+	struct dt_plan_input in = {
+	    .curve = pts, .npoints = 3, .memory_pages = M, .page_size = PS, .bandwidth = BW,
+	    .max_downtime_us = 50000, .max_rounds = 100, .interp = DT_PLAN_INTERP_LINEAR};
+	struct dt_plan_qemu q = {.final_bandwidth = FINAL_BW, .switchover_s = SWITCH_S};
+	struct dt_plan *p = NULL;
+
+	CHECK_EQ(dt_plan_qemu_compute(&in, &q, &p), 0);
+	CHECK(p->converges);
+	CHECK_EQ(p->nrounds, 3);
+	CHECK_EQ(p->rounds[0].dirtied_pages, 1400);
+	CHECK_EQ(p->rounds[1].pages, 1000);
+	CHECK_EQ(p->rounds[1].dirtied_pages, 686);
+	CHECK_EQ(p->final_pages, 274);
+	CHECK_NEAR(p->total_seconds, 1.1 + 2400.0 / 3500 * 0.1 + 0.0068571428571 + SWITCH_S);
+	dt_plan_free(p);
+}
+
+/*
  * Half of memory zero pages, each a 9-byte header costing 50 us of CPU:
  * the bulk round is 5000 x 100 us + 5000 x 50 us = 0.75 s and
  * 5000 x 4104 + 5000 x 9 bytes; an idle guest then stops at once.
@@ -193,6 +222,7 @@ int main(void)
 	RUN(test_static_set);
 	RUN(test_rate_vs_bandwidth);
 	RUN(test_chunked_clear);
+	RUN(test_unsent_tail);
 	RUN(test_zero_pages);
 	RUN(test_page_cpu);
 	RUN(test_bad_inputs);
