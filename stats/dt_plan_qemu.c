@@ -67,6 +67,24 @@ static double dirtied(const struct sim *s, double t)
 	return v;
 }
 
+/* The window in which the curve dirties `pages`; -1 if it never does. */
+static double age_of(const struct sim *s, double pages)
+{
+	double lo = 0, hi = s->horizon;
+
+	if (!(pages > 0) || dirtied(s, hi) < pages)
+		return -1;
+	for (int i = 0; i < 50; i++) {
+		double mid = (lo + hi) / 2;
+
+		if (dirtied(s, mid) < pages)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return hi;
+}
+
 static void fill_defaults(struct dt_plan_qemu *q, const struct dt_plan_input *in)
 {
 	if (!(q->final_bandwidth > 0))
@@ -176,7 +194,7 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 			continue;
 		/* the sync: the tail plus what was written since each chunk's clear */
 		{
-			double l = round_list / s->M, add = 0, after;
+			double l = round_list / s->M, add = 0, after, a;
 
 			l = l > 1 ? 1 : l;
 			for (uint32_t c = 0; c < s->nch; c++) {
@@ -188,15 +206,16 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 			/*
 			 * what the round dirtied and is still listed (the unsent tail) is
 			 * sent once: the bulk round's list is all memory (a share
-			 * left / M of the writes land on it); a later list is the
-			 * pages the previous interval dirtied, which this one's writes
-			 * hit as the curve says (D(a) + D(b) - D(a + b)), a share
-			 * left / list of them still unsent
+			 * left / M of the writes land on it); a later list is taken as
+			 * the pages dirtied in the last a seconds, D(a) = its length,
+			 * which this round's writes (b seconds) hit as the curve says,
+			 * D(a) + D(b) - D(a + b), a share left / list of them unsent
 			 */
-			if (prev_act < 0 || !(round_list > 0)) {
+			a = prev_act < 0 ? -1 : age_of(s, round_list);
+			if (a < 0) {
 				add *= 1 - left / s->M;
 			} else {
-				double a = round_act - prev_act, b = act - round_act;
+				double b = act - round_act;
 				double both = dirtied(s, a) + dirtied(s, b) - dirtied(s, a + b);
 
 				both = both < 0 ? 0 : both;
