@@ -7,7 +7,9 @@
  *  - setup syncs the dirty log once (dirty-sync-count 1) and lists all of
  *    memory; the bulk round sends every page in address order, a zero
  *    page as a header (9 bytes) that costs CPU time (zero_page_us), not
- *    bandwidth; pages go out at max-bandwidth (bytes per window);
+ *    bandwidth; pages go out at max-bandwidth (bytes per window), or at
+ *    the host's throughput where that is lower (a stated input: a loaded
+ *    host sends CPU-bound, below max-bandwidth);
  *  - every 100 ms QEMU estimates its bandwidth as the bytes sent in the
  *    window over its length, and the threshold as that estimate x
  *    downtime-limit (0 before the first window);
@@ -19,7 +21,12 @@
  *    written after its chunk's clear is sent again next round even though
  *    it was sent with its new content (the ideal model counts only writes
  *    after the page's own send); a page not listed counts if written at
- *    all in the round. If the list after the sync is below the threshold,
+ *    all in the round. A write on a page of the unsent tail adds
+ *    nothing: the list is taken as the pages dirtied in the last a
+ *    seconds (D(a) = its length; all memory after the bulk round), which
+ *    the round's b seconds of writes hit D(a) + D(b) - D(a + b) times,
+ *    the unsent share of them on the tail (where a working set's writes
+ *    go, not spread over memory). If the list after the sync is below the threshold,
  *    the VM stops and the list is copied at the link's speed (QEMU lifts
  *    max-bandwidth for it: final_bandwidth), with switchover_s more for
  *    the last sync and the device state; a final sync is counted;
