@@ -63,7 +63,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 all: $(PROGS)
-tests: all $(UNIT_BINS) $(BUILD)/bench/bench_plan $(BUILD)/dtfuzz
+tests: all $(UNIT_BINS) $(BUILD)/bench/bench_plan $(BUILD)/bench/bench_qemu_replay $(BUILD)/dtfuzz
 include tools/dtguest/dtguest.mk
 
 $(BUILD)/obj/%.o: %.c

@@ -420,6 +420,13 @@ static int append_plan(sd_bus_message *m, uint64_t epoch, const struct dt_plan *
 		dt_plan_model_name(p), "model_classes", "u", p->irm_classes);
 	if (r < 0)
 		return r;
+	r = sd_bus_message_append(m, "{sv}", "engine", "s", dt_plan_engine_name(p->engine));
+	if (r >= 0 && p->engine == DT_PLAN_ENGINE_QEMU)
+		r = sd_bus_message_append(m, "{sv}{sv}{sv}", "dirty_syncs", "u", p->qemu.dirty_syncs,
+					  "bandwidth_estimate", "d", p->qemu.bandwidth_estimate,
+					  "throttle_percent", "u", p->qemu.throttle_percent);
+	if (r < 0)
+		return r;
 	r = dict_open(m, "round_list", "a(uttttt)");
 	if (r < 0)
 		return r;
@@ -509,18 +516,142 @@ static void on_plan_done(void *userdata, int r, struct dt_plan *p, uint64_t gene
  * Plan(t bandwidth, t max_downtime_usec) -> a{sv}. Replied to when the
  * planner thread has computed it (the figures are read now).
  */
+static int submit_plan(sd_bus_message *msg, const struct dt_vm *vm, uint64_t bandwidth,
+		       uint64_t downtime, const struct dt_plan_engine_input *e,
+		       sd_bus_error *error);
+
 static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	const struct dt_vm *vm = userdata;
-	struct dt_bus *b = vm->m->bus;
-	struct dt_plan_call *call;
-	struct bus_plan *bp;
 	uint64_t bandwidth, downtime;
 	int r;
 
 	r = sd_bus_message_read(msg, "tt", &bandwidth, &downtime);
 	if (r < 0)
 		return r;
+	return submit_plan(msg, vm, bandwidth, downtime, NULL, error);
+}
+
+/* One option of PlanWith: the key's value into the engine's inputs, bounded as REST's. */
+static int plan_option(sd_bus_message *msg, const char *key, struct dt_plan_engine_input *e,
+		       sd_bus_error *error)
+{
+	static const struct {
+		const char *key, *type;
+	} types[] = {
+		{ "engine", "s" },
+		{ "throughput", "t" },
+		{ "final_bandwidth", "t" },
+		{ "zero_page_cost_usec", "t" },
+		{ "cpu_throttle_initial", "u" },
+		{ "cpu_throttle_increment", "u" },
+	};
+	const char *s;
+	uint64_t t;
+	uint32_t u;
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(types); i++)
+		if (strcmp(key, types[i].key) == 0 &&
+		    sd_bus_message_verify_type(msg, 'v', types[i].type) <= 0)
+			return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
+						 "option '%s' must be of type %s", key,
+						 types[i].type);
+
+	if (strcmp(key, "engine") == 0) {
+		r = sd_bus_message_read(msg, "v", "s", &s);
+		if (r < 0)
+			return r;
+		if (dt_plan_engine_parse(s, &e->engine, &e->qemu.version) < 0)
+			return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
+						 "engine must be ideal, qemu or qemu-VERSION such "
+						 "as qemu-7.2");
+		return 0;
+	}
+	if (strcmp(key, "throughput") == 0 || strcmp(key, "final_bandwidth") == 0) {
+		r = sd_bus_message_read(msg, "v", "t", &t);
+		if (r < 0)
+			return r;
+		if (t < DT_PLAN_BANDWIDTH_MIN || t > (uint64_t)1e15)
+			return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
+						 "%s must be from %u bytes/s (1 Mbit/s) to 1 PB/s",
+						 key, DT_PLAN_BANDWIDTH_MIN);
+		*(key[0] == 't' ? &e->qemu.throughput : &e->qemu.final_bandwidth) = (double)t;
+		return 0;
+	}
+	if (strcmp(key, "zero_page_cost_usec") == 0) {
+		r = sd_bus_message_read(msg, "v", "t", &t);
+		if (r < 0)
+			return r;
+		if (t == 0 || t > 1000)
+			return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
+						 "zero_page_cost_usec must be from 1 to 1000");
+		e->qemu.zero_page_us = (double)t;
+		return 0;
+	}
+	if (strcmp(key, "cpu_throttle_initial") == 0 || strcmp(key, "cpu_throttle_increment") == 0) {
+		r = sd_bus_message_read(msg, "v", "u", &u);
+		if (r < 0)
+			return r;
+		if (u == 0 || u > 99)
+			return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
+						 "%s must be a percentage from 1 to 99", key);
+		*(strcmp(key, "cpu_throttle_initial") == 0 ? &e->qemu.throttle_initial
+							    : &e->qemu.throttle_increment) = u;
+		e->qemu.auto_converge = true;
+		return 0;
+	}
+	return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT, "unknown option '%s'", key);
+}
+
+/*
+ * PlanWith(t bandwidth, t max_downtime_usec, a{sv} options) -> a{sv}: Plan
+ * with the engine and its inputs (docs/org.dirtytrack1.xml).
+ */
+static int method_plan_with(sd_bus_message *msg, void *userdata, sd_bus_error *error)
+{
+	const struct dt_vm *vm = userdata;
+	struct dt_plan_engine_input e;
+	uint64_t bandwidth, downtime;
+	const char *key;
+	int r;
+
+	dt_vm_plan_engine(vm, &e);
+	r = sd_bus_message_read(msg, "tt", &bandwidth, &downtime);
+	if (r < 0)
+		return r;
+	r = sd_bus_message_enter_container(msg, 'a', "{sv}");
+	if (r < 0)
+		return r;
+	while ((r = sd_bus_message_enter_container(msg, 'e', "sv")) > 0) {
+		r = sd_bus_message_read(msg, "s", &key);
+		if (r < 0)
+			return r;
+		r = plan_option(msg, key, &e, error);
+		if (r < 0 || sd_bus_error_is_set(error))
+			return r < 0 ? r : -EINVAL;
+		r = sd_bus_message_exit_container(msg);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	r = sd_bus_message_exit_container(msg);
+	if (r < 0)
+		return r;
+	return submit_plan(msg, vm, bandwidth, downtime, &e, error);
+}
+
+/* Plan and PlanWith: the bounds, then the planner thread (the reply follows). */
+static int submit_plan(sd_bus_message *msg, const struct dt_vm *vm, uint64_t bandwidth,
+		       uint64_t downtime, const struct dt_plan_engine_input *e,
+		       sd_bus_error *error)
+{
+	struct dt_bus *b = vm->m->bus;
+	struct dt_plan_call *call;
+	struct bus_plan *bp;
+	int r;
+
 	if (bandwidth < DT_PLAN_BANDWIDTH_MIN || downtime < DT_PLAN_DOWNTIME_MIN_US ||
 	    downtime > DT_PLAN_DOWNTIME_MAX_US)
 		return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
@@ -536,6 +667,7 @@ static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 		.bandwidth = (double)bandwidth,
 		.max_downtime_us = downtime,
 		.knobs = true,
+		.engine = e,
 	};
 	r = dt_planner_submit(b->planner, vm, &o, on_plan_done, bp, &call);
 	if (r < 0)
@@ -607,6 +739,10 @@ const sd_bus_vtable dt_bus_vm_vtable[] = {
 				SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("Plan", SD_BUS_ARGS("t", bandwidth, "t", max_downtime_usec),
 				SD_BUS_RESULT("a{sv}", plan), method_plan,
+				SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("PlanWith",
+				SD_BUS_ARGS("t", bandwidth, "t", max_downtime_usec, "a{sv}", options),
+				SD_BUS_RESULT("a{sv}", plan), method_plan_with,
 				SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_VTABLE_END,
 };

@@ -237,7 +237,13 @@ static struct json_object *engine(const struct dt_plan *p)
 	add(o, "zero_page_seconds", num(p->qemu.zero_page_us / 1e6));
 	add(o, "switchover_seconds", num(p->qemu.switchover_s));
 	add(o, "clear_chunk_pages", u64(p->qemu.clear_chunk_pages));
+	add(o, "throughput_bytes_per_second",
+	    num(p->qemu_input.throughput > 0 && p->qemu_input.throughput < p->input.bandwidth
+			? p->qemu_input.throughput
+			: p->input.bandwidth));
 	add(o, "auto_converge", json_object_new_boolean(p->qemu_input.auto_converge));
+	add(o, "cpu_throttle_initial", u64(p->qemu_input.throttle_initial));
+	add(o, "cpu_throttle_increment", u64(p->qemu_input.throttle_increment));
 	add(o, "postcopy", json_object_new_boolean(p->qemu_input.postcopy));
 	return o;
 }

@@ -76,6 +76,36 @@ static void on_plan_done(void *userdata, int r, struct dt_plan *p, uint64_t gene
 }
 
 /*
+ * The engine a plan's query asks for: ?engine=, else the VM's VMM's, with
+ * the QEMU engine's inputs given (host speeds, auto-converge). False when
+ * the query names none of them (the planner takes the VM's default).
+ */
+static bool plan_engine_input(const struct dt_vm *vm, const struct dt_request_target *t,
+			      struct dt_plan_engine_input *e)
+{
+	const unsigned qemu = (1u << DT_PARAM_THROUGHPUT) | (1u << DT_PARAM_FINAL_BANDWIDTH) |
+			      (1u << DT_PARAM_ZERO_PAGE_COST) |
+			      (1u << DT_PARAM_CPU_THROTTLE_INITIAL) |
+			      (1u << DT_PARAM_CPU_THROTTLE_INCREMENT);
+
+	if (t->present & (1u << DT_PARAM_ENGINE))
+		*e = (struct dt_plan_engine_input){ .engine = (enum dt_plan_engine)t->engine,
+						    .qemu.version = t->engine_version };
+	else if (t->present & qemu)
+		dt_vm_plan_engine(vm, e);
+	else
+		return false;
+	e->qemu.throughput = (double)t->throughput;
+	e->qemu.final_bandwidth = (double)t->final_bandwidth;
+	e->qemu.zero_page_us = (double)t->zero_page_us;
+	e->qemu.throttle_initial = t->throttle_initial;
+	e->qemu.throttle_increment = t->throttle_increment;
+	e->qemu.auto_converge = t->present & ((1u << DT_PARAM_CPU_THROTTLE_INITIAL) |
+					      (1u << DT_PARAM_CPU_THROTTLE_INCREMENT));
+	return true;
+}
+
+/*
  * The plan is computed on the planner's thread: the request is parked
  * until it is ready (then MHD calls the handler again and the answer is
  * sent with the generation and ETag the figures were read at).
@@ -92,14 +122,13 @@ static enum MHD_Result render_plan(struct dt_req *rq, struct dt_vm *vm,
 		.knobs = true,
 	};
 	struct MHD_Connection *conn = rq->conn;
-	struct dt_plan_engine_input e = { .engine = (enum dt_plan_engine)t->engine };
+	struct dt_plan_engine_input e;
 	struct dt_vm_plan_options oe = o;
 	struct dt_plan *p = NULL;
 	struct json_object *j;
 	int r;
 
-	e.qemu.version = t->engine_version;
-	if (t->present & (1u << DT_PARAM_ENGINE))
+	if (plan_engine_input(vm, t, &e))
 		oe.engine = &e;
 	if (rq->plan_ready) {
 		rq->plan_ready = false;
@@ -192,7 +221,8 @@ static uint64_t plan_query_hash(const struct dt_request_target *t)
 	const uint64_t v[] = { t->bandwidth, t->downtime_us, t->max_rounds, t->target_us,
 			       (uint64_t)llround(t->zero_fraction * 1e15),
 			       (t->present & (1u << DT_PARAM_ENGINE)) ? 1u + t->engine : 0,
-			       t->engine_version };
+			       t->engine_version, t->throughput, t->final_bandwidth,
+			       t->zero_page_us, t->throttle_initial, t->throttle_increment };
 	uint64_t h = 0xcbf29ce484222325ull;
 
 	for (size_t i = 0; i < ARRAY_SIZE(v); i++)

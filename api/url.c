@@ -46,7 +46,9 @@ static const struct {
 	[DT_ROUTE_VM_PLAN] = { "plan",
 			       { "v1", "vms", SEG_VM, "plan" },
 			       P(BANDWIDTH) | P(DOWNTIME) | P(ZERO_FRACTION) | P(MAX_ROUNDS) |
-				       P(TARGET) | P(ENGINE) | P(INDEX) | P(WAIT),
+				       P(TARGET) | P(ENGINE) | P(THROUGHPUT) | P(FINAL_BANDWIDTH) |
+				       P(ZERO_PAGE_COST) | P(CPU_THROTTLE_INITIAL) |
+				       P(CPU_THROTTLE_INCREMENT) | P(INDEX) | P(WAIT),
 			       true,
 			       P(BANDWIDTH) | P(DOWNTIME) },
 	[DT_ROUTE_EVACUATION] = { "evacuation",
@@ -67,6 +69,10 @@ static const char *const param_names[_DT_PARAM_MAX] = {
 	[DT_PARAM_ZERO_FRACTION] = "zero_fraction", [DT_PARAM_MAX_ROUNDS] = "max_rounds",
 	[DT_PARAM_TARGET] = "target", [DT_PARAM_CURSOR] = "cursor",
 	[DT_PARAM_ENGINE] = "engine", [DT_PARAM_PARALLEL] = "parallel",
+	[DT_PARAM_THROUGHPUT] = "throughput",
+	[DT_PARAM_FINAL_BANDWIDTH] = "final_bandwidth", [DT_PARAM_ZERO_PAGE_COST] = "zero_page_cost",
+	[DT_PARAM_CPU_THROTTLE_INITIAL] = "cpu_throttle_initial",
+	[DT_PARAM_CPU_THROTTLE_INCREMENT] = "cpu_throttle_increment",
 };
 
 static const char *const param_needs[_DT_PARAM_MAX] = {
@@ -170,6 +176,37 @@ static int problem(struct dt_url_problem *p, enum dt_url_error e, const char *pa
 	return e == DT_URL_TOO_LONG ? -E2BIG : e == DT_URL_NOT_FOUND ? -ENOENT : -EINVAL;
 }
 
+/* A plan's bytes per second (?bandwidth=, ?throughput=, ?final_bandwidth=). */
+static int parse_rate(const char *key, const char *val, uint64_t *ret, struct dt_url_problem *p)
+{
+	int r = dt_parse_bandwidth(val, ret);
+
+	if (r == -ERANGE || (r >= 0 && *ret < DT_PLAN_BANDWIDTH_MIN))
+		return problem(p, DT_URL_BAD_PARAM, key,
+			       "query parameter '%s' must be from 1Mbit/s (%u bytes per second) "
+			       "to 1PB/s",
+			       key, DT_PLAN_BANDWIDTH_MIN);
+	if (r < 0)
+		return problem(p, DT_URL_BAD_PARAM, key,
+			       "query parameter '%s' must be bytes per second: a number, or with "
+			       "a unit such as 10Gbit, 100Mbit/s, 1.25GB, 500MB or 1GiB",
+			       key);
+	return 0;
+}
+
+/* QEMU's cpu-throttle-initial and -increment: percent, 1 .. 99. */
+static int parse_percent(const char *key, const char *val, uint32_t *ret,
+			 struct dt_url_problem *p)
+{
+	uint64_t v;
+
+	if (dt_parse_u64(val, 1, 99, &v) < 0)
+		return problem(p, DT_URL_BAD_PARAM, key,
+			       "query parameter '%s' must be a percentage from 1 to 99", key);
+	*ret = (uint32_t)v;
+	return 0;
+}
+
 /* One "key=value" of the query against what the route accepts. */
 static int parse_param(struct dt_request_target *t, unsigned accepted, const char *kv,
 		       size_t len, const struct dt_url_limits *lim, struct dt_url_problem *p)
@@ -226,18 +263,22 @@ static int parse_param(struct dt_request_target *t, unsigned accepted, const cha
 				       "to 24h");
 		break;
 	case DT_PARAM_BANDWIDTH:
-		r = dt_parse_bandwidth(val, &t->bandwidth);
-		if (r == -ERANGE || (r >= 0 && t->bandwidth < DT_PLAN_BANDWIDTH_MIN))
+		return parse_rate(key, val, &t->bandwidth, p);
+	case DT_PARAM_THROUGHPUT:
+		return parse_rate(key, val, &t->throughput, p);
+	case DT_PARAM_FINAL_BANDWIDTH:
+		return parse_rate(key, val, &t->final_bandwidth, p);
+	case DT_PARAM_ZERO_PAGE_COST:
+		if (dt_parse_duration(val, &t->zero_page_us) < 0 || t->zero_page_us == 0 ||
+		    t->zero_page_us > 1000)
 			return problem(p, DT_URL_BAD_PARAM, key,
-				       "query parameter 'bandwidth' must be from 1Mbit/s (%u bytes "
-				       "per second) to 1PB/s",
-				       DT_PLAN_BANDWIDTH_MIN);
-		if (r < 0)
-			return problem(p, DT_URL_BAD_PARAM, key,
-				       "query parameter 'bandwidth' must be bytes per second: a "
-				       "number, or with a unit such as 10Gbit, 100Mbit/s, 1.25GB, "
-				       "500MB or 1GiB");
+				       "query parameter 'zero_page_cost' must be a duration from "
+				       "1us to 1ms, such as 3us");
 		break;
+	case DT_PARAM_CPU_THROTTLE_INITIAL:
+		return parse_percent(key, val, &t->throttle_initial, p);
+	case DT_PARAM_CPU_THROTTLE_INCREMENT:
+		return parse_percent(key, val, &t->throttle_increment, p);
 	case DT_PARAM_DOWNTIME:
 		if (dt_parse_duration(val, &t->downtime_us) < 0 ||
 		    t->downtime_us < DT_PLAN_DOWNTIME_MIN_US || t->downtime_us > DT_PLAN_DOWNTIME_MAX_US)

@@ -64,6 +64,13 @@ enum dt_param {
 	DT_PARAM_CURSOR, /* epoch pages: the page index to continue from (a "next" link's) */
 	DT_PARAM_ENGINE, /* plan: "ideal", "qemu" or "qemu-VERSION" (default: the VMM's) */
 	DT_PARAM_PARALLEL, /* evacuation: migrations at once, sharing the bandwidth */
+	/* plan, QEMU engine: the host's speeds (stated: the daemon cannot measure them) */
+	DT_PARAM_THROUGHPUT,	  /* bytes/s normal pages go at when max-bandwidth allows */
+	DT_PARAM_FINAL_BANDWIDTH, /* bytes/s of the stop-and-copy */
+	DT_PARAM_ZERO_PAGE_COST,  /* CPU time of a zero page in the bulk round */
+	/* plan, QEMU engine: auto-converge with these (either turns it on) */
+	DT_PARAM_CPU_THROTTLE_INITIAL,
+	DT_PARAM_CPU_THROTTLE_INCREMENT,
 	_DT_PARAM_MAX,
 };
 
@@ -82,6 +89,9 @@ struct dt_request_target {
 	unsigned engine;	 /* plan: enum dt_plan_engine, if given */
 	uint32_t engine_version; /* plan: major * 10000 + minor * 100 + micro; 0: none */
 	uint32_t parallel;	 /* evacuation: 1 .. DT_EVACUATION_PARALLEL_MAX; 0: not given */
+	uint64_t throughput, final_bandwidth; /* plan: bytes/s, if given */
+	uint64_t zero_page_us;		      /* plan: if given */
+	uint32_t throttle_initial, throttle_increment; /* plan: percent 1 .. 99, if given */
 };
 
 enum dt_url_error {

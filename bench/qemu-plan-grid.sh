@@ -60,4 +60,26 @@ predictor as zero_fraction). one-rate: pre-copy with the dirty rate of the plan'
 window, constant.
 EOF
 python3 "$here/qemu_plan_grid.py" report "$TMP/rows.jsonl" "$OUT" "$TMP/head.md"
+# the QEMU engine replayed on the same rows with the host's speeds stated
+# (bench_qemu_replay: own = this migration's, previous = the grid's last one's)
+if [ -x "$BUILD/bench/bench_qemu_replay" ] && grep -q '"qemu"' "$TMP/rows.jsonl"; then
+	{
+		echo
+		echo "## The QEMU engine with the host's speeds stated"
+		echo
+		echo "The engine model (this commit) replayed on every row's curve and inputs with"
+		echo "throughput, zero-page cost and stop-and-copy speed measured from query-migrate's"
+		echo "trace (tests/lib/qemuplan.py host_speeds): own those of the same migration"
+		echo "(judges the rules alone; total time is partly fitted by the zero-page cost,"
+		echo "bytes and syncs are not), previous those of the grid's previous migration"
+		echo "(what an operator knows from the host's last migration), none the defaults."
+		for sp in none own previous; do
+			echo
+			echo "speeds=$sp:"
+			echo '```'
+			"$BUILD/bench/bench_qemu_replay" "$TMP/rows.jsonl" speeds=$sp
+			echo '```'
+		done
+	} >>"$OUT"
+fi
 echo "qemu-plan-grid: wrote $OUT"

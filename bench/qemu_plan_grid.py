@@ -78,8 +78,7 @@ def run(argv):
                 b.stop_all()
                 continue
             row["load"] = open("/proc/loadavg").read().split()[:3]
-            for p in row["plans"].values():
-                p.pop("curve", None)
+            row["host"] = qemuplan.host_speeds(row)
             f.write(json.dumps(row) + "\n")
             f.flush()
             q = row["qemu"]
@@ -90,6 +89,16 @@ def run(argv):
                       f"{p['total_time_seconds']:.2f}s" for e, p in row["plans"].items()) +
                   f" ({time.monotonic() - t0:.0f} s)", flush=True)
     b.stop_all()
+
+
+def speeds(argv):
+    """speeds IN.jsonl OUT.jsonl: rows with qemuplan.host_speeds() set as "host"."""
+    with open(argv[1], "w") as out:
+        for l in open(argv[0]):
+            if l.strip():
+                r = json.loads(l)
+                r["host"] = qemuplan.host_speeds(r)
+                out.write(json.dumps(r) + "\n")
 
 
 def err(pred, real):
@@ -194,5 +203,7 @@ def report(argv):
 if __name__ == "__main__":
     if sys.argv[1] == "run":
         run(sys.argv[2:])
+    elif sys.argv[1] == "speeds":
+        speeds(sys.argv[2:])
     else:
         report(sys.argv[2:])

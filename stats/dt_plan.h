@@ -232,6 +232,9 @@ struct dt_plan_qemu {
 	double final_bandwidth;	 /* bytes/s of the stop-and-copy (QEMU lifts max-bandwidth
 				  * for it): the link's speed; 0: DT_PLAN_QEMU_FINAL_BANDWIDTH */
 	double zero_page_us;	 /* CPU time one zero page costs in the bulk round; 0: default */
+	double throughput;	 /* bytes/s the host sends normal pages at when max-bandwidth
+				  * does not hold it back (CPU-bound: a loaded host sends
+				  * below max-bandwidth); 0: max-bandwidth */
 	double setup_s;		 /* before the first page is sent */
 	double switchover_s;	 /* fixed part of the downtime (last sync, device state); <0: 0 */
 	uint64_t clear_chunk_pages; /* pages per dirty-log clear (clear-bitmap-shift); 0: 1 GiB */

@@ -7,7 +7,9 @@
  *  - setup syncs the dirty log once (dirty-sync-count 1) and lists all of
  *    memory; the bulk round sends every page in address order, a zero
  *    page as a header (9 bytes) that costs CPU time (zero_page_us), not
- *    bandwidth; pages go out at max-bandwidth (bytes per window);
+ *    bandwidth; pages go out at max-bandwidth (bytes per window), or at
+ *    the host's throughput where that is lower (a stated input: a loaded
+ *    host sends CPU-bound, below max-bandwidth);
  *  - every 100 ms QEMU estimates its bandwidth as the bytes sent in the
  *    window over its length, and the threshold as that estimate x
  *    downtime-limit (0 before the first window);
@@ -19,7 +21,12 @@
  *    written after its chunk's clear is sent again next round even though
  *    it was sent with its new content (the ideal model counts only writes
  *    after the page's own send); a page not listed counts if written at
- *    all in the round. If the list after the sync is below the threshold,
+ *    all in the round. A write on a page of the unsent tail adds
+ *    nothing: the list is taken as the pages dirtied in the last a
+ *    seconds (D(a) = its length; all memory after the bulk round), which
+ *    the round's b seconds of writes hit D(a) + D(b) - D(a + b) times,
+ *    the unsent share of them on the tail (where a working set's writes
+ *    go, not spread over memory). If the list after the sync is below the threshold,
  *    the VM stops and the list is copied at the link's speed (QEMU lifts
  *    max-bandwidth for it: final_bandwidth), with switchover_s more for
  *    the last sync and the device state; a final sync is counted;
@@ -65,6 +72,24 @@ static double dirtied(const struct sim *s, double t)
 			     t * 1e6, &v) < 0)
 		return 0;
 	return v;
+}
+
+/* The window in which the curve dirties `pages`; -1 if it never does. */
+static double age_of(const struct sim *s, double pages)
+{
+	double lo = 0, hi = s->horizon;
+
+	if (!(pages > 0) || dirtied(s, hi) < pages)
+		return -1;
+	for (int i = 0; i < 50; i++) {
+		double mid = (lo + hi) / 2;
+
+		if (dirtied(s, mid) < pages)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return hi;
 }
 
 static void fill_defaults(struct dt_plan_qemu *q, const struct dt_plan_input *in)
@@ -117,7 +142,7 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 	double t = q->setup_s, act = 0, est = 0, bytes = 0, zs = q->zero_page_us * 1e-6;
 	double round_start = t, round_act = 0, round_list = s->M, round_sent = 0, round_bytes = 0;
 	double clear_act[MAX_CHUNKS], period_start = t, period_dirty = 0, period_bytes = 0;
-	double prev_after = INFINITY, last_after = 0, thr = 0, pct = 0;
+	double prev_after = INFINITY, last_after = 0, thr = 0, pct = 0, prev_act = -1;
 	double win_bytes = 0, win_time = 0;
 	uint32_t reached = 0, syncs = 1, high = 0, shrinking_stalls = 0;
 	bool done = false;
@@ -139,6 +164,16 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 				dt = WINDOW_S;
 			}
 			wb = n * per_b;
+			/* a chunk is cleared when the round sends its first listed page */
+			while (reached < s->nch) {
+				double pos = round_list * (double)reached / (double)s->nch;
+
+				if (pos >= round_sent + n)
+					break;
+				clear_act[reached++] =
+				    act + (pos > round_sent ? (pos - round_sent) / n : 0) * dt *
+					      (1 - pct / 100);
+			}
 			list_nz -= n * fnz;
 			list_z -= n * (1 - fnz);
 			round_sent += n;
@@ -160,17 +195,13 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 		}
 		t += dt;
 		act += dt * (1 - pct / 100);
-		/* chunks whose first listed page this round has reached are cleared */
-		while (reached < s->nch &&
-		       round_sent >= round_list * (double)reached / (double)s->nch)
-			clear_act[reached++] = act;
 		thr = est * s->down_s;
 		left = list_nz + list_z;
 		if (left > 0.5 && (!(est > 0) || left * s->ps >= thr))
 			continue;
 		/* the sync: the tail plus what was written since each chunk's clear */
 		{
-			double l = round_list / s->M, add = 0, after;
+			double l = round_list / s->M, add = 0, after, a;
 
 			l = l > 1 ? 1 : l;
 			for (uint32_t c = 0; c < s->nch; c++) {
@@ -179,7 +210,24 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 				add += (l * dirtied(s, since) + (1 - l) * dirtied(s, act - round_act)) /
 				       s->nch;
 			}
-			add *= 1 - left / s->M;
+			/*
+			 * what the round dirtied and is still listed (the unsent tail) is
+			 * sent once: the bulk round's list is all memory (a share
+			 * left / M of the writes land on it); a later list is taken as
+			 * the pages dirtied in the last a seconds, D(a) = its length,
+			 * which this round's writes (b seconds) hit as the curve says,
+			 * D(a) + D(b) - D(a + b), a share left / list of them unsent
+			 */
+			a = prev_act < 0 ? -1 : age_of(s, round_list);
+			if (a < 0) {
+				add *= 1 - left / s->M;
+			} else {
+				double b = act - round_act;
+				double both = dirtied(s, a) + dirtied(s, b) - dirtied(s, a + b);
+
+				both = both < 0 ? 0 : both;
+				add -= fmin(add, both * fmin(1, left / round_list));
+			}
 			syncs++;
 			list_nz += add;
 			after = list_nz + list_z;
@@ -205,6 +253,7 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 				period_dirty = period_bytes = 0;
 			}
 			round_start = t;
+			prev_act = round_act;
 			round_act = act;
 			round_list = after;
 			round_sent = round_bytes = 0;
@@ -258,6 +307,7 @@ int dt_plan_qemu_compute(const struct dt_plan_input *in, const struct dt_plan_qe
 	    !(in->zero_fraction >= 0 && in->zero_fraction < 1) ||
 	    (q->final_bandwidth != 0 && !(isfinite(q->final_bandwidth) && q->final_bandwidth > 0)) ||
 	    !(q->zero_page_us >= 0 && q->zero_page_us < 1e6) ||
+	    (q->throughput != 0 && !(isfinite(q->throughput) && q->throughput > 0)) ||
 	    in->interp >= _DT_PLAN_INTERP_MAX ||
 	    dt_plan_curve_at(in->curve, in->npoints, in->interp, in->memory_pages, 1, &v) < 0)
 		return -EINVAL;
@@ -282,6 +332,8 @@ int dt_plan_qemu_compute(const struct dt_plan_input *in, const struct dt_plan_qe
 	s.M = (double)in->memory_pages;
 	s.ps = in->page_size;
 	s.bw = in->bandwidth;
+	if (q->throughput > 0 && q->throughput < s.bw)
+		s.bw = q->throughput;
 	s.down_s = (double)in->max_downtime_us / 1e6;
 	s.horizon = DT_PLAN_QEMU_HORIZON_S;
 	if (in->target_us && (double)in->target_us / 1e6 > s.horizon)

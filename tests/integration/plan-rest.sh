@@ -73,6 +73,17 @@ check "calm: the curve used, the VM, its epoch and generation" \
 req '/v1/vms/calm/plan?bandwidth=1.25GB/s&downtime=0.3s&zero_fraction=0.5&max_rounds=1&target=1h' >/dev/null
 check "zero_fraction, max_rounds, target restated and applied" \
 	jqe '.inputs.bandwidth_bytes_per_second == 1250000000 and .inputs.zero_fraction == 0.5 and .inputs.max_rounds == 1 and .inputs.target_seconds == 3600 and (.rounds | length) <= 1 and .rounds[0].pages <= 262144' "$TMP/body"
+# the engine: dtsim reports no VMM, so ideal by default; QEMU's with its inputs
+check "engine: ideal by default (dtsim names no VMM)" jqe '.engine == {name: "ideal"}' "$TMP/calm.json"
+req '/v1/vms/calm/plan?bandwidth=1Gbit&downtime=0.3s&engine=qemu-7.2&throughput=50MB&final_bandwidth=300MB&zero_page_cost=10us&cpu_throttle_initial=30' >/dev/null
+check "engine=qemu-7.2: QEMU's figures and the inputs given" \
+	jqe '.engine.name == "qemu" and .engine.throughput_bytes_per_second == 50000000 and .engine.final_bandwidth_bytes_per_second == 300000000 and .engine.zero_page_seconds == 0.00001 and .engine.auto_converge == true and .engine.cpu_throttle_initial == 30 and .engine.cpu_throttle_increment == 10 and .engine.dirty_syncs >= 3 and .engine.bandwidth_estimate_bytes_per_second <= 50000000' "$TMP/body"
+cp "$TMP/body" "$TMP/q50.json"
+req '/v1/vms/calm/plan?bandwidth=1Gbit&downtime=0.3s&engine=qemu-7.2&throughput=100MB&final_bandwidth=300MB&zero_page_cost=10us&cpu_throttle_initial=30' >/dev/null
+check "engine=qemu: half the throughput, a longer migration" \
+	jq -e --slurpfile a "$TMP/q50.json" '$a[0].total_time_seconds > .total_time_seconds * 1.5' "$TMP/body"
+req '/v1/vms/calm/plan?bandwidth=1Gbit&downtime=0.3s&throughput=2GB' >/dev/null
+check "a QEMU input without engine= keeps the VM's engine (ideal)" jqe '.engine.name == "ideal"' "$TMP/body"
 
 # --- the hot VM does not converge at 100 Mbit/s, 50 ms: throttle vCPU 0
 [ "$(req '/v1/vms/hot/plan?bandwidth=100Mbit&downtime=50ms')" = 200 ] || fail "hot plan: $(cat "$TMP/body")"
@@ -144,6 +155,15 @@ done <<'EOF'
 ?bandwidth=10Gbit&downtime=1s&target=soon target
 ?bandwidth=10Gbit&downtime=1s&window=1s window
 ?bandwidth=10Gbit&downtime=1s&bogus=1 bogus
+?bandwidth=10Gbit&downtime=1s&engine=xen engine
+?bandwidth=10Gbit&downtime=1s&engine=qemu-x.2 engine
+?bandwidth=10Gbit&downtime=1s&throughput=0 throughput
+?bandwidth=10Gbit&downtime=1s&throughput=fast throughput
+?bandwidth=10Gbit&downtime=1s&final_bandwidth=-1 final_bandwidth
+?bandwidth=10Gbit&downtime=1s&zero_page_cost=0 zero_page_cost
+?bandwidth=10Gbit&downtime=1s&zero_page_cost=1s zero_page_cost
+?bandwidth=10Gbit&downtime=1s&cpu_throttle_initial=0 cpu_throttle_initial
+?bandwidth=10Gbit&downtime=1s&cpu_throttle_increment=100 cpu_throttle_increment
 EOF
 echo "ok: $n bad inputs are 400 naming the parameter"
 [ "$(req '/v1/vms/nosuchvm/plan?bandwidth=10Gbit&downtime=300ms')" = 404 ] || fail "unknown VM: not 404"
@@ -233,6 +253,24 @@ if [ $HAVE_DBUS = 1 ]; then
 		}
 		echo "ok: D-Bus Plan == REST plan for the frozen $vm VM"
 	done
+	# PlanWith: the engine and its inputs, as REST's parameters
+	busctl --system --json=short call "$DBUS_NAME" "$(vm_path calm)" "$DBUS_VM" PlanWith 'tta{sv}' \
+		125000000 300000 4 engine s qemu-7.2 throughput t 50000000 zero_page_cost_usec t 10 \
+		cpu_throttle_initial u 30 | jq '.data[0] | map_values(.data)' >"$TMP/bus.json" ||
+		fail "D-Bus PlanWith"
+	api "/v1/vms/calm/plan?bandwidth=1Gbit&downtime=300ms&engine=qemu-7.2&throughput=50MB&zero_page_cost=10us&cpu_throttle_initial=30" >"$TMP/rest.json"
+	check "D-Bus PlanWith == REST with the same engine inputs" \
+		jqe -n --slurpfile b "$TMP/bus.json" --slurpfile r "$TMP/rest.json" '
+			$b[0] as $bus | $r[0] as $rest | $bus.engine == "qemu" and $rest.engine.name == "qemu" and
+			$bus.dirty_syncs == $rest.engine.dirty_syncs and $bus.rounds == ($rest.rounds | length) and
+			$bus.bytes_sent == $rest.bytes_sent and $bus.converges == $rest.converges and
+			(($bus.total_seconds - $rest.total_time_seconds) | fabs) <= 1e-9 * $rest.total_time_seconds'
+	for opt in 'engine s xen' 'throughput t 0' 'zero_page_cost_usec t 5000' 'cpu_throttle_increment u 100' 'bogus u 1' 'throughput s fast'; do
+		! busctl --system call "$DBUS_NAME" "$(vm_path calm)" "$DBUS_VM" PlanWith 'tta{sv}' \
+			125000000 300000 1 $opt >"$TMP/out" 2>&1 || fail "D-Bus PlanWith accepted $opt"
+		grep -q "${opt%% *}\|Invalid" "$TMP/out" || fail "D-Bus PlanWith $opt: the error does not name it: $(cat "$TMP/out")"
+	done
+	echo "ok: D-Bus PlanWith refuses bad options, naming them"
 fi
 
 # --- dirtytrackctl plan: the summary and its exit codes

@@ -102,8 +102,11 @@ g = qa.guest()
 N = g.test_pages()
 HI = TEST_GFN + N
 vm = wait("qa attached", lambda: (v := api.try_vm(UUID)) and v["state"] == "attached" and v)
-if (vm["name"], vm["vmm"], vm["mode"], vm["fidelity"]) != ("qa", "qemu", "bitmap", "exact-vcpu-writes"):
-    fail(f"attached as {vm}")
+qemu_version = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
+                              text=True).stdout.split()[3]  # "QEMU emulator version 7.2.22 (...)"
+if (vm["name"], vm["vmm"], vm["mode"], vm["fidelity"]) != ("qa", f"qemu-{qemu_version}", "bitmap",
+                                                           "exact-vcpu-writes"):
+    fail(f"attached as {vm} (want vmm qemu-{qemu_version}: QEMU's version in HELLO)")
 ok(f"QEMU attached as {vm['name']} (vm {vm['id']}), {vm['mode']} mode, fidelity {vm['fidelity']}, "
    f"{vm['memory_bytes'] >> 20} MiB")
 out = open(qa.log).read().splitlines()

@@ -109,7 +109,7 @@ sleep 2.5 # a libvirt round: the domain must not come back as observed
 n=$(api /v1/vms | jq --arg u "$UUID" '[.vms[] | select(.uuid == $u)] | length')
 [ "$n" = 1 ] || fail "$n entries for the uuid"
 check "attached under the domain's name and uuid, exact" jq -e '.state == "attached" and .name == "dtlvq"
-	and .vmm == "qemu" and .mode == "bitmap" and .source == "protocol" and .fidelity == "exact-vcpu-writes"
+	and (.vmm | test("^qemu-[0-9]+[.][0-9]+[.][0-9]+$")) and .mode == "bitmap" and .source == "protocol" and .fidelity == "exact-vcpu-writes"
 	and .libvirt_domain == "dtlvq"' <<<"$(api "/v1/vms/$UUID")"
 grep -q "custom-argv" "$LV/run/libvirt/qemu/log/dtlvq.log" 2>/dev/null ||
 	grep -rq "custom-argv" "$LV" 2>/dev/null || echo "note: libvirt did not log a custom-argv taint"

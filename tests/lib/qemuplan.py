@@ -64,6 +64,40 @@ def one_rate(rate, memory_pages, zero, bw_pages, downtime_s, cap_s, max_rounds=1
     return (False, i + 1, t, r / bw_pages, sent * dtguest.PAGE)
 
 
+def host_speeds(r):
+    """What this host achieved in the migration of row r, from query-migrate's trace:
+    the throughput of normal pages after the bulk round (bytes over the time pre-copy
+    ran after it, if at least 0.3 s), the CPU time of a zero page in the bulk round (its
+    length less the normal pages at that throughput or max-bandwidth, over the zero
+    pages) and the
+    stop-and-copy's speed (downtime-bytes over the downtime, if at least 4 MiB: below,
+    the fixed costs dominate). None where the trace cannot tell."""
+    q, p = r["qemu"], next(iter(r["plans"].values()))
+    tr = q.get("trace") or []
+    mem = p["inputs"]["memory_pages"]
+    zero = r["zero_fraction"]
+    ram = q.get("ram") or {}
+    i = next((i for i, t in enumerate(tr) if (t[3] or 0) >= 2), None)
+    bulk = tr[i] if i is not None else None
+    # the bulk round ended between the samples before and at its sync
+    t_bulk = (tr[i - 1][0] + bulk[0]) / 2 if i else bulk[0] if bulk else None
+    end = (q["total_time_ms"] / 1000 - q["downtime_ms"] / 1000 if q["completed"] else
+           tr[-1][0] if tr else 0)
+    thr = None
+    if bulk and end > bulk[0] + 0.3:  # shorter: a window or two, too noisy
+        sent = (ram.get("precopy-bytes") or q["ram_transferred"]) - bulk[1]
+        thr = sent / (end - bulk[0]) if sent > 0 else None
+    zus = None
+    if bulk and zero > 0:
+        bw = min(thr or r["case"]["bandwidth"], r["case"]["bandwidth"])
+        normal = mem * (1 - zero) * (dtguest.PAGE + 8) / bw
+        zus = max(0.0, (t_bulk - normal) / (mem * zero) * 1e6)
+    fin = None
+    if q["completed"] and (ram.get("downtime-bytes") or 0) >= 4 * MiB and q["downtime_ms"]:
+        fin = ram["downtime-bytes"] / max(q["downtime_ms"] / 1000 - 0.002, 0.001)
+    return {"throughput": thr, "zero_page_us": zus, "final_bandwidth": fin}
+
+
 class Bench:
     """A daemon (its REST socket and attach socket) and a scratch directory."""
 
@@ -111,7 +145,7 @@ class Bench:
 
     def plan(self, uuid, engine, bandwidth, downtime_ms, zero, cap_s, extra=None):
         qs = {"bandwidth": str(int(bandwidth)), "downtime": f"{int(downtime_ms)}ms",
-              "zero_fraction": f"{zero:.6f}", "target": f"{cap_s:g}s", "max_rounds": "1000"}
+              "zero_fraction": f"{zero:.6f}", "target": f"{cap_s:g}s", "max_rounds": "100"}
         if engine:
             qs["engine"] = engine
         qs.update(extra or {})
@@ -131,9 +165,14 @@ class Bench:
         expected = None
         syncs = 0
         throttle = 0
+        trace = []  # (s since migrate, transferred, remaining, dirty-sync-count, mbps)
         while True:
             q = s.query_migrate()
             st = q.get("status")
+            r = q.get("ram")
+            if r:
+                trace.append((round(time.monotonic() - t0, 4), r.get("transferred"),
+                              r.get("remaining"), r.get("dirty-sync-count"), r.get("mbps")))
             if st == "completed":
                 break
             if st in ("failed", "cancelled"):
@@ -151,7 +190,7 @@ class Bench:
                         "ram_transferred": ram.get("transferred"),
                         "dirty_sync_count": ram.get("dirty-sync-count"),
                         "expected_downtime_ms": expected, "throttle": throttle,
-                        "wall_s": time.monotonic() - t0}
+                        "wall_s": time.monotonic() - t0, "ram": ram, "trace": trace}
             time.sleep(poll)
         self.wait("destination running",
                   lambda: dst.qmp.query_status().get("status") == "running", 30)
@@ -163,7 +202,7 @@ class Bench:
                 "ram_normal_pages": ram.get("normal"),
                 "dirty_sync_count": ram.get("dirty-sync-count"),
                 "expected_downtime_ms": expected, "throttle": throttle,
-                "wall_s": time.monotonic() - t0}
+                "wall_s": time.monotonic() - t0, "ram": ram, "trace": trace}
 
     def run_case(self, c, engines=("ideal",), warmup=4.0, plan_extra=None, migrate_params=None,
                  capabilities=None):

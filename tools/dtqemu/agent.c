@@ -182,9 +182,10 @@ static void agent_forget_daemon(struct dtq *q)
 static bool agent_session(struct dtq *q)
 {
 	struct dt_client *c = NULL;
+	char vmm[32];
 	struct dt_client_hello h = {
 		.name = q->cfg.name,
-		.vmm = "qemu",
+		.vmm = vmm,
 		.page_size = 4096,
 		.mode = DT_MODE_BITMAP,
 		.caps = DT_CAP_SYNC_BITMAP | DT_CAP_VCPU_WRITES_ONLY,
@@ -192,6 +193,7 @@ static bool agent_session(struct dtq *q)
 	bool attached = false;
 	int r;
 
+	dtq_vmm_name(vmm, sizeof(vmm));
 	memcpy(h.uuid, q->cfg.uuid, sizeof(h.uuid));
 	h.vcpus = __atomic_load_n(&q->vcpus_created, __ATOMIC_RELAXED);
 	if (q->cfg.smp > h.vcpus)

@@ -87,6 +87,8 @@ int dtq_real_ioctl(int fd, unsigned long req, void *arg);
 
 /* identity.c */
 void dtq_config_load(struct dtq_config *cfg);
+/* "qemu-7.2.22" (QEMU's version, asked of QEMU itself) or "qemu": HELLO's vmm. */
+void dtq_vmm_name(char *buf, size_t cap);
 void dtq_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*

@@ -16,6 +16,7 @@
  *                       from QEMU's migration). Never set it on a real VM.
  */
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -160,6 +161,39 @@ void dtq_config_load(struct dtq_config *cfg)
 	}
 	cfg->disabled = (e = getenv("DIRTYTRACK_DISABLE")) && !strcmp(e, "1");
 	cfg->hide_from_qemu = (e = getenv("DIRTYTRACK_TEST_HIDE_FROM_QEMU")) && !strcmp(e, "1");
+}
+
+/*
+ * The VMM's name for HELLO: "qemu-MAJOR.MINOR.MICRO" from QEMU's own
+ * qmp_query_version (QEMU exports its symbols for its modules; the QAPI
+ * VersionInfo is a VersionTriple pointer, then the package string), so the
+ * daemon plans with that version's rules; "qemu" where it is not found.
+ */
+void dtq_vmm_name(char *buf, size_t cap)
+{
+	struct version_triple {
+		int64_t major, minor, micro;
+	};
+	struct version_info {
+		struct version_triple *qemu;
+		char *package;
+	};
+	struct version_info *(*query)(void **errp);
+	void (*release)(struct version_info *v);
+	struct version_info *v;
+
+	snprintf(buf, cap, "qemu");
+	query = (struct version_info * (*)(void **)) dlsym(RTLD_DEFAULT, "qmp_query_version");
+	release = (void (*)(struct version_info *))dlsym(RTLD_DEFAULT, "qapi_free_VersionInfo");
+	if (!query || !release)
+		return;
+	v = query(NULL);
+	if (v && v->qemu && v->qemu->major > 0 && v->qemu->major < 100 && v->qemu->minor >= 0 &&
+	    v->qemu->minor < 100 && v->qemu->micro >= 0 && v->qemu->micro < 100)
+		snprintf(buf, cap, "qemu-%d.%d.%d", (int)v->qemu->major, (int)v->qemu->minor,
+			 (int)v->qemu->micro);
+	if (v)
+		release(v);
 }
 
 void dtq_log(const char *fmt, ...)
