@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "url.h"
-#include "curve.h"
+#include "vm_query.h"
 #include "dbus_int.h"
 #include "dt_util.h"
 #include "planner.h"
@@ -474,7 +474,9 @@ static void on_plan_done(void *userdata, int r, struct dt_plan *p, uint64_t gene
 static int method_plan(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	const struct dt_vm *vm = userdata;
-	struct dt_bus *b = vm->m->bus;
+	/* The VM vtable's slot was added with the dt_bus (dbus.c); userdata is the found VM. */
+	sd_bus_slot *slot = sd_bus_get_current_slot(sd_bus_message_get_bus(msg));
+	struct dt_bus *b = sd_bus_slot_get_userdata(slot);
 	struct dt_plan_call *call;
 	struct bus_plan *bp;
 	uint64_t bandwidth, downtime;

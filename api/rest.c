@@ -407,14 +407,16 @@ int dt_api_new(struct dt_manager *m, int api_fd, struct dt_api **ret)
 		if (r < 0)
 			goto fail;
 	}
-	r = dt_longpoll_start(a);
-	if (r < 0) {
-		dt_log(LOG_ERR, "cannot observe the registry: %s", strerror(-r));
-		goto fail;
-	}
 	r = dt_planner_new(m->event, &a->planner);
+	if (r >= 0)
+		r = dt_ref_plans_start(a);
 	if (r < 0) {
 		dt_log(LOG_ERR, "cannot start the planner thread: %s", strerror(-r));
+		goto fail;
+	}
+	r = dt_api_vms_start(a);
+	if (r < 0) {
+		dt_log(LOG_ERR, "cannot observe the registry: %s", strerror(-r));
 		goto fail;
 	}
 	*ret = a;
@@ -437,6 +439,8 @@ struct dt_api *dt_api_free(struct dt_api *a)
 		return NULL;
 	/* Parked plan requests are answered (503) before the servers go. */
 	a->planner = dt_planner_free(a->planner);
+	dt_api_vms_stop(a);
+	dt_ref_plans_stop(a);
 	dt_longpoll_stop(a);
 	for (unsigned i = 0; i < DT_API_MAX_LISTENERS; i++) {
 		sd_event_source_disable_unref(a->l[i].io);

@@ -455,7 +455,6 @@ void dt_vm_free(struct dt_vm *vm)
 		dt_collector_done(&vm->collector);
 	dt_closed_epoch_free(vm->closed);
 	dt_stats_free(vm->stats);
-	free(vm->view);
 	free(vm);
 }
 
