@@ -574,13 +574,16 @@ const sd_bus_vtable dt_bus_vm_vtable[] = {
 	SD_BUS_VTABLE_END,
 };
 
-#define STATE_PROPERTIES                                                                           \
-	"Name", "Vmm", "State", "DetachReason", "MemoryBytes", "Attaches", "Source", "Fidelity", "LibvirtDomain"
-#define EPOCH_PROPERTIES                                                                           \
-	"EpochsHarvested", "Generation", "WorkingSet", "VCpuRates", "Slots", "Harvests",          \
-		"RingEntries", "InvalidEntries", "BitmapPages", "RingFull", "Resets", "LateSyncs", \
-		"DirtiedPages", "HarvestUSec", "HistoryBytes", "LibvirtDirtyRate"
+size_t dt_bus_vm_properties(uint64_t flags, char **ret, size_t max)
+{
+	size_t n = 0;
 
-char *dt_bus_vm_state_properties[] = { STATE_PROPERTIES, EPOCH_PROPERTIES, NULL };
-char *dt_bus_vm_epoch_properties[] = { EPOCH_PROPERTIES, NULL };
-
+	for (const sd_bus_vtable *v = dt_bus_vm_vtable; v->type != _SD_BUS_VTABLE_END; v++)
+		if (v->type == _SD_BUS_VTABLE_PROPERTY && (v->flags & flags)) {
+			if (n + 1 < max)
+				ret[n] = (char *)v->x.property.member;
+			n++;
+		}
+	ret[n + 1 < max ? n : max - 1] = NULL;
+	return n;
+}

@@ -72,14 +72,6 @@ struct dt_ref_plan {
 	double total_seconds, downtime_seconds;
 };
 
-/* A reference-link plan in the making (the planner's userdata). */
-struct dt_ref_call {
-	struct dt_api_vm *e;
-	unsigned link;
-	bool wanted; /* the figures changed since the last submit */
-	struct dt_plan_call *call; /* in flight, or NULL */
-};
-
 /*
  * The API's state of one VM in the registry (vm_cache.c): made on the
  * registry's ADDED, dropped on REMOVED. The VM model knows nothing of it.
@@ -93,7 +85,11 @@ struct dt_api_vm {
 	size_t view_len;
 	uint64_t view_gen;
 	struct dt_ref_plan ref[DT_MAX_REF_LINKS]; /* by [metrics] reference_links index */
-	struct dt_ref_call ref_calls[DT_MAX_REF_LINKS];
+	bool ref_wanted; /* the figures changed since the last submit */
+	struct dt_plan_call *ref_call; /* the links' plans in flight, or NULL */
+	uint64_t ref_started_us; /* when the last call was submitted; 0: never */
+	struct dt_ref_link ref_sent[DT_MAX_REF_LINKS]; /* the links as submitted */
+	unsigned ref_nsent;
 };
 
 #define DT_API_VM_BUCKETS 256
@@ -107,6 +103,8 @@ struct dt_api {
 	struct dt_req *waiting;
 	struct dt_planner *planner; /* plans off the loop */
 	struct dt_planner *ref_planner; /* /metrics' reference-link plans (their own queue) */
+	sd_event_source *ref_timer; /* a VM's next reference-link plan is due */
+	uint64_t ref_scraped_us; /* the last /metrics; 0: none yet */
 	struct dt_api_vm *vms[DT_API_VM_BUCKETS]; /* by id */
 	uint64_t etag_salt; /* per daemon start, so ETags never repeat across restarts */
 	bool observing;
@@ -123,14 +121,14 @@ struct dt_api_vm *dt_api_vm_find(const struct dt_api *a, uint32_t id);
 
 /*
  * ref_plans.c: each VM's plan at every [metrics] reference link, computed
- * on a planner thread of their own after its figures change (at most one
- * call per VM and link in flight; a newer change is planned when it
- * returns), so that a scrape only reads what is cached.
+ * on a planner thread of their own after its figures change, while
+ * /metrics is being scraped, so that a scrape only reads what is cached.
  */
 int dt_ref_plans_start(struct dt_api *a);
 void dt_ref_plans_stop(struct dt_api *a); /* after dt_api_vms_stop */
 void dt_ref_plans_changed(struct dt_api_vm *e); /* its figures changed */
 void dt_ref_plans_drop(struct dt_api_vm *e); /* it leaves: cancel its calls */
+void dt_ref_plans_scraped(struct dt_api *a); /* /metrics was read: keep them fresh */
 /* The plan at link i if one was made at the link as configured now, else NULL. */
 const struct dt_ref_plan *dt_ref_plan_get(const struct dt_api_vm *e, unsigned i,
 					   const struct dt_ref_link *l);

@@ -282,6 +282,7 @@ static enum MHD_Result h_metrics(struct dt_req *rq, struct dt_vm *vm,
 	size_t len = 0;
 	int r = dt_metrics_render(rq->l->api, om, &body, &len);
 
+	dt_ref_plans_scraped(rq->l->api); /* the next scrape finds fresh reference-link plans */
 	return send_text(conn,
 			 om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
 			    : "text/plain; version=0.0.4; charset=utf-8",

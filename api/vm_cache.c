@@ -36,10 +36,6 @@ static int entry_add(struct dt_api *a, const struct dt_vm *vm)
 	e->api = a;
 	e->vm = vm;
 	e->id = vm->id;
-	for (unsigned i = 0; i < DT_MAX_REF_LINKS; i++) {
-		e->ref_calls[i].e = e;
-		e->ref_calls[i].link = i;
-	}
 	e->next = *b;
 	*b = e;
 	return 0;

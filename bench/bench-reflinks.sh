@@ -9,6 +9,7 @@
 # does not. Ratio: worst tick lateness / epoch against the 10 % limit.
 # Usage: bench/bench-reflinks.sh [BUILD] (default build); SECONDS_LOAD=30 WARMUP=20
 #        DAEMON=path (another dirtytrackd build, same dtsim)
+#        LINKS=off (the floor: the same load without reference-link gauges)
 set -euo pipefail
 BUILD=${1:-build}
 DAEMON=${DAEMON:-$BUILD/dirtytrackd}
@@ -25,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 cat >"$TMP/conf" <<CONF
 [metrics]
-reference_links = 1Gbit/300ms, 10Gbit/300ms, 25Gbit/100ms, 100Mbit/1s
+reference_links = ${LINKS:-1Gbit/300ms, 10Gbit/300ms, 25Gbit/100ms, 100Mbit/1s}
 CONF
 "$DAEMON" -c "$TMP/conf" --state-dir "" --runtime-dir "$TMP/run" --listen-tcp off \
 	--dbus off --epoch 200ms >"$TMP/daemon.log" 2>&1 &
