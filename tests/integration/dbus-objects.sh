@@ -12,7 +12,7 @@ start_bus
 cat >"$TMP/dt.conf" <<EOF
 [daemon]
 # Long enough for the checks between the detach and the removal on a loaded host (ASan).
-retention = 8s
+retention = 15s
 EOF
 start_daemon --config "$TMP/dt.conf" --dbus system --epoch 100ms
 wait_name
@@ -144,7 +144,7 @@ api "/v1/vms/a/history?since=5&limit=20" | jq -c '[.epochs[] | [.epoch, .end_us,
 check "GetHistory == REST history" cmp -s "$TMP/bus-hist.json" "$TMP/rest-hist.json"
 
 # --- retention over: the object goes --------------------------------------
-wait_until 15 sh -c "! curl -sf --unix-socket '$API_SOCK' http://localhost/v1/vms/a >/dev/null" || fail "a was not removed after retention"
+wait_until 25 sh -c "! curl -sf --unix-socket '$API_SOCK' http://localhost/v1/vms/a >/dev/null" || fail "a was not removed after retention"
 sleep 0.3
 check "GetVM no longer finds it" [ "$(gerr --object-path "$DBUS_PATH" --method "$DBUS_MGR.GetVM" a)" = "$DBUS_NAME.Error.NoSuchVM" ]
 check "Manager.VMs is 0 again" [ "$(mgr VMs)" = 0 ]
