@@ -390,6 +390,12 @@ int dt_api_new(struct dt_manager *m, int api_fd, struct dt_api **ret)
 		return -ENOMEM;
 	}
 	a->m = m;
+	if (dt_router_check() < 0) {
+		dt_log(LOG_ERR, "a REST route has no handler in the route table");
+		close(api_fd);
+		free(a);
+		return -ENOENT;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	a->etag_salt = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	r = listener_start(a, api_fd, "unix", false);

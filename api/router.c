@@ -370,6 +370,14 @@ static bool conditional(struct dt_req *rq, const struct dt_request_target *t, ui
 	return false;
 }
 
+int dt_router_check(void)
+{
+	for (unsigned r = 0; r < _DT_ROUTE_MAX; r++)
+		if (!route_table[r].handle && !route_table[r].json)
+			return -ENOENT;
+	return 0;
+}
+
 enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method)
 {
 	struct dt_api *a = rq->l->api;
