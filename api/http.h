@@ -154,8 +154,8 @@ enum MHD_Result dt_http_unavailable(struct MHD_Connection *conn, unsigned retry_
 
 /* router.c */
 enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method);
-/* Every route of url.c has a row in the route table: 0, or -ENOENT (checked at start). */
-int dt_router_check(void);
+/* Every route of url.c has a row in the route table: 0, or -ENOENT naming one without. */
+int dt_router_check(const char **ret_missing);
 
 /* longpoll.c */
 void dt_longpoll_stop(struct dt_api *a); /* resumes every waiter */

@@ -382,6 +382,7 @@ static int start_remote(struct dt_api *a)
 int dt_api_new(struct dt_manager *m, int api_fd, struct dt_api **ret)
 {
 	struct dt_api *a = calloc(1, sizeof(*a));
+	const char *missing = NULL;
 	struct timespec ts;
 	int r;
 
@@ -390,8 +391,8 @@ int dt_api_new(struct dt_manager *m, int api_fd, struct dt_api **ret)
 		return -ENOMEM;
 	}
 	a->m = m;
-	if (dt_router_check() < 0) {
-		dt_log(LOG_ERR, "a REST route has no handler in the route table");
+	if (dt_router_check(&missing) < 0) {
+		dt_log(LOG_ERR, "REST route %s has no row in the route table", missing);
 		close(api_fd);
 		free(a);
 		return -ENOENT;

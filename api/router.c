@@ -370,11 +370,13 @@ static bool conditional(struct dt_req *rq, const struct dt_request_target *t, ui
 	return false;
 }
 
-int dt_router_check(void)
+int dt_router_check(const char **ret_missing)
 {
 	for (unsigned r = 0; r < _DT_ROUTE_MAX; r++)
-		if (!route_table[r].handle && !route_table[r].json)
+		if (!route_table[r].handle && !route_table[r].json) {
+			*ret_missing = dt_route_name((enum dt_route)r);
 			return -ENOENT;
+		}
 	return 0;
 }
 
