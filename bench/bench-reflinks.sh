@@ -16,14 +16,8 @@ DAEMON=${DAEMON:-$BUILD/dirtytrackd}
 DUR=${SECONDS_LOAD:-30}
 WARMUP=${WARMUP:-20}
 for c in curl jq; do command -v "$c" >/dev/null || { echo "SKIP: $c is missing"; exit 77; }; done
-TMP=$(mktemp -d /tmp/dt-bench-reflinks.XXXXXX)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
+bench_init reflinks
 cat >"$TMP/conf" <<CONF
 [metrics]
 reference_links = ${LINKS:-1Gbit/300ms, 10Gbit/300ms, 25Gbit/100ms, 100Mbit/1s}
@@ -31,18 +25,13 @@ CONF
 "$DAEMON" -c "$TMP/conf" --state-dir "" --runtime-dir "$TMP/run" --listen-tcp off \
 	--dbus off --epoch 200ms >"$TMP/daemon.log" 2>&1 &
 PIDS+=($!)
-api() { curl -sf --max-time 30 --unix-socket "$TMP/run/api.sock" "http://localhost$1"; }
-for _ in $(seq 100); do [ -S "$TMP/run/attach.sock" ] && break; sleep 0.05; done
+wait_attach_socket
 for i in 1 2 3; do
 	"$BUILD/dtsim" --connect "$TMP/run/attach.sock" --name "vm$i" --memory 1G --vcpus 8 \
 		--pattern bursty --rate 50000 --seed "$i" >/dev/null 2>&1 &
 	PIDS+=($!)
 done
-for _ in $(seq 200); do
-	n=$(api /v1/health | jq .attached 2>/dev/null || echo 0)
-	[ "$n" -ge 3 ] && break
-	sleep 0.1
-done
+n=$(wait_attached 3)
 echo "daemon: $DAEMON; VMs attached: $n; history grows for ${WARMUP} s"
 sleep "$WARMUP"
 api /metrics >"$TMP/m0"
