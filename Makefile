@@ -43,7 +43,7 @@ COMMON_SRC := $(wildcard common/*.c)
 PROTO_SRC := $(wildcard proto/*.c)
 STATS_SRC := $(wildcard stats/*.c)
 COLLECT_SRC := $(wildcard collectors/*.c)
-DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) $(wildcard api/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c) $(wildcard api/*.c)
 CTL_SRC := $(wildcard tools/dirtytrackctl/*.c)
 DTSIM_SRC := $(wildcard tools/dtsim/*.c)
 DTVM_SRC := $(wildcard tools/dtvm/*.c)
@@ -82,7 +82,7 @@ $(LIBCORE): $(call obj,$(COMMON_SRC) $(STATS_SRC) $(COLLECT_SRC))
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/dirtytrackd: $(call obj,daemon/main.c $(DAEMON_SRC)) $(LIBCORE) $(LIBDT)
+$(BUILD)/dirtytrackd: $(call obj,app/main.c $(DAEMON_SRC)) $(LIBCORE) $(LIBDT)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

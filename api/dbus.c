@@ -166,7 +166,7 @@ static int on_flush(sd_event_source *s, uint64_t usec, void *userdata)
 	for (struct dt_bus_vm *e = b->vms; e; e = e->next)
 		if (e->pending) {
 			e->pending = false;
-			emit_vm(b, e->vm, dt_bus_vm_epoch_properties);
+			emit_vm(b, e->vm, b->epoch_properties);
 		}
 	return 0;
 }
@@ -206,7 +206,7 @@ static void on_vm_changed(void *userdata, struct dt_vm *vm, enum dt_change what)
 		break;
 	case DT_CHANGE_STATE:
 		/* Slow properties with values, at once; per-epoch ones invalidated with them. */
-		emit_vm(b, vm, dt_bus_vm_state_properties);
+		emit_vm(b, vm, b->state_properties);
 		e = entry_find(b, vm);
 		if (e)
 			e->pending = false;
@@ -548,6 +548,17 @@ int dt_bus_new(struct dt_manager *m, struct dt_bus **ret)
 		return -ENOMEM;
 	b->m = m;
 	b->retry_us = DT_BUS_RETRY_MIN_US;
+	/* A vtable outgrowing the lists is the programmer's error: every D-Bus test starts here. */
+	if (dt_bus_vm_properties(SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION, b->epoch_properties,
+				 ARRAY_SIZE(b->epoch_properties)) >= ARRAY_SIZE(b->epoch_properties) ||
+	    dt_bus_vm_properties(SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE |
+					 SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION,
+				 b->state_properties,
+				 ARRAY_SIZE(b->state_properties)) >= ARRAY_SIZE(b->state_properties)) {
+		dt_log(LOG_ERR, "D-Bus: more VM properties than DT_BUS_VM_MAX_PROPERTIES");
+		free(b);
+		return -E2BIG;
+	}
 	r = dt_planner_new(m->event, m->config.api_max_pending_plans, &b->planner);
 	if (r < 0) {
 		free(b);

@@ -9,7 +9,8 @@ struct dt_bus;
  * Connect to the bus named by config.dbus and serve org.dirtytrack.DirtyTrack1.
  * A bus that cannot be reached is not an error: the daemon logs it once,
  * keeps serving REST and retries in the background (1 s doubling to 30 s).
- * *ret is NULL only when config.dbus is off. Fails only on -ENOMEM.
+ * *ret is NULL only when config.dbus is off. Fails only on -ENOMEM (and
+ * -E2BIG for a VM vtable larger than its change lists).
  */
 int dt_bus_new(struct dt_manager *m, struct dt_bus **ret);
 struct dt_bus *dt_bus_free(struct dt_bus *b);

@@ -18,6 +18,7 @@
 #define DT_BUS_ERROR_NOT_EXACT DT_BUS_NAME ".Error.NotExact" /* observed via libvirt */
 
 #define DT_BUS_HISTORY_LIMIT_MAX 100000 /* as REST's ?limit= */
+#define DT_BUS_VM_MAX_PROPERTIES 48 /* properties in dt_bus_vm_vtable, at most */
 
 /* A VM with per-epoch figures waiting for the next coalesced signal. */
 struct dt_bus_vm {
@@ -42,6 +43,10 @@ struct dt_bus {
 	uint64_t retry_us; /* the next retry's delay */
 	uint64_t last_flush_us;
 	struct dt_bus_vm *vms;
+	/* Per-epoch VM properties (EMITS_INVALIDATION): invalidated, coalesced. */
+	char *epoch_properties[DT_BUS_VM_MAX_PROPERTIES];
+	/* Those and the slow ones (EMITS_CHANGE, with values): on every State change. */
+	char *state_properties[DT_BUS_VM_MAX_PROPERTIES];
 	struct dt_planner *planner; /* Plan() off the loop: replied to when computed */
 	uint32_t attached, nvms; /* last AttachedVMs and VMs signalled */
 	bool observing;
@@ -52,10 +57,13 @@ struct dt_bus {
 int dt_bus_method_evacuate(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 
 extern const sd_bus_vtable dt_bus_vm_vtable[];
-/* Per-epoch VM properties: EmitsChangedSignal=invalidates, coalesced. */
-extern char *dt_bus_vm_epoch_properties[];
-/* Slow VM properties (EmitsChangedSignal=true) and the per-epoch ones: on every State change. */
-extern char *dt_bus_vm_state_properties[];
+/*
+ * The names of the VM properties whose vtable flags have any of flags, in
+ * vtable order, NULL-terminated in ret[max]: the change signals are
+ * derived from the vtable, never listed by hand. Returns how many match
+ * (as snprintf: when that is max or more, ret holds max - 1 of them).
+ */
+size_t dt_bus_vm_properties(uint64_t flags, char **ret, size_t max);
 
 /* The VM's object path: DT_BUS_VM_PREFIX "/" + sd_bus_path_encode(id). */
 int dt_bus_vm_path(const struct dt_vm *vm, char **ret);

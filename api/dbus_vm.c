@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "url.h"
-#include "curve.h"
+#include "vm_query.h"
 #include "dbus_int.h"
 #include "dt_util.h"
 #include "json_advice.h"
@@ -647,7 +647,9 @@ static int submit_plan(sd_bus_message *msg, const struct dt_vm *vm, uint64_t ban
 		       uint64_t downtime, const struct dt_plan_engine_input *e,
 		       sd_bus_error *error)
 {
-	struct dt_bus *b = vm->m->bus;
+	/* The VM vtable's slot was added with the dt_bus (dbus.c); userdata is the found VM. */
+	sd_bus_slot *slot = sd_bus_get_current_slot(sd_bus_message_get_bus(msg));
+	struct dt_bus *b = sd_bus_slot_get_userdata(slot);
 	struct dt_plan_call *call;
 	struct bus_plan *bp;
 	int r;
@@ -747,13 +749,16 @@ const sd_bus_vtable dt_bus_vm_vtable[] = {
 	SD_BUS_VTABLE_END,
 };
 
-#define STATE_PROPERTIES                                                                           \
-	"Name", "Vmm", "State", "DetachReason", "MemoryBytes", "Attaches", "Source", "Fidelity", "LibvirtDomain"
-#define EPOCH_PROPERTIES                                                                           \
-	"EpochsHarvested", "Generation", "WorkingSet", "VCpuRates", "Slots", "Harvests",          \
-		"RingEntries", "InvalidEntries", "BitmapPages", "RingFull", "Resets", "LateSyncs", \
-		"DirtiedPages", "HarvestUSec", "HistoryBytes", "LibvirtDirtyRate"
+size_t dt_bus_vm_properties(uint64_t flags, char **ret, size_t max)
+{
+	size_t n = 0;
 
-char *dt_bus_vm_state_properties[] = { STATE_PROPERTIES, EPOCH_PROPERTIES, NULL };
-char *dt_bus_vm_epoch_properties[] = { EPOCH_PROPERTIES, NULL };
-
+	for (const sd_bus_vtable *v = dt_bus_vm_vtable; v->type != _SD_BUS_VTABLE_END; v++)
+		if (v->type == _SD_BUS_VTABLE_PROPERTY && (v->flags & flags)) {
+			if (n + 1 < max)
+				ret[n] = (char *)v->x.property.member;
+			n++;
+		}
+	ret[n + 1 < max ? n : max - 1] = NULL;
+	return n;
+}

@@ -13,9 +13,13 @@
 #include <systemd/sd-event.h>
 
 #include "clients.h"
+#include "config.h"
 #include "url.h"
 
 struct dt_manager;
+struct dt_plan;
+struct dt_plan_call;
+struct dt_vm;
 struct json_object;
 
 #define DT_API_MAX_LISTENERS 3
@@ -59,6 +63,42 @@ struct dt_req {
 	bool evac_ready;
 };
 
+/*
+ * /metrics' plan of a VM at one [metrics] reference link (ref_plans.c),
+ * computed on the planner thread after the VM's figures change.
+ */
+struct dt_ref_plan {
+	bool valid; /* planned at all */
+	uint64_t generation; /* of the VM when its figures were read */
+	uint64_t bandwidth, downtime_us; /* the link it was planned at */
+	int error; /* < 0: no plan (no epoch yet, observed VM, ...) */
+	bool converges;
+	uint32_t rounds;
+	double total_seconds, downtime_seconds;
+};
+
+/*
+ * The API's state of one VM in the registry (vm_cache.c): made on the
+ * registry's ADDED, dropped on REMOVED. The VM model knows nothing of it.
+ */
+struct dt_api_vm {
+	struct dt_api_vm *next; /* in its hash bucket */
+	struct dt_api *api;
+	const struct dt_vm *vm; /* valid until REMOVED */
+	uint32_t id;
+	char *view; /* the rendering of GET /v1/vms/{vm} at generation view_gen, or NULL */
+	size_t view_len;
+	uint64_t view_gen;
+	struct dt_ref_plan ref[DT_MAX_REF_LINKS]; /* by [metrics] reference_links index */
+	bool ref_wanted; /* the figures changed since the last submit */
+	struct dt_plan_call *ref_call; /* the links' plans in flight, or NULL */
+	uint64_t ref_started_us; /* when the last call was submitted; 0: never */
+	struct dt_ref_link ref_sent[DT_MAX_REF_LINKS]; /* the links as submitted */
+	unsigned ref_nsent;
+};
+
+#define DT_API_VM_BUCKETS 256
+
 struct dt_api {
 	struct dt_manager *m;
 	struct dt_listener l[DT_API_MAX_LISTENERS];
@@ -67,9 +107,36 @@ struct dt_api {
 	char *tls_cert, *tls_key; /* PEM */
 	struct dt_req *waiting;
 	struct dt_planner *planner; /* plans off the loop */
+	struct dt_planner *ref_planner; /* /metrics' reference-link plans (their own queue) */
+	sd_event_source *ref_timer; /* a VM's next reference-link plan is due */
+	uint64_t ref_scraped_us; /* the last /metrics; 0: none yet */
+	struct dt_api_vm *vms[DT_API_VM_BUCKETS]; /* by id */
 	uint64_t etag_salt; /* per daemon start, so ETags never repeat across restarts */
 	bool observing;
 };
+
+/*
+ * vm_cache.c: the API's per-VM state, following the registry (its
+ * observer also wakes the long-polls). start takes the VMs already listed.
+ */
+int dt_api_vms_start(struct dt_api *a);
+void dt_api_vms_stop(struct dt_api *a); /* drops every entry, cancels their plans */
+/* NULL when the API has none for it (out of memory at ADDED): serve it uncached. */
+struct dt_api_vm *dt_api_vm_find(const struct dt_api *a, uint32_t id);
+
+/*
+ * ref_plans.c: each VM's plan at every [metrics] reference link, computed
+ * on a planner thread of their own after its figures change, while
+ * /metrics is being scraped, so that a scrape only reads what is cached.
+ */
+int dt_ref_plans_start(struct dt_api *a);
+void dt_ref_plans_stop(struct dt_api *a); /* after dt_api_vms_stop */
+void dt_ref_plans_changed(struct dt_api_vm *e); /* its figures changed */
+void dt_ref_plans_drop(struct dt_api_vm *e); /* it leaves: cancel its calls */
+void dt_ref_plans_scraped(struct dt_api *a); /* /metrics was read: keep them fresh */
+/* The plan at link i if one was made at the link as configured now, else NULL. */
+const struct dt_ref_plan *dt_ref_plan_get(const struct dt_api_vm *e, unsigned i,
+					   const struct dt_ref_link *l);
 
 /* response.c */
 enum MHD_Result dt_http_send(struct MHD_Connection *conn, unsigned status,
@@ -92,10 +159,13 @@ enum MHD_Result dt_http_unavailable(struct MHD_Connection *conn, unsigned retry_
 
 /* router.c */
 enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method);
+/* Every route of url.c has a row in the route table: 0, or -ENOENT naming one without. */
+int dt_router_check(const char **ret_missing);
 
 /* longpoll.c */
-int dt_longpoll_start(struct dt_api *a);
 void dt_longpoll_stop(struct dt_api *a); /* resumes every waiter */
+/* vm (any VM for a registry wait) changed: wake whoever waits for it. */
+void dt_longpoll_changed(struct dt_api *a, const struct dt_vm *vm);
 /* Suspend rq until vm_id (0: any VM) changes or wait_us passes. */
 int dt_longpoll_suspend(struct dt_req *rq, uint32_t vm_id, uint64_t wait_us);
 void dt_longpoll_forget(struct dt_req *rq); /* the request ends */
@@ -106,7 +176,7 @@ void dt_listener_kick(struct dt_listener *l);
  * metrics.c: Prometheus text format 0.0.4, or OpenMetrics 1.0.0 (om).
  * Caller frees *ret.
  */
-int dt_metrics_render(struct dt_manager *m, bool om, char **ret, size_t *ret_len);
+int dt_metrics_render(struct dt_api *a, bool om, char **ret, size_t *ret_len);
 /* accept.c: dt_metrics_wants_openmetrics() picks the format from Accept. */
 #include "accept.h"
 

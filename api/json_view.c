@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "dt_util.h"
-#include "curve.h"
+#include "vm_query.h"
 #include "json_libvirt.h"
 #include "json_view.h"
 
@@ -142,36 +142,6 @@ struct json_object *dt_json_vm_vcpus(const struct dt_vm *vm)
 struct json_object *dt_json_vm_slots(const struct dt_vm *vm)
 {
 	return vm_part(vm, "slots", dt_json_vm_slots_array(vm));
-}
-
-uint64_t dt_vm_index_pages(const struct dt_vm *vm)
-{
-	uint64_t end = 0;
-
-	for (uint32_t i = 0; i < vm->collector.slots.n; i++) {
-		const struct dt_slot *s = &vm->collector.slots.slots[i];
-		end = DT_MAX(end, (uint64_t)s->base + s->pages);
-	}
-	return end;
-}
-
-int dt_vm_heat(const struct dt_vm *vm, uint32_t window, struct dt_heat **ret, size_t *ret_n)
-{
-	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
-	size_t max = dt_vm_index_pages(vm) / sc->region_pages + 1;
-	struct dt_heat *h = calloc(max, sizeof(*h));
-	int n;
-
-	if (!h)
-		return -ENOMEM;
-	n = dt_stats_heatmap(vm->stats, window, h, max);
-	if (n < 0) {
-		free(h);
-		return n;
-	}
-	*ret = h;
-	*ret_n = (size_t)n;
-	return 0;
 }
 
 /* Guest-physical address of the first page of a heatmap region, if mapped. */

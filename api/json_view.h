@@ -19,7 +19,3 @@ struct json_object *dt_json_vm_vcpus_array(const struct dt_vm *vm);
 struct json_object *dt_json_vm_slots_array(const struct dt_vm *vm);
 /* Heatmap of the last window epochs (capped at the horizon). -ENOMEM. */
 int dt_json_vm_heatmap(const struct dt_vm *vm, uint32_t window, struct json_object **ret);
-/* Heatmap regions with dirtyings (caller frees *ret). */
-int dt_vm_heat(const struct dt_vm *vm, uint32_t window, struct dt_heat **ret, size_t *ret_n);
-/* Size of the VM's dense page index space (end of the highest slot). */
-uint64_t dt_vm_index_pages(const struct dt_vm *vm);

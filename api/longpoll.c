@@ -2,7 +2,7 @@
 /*
  * Long-poll: a request with ?index=N&wait=T whose resource is still at
  * generation N is suspended (MHD_suspend_connection) and parked here. The
- * registry's observer resumes it when its VM (or, for the list, any VM)
+ * registry's observer (vm_cache.c) resumes it when its VM (or, for the list, any VM)
  * changes; an sd-event timer resumes it at its deadline. Either way MHD
  * calls the handler again and the router answers with what is current.
  */
@@ -45,9 +45,8 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static void on_vm_changed(void *userdata, struct dt_vm *vm, enum dt_change what)
+void dt_longpoll_changed(struct dt_api *a, const struct dt_vm *vm)
 {
-	struct dt_api *a = userdata;
 	struct dt_req *rq = a->waiting, *next;
 
 	for (; rq; rq = next) {
@@ -57,24 +56,10 @@ static void on_vm_changed(void *userdata, struct dt_vm *vm, enum dt_change what)
 	}
 }
 
-int dt_longpoll_start(struct dt_api *a)
-{
-	const struct dt_observer o = { .vm_changed = on_vm_changed, .userdata = a };
-	int r = dt_manager_observe(a->m, &o);
-
-	if (r < 0)
-		return r;
-	a->observing = true;
-	return 0;
-}
-
 void dt_longpoll_stop(struct dt_api *a)
 {
 	while (a->waiting)
 		wake(a->waiting);
-	if (a->observing)
-		dt_manager_unobserve(a->m, a);
-	a->observing = false;
 }
 
 int dt_longpoll_suspend(struct dt_req *rq, uint32_t vm_id, uint64_t wait_us)

@@ -19,10 +19,9 @@
 
 #include "dt_proto.h"
 #include "dt_util.h"
-#include "curve.h"
+#include "vm_query.h"
 #include "http.h"
 #include "manager.h"
-#include "vm_plan.h"
 
 #ifndef DT_VERSION
 #define DT_VERSION "0.1"
@@ -135,45 +134,21 @@ static uint64_t v_epochs(const struct dt_vm *vm)
 	return dt_stats_epochs(vm->stats);
 }
 
-/* The VM's plan at reference link i, made once per generation (epoch) and link. */
-static const struct dt_ref_plan *ref_plan(struct dt_vm *vm, unsigned i, const struct dt_ref_link *l)
-{
-	struct dt_ref_plan *rp = &vm->ref_plans[i];
-	struct dt_plan *p = NULL;
-
-	if (rp->valid && rp->generation == vm->generation && rp->bandwidth == l->bandwidth &&
-	    rp->downtime_us == l->downtime_us)
-		return rp;
-	*rp = (struct dt_ref_plan){
-		.valid = true,
-		.generation = vm->generation,
-		.bandwidth = l->bandwidth,
-		.downtime_us = l->downtime_us,
-	};
-	rp->error = dt_vm_plan(vm, (double)l->bandwidth, l->downtime_us, &p);
-	if (rp->error >= 0) {
-		rp->converges = p->converges;
-		rp->rounds = p->nrounds;
-		rp->total_seconds = p->total_seconds;
-		rp->downtime_seconds = p->downtime_seconds;
-	}
-	dt_plan_free(p);
-	return rp;
-}
-
 enum ref_field { REF_CONVERGES, REF_TOTAL, REF_DOWNTIME, REF_ROUNDS };
 
-static void ref_series(FILE *f, bool om, struct dt_manager *m, const char *name, const char *help,
-		       enum ref_field which)
+static void ref_series(FILE *f, bool om, const struct dt_api *a, const char *name,
+		       const char *help, enum ref_field which)
 {
-	const struct dt_config *c = &m->config;
+	const struct dt_config *c = &a->m->config;
 
 	head(f, om, name, "gauge", help);
-	for (struct dt_vm *vm = m->vms; vm; vm = vm->next) {
-		for (unsigned i = 0; i < c->n_ref_links; i++) {
-			const struct dt_ref_plan *rp = ref_plan(vm, i, &c->ref_links[i]);
+	for (const struct dt_vm *vm = a->m->vms; vm; vm = vm->next) {
+		const struct dt_api_vm *e = dt_api_vm_find(a, vm->id);
 
-			if (rp->error < 0)
+		for (unsigned i = 0; e && i < c->n_ref_links; i++) {
+			const struct dt_ref_plan *rp = dt_ref_plan_get(e, i, &c->ref_links[i]);
+
+			if (!rp)
 				continue;
 			fprintf(f, "dirtytrackd_%s{vm=\"%u\",link=", name, vm->id);
 			label(f, c->ref_links[i].name);
@@ -198,12 +173,12 @@ static void ref_series(FILE *f, bool om, struct dt_manager *m, const char *name,
 /*
  * Every VM's pre-copy plan at each configured link, from the planner the
  * REST and D-Bus plans use. A plan costs milliseconds (a bursty guest's up
- * to ~50 ms): it is made only when scraped, at most once per epoch per VM
- * and link (cached in the VM), and there are at most DT_MAX_REF_LINKS links.
+ * to hundreds): the scrape never plans, it prints what ref_plans.c made on
+ * its thread after the VM's last change (at most one plan behind).
  */
-static void reference_links(FILE *f, bool om, struct dt_manager *m)
+static void reference_links(FILE *f, bool om, const struct dt_api *a)
 {
-	const struct dt_config *c = &m->config;
+	const struct dt_config *c = &a->m->config;
 
 	head(f, om, "reference_link_bandwidth_bytes_per_second", "gauge",
 	     "Bandwidth of a link named in [metrics] reference_links.");
@@ -220,17 +195,17 @@ static void reference_links(FILE *f, bool om, struct dt_manager *m)
 		fprintf(f, "} %" PRIu64 ".%06" PRIu64 "\n", c->ref_links[i].downtime_us / 1000000,
 			c->ref_links[i].downtime_us % 1000000);
 	}
-	ref_series(f, om, m, "vm_precopy_converges", "1 when pre-copy at the link is predicted to "
+	ref_series(f, om, a, "vm_precopy_converges", "1 when pre-copy at the link is predicted to "
 		   "converge within its downtime (the planner's verdict on the current epoch).",
 		   REF_CONVERGES);
-	ref_series(f, om, m, "vm_precopy_total_time_seconds",
+	ref_series(f, om, a, "vm_precopy_total_time_seconds",
 		   "Predicted duration of a pre-copy migration at the link, downtime included.",
 		   REF_TOTAL);
-	ref_series(f, om, m, "vm_precopy_downtime_seconds",
+	ref_series(f, om, a, "vm_precopy_downtime_seconds",
 		   "Predicted downtime of a pre-copy migration at the link (above the link's "
 		   "maximum when it does not converge).",
 		   REF_DOWNTIME);
-	ref_series(f, om, m, "vm_precopy_rounds",
+	ref_series(f, om, a, "vm_precopy_rounds",
 		   "Predicted pre-copy rounds at the link (the stop-and-copy not counted).",
 		   REF_ROUNDS);
 }
@@ -322,8 +297,9 @@ static void state_metrics(FILE *f, bool om, const struct dt_manager *m)
 		st.snapshots_deferred);
 }
 
-int dt_metrics_render(struct dt_manager *m, bool om, char **ret, size_t *ret_len)
+int dt_metrics_render(struct dt_api *a, bool om, char **ret, size_t *ret_len)
 {
+	struct dt_manager *m = a->m;
 	const struct dt_config *c = &m->config;
 	char *buf = NULL;
 	size_t len = 0;
@@ -428,7 +404,7 @@ int dt_metrics_render(struct dt_manager *m, bool om, char **ret, size_t *ret_len
 		}
 	}
 
-	reference_links(f, om, m);
+	reference_links(f, om, a);
 
 	histogram(f, om, "harvest_duration_seconds",
 		  "Time spent harvesting and closing one epoch of one VM.", &m->harvest_hist);

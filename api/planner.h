@@ -37,6 +37,23 @@ struct dt_planner *dt_planner_free(struct dt_planner *pl);
 int dt_planner_submit(struct dt_planner *pl, const struct dt_vm *vm,
 		      const struct dt_vm_plan_options *o, dt_plan_done_t done, void *userdata,
 		      struct dt_plan_call **ret);
+/*
+ * The same figures planned at up to DT_PLANNER_MAX_LINKS links in one call
+ * (they are read once, on the loop): r[i] and p[i] as for one plan (the
+ * callback owns the plans), or every r -ECANCELED when the planner stopped
+ * first. o gives everything but the links' bandwidth and downtime.
+ */
+#define DT_PLANNER_MAX_LINKS 4
+struct dt_plan_link {
+	double bandwidth; /* bytes per second */
+	uint64_t max_downtime_us;
+};
+typedef void (*dt_plan_links_done_t)(void *userdata, const int *r, struct dt_plan **p,
+				     unsigned n, uint64_t generation, uint64_t epoch);
+int dt_planner_submit_links(struct dt_planner *pl, const struct dt_vm *vm,
+			    const struct dt_vm_plan_options *o, const struct dt_plan_link *links,
+			    unsigned n, dt_plan_links_done_t done, void *userdata,
+			    struct dt_plan_call **ret);
 /* The requester went away: done will not be called. */
 void dt_plan_call_cancel(struct dt_plan_call *c);
 

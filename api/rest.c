@@ -385,6 +385,7 @@ static int start_remote(struct dt_api *a)
 int dt_api_new(struct dt_manager *m, int api_fd, struct dt_api **ret)
 {
 	struct dt_api *a = calloc(1, sizeof(*a));
+	const char *missing = NULL;
 	struct timespec ts;
 	int r;
 
@@ -393,6 +394,12 @@ int dt_api_new(struct dt_manager *m, int api_fd, struct dt_api **ret)
 		return -ENOMEM;
 	}
 	a->m = m;
+	if (dt_router_check(&missing) < 0) {
+		dt_log(LOG_ERR, "REST route %s has no row in the route table", missing);
+		close(api_fd);
+		free(a);
+		return -ENOENT;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	a->etag_salt = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	r = listener_start(a, api_fd, "unix", false);
@@ -410,14 +417,16 @@ int dt_api_new(struct dt_manager *m, int api_fd, struct dt_api **ret)
 		if (r < 0)
 			goto fail;
 	}
-	r = dt_longpoll_start(a);
-	if (r < 0) {
-		dt_log(LOG_ERR, "cannot observe the registry: %s", strerror(-r));
-		goto fail;
-	}
 	r = dt_planner_new(m->event, m->config.api_max_pending_plans, &a->planner);
+	if (r >= 0)
+		r = dt_ref_plans_start(a);
 	if (r < 0) {
 		dt_log(LOG_ERR, "cannot start the planner thread: %s", strerror(-r));
+		goto fail;
+	}
+	r = dt_api_vms_start(a);
+	if (r < 0) {
+		dt_log(LOG_ERR, "cannot observe the registry: %s", strerror(-r));
 		goto fail;
 	}
 	*ret = a;
@@ -440,6 +449,8 @@ struct dt_api *dt_api_free(struct dt_api *a)
 		return NULL;
 	/* Parked plan requests are answered (503) before the servers go. */
 	a->planner = dt_planner_free(a->planner);
+	dt_api_vms_stop(a);
+	dt_ref_plans_stop(a);
 	dt_longpoll_stop(a);
 	for (unsigned i = 0; i < DT_API_MAX_LISTENERS; i++) {
 		sd_event_source_disable_unref(a->l[i].io);

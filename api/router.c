@@ -2,7 +2,9 @@
 /*
  * The router: parse the target (url.c), check the method, find the VM,
  * answer 503 before its first harvest where figures are asked for, give
- * 304 to a matching If-None-Match, park a long-poll, then render.
+ * 304 to a matching If-None-Match, park a long-poll, then render. Each
+ * route's handler and caching policy (its validators, and whether its body
+ * is kept per generation) is a row of route_table.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -233,107 +235,198 @@ static uint64_t plan_query_hash(const struct dt_request_target *t)
 	return h;
 }
 
-/*
- * The VM view changes only with the generation (once per epoch): render it
- * once per generation and send copies, so that clients polling many VMs,
- * or one VM many times, cost a copy and not a json-c tree. This also keeps
- * the strong ETag honest: one generation, one body.
- */
-static enum MHD_Result send_vm_view(struct MHD_Connection *conn, struct dt_vm *vm,
-				    const char *etag)
+/* CACHE_VM_RENDERED: the body of this generation, rendered by json once. */
+static enum MHD_Result send_rendered(struct dt_req *rq, struct dt_vm *vm,
+				     struct json_object *(*json)(const struct dt_vm *vm),
+				     const char *etag)
 {
+	struct dt_api_vm *e = dt_api_vm_find(rq->l->api, vm->id);
 	char *body;
 
-	if (!vm->view || vm->view_gen != vm->generation) {
-		struct json_object *o = dt_json_vm(vm);
+	if (!e || vm->state == DT_VM_OBSERVED) /* no entry (out of memory when added): rendered */
+		return dt_http_send_json(rq->conn, MHD_HTTP_OK, json(vm), etag, vm->generation);
+	if (!e->view || e->view_gen != vm->generation) {
+		struct json_object *o = json(vm);
 		const char *s;
 
 		if (!o)
 			return MHD_NO;
 		s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 							      JSON_C_TO_STRING_NOSLASHESCAPE);
-		free(vm->view);
-		vm->view_len = strlen(s);
-		vm->view = strdup(s);
-		vm->view_gen = vm->generation;
+		free(e->view);
+		e->view_len = strlen(s);
+		e->view = strdup(s);
+		e->view_gen = vm->generation;
 		json_object_put(o);
-		if (!vm->view)
+		if (!e->view)
 			return MHD_NO;
 	}
-	body = malloc(vm->view_len + 1);
+	body = malloc(e->view_len + 1);
 	if (!body)
 		return MHD_NO;
-	memcpy(body, vm->view, vm->view_len + 1);
-	return dt_http_send(conn, MHD_HTTP_OK, "application/json", body, vm->view_len, etag,
+	memcpy(body, e->view, e->view_len + 1);
+	return dt_http_send(rq->conn, MHD_HTTP_OK, "application/json", body, e->view_len, etag,
 			    vm->generation);
 }
 
-static enum MHD_Result render_vm(struct dt_req *rq, struct dt_vm *vm,
+static enum MHD_Result h_history(struct dt_req *rq, struct dt_vm *vm,
+				 const struct dt_request_target *t, const char *etag)
+{
+	struct json_object *o = dt_json_vm_history(vm, t->since, t->limit);
+
+	json_object_object_add(o, "generation", json_object_new_uint64(vm->generation));
+	return dt_http_send_json(rq->conn, MHD_HTTP_OK, o, etag, vm->generation);
+}
+
+static uint32_t heatmap_window(const struct dt_vm *vm, const struct dt_request_target *t)
+{
+	return dt_vm_window_epochs(vm, t->window_us ? t->window_us : DEFAULT_HEATMAP_WINDOW_US);
+}
+
+static enum MHD_Result h_heatmap(struct dt_req *rq, struct dt_vm *vm,
+				 const struct dt_request_target *t, const char *etag)
+{
+	struct json_object *o = NULL;
+	int r = dt_json_vm_heatmap(vm, heatmap_window(vm, t), &o);
+
+	if (r < 0)
+		return send_text(rq->conn, NULL, r, NULL, 0, NULL, 0);
+	return dt_http_send_json(rq->conn, MHD_HTTP_OK, o, etag, vm->generation);
+}
+
+static enum MHD_Result h_heatmap_svg(struct dt_req *rq, struct dt_vm *vm,
+				     const struct dt_request_target *t, const char *etag)
+{
+	char *body = NULL;
+	size_t len = 0;
+	int r = dt_svg_heatmap(vm, heatmap_window(vm, t), &body, &len);
+
+	return send_text(rq->conn, "image/svg+xml", r, body, len, etag, vm->generation);
+}
+
+static enum MHD_Result h_wss_svg(struct dt_req *rq, struct dt_vm *vm,
+				 const struct dt_request_target *t, const char *etag)
+{
+	char *body = NULL;
+	size_t len = 0;
+	int r = dt_svg_wss(vm, &body, &len);
+
+	return send_text(rq->conn, "image/svg+xml", r, body, len, etag, vm->generation);
+}
+
+static enum MHD_Result h_epoch_pages(struct dt_req *rq, struct dt_vm *vm,
+				     const struct dt_request_target *t, const char *etag)
+{
+	char *body = NULL;
+	size_t len = 0;
+	int r = dt_epoch_pages_render(vm, t->epoch, t->cursor,
+				      (t->present & (1u << DT_PARAM_LIMIT)) ? (uint32_t)t->limit
+									   : rq->l->api->m->config.api_pages_limit,
+				      &body, &len);
+
+	if (r == -ENOENT)
+		return dt_http_problem(rq->conn, MHD_HTTP_NOT_FOUND, NULL,
+				       "epoch %" PRIu64 " of VM %u is not held exactly (the "
+				       "last recent_epochs are)",
+				       t->epoch, vm->id);
+	return send_text(rq->conn, "application/json", r, body, len, NULL, 0);
+}
+
+static enum MHD_Result h_evacuation(struct dt_req *rq, struct dt_vm *vm,
+				    const struct dt_request_target *t, const char *etag)
+{
+	return render_evacuation(rq, t);
+}
+
+static enum MHD_Result h_vms(struct dt_req *rq, struct dt_vm *vm,
+			     const struct dt_request_target *t, const char *etag)
+{
+	struct dt_manager *m = rq->l->api->m;
+
+	return dt_http_send_json(rq->conn, MHD_HTTP_OK, dt_json_vm_list(m), etag, m->generation);
+}
+
+static enum MHD_Result h_health(struct dt_req *rq, struct dt_vm *vm,
+				const struct dt_request_target *t, const char *etag)
+{
+	return dt_http_send_json(rq->conn, MHD_HTTP_OK, health(rq->l->api->m), NULL, 0);
+}
+
+static enum MHD_Result h_openapi(struct dt_req *rq, struct dt_vm *vm,
+				 const struct dt_request_target *t, const char *etag)
+{
+	char *body = malloc(dt_openapi_json_len() + 1);
+
+	if (!body)
+		return MHD_NO;
+	memcpy(body, dt_openapi_json, dt_openapi_json_len() + 1);
+	return dt_http_send(rq->conn, MHD_HTTP_OK, "application/json", body, dt_openapi_json_len(),
+			    NULL, 0);
+}
+
+static enum MHD_Result h_metrics(struct dt_req *rq, struct dt_vm *vm,
 				 const struct dt_request_target *t, const char *etag)
 {
 	struct MHD_Connection *conn = rq->conn;
-	struct json_object *o = NULL;
+	bool om = dt_metrics_wants_openmetrics(
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
 	char *body = NULL;
 	size_t len = 0;
-	int r;
+	int r = dt_metrics_render(rq->l->api, om, &body, &len);
 
-	switch (t->route) {
-	case DT_ROUTE_VM:
-		/* An observed VM's sample ages between generations: never cached. */
-		if (vm->state != DT_VM_OBSERVED)
-			return send_vm_view(conn, vm, etag);
-		o = dt_json_vm(vm);
-		break;
-	case DT_ROUTE_VM_WSS:
-		o = dt_json_vm_wss(vm);
-		break;
-	case DT_ROUTE_VM_VCPUS:
-		o = dt_json_vm_vcpus(vm);
-		break;
-	case DT_ROUTE_VM_SLOTS:
-		o = dt_json_vm_slots(vm);
-		break;
-	case DT_ROUTE_VM_HISTORY:
-		o = dt_json_vm_history(vm, t->since, t->limit);
-		json_object_object_add(o, "generation", json_object_new_uint64(vm->generation));
-		break;
-	case DT_ROUTE_VM_HEATMAP:
-		r = dt_json_vm_heatmap(vm,
-				       dt_vm_window_epochs(vm, t->window_us ? t->window_us
-									: DEFAULT_HEATMAP_WINDOW_US),
-				       &o);
-		if (r < 0)
-			return send_text(conn, NULL, r, NULL, 0, NULL, 0);
-		break;
-	case DT_ROUTE_VM_HEATMAP_SVG:
-		r = dt_svg_heatmap(vm,
-				   dt_vm_window_epochs(vm, t->window_us ? t->window_us
-								    : DEFAULT_HEATMAP_WINDOW_US),
-				   &body, &len);
-		return send_text(conn, "image/svg+xml", r, body, len, etag, vm->generation);
-	case DT_ROUTE_VM_WSS_SVG:
-		r = dt_svg_wss(vm, &body, &len);
-		return send_text(conn, "image/svg+xml", r, body, len, etag, vm->generation);
-	case DT_ROUTE_VM_EPOCH_PAGES:
-		r = dt_epoch_pages_render(vm, t->epoch, t->cursor,
-					  (t->present & (1u << DT_PARAM_LIMIT))
-						  ? (uint32_t)t->limit
-						  : rq->l->api->m->config.api_pages_limit,
-					  &body, &len);
-		if (r == -ENOENT)
-			return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL,
-					       "epoch %" PRIu64 " of VM %u is not held exactly (the "
-					       "last recent_epochs are)",
-					       t->epoch, vm->id);
-		/* A closed epoch's set never changes: no validators needed. */
-		return send_text(conn, "application/json", r, body, len, NULL, 0);
-	case DT_ROUTE_VM_PLAN:
-		return render_plan(rq, vm, t, etag);
-	default:
-		return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL, "no such resource");
-	}
-	return dt_http_send_json(conn, MHD_HTTP_OK, o, etag, vm->generation);
+	dt_ref_plans_scraped(rq->l->api); /* the next scrape finds fresh reference-link plans */
+	return send_text(conn,
+			 om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+			    : "text/plain; version=0.0.4; charset=utf-8",
+			 r, body, len, NULL, 0);
 }
+
+/*
+ * What a response may be cached by, and so which validators it carries
+ * and whether If-None-Match and long-poll (?index=&wait=) apply.
+ */
+enum cache_policy {
+	CACHE_NONE, /* no validators: made afresh for every request */
+	CACHE_IMMUTABLE, /* a closed epoch's set never changes: no validators needed */
+	CACHE_REGISTRY, /* ETag and index: the registry's generation */
+	CACHE_VM, /* ETag and index: the VM's generation */
+	CACHE_VM_QUERY, /* ETag: the VM's generation and the parsed query (plan); index: the generation */
+	/*
+	 * CACHE_VM, and the body is rendered once per generation (dt_api_vm's
+	 * view) and sent as copies: clients polling many VMs, or one VM many
+	 * times, cost a copy and not a json-c tree; one generation, one body
+	 * keeps the strong ETag honest. An observed VM's sample ages between
+	 * generations: its body is never kept.
+	 */
+	CACHE_VM_RENDERED,
+};
+
+typedef enum MHD_Result (*route_fn)(struct dt_req *rq, struct dt_vm *vm,
+				    const struct dt_request_target *t, const char *etag);
+typedef struct json_object *(*vm_json_fn)(const struct dt_vm *vm);
+
+/* Each route's handler (or, for a plain JSON part of a VM, its builder) and caching policy. */
+static const struct route_entry {
+	enum cache_policy cache;
+	route_fn handle;
+	vm_json_fn json; /* instead of handle: the body, sent with the policy's validators */
+} route_table[_DT_ROUTE_MAX] = {
+	[DT_ROUTE_VMS] = { CACHE_REGISTRY, h_vms, NULL },
+	[DT_ROUTE_VM] = { CACHE_VM_RENDERED, NULL, dt_json_vm },
+	[DT_ROUTE_VM_WSS] = { CACHE_VM, NULL, dt_json_vm_wss },
+	[DT_ROUTE_VM_WSS_SVG] = { CACHE_VM, h_wss_svg, NULL },
+	[DT_ROUTE_VM_VCPUS] = { CACHE_VM, NULL, dt_json_vm_vcpus },
+	[DT_ROUTE_VM_SLOTS] = { CACHE_VM, NULL, dt_json_vm_slots },
+	[DT_ROUTE_VM_HISTORY] = { CACHE_VM, h_history, NULL },
+	[DT_ROUTE_VM_HEATMAP] = { CACHE_VM, h_heatmap, NULL },
+	[DT_ROUTE_VM_HEATMAP_SVG] = { CACHE_VM, h_heatmap_svg, NULL },
+	[DT_ROUTE_VM_EPOCH_PAGES] = { CACHE_IMMUTABLE, h_epoch_pages, NULL },
+	[DT_ROUTE_VM_PLAN] = { CACHE_VM_QUERY, render_plan, NULL },
+	[DT_ROUTE_EVACUATION] = { CACHE_NONE, h_evacuation, NULL },
+	[DT_ROUTE_HEALTH] = { CACHE_NONE, h_health, NULL },
+	[DT_ROUTE_OPENAPI] = { CACHE_NONE, h_openapi, NULL },
+	[DT_ROUTE_METRICS] = { CACHE_NONE, h_metrics, NULL },
+};
 
 /*
  * Conditional and long-poll handling shared by every resource with a
@@ -370,19 +463,29 @@ static bool conditional(struct dt_req *rq, const struct dt_request_target *t, ui
 	return false;
 }
 
+int dt_router_check(const char **ret_missing)
+{
+	for (unsigned r = 0; r < _DT_ROUTE_MAX; r++)
+		if (!route_table[r].handle && !route_table[r].json) {
+			*ret_missing = dt_route_name((enum dt_route)r);
+			return -ENOENT;
+		}
+	return 0;
+}
+
 enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method)
 {
 	struct dt_api *a = rq->l->api;
 	struct dt_manager *m = a->m;
 	struct MHD_Connection *conn = rq->conn;
+	const struct route_entry *re;
 	struct dt_request_target t;
 	struct dt_url_problem p;
+	struct dt_vm *vm = NULL;
 	enum MHD_Result res;
-	struct dt_vm *vm;
+	uint64_t gen = m->generation;
+	uint32_t id = 0;
 	char etag[96];
-	char *body;
-	size_t len;
-	bool om;
 	int r;
 
 	if (!rq->target)
@@ -398,58 +501,49 @@ enum MHD_Result dt_router_handle(struct dt_req *rq, const char *method)
 		return dt_http_method_not_allowed(conn);
 	if (r < 0)
 		return url_problem(conn, &p);
+	re = t.route < _DT_ROUTE_MAX ? &route_table[t.route] : NULL;
+	if (!re || (!re->handle && !re->json))
+		return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL, "no such resource");
 
-	switch (t.route) {
-	case DT_ROUTE_VMS:
-		snprintf(etag, sizeof(etag), "\"%" PRIx64 "-0-%" PRIu64 "\"", a->etag_salt,
-			 m->generation);
-		if (conditional(rq, &t, 0, m->generation, etag, &res))
-			return res;
-		return dt_http_send_json(conn, MHD_HTTP_OK, dt_json_vm_list(m), etag,
-					 m->generation);
-	case DT_ROUTE_HEALTH:
-		return dt_http_send_json(conn, MHD_HTTP_OK, health(m), NULL, 0);
-	case DT_ROUTE_EVACUATION:
-		return render_evacuation(rq, &t);
-	case DT_ROUTE_OPENAPI:
-		body = malloc(dt_openapi_json_len() + 1);
-		if (!body)
-			return MHD_NO;
-		memcpy(body, dt_openapi_json, dt_openapi_json_len() + 1);
-		return dt_http_send(conn, MHD_HTTP_OK, "application/json", body,
-				    dt_openapi_json_len(), NULL, 0);
-	case DT_ROUTE_METRICS:
-		om = dt_metrics_wants_openmetrics(
-			MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
-		r = dt_metrics_render(m, om, &body, &len);
-		return send_text(conn,
-				 om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
-				    : "text/plain; version=0.0.4; charset=utf-8",
-				 r, body, len, NULL, 0);
+	if (dt_route_has_vm(t.route)) {
+		vm = dt_manager_find_vm(m, t.vm);
+		if (!vm)
+			return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL, "no VM '%s'", t.vm);
+		/* Not a 503: libvirt's rate never becomes exact epochs (docs/openapi.json). */
+		if (dt_route_needs_epoch(t.route) && vm->state == DT_VM_OBSERVED)
+			return dt_http_problem(conn, MHD_HTTP_CONFLICT, NULL,
+					       "VM %u is observed through libvirt (%s): this needs "
+					       "the exact working-set curve of a VM attached through "
+					       "the protocol",
+					       vm->id, dt_vm_source_name(vm));
+		if (dt_route_needs_epoch(t.route) && dt_stats_epochs(vm->stats) == 0)
+			return dt_http_unavailable(conn,
+						   (unsigned)((vm->epoch_us + 999999) / 1000000),
+						   "VM %u has no harvested epoch yet", vm->id);
+		gen = vm->generation;
+		id = vm->id;
+	}
+	switch (re->cache) {
+	case CACHE_NONE:
+	case CACHE_IMMUTABLE:
+		return re->handle(rq, vm, &t, NULL);
+	case CACHE_VM_QUERY: /* a function of the generation and the query */
+		snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%u-%" PRIu64 "-%016" PRIx64 "\"",
+			 a->etag_salt, id, gen, plan_query_hash(&t));
+		break;
+	case CACHE_REGISTRY:
+	case CACHE_VM:
+	case CACHE_VM_RENDERED:
 	default:
+		snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%u-%" PRIu64 "\"", a->etag_salt, id,
+			 gen);
 		break;
 	}
-
-	vm = dt_manager_find_vm(m, t.vm);
-	if (!vm)
-		return dt_http_problem(conn, MHD_HTTP_NOT_FOUND, NULL, "no VM '%s'", t.vm);
-	/* Not a 503: libvirt's rate never becomes exact epochs (docs/openapi.json). */
-	if (dt_route_needs_epoch(t.route) && vm->state == DT_VM_OBSERVED)
-		return dt_http_problem(conn, MHD_HTTP_CONFLICT, NULL,
-				       "VM %u is observed through libvirt (%s): this needs the exact "
-				       "working-set curve of a VM attached through the protocol",
-				       vm->id, dt_vm_source_name(vm));
-	if (dt_route_needs_epoch(t.route) && dt_stats_epochs(vm->stats) == 0)
-		return dt_http_unavailable(conn, (unsigned)((vm->epoch_us + 999999) / 1000000),
-					   "VM %u has no harvested epoch yet", vm->id);
-	if (t.route == DT_ROUTE_VM_PLAN) /* a function of the generation and the query */
-		snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%u-%" PRIu64 "-%016" PRIx64 "\"",
-			 a->etag_salt, vm->id, vm->generation, plan_query_hash(&t));
-	else
-		snprintf(etag, sizeof(etag), "\"%" PRIx64 "-%u-%" PRIu64 "\"", a->etag_salt,
-			 vm->id, vm->generation);
-	if (t.route != DT_ROUTE_VM_EPOCH_PAGES &&
-	    conditional(rq, &t, vm->id, vm->generation, etag, &res))
+	if (conditional(rq, &t, id, gen, etag, &res))
 		return res;
-	return render_vm(rq, vm, &t, etag);
+	if (re->handle)
+		return re->handle(rq, vm, &t, etag);
+	if (re->cache == CACHE_VM_RENDERED)
+		return send_rendered(rq, vm, re->json, etag);
+	return dt_http_send_json(conn, MHD_HTTP_OK, re->json(vm), etag, gen);
 }

@@ -14,6 +14,7 @@
 #include "http.h"
 #include "json_view.h"
 #include "manager.h"
+#include "vm_query.h"
 
 #define HEAT_MAX_CELLS 4096
 #define HEAT_COLS 64

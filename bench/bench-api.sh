@@ -11,14 +11,8 @@ BUILD=${1:-build}
 VMS=${VMS:-256}
 DUR=${SECONDS_LOAD:-10}
 command -v wrk >/dev/null || { echo "SKIP: wrk is missing (make deps installs it)"; exit 77; }
-TMP=$(mktemp -d /tmp/dt-bench-api.XXXXXX)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
+bench_init api
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$TMP/conf" <<CONF
 [attach]
@@ -29,7 +23,7 @@ CONF
 "$BUILD/dirtytrackd" -c "$TMP/conf" --state-dir "" --runtime-dir "$TMP/run" --listen-tcp "127.0.0.1:$PORT" --dbus off \
 	--epoch 1s >"$TMP/daemon.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 100); do [ -S "$TMP/run/attach.sock" ] && break; sleep 0.05; done
+wait_attach_socket
 for i in $(seq "$VMS"); do
 	"$BUILD/dtsim" --connect "$TMP/run/attach.sock" --name "vm$i" --memory 64M --rate "${RATE:-200}" --wss 8000 \
 		--seed "$i" >/dev/null 2>&1 &

@@ -16,14 +16,8 @@ DAEMON=${DAEMON:-$BUILD/dirtytrackd}
 VMS=${VMS:-20}
 DUR=${SECONDS_LOAD:-20}
 for c in curl jq; do command -v "$c" >/dev/null || { echo "SKIP: $c is missing"; exit 77; }; done
-TMP=$(mktemp -d /var/tmp/dt-bench-loop.XXXXXX) # a real disk: /tmp may be tmpfs
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
+bench_init loop /var/tmp # a real disk: /tmp may be tmpfs
 cat >"$TMP/conf" <<CONF
 [daemon]
 snapshot_epochs = 10
@@ -34,18 +28,13 @@ CONF
 	--dbus off --epoch 100ms >"$TMP/daemon.log" 2>&1 &
 DPID=$!
 PIDS+=($DPID)
-api() { curl -sf --max-time 30 --unix-socket "$TMP/run/api.sock" "http://localhost$1"; }
-for _ in $(seq 100); do [ -S "$TMP/run/attach.sock" ] && break; sleep 0.05; done
+wait_attach_socket
 for i in $(seq "$VMS"); do
 	"$BUILD/dtsim" --connect "$TMP/run/attach.sock" --name "vm$i" --memory 256M --vcpus 2 \
 		--rate 20000 --wss 40000 --seed "$i" >/dev/null 2>&1 &
 	PIDS+=($!)
 done
-for _ in $(seq 200); do
-	n=$(api /v1/health | jq .attached 2>/dev/null || echo 0)
-	[ "$n" -ge "$VMS" ] && break
-	sleep 0.1
-done
+n=$(wait_attached "$VMS")
 echo "daemon: $DAEMON; VMs attached: $n; warming up 3 s"
 sleep 3
 start=$(api "/v1/vms/vm1/history?limit=1" | jq '.epochs[-1].epoch // 0')

@@ -9,8 +9,6 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "api.h"
-#include "dbus.h"
 #include "dt_util.h"
 #include "log.h"
 #include "manager.h"
@@ -38,13 +36,11 @@ struct dt_manager *dt_manager_free(struct dt_manager *m)
 	if (!m)
 		return NULL;
 	dt_libvirt_stop(m);
-	m->bus = dt_bus_free(m->bus);
 	while (m->vms)
 		dt_vm_free(m->vms);
 	while (m->conns)
 		dt_conn_close(m->conns, "daemon stopping");
 	dt_state_stop(m);
-	m->api = dt_api_free(m->api);
 	sd_event_source_disable_unref(m->attach_source);
 	sd_event_source_disable_unref(m->accept_retry);
 	if (m->attach_fd >= 0)
@@ -225,7 +221,7 @@ static void take_activated(int *attach_fd, int *api_fd)
 	free(names);
 }
 
-int dt_manager_start(struct dt_manager *m)
+int dt_manager_listen(struct dt_manager *m, int *ret_api_fd)
 {
 	const struct dt_config *c = &m->config;
 	int attach_fd = -1, api_fd = -1, r;
@@ -260,12 +256,15 @@ int dt_manager_start(struct dt_manager *m)
 			return r;
 		}
 	}
-	r = dt_api_new(m, api_fd, &m->api);
-	if (r < 0)
-		return r;
-	r = dt_bus_new(m, &m->bus);
-	if (r < 0)
-		return r;
+	*ret_api_fd = api_fd;
+	return 0;
+}
+
+int dt_manager_start(struct dt_manager *m)
+{
+	const struct dt_config *c = &m->config;
+	int r;
+
 	dt_log(LOG_INFO, "listening: attach %s, api %s%s%s, epoch %llu ms", c->attach_socket,
 	       c->api_socket, c->api_tcp ? ", http://" : "", c->api_tcp ? c->api_tcp : "",
 	       (unsigned long long)c->epoch_us / 1000);

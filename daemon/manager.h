@@ -14,8 +14,6 @@
 #include "dt_proto.h"
 #include "dt_stats.h"
 
-struct dt_api;
-struct dt_bus;
 struct dt_conn;
 struct dt_libvirt;
 struct dt_state;
@@ -56,20 +54,6 @@ struct dt_vm_persist {
 	uint32_t snap_slots; /* slot table as of the last snapshot */
 	uint64_t snap_next_base;
 	bool failed; /* the last write failed (logged once until one succeeds) */
-};
-
-/*
- * /metrics' plan of a VM at one [metrics] reference link (metrics.c): made
- * at most once per generation (epoch), when scraped.
- */
-struct dt_ref_plan {
-	bool valid; /* planned at all */
-	uint64_t generation; /* of the VM when planned */
-	uint64_t bandwidth, downtime_us; /* the link it was planned at */
-	int error; /* < 0: no plan (no epoch yet, observed VM, ...) */
-	bool converges;
-	uint32_t rounds;
-	double total_seconds, downtime_seconds;
 };
 
 struct dt_vm {
@@ -122,10 +106,6 @@ struct dt_vm {
 	uint64_t epoch_harvest_us; /* harvest time of the open epoch so far */
 	uint64_t generation; /* bumped whenever its figures change */
 	uint64_t history_bytes; /* heap held by its statistics, as of the last epoch */
-	char *view; /* the API's rendering of this VM at generation view_gen, or NULL */
-	size_t view_len;
-	uint64_t view_gen;
-	struct dt_ref_plan ref_plans[DT_MAX_REF_LINKS]; /* by [metrics] reference_links index */
 	struct dt_vm_persist persist;
 	/* The epoch just closed, for the state writer during DT_CHANGE_EPOCH (it takes it). */
 	struct dt_closed_epoch *closed;
@@ -137,7 +117,7 @@ struct dt_vm {
 /* What changed, for the API front ends (long-poll, D-Bus signals, ...). */
 enum dt_change {
 	DT_CHANGE_ADDED, /* a new VM is in the registry */
-	DT_CHANGE_REMOVED, /* out of the registry (m->vms, m->nvms), about to be freed */
+	DT_CHANGE_REMOVED, /* unlinked from the registry (m->vms, m->nvms), about to be freed */
 	DT_CHANGE_STATE, /* attached, detached, slots or identity changed */
 	DT_CHANGE_EPOCH, /* an epoch closed: new figures */
 	_DT_CHANGE_MAX,
@@ -166,8 +146,6 @@ struct dt_manager {
 	bool accept_starved; /* accept failed for want of fds: paused until one is freed */
 	bool accept_warned; /* that was logged (once until an accept succeeds) */
 	sd_event_source *accept_retry; /* re-tries a starved accept */
-	struct dt_api *api;
-	struct dt_bus *bus; /* NULL: D-Bus off or unreachable */
 	uint64_t generation; /* bumped when a VM is added, removed or changes */
 	struct dt_histogram harvest_hist;
 	struct dt_histogram tick_lateness; /* how late each epoch tick ran */
@@ -179,7 +157,16 @@ struct dt_manager {
 
 int dt_manager_new(struct dt_manager **ret);
 struct dt_manager *dt_manager_free(struct dt_manager *m);
-/* Bind (or take from socket activation) the attach socket and the API. */
+/*
+ * Bind (or take from socket activation) the attach socket and listen on
+ * it; bind (or take) the API socket and hand it to the caller in
+ * *ret_api_fd (the front ends are not the manager's: main wires them).
+ */
+int dt_manager_listen(struct dt_manager *m, int *ret_api_fd);
+/*
+ * After the front ends observe the registry: the state writer, the
+ * restore (observers are told of every restored VM), libvirt.
+ */
 int dt_manager_start(struct dt_manager *m);
 void dt_manager_stop(struct dt_manager *m); /* detach every VMM, close listeners */
 

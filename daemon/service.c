@@ -234,20 +234,22 @@ int dt_service_start(struct dt_service *s)
 		dt_log(LOG_ERR, "cannot watch VM changes: %s", strerror(-r));
 		return r;
 	}
-	/*
-	 * Sockets and REST; READY=1 only after them. Not after the bus name:
-	 * the name is requested asynchronously and D-Bus is best effort (an
-	 * absent or refusing bus is retried in the background, possibly for
-	 * ever), so READY=1 means what every start has: the attach and REST
-	 * sockets answer. D-Bus clients do not need READY=1 to be ordered:
-	 * dbus-daemon queues activation and calls until the name is owned, and
-	 * a client that waits for the name (NameOwnerChanged) is told when it
-	 * is, including after a reconnect. Even a short bounded wait would
-	 * delay every start on a host without a bus and still promise nothing.
-	 */
-	r = dt_manager_start(m);
-	if (r < 0)
-		return r;
-	notify_status(s, true);
 	return 0;
+}
+
+/*
+ * READY=1 once the sockets and REST are up (main calls it after starting
+ * them). Not after the bus name: the name is requested asynchronously
+ * and D-Bus is best effort (an absent or refusing bus is retried in the
+ * background, possibly for ever), so READY=1 means what every start has:
+ * the attach and REST sockets answer. D-Bus clients do not need READY=1 to
+ * be ordered: dbus-daemon queues activation and calls until the name is
+ * owned, and a client that waits for the name (NameOwnerChanged) is told
+ * when it is, including after a reconnect. Even a short bounded wait
+ * would delay every start on a host without a bus and still promise
+ * nothing.
+ */
+void dt_service_ready(struct dt_service *s)
+{
+	notify_status(s, true);
 }

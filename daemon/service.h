@@ -38,9 +38,11 @@ int dt_service_load_config(const struct dt_service *s, struct dt_config *ret, ch
 /* --cat-config: every file read, in order, each under a "# PATH" line. */
 int dt_service_cat_config(const struct dt_service *s, FILE *out);
 /*
- * Start serving: signals (TERM/INT stop, HUP reloads), the watchdog, VM
- * count in STATUS=, the manager's sockets and bus; READY=1 once all are up.
+ * Run as a service: signals (TERM/INT stop, HUP reloads), the watchdog,
+ * VM count in STATUS=. Before the manager starts (main wires the rest).
  */
 int dt_service_start(struct dt_service *s);
+/* Everything is up (the manager's sockets and the front ends): READY=1. */
+void dt_service_ready(struct dt_service *s);
 /* SIGHUP: RELOADING=1, re-read, apply what can change now, READY=1. */
 void dt_service_reload(struct dt_service *s);

@@ -456,7 +456,6 @@ void dt_vm_free(struct dt_vm *vm)
 		dt_collector_done(&vm->collector);
 	dt_closed_epoch_free(vm->closed);
 	dt_stats_free(vm->stats);
-	free(vm->view);
 	free(vm);
 	/* A VM's history is many small blocks: give the freed pages back, so a
 	 * host's RSS after attach churn is what its VMs hold (bench-churn). */

@@ -73,7 +73,9 @@ stop_daemon
 printf '[attach]\nmax_handshakes = 4\nhandshake_timeout = 1s\n' >"$TMP/cap.conf"
 STATE_DIR=$TMP/state2 start_daemon --epoch 100ms --config "$TMP/cap.conf"
 BASE=$(nfds)
-hold 20 60
+hold 20 60 >"$TMP/hold2.out"
+# python starts slowly on a loaded host: the VMM below must queue behind them
+wait_until 10 grep -q holding "$TMP/hold2.out" || fail "the idle connections did not connect"
 sleep 0.5
 n=$(nfds)
 echo "daemon: $BASE fds, $n with 20 idle connections waiting"

@@ -10,7 +10,7 @@ mkdir -p "$B"
 cp -a "$BUILD/obj" "$B/obj" # objects newer than every source, from a build with other flags
 make -n -C "$SRC" BUILD="$B" V=1 check >"$TMP/n.log" 2>&1 || fail "make -n check: $(tail -5 "$TMP/n.log")"
 cd "$SRC"
-srcs=$(ls common/*.c proto/*.c stats/*.c collectors/*.c daemon/*.c api/*.c tools/dirtytrackctl/*.c \
+srcs=$(ls common/*.c proto/*.c stats/*.c collectors/*.c daemon/*.c api/*.c app/*.c tools/dirtytrackctl/*.c \
 	tools/dtsim/*.c tools/dtvm/*.c 2>/dev/null | sort)
 n=$(wc -l <<<"$srcs")
 grep -F -- " -c -o $B/werror/obj/" "$TMP/n.log" >"$TMP/cc" || true

@@ -72,7 +72,7 @@ for o in $opts; do grep -q -- "--$o\b" "$TMP/dirtytrackctl.1.txt" || missing+=("
 echo "ok: dirtytrackctl(1) documents its $(wc -l <<<"$cmds") commands ($(echo $cmds)) and $(wc -l <<<"$opts") options"
 
 # --- dirtytrackd(8): every option of the daemon
-opts=$(grep -o '{ "[a-z-]*", \(no\|required\)_argument' daemon/main.c | sed 's/{ "//; s/".*//')
+opts=$(grep -o '{ "[a-z-]*", \(no\|required\)_argument' app/main.c | sed 's/{ "//; s/".*//')
 missing=()
 for o in $opts; do part dirtytrackd.8 OPTIONS | grep -Eq -- "^ {7}--$o( |$)" || missing+=("--$o"); done
 [ ${#missing[@]} = 0 ] || fail "dirtytrackd(8) lacks the options: ${missing[*]}"

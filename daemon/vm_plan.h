@@ -59,6 +59,9 @@ struct dt_vm_plan_input;
 int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 		      struct dt_vm_plan_input **ret);
 int dt_vm_plan_input_compute(const struct dt_vm_plan_input *pi, struct dt_plan **ret);
+/* The same figures planned at another link (-EINVAL for a bad bandwidth or downtime). */
+int dt_vm_plan_input_compute_at(const struct dt_vm_plan_input *pi, double bandwidth,
+				uint64_t max_downtime_us, struct dt_plan **ret);
 uint64_t dt_vm_plan_input_generation(const struct dt_vm_plan_input *pi);
 uint64_t dt_vm_plan_input_epoch(const struct dt_vm_plan_input *pi);
 void dt_vm_plan_input_free(struct dt_vm_plan_input *pi); /* NULL-safe */

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "curve.h"
+#include <errno.h>
+#include <stdlib.h>
+
 #include "dt_util.h"
+#include "vm_query.h"
 
 double dt_vm_epoch_seconds(const struct dt_vm *vm)
 {
@@ -48,4 +51,34 @@ void dt_vm_curve(const struct dt_vm *vm, enum dt_curve_kind kind, uint32_t vcpu,
 		p->complete = p->observed_epochs == w;
 		p->rate = p->observed_epochs ? (double)p->bytes / p->observed_seconds : 0;
 	}
+}
+
+uint64_t dt_vm_index_pages(const struct dt_vm *vm)
+{
+	uint64_t end = 0;
+
+	for (uint32_t i = 0; i < vm->collector.slots.n; i++) {
+		const struct dt_slot *s = &vm->collector.slots.slots[i];
+		end = DT_MAX(end, (uint64_t)s->base + s->pages);
+	}
+	return end;
+}
+
+int dt_vm_heat(const struct dt_vm *vm, uint32_t window, struct dt_heat **ret, size_t *ret_n)
+{
+	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
+	size_t max = dt_vm_index_pages(vm) / sc->region_pages + 1;
+	struct dt_heat *h = calloc(max, sizeof(*h));
+	int n;
+
+	if (!h)
+		return -ENOMEM;
+	n = dt_stats_heatmap(vm->stats, window, h, max);
+	if (n < 0) {
+		free(h);
+		return n;
+	}
+	*ret = h;
+	*ret_n = (size_t)n;
+	return 0;
 }

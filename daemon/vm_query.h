@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * A VM's working-set curve as the front ends show it: D(T) at every window
- * the statistics precompute, in pages, bytes and bytes per second. One
- * place, so REST, D-Bus and /metrics give the same figures.
+ * The VM model's read-only queries for the front ends (api/): a VM's
+ * working-set curve as they show it, D(T) at every window the statistics
+ * precompute, in pages, bytes and bytes per second, and its heat map. One
+ * place, so REST, D-Bus and /metrics give the same figures; none of these
+ * changes the VM.
  */
 #pragma once
 
@@ -43,3 +45,7 @@ void dt_vm_curve(const struct dt_vm *vm, enum dt_curve_kind kind, uint32_t vcpu,
 double dt_vm_epoch_seconds(const struct dt_vm *vm);
 /* Epochs of the last `window` the history covers (<= window). */
 uint32_t dt_vm_window_observed(const struct dt_vm *vm, uint32_t window);
+/* Heatmap regions with dirtyings (caller frees *ret). -ENOMEM. */
+int dt_vm_heat(const struct dt_vm *vm, uint32_t window, struct dt_heat **ret, size_t *ret_n);
+/* Size of the VM's dense page index space (end of the highest slot). */
+uint64_t dt_vm_index_pages(const struct dt_vm *vm);

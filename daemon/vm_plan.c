@@ -99,6 +99,18 @@ int dt_vm_plan_input_compute(const struct dt_vm_plan_input *pi, struct dt_plan *
 	return 0;
 }
 
+int dt_vm_plan_input_compute_at(const struct dt_vm_plan_input *pi, double bandwidth,
+				uint64_t max_downtime_us, struct dt_plan **ret)
+{
+	struct dt_plan_input in = pi->in;
+
+	if (!isfinite(bandwidth) || bandwidth <= 0 || max_downtime_us == 0)
+		return -EINVAL;
+	in.bandwidth = bandwidth;
+	in.max_downtime_us = max_downtime_us;
+	return dt_plan_engine_compute(&in, &pi->engine, ret);
+}
+
 int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 		      struct dt_vm_plan_input **ret)
 {

@@ -1,11 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* dirtytrackd: read the configuration, start the service, run the loop. */
+/*
+ * dirtytrackd: read the configuration, then make the parts and wire them:
+ * the manager (VM model and registry, daemon/) and its sockets, the front
+ * ends (REST and D-Bus, api/) observing the registry, then the manager's
+ * restore and collectors; run the loop. Only this file knows both sides:
+ * daemon/ never includes an api/ header (tests/integration/seams.sh).
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
+#include "dbus.h"
 #include "dt_util.h"
 #include "log.h"
 #include "manager.h"
@@ -27,6 +35,37 @@ static void usage(FILE *f)
 		"  --dump-config-keys  print the table of keys (tab-separated: key, type,\n"
 		"                  default, min, max, reload|restart, doc) and exit\n"
 		"Options other than these override the files, also across reloads (SIGHUP).\n");
+}
+
+/*
+ * Start in dependency order (the front ends observe the registry before
+ * the restore fills it), run the loop, and drop the front ends before the
+ * manager frees the VMs they show.
+ */
+static int run(struct dt_service *s)
+{
+	struct dt_manager *m = s->m;
+	struct dt_api *api = NULL;
+	struct dt_bus *bus = NULL;
+	int api_fd = -1, r;
+
+	r = dt_service_start(s);
+	if (r >= 0)
+		r = dt_manager_listen(m, &api_fd);
+	if (r >= 0)
+		r = dt_api_new(m, api_fd, &api); /* takes api_fd */
+	if (r >= 0)
+		r = dt_bus_new(m, &bus);
+	if (r >= 0)
+		r = dt_manager_start(m);
+	if (r >= 0) {
+		dt_service_ready(s);
+		r = sd_event_loop(m->event);
+	}
+	dt_libvirt_stop(m);
+	bus = dt_bus_free(bus);
+	api = dt_api_free(api);
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -121,9 +160,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	r = dt_service_start(&s);
-	if (r >= 0)
-		r = sd_event_loop(m->event);
+	r = run(&s);
 	dt_manager_free(m);
 	return r < 0 ? 1 : 0;
 }
