@@ -219,10 +219,16 @@ const char *dt_vm_source_name(const struct dt_vm *vm);
 const char *dt_vm_fidelity_name(const struct dt_vm *vm);
 /*
  * A VM saved in the state directory: identity from h and epoch_us, its
- * statistics read from f (dt_stats_load's errors). Listed detached.
+ * statistics decoded from saved's bytes (dt_stats_load's errors; saved->used
+ * is set to the bytes they took). Listed detached.
  */
+struct dt_vm_saved {
+	const void *p;
+	size_t len;
+	size_t used;
+};
 int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us,
-		  uid_t owner_uid, FILE *f, struct dt_vm **ret);
+		  uid_t owner_uid, struct dt_vm_saved *saved, struct dt_vm **ret);
 int dt_vm_attach(struct dt_vm *vm, struct dt_conn *c, const struct ucred *cred);
 /*
  * The VMM went away (or was dropped): final harvest, last epoch, keep the

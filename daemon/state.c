@@ -69,6 +69,12 @@
 #define STATE_MAGIC	  "DTVMST01"
 #define STATE_VERSION	  2u /* 2: the owner block after the head */
 #define JOURNAL_MAX_BYTES (256ull << 20) /* a snapshot comes first beyond this */
+/*
+ * A state file or journal is read whole into memory at start: larger is
+ * not one the daemon wrote (a snapshot is ~4 bytes per page dirtied within
+ * the horizon per index); it is left where it is, and logged.
+ */
+#define STATE_FILE_MAX_BYTES (16ull << 30)
 
 /* The identity block, byte for byte as written (little-endian host assumed below). */
 struct state_head {
@@ -728,21 +734,23 @@ static bool string_ok(const char *s, size_t size, bool nonempty)
 	return true;
 }
 
-/* Read and check the identity; reason says what is wrong. */
-static int read_head(struct dt_manager *m, FILE *f, const uint8_t uuid[16], struct state_head *h,
-		     uid_t *ret_owner, struct state_slot **ret_slots, const char **reason)
+/* Decode and check the identity from the file's first bytes; reason says what is wrong. */
+static int read_head(struct dt_manager *m, struct dt_reader *in, const uint8_t uuid[16],
+		     struct state_head *h, uid_t *ret_owner, struct state_slot **ret_slots,
+		     const char **reason)
 {
 	_cleanup_free_ struct state_slot *slots = NULL;
 	struct state_owner o = { .owner_uid = 0 }; /* version 1: root's */
+	const uint8_t *sp;
 	uint32_t crc, stored;
 
 	*reason = "truncated or corrupt identity";
-	if (fread(h, sizeof(*h), 1, f) != 1 || memcmp(h->magic, STATE_MAGIC, 8) != 0 ||
+	if (!dt_reader_get(in, h, sizeof(*h)) || memcmp(h->magic, STATE_MAGIC, 8) != 0 ||
 	    (h->version != 1 && h->version != STATE_VERSION))
 		return -EBADMSG;
 	crc = crc32_bits(0, h, sizeof(*h));
 	if (h->version >= 2) {
-		if (fread(&o, sizeof(o), 1, f) != 1 || o.reserved != 0)
+		if (!dt_reader_get(in, &o, sizeof(o)) || o.reserved != 0)
 			return -EBADMSG;
 		crc = crc32_bits(crc, &o, sizeof(o));
 	}
@@ -750,13 +758,16 @@ static int read_head(struct dt_manager *m, FILE *f, const uint8_t uuid[16], stru
 		*reason = "more slots than [attach] max_slots allows";
 		return -EBADMSG;
 	}
+	sp = dt_reader_take(in, (size_t)h->nslots * sizeof(*slots));
+	stored = dt_reader_u32le(in);
+	if (in->bad)
+		return -EBADMSG;
 	slots = calloc(h->nslots ? h->nslots : 1, sizeof(*slots));
 	if (!slots)
 		return -ENOMEM;
-	if (h->nslots && fread(slots, sizeof(*slots), h->nslots, f) != h->nslots)
-		return -EBADMSG;
+	memcpy(slots, sp, (size_t)h->nslots * sizeof(*slots));
 	crc = crc32_bits(crc, slots, (size_t)h->nslots * sizeof(*slots));
-	if (fread(&stored, sizeof(stored), 1, f) != 1 || stored != crc)
+	if (stored != crc)
 		return -EBADMSG;
 	*reason = "identity out of range";
 	if (memcmp(h->uuid, uuid, 16) != 0 || !string_ok(h->name, sizeof(h->name), true) ||
@@ -786,14 +797,14 @@ static void move_aside(const char *path)
 static void replay_journal(struct dt_vm *vm)
 {
 	_cleanup_free_ char *jpath = NULL;
+	_cleanup_free_ char *data = NULL;
 	uint64_t applied = 0;
-	struct stat st;
-	FILE *f;
+	size_t len = 0;
 	int r;
 
 	if (vm_path(vm, ".journal", &jpath) < 0)
 		return;
-	r = dt_file_fopen(jpath, DT_FILE_NOFOLLOW, UINT64_MAX, &f);
+	r = dt_file_read(jpath, DT_FILE_NOFOLLOW, STATE_FILE_MAX_BYTES, &data, &len);
 	if (r == -ENOENT)
 		return;
 	if (r < 0) {
@@ -806,12 +817,10 @@ static void replay_journal(struct dt_vm *vm)
 		move_aside(jpath);
 		return;
 	}
-	if (fstat(fileno(f), &st) < 0 || st.st_size == 0) {
-		fclose(f);
+	if (len == 0)
 		return;
-	}
-	r = dt_stats_journal_replay(f, vm->stats, &applied);
-	fclose(f);
+	r = dt_stats_journal_replay(data, len, vm->stats, &applied);
+	free(TAKE_PTR(data));
 	vm->counters.harvests += applied;
 	if (r < 0)
 		dt_log(LOG_NOTICE,
@@ -835,21 +844,24 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 	struct state_head h;
 	struct dt_slot_table *t;
 	struct dt_vm *vm = NULL;
+	_cleanup_free_ char *data = NULL;
+	struct dt_reader in;
+	struct dt_vm_saved saved;
 	uid_t owner = 0;
-	FILE *f;
+	size_t len = 0;
 	int r;
 
-	r = dt_file_fopen(path, DT_FILE_NOFOLLOW, UINT64_MAX, &f);
+	r = dt_file_read(path, DT_FILE_NOFOLLOW, STATE_FILE_MAX_BYTES, &data, &len);
 	if (r < 0) {
 		dt_log(LOG_WARNING, "state: %s not restored: %s", path, dt_file_strerror(r));
 		return r;
 	}
-	r = read_head(m, f, uuid, &h, &owner, &slots, &reason);
+	in = (struct dt_reader){ .p = (const uint8_t *)data, .n = len };
+	r = read_head(m, &in, uuid, &h, &owner, &slots, &reason);
 	if (r >= 0 && dt_manager_owner_room(m, owner, false) < 0) {
 		/* Left on disk: a higher cap, or a removal of another, restores it. */
 		dt_log(LOG_WARNING, "state: %s not restored: uid %u is at max_vms_per_owner", path,
 		       (unsigned)owner);
-		fclose(f);
 		return -EUSERS;
 	}
 	if (r >= 0) {
@@ -860,17 +872,18 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 		hello.vcpus = h.vcpus;
 		hello.mode = h.mode;
 		hello.caps = h.caps;
-		r = dt_vm_restore(m, &hello, h.epoch_us, owner, f, &vm);
+		saved = (struct dt_vm_saved){ .p = in.p, .len = in.n };
+		r = dt_vm_restore(m, &hello, h.epoch_us, owner, &saved, &vm);
 		reason = r == -ESTALE	 ? "saved under another [stats] configuration"
 			 : r == -EBADMSG ? "truncated or corrupt statistics"
 					 : NULL;
 	}
-	if (r >= 0 && fgetc(f) != EOF) {
+	if (r >= 0 && saved.used != saved.len) {
 		reason = "data after the statistics";
 		dt_vm_free(vm);
 		r = -EBADMSG;
 	}
-	fclose(f);
+	free(TAKE_PTR(data));
 	if (r < 0) {
 		dt_log(LOG_WARNING, "state: %s does not load (%s), moved aside to %s.bad", path,
 		       reason ? reason : strerror(-r), path);
