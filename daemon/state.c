@@ -50,7 +50,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,96 +245,35 @@ struct dt_state {
 	unsigned saving, saved, save_failed; /* the stop's final save */
 };
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	for (size_t done = 0; done < len;) {
-		ssize_t n = write(fd, p + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-static int fsync_dir_of(const char *path)
-{
-	_cleanup_free_ char *dir = strdup(path);
-	char *slash;
-	int fd, r = 0;
-
-	if (!dir)
-		return -ENOMEM;
-	slash = strrchr(dir, '/');
-	if (slash)
-		*slash = 0;
-	fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
-}
-
 static int append_frame(struct state_job *j)
 {
-	int fd, r;
+	int r = dt_persist_frame(j->closed, &j->data);
 
-	r = dt_persist_frame(j->closed, &j->data);
 	if (r < 0)
 		return r;
-	fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-	if (fd < 0)
-		return -errno;
-	r = write_all(fd, j->data.p, j->data.len);
-	if (r >= 0 && fdatasync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
+	return dt_file_append(j->path, j->data.p, j->data.len, UINT64_MAX);
 }
 
 /* Atomically: a crash leaves the old file or the new one. */
 static int replace_file(struct state_job *j)
 {
-	_cleanup_free_ char *tmp = NULL;
-	int fd, r;
+	int r;
 
 	r = dt_persist_seal(j->data.p + j->stats_at, j->data.len - j->stats_at);
 	if (r < 0)
 		return r;
-	if (asprintf(&tmp, "%s.tmp", j->path) < 0)
-		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-	if (fd < 0)
-		return -errno;
-	r = write_all(fd, j->data.p, j->data.len);
-	if (r >= 0 && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r >= 0)
-		r = -errno;
-	if (r >= 0 && rename(tmp, j->path) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlink(tmp);
+	r = dt_file_replace(j->path, j->data.p, j->data.len);
+	if (r < 0)
 		return r;
-	}
-	(void)fsync_dir_of(j->path);
 	/* Frames up to the snapshot's epoch are in it; a crash before this is harmless. */
 	for (unsigned i = 0; i < ARRAY_SIZE(j->then) && j->then[i]; i++) {
-		if (j->remove_then) {
+		if (j->remove_then)
 			(void)unlink(j->then[i]);
-			continue;
-		}
-		fd = open(j->then[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-		if (fd < 0)
-			return -errno;
-		close(fd);
+		else if ((r = dt_file_truncate(j->then[i])) < 0)
+			return r;
 	}
 	if (j->remove_then)
-		(void)fsync_dir_of(j->path);
+		(void)dt_file_fsync_dir(j->path);
 	return 0;
 }
 
@@ -354,7 +292,7 @@ static void job_run(struct dt_job *dj)
 		(void)unlink(j->path);
 		if (j->then[0])
 			(void)unlink(j->then[0]);
-		(void)fsync_dir_of(j->path);
+		(void)dt_file_fsync_dir(j->path);
 		j->r = 0;
 		break;
 	}
