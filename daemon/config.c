@@ -214,6 +214,13 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 		what = "must be an absolute path, or empty";
 	else if (IS("daemon", "snapshot_epochs"))
 		r = set_u32(&c->snapshot_epochs, value, 1, 1000000), what = "must be 1..1000000";
+	else if (IS("daemon", "state_max_bytes_per_vm")) {
+		r = strcmp(value, "off") == 0 ? (c->state_max_bytes_per_vm = 0, 0)
+					      : dt_parse_size(value, &c->state_max_bytes_per_vm);
+		if (r >= 0 && c->state_max_bytes_per_vm && c->state_max_bytes_per_vm < 65536)
+			r = -ERANGE;
+		what = "must be a size of at least 64K (such as 512M), or off";
+	}
 	else if (IS("daemon", "epoch")) {
 		r = dt_parse_duration(value, &c->epoch_us);
 		if (r >= 0 && (c->epoch_us < DT_EPOCH_MIN_US || c->epoch_us > DT_EPOCH_MAX_US))
@@ -690,6 +697,7 @@ static const struct key_info keys[] = {
 	STR("daemon.runtime_dir", runtime_dir, true),
 	STR("daemon.state_dir", state_dir, true),
 	RAW("daemon.snapshot_epochs", snapshot_epochs, false),
+	RAW("daemon.state_max_bytes_per_vm", state_max_bytes_per_vm, false),
 	RAW("daemon.epoch", epoch_us, false),
 	RAW("daemon.retention", retention_us, false),
 	RAW("stats.history", history_us, false),

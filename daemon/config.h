@@ -20,6 +20,7 @@ struct dt_config {
 	char *runtime_dir;
 	char *state_dir; /* saved VM histories; NULL: no persistence */
 	uint32_t snapshot_epochs; /* epochs between full saves of a VM (journal in between) */
+	uint64_t state_max_bytes_per_vm; /* a VM's files in state_dir at most; 0: no quota */
 	char *attach_socket; /* default runtime_dir/attach.sock */
 	char *api_socket; /* default runtime_dir/api.sock */
 	char *api_tcp; /* "127.0.0.1:9111", or NULL for none */

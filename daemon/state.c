@@ -235,23 +235,40 @@ struct state_job {
 	struct dt_buf data;		/* JOB_SNAPSHOT; JOB_FRAME: its encoding */
 	size_t stats_at;		/* JOB_SNAPSHOT: where the statistics (to seal) start */
 	uint64_t epochs, pages;		/* for the log of a final save */
+	uint64_t max_bytes;		/* the VM's quota (0: none): see append_frame, replace_file */
+	bool aside;			/* JOB_SNAPSHOT to <uuid>.state.replaced */
 	int r;				/* run's result */
 };
 
 struct dt_state {
 	struct dt_manager *m;
 	struct dt_worker *w;
+	sd_event_source *retry; /* the next snapshot retry of a VM whose write failed */
 	struct dt_state_stats stats;
 	unsigned saving, saved, save_failed; /* the stop's final save */
 };
 
+/*
+ * The quota counts <uuid>.state and <uuid>.journal as they are on disk
+ * (stat'd here, on the thread that writes them, so the count is exact):
+ * a frame that would take them beyond it is not written (-EDQUOT), and the
+ * loop compacts the journal into a snapshot instead.
+ */
 static int append_frame(struct state_job *j)
 {
+	uint64_t room = UINT64_MAX;
 	int r = dt_persist_frame(j->closed, &j->data);
 
 	if (r < 0)
 		return r;
-	return dt_file_append(j->path, j->data.p, j->data.len, UINT64_MAX);
+	if (j->max_bytes) {
+		int64_t snap = dt_file_size(j->then[0]);
+
+		if (snap < 0)
+			return (int)snap;
+		room = j->max_bytes > (uint64_t)snap ? j->max_bytes - (uint64_t)snap : 0;
+	}
+	return dt_file_append(j->path, j->data.p, j->data.len, room);
 }
 
 /* Atomically: a crash leaves the old file or the new one. */
@@ -259,6 +276,9 @@ static int replace_file(struct state_job *j)
 {
 	int r;
 
+	/* A snapshot empties the journal: alone, it must fit (the old one goes at the rename). */
+	if (j->max_bytes && j->data.len > j->max_bytes)
+		return -EDQUOT;
 	r = dt_persist_seal(j->data.p + j->stats_at, j->data.len - j->stats_at);
 	if (r < 0)
 		return r;
@@ -306,14 +326,65 @@ static struct dt_vm *vm_by_id(struct dt_manager *m, uint32_t id)
 	return NULL;
 }
 
-static void persist_failed(struct dt_vm *vm, const char *what, int r)
+#define RETRY_FIRST_US (1ull * 1000000)
+#define RETRY_MAX_US   (10ull * 1000000)
+
+static void arm_retry(struct dt_state *st)
 {
-	if (!vm->persist.failed)
-		dt_log(LOG_WARNING, "vm %u (%s): cannot write its %s in %s: %s (logged once)",
-		       vm->id, vm->name, what, vm->m->config.state_dir, strerror(-r));
-	vm->persist.failed = true;
-	/* Start over with a snapshot at the next close. */
-	vm->persist.need_snapshot = true;
+	uint64_t next = UINT64_MAX;
+
+	for (struct dt_vm *vm = st->m->vms; vm; vm = vm->next)
+		if (vm->persist.failed && vm->persist.need_snapshot && vm->persist.retry_at_us < next)
+			next = vm->persist.retry_at_us;
+	if (!st->retry)
+		return;
+	if (next == UINT64_MAX) {
+		sd_event_source_set_enabled(st->retry, SD_EVENT_OFF);
+		return;
+	}
+	sd_event_source_set_time(st->retry, next);
+	sd_event_source_set_enabled(st->retry, SD_EVENT_ONESHOT);
+}
+
+/*
+ * A write failed (a full or failing disk, the quota): reported in the VM's
+ * state_error, logged naming the file and the errno (once per errno until
+ * a snapshot is written again), and counted. The history stays whole in
+ * memory; no frame is written until a snapshot, tried again after 1 s,
+ * then up to every RETRY_MAX_US, holds it all on disk again.
+ */
+static void persist_failed(struct dt_vm *vm, const char *path, size_t bytes, int r)
+{
+	struct dt_vm_persist *p = &vm->persist;
+	_cleanup_free_ char *own = NULL;
+	char msg[sizeof(p->error)];
+
+	if (!path && vm_path(vm, ".state", &own) >= 0)
+		path = own;
+	if (r == -EDQUOT)
+		snprintf(msg, sizeof(msg),
+			 "cannot write %s: its snapshot (%zu bytes) is over [daemon] "
+			 "state_max_bytes_per_vm (%llu bytes) (EDQUOT)",
+			 path ? path : "?", bytes,
+			 (unsigned long long)vm->m->config.state_max_bytes_per_vm);
+	else
+		snprintf(msg, sizeof(msg), "cannot write %s: %s (%s)", path ? path : "?",
+			 strerror(-r), strerrorname_np(-r) ? strerrorname_np(-r) : "?");
+	if (!p->failed || strcmp(msg, p->error) != 0)
+		dt_log(LOG_WARNING,
+		       "vm %u (%s): %s; its history stays whole in memory, a snapshot is tried "
+		       "again (logged once)",
+		       vm->id, vm->name, msg);
+	memcpy(p->error, msg, sizeof(p->error));
+	p->retry_delay_us = p->failed ? DT_MIN(2 * DT_MAX(p->retry_delay_us, RETRY_FIRST_US),
+					       RETRY_MAX_US)
+				      : RETRY_FIRST_US;
+	p->retry_at_us = dt_now_us() + p->retry_delay_us;
+	p->failed = true;
+	/* Start over with a snapshot, at the retry. */
+	p->need_snapshot = true;
+	if (vm->m->state)
+		arm_retry(vm->m->state);
 }
 
 static void job_free(struct state_job *j)
@@ -326,6 +397,14 @@ static void job_free(struct state_job *j)
 	free(j);
 }
 
+enum snap_kind {
+	SNAP_CHECKPOINT, /* <uuid>.state, the journal emptied */
+	SNAP_FINAL,	 /* <uuid>.state, the journal removed (a clean stop) */
+	SNAP_ASIDE,	 /* <uuid>.state.replaced, the live files removed */
+};
+static int queue_snapshot(struct dt_vm *vm, enum snap_kind kind, bool force);
+static void note_compaction(struct dt_state *st, struct dt_vm *vm);
+
 /* On the loop thread: the VM (if still listed) learns how its write went. */
 static void job_done(struct dt_job *dj)
 {
@@ -337,10 +416,22 @@ static void job_done(struct dt_job *dj)
 	if (j->superseded) {
 		if (j->kind == JOB_FRAME)
 			st->stats.frames_coalesced++;
+	} else if (r == -EDQUOT && j->kind == JOB_FRAME) {
+		/* Not an error: the journal is compacted into a snapshot at the next close. */
+		st->stats.quota_refusals++;
+		if (vm) {
+			vm->persist.quota_hit = true;
+			vm->persist.need_snapshot = true;
+			/* No close may follow (a detached VM): compact now. */
+			if (vm->state != DT_VM_ATTACHED && queue_snapshot(vm, SNAP_CHECKPOINT, false) >= 0)
+				note_compaction(st, vm);
+		}
 	} else if (r < 0) {
 		st->stats.write_errors++;
+		if (r == -EDQUOT)
+			st->stats.quota_refusals++;
 		if (vm && j->kind != JOB_UNLINK)
-			persist_failed(vm, j->kind == JOB_FRAME ? "journal" : "snapshot", r);
+			persist_failed(vm, j->path, j->data.len, r);
 		if (j->saving) {
 			dt_log(LOG_ERR, "vm %u: cannot save its history to %s: %s", j->vm_id,
 			       j->path, strerror(-r));
@@ -352,11 +443,17 @@ static void job_done(struct dt_job *dj)
 		else if (j->kind == JOB_SNAPSHOT)
 			st->stats.snapshots_written++;
 		st->stats.bytes_written += j->data.len;
+		if (vm && j->kind == JOB_FRAME)
+			vm->persist.disk_bytes += j->data.len;
+		if (vm && j->kind == JOB_SNAPSHOT && !j->aside)
+			vm->persist.disk_bytes = j->data.len; /* the journal was emptied */
 		/* A snapshot succeeded: its journal starts over, the failure is behind. */
-		if (vm && j->kind == JOB_SNAPSHOT && vm->persist.failed) {
-			dt_log(LOG_INFO, "vm %u (%s): its history is written again", vm->id,
-			       vm->name);
+		if (vm && j->kind == JOB_SNAPSHOT && !j->aside && vm->persist.failed) {
+			dt_log(LOG_INFO, "vm %u (%s): its history is written again (%s, %zu bytes)",
+			       vm->id, vm->name, j->path, j->data.len);
 			vm->persist.failed = false;
+			vm->persist.error[0] = 0;
+			vm->persist.retry_delay_us = 0;
 		}
 		if (j->saving) {
 			dt_log(LOG_INFO, "vm %u (%s): saved: %llu epochs, %llu pages in the history",
@@ -415,11 +512,6 @@ static bool supersedes(struct dt_job *dj, void *ud)
 	return false;
 }
 
-enum snap_kind {
-	SNAP_CHECKPOINT, /* <uuid>.state, the journal emptied */
-	SNAP_FINAL,	 /* <uuid>.state, the journal removed (a clean stop) */
-	SNAP_ASIDE,	 /* <uuid>.state.replaced, the live files removed */
-};
 
 /*
  * Encode the VM's snapshot here (the loop owns its statistics) and queue
@@ -445,6 +537,9 @@ static int queue_snapshot(struct dt_vm *vm, enum snap_kind kind, bool force)
 		return -ENOMEM;
 	j->remove_then = kind != SNAP_CHECKPOINT;
 	j->saving = kind == SNAP_FINAL;
+	j->aside = kind == SNAP_ASIDE;
+	if (kind != SNAP_ASIDE)
+		j->max_bytes = vm->m->config.state_max_bytes_per_vm;
 	r = encode_state(vm, &j->data, &j->stats_at);
 	if (r < 0) {
 		job_free(j);
@@ -465,6 +560,8 @@ static int queue_snapshot(struct dt_vm *vm, enum snap_kind kind, bool force)
 	vm->persist.snap_slots = vm->collector.slots.n;
 	vm->persist.snap_next_base = vm->collector.slots.next_base;
 	vm->persist.journal_bytes = 0;
+	if (kind != SNAP_ASIDE)
+		vm->persist.snap_bytes = j->job.bytes;
 	return 0;
 }
 
@@ -480,24 +577,52 @@ static int queue_unlink(struct dt_vm *vm)
 	return submit(j, true);
 }
 
+/* Over its quota: its journal compacted into a snapshot (counted, logged once per VM). */
+static void note_compaction(struct dt_state *st, struct dt_vm *vm)
+{
+	struct dt_vm_persist *p = &vm->persist;
+
+	p->quota_hit = false;
+	p->quota_compactions++;
+	st->stats.quota_compactions++;
+	if (p->quota_logged)
+		return;
+	p->quota_logged = true;
+	dt_log(LOG_NOTICE,
+	       "vm %u (%s): its files in %s reached [daemon] state_max_bytes_per_vm (%llu bytes): "
+	       "its journal is compacted into a snapshot (logged once; counted in "
+	       "dirtytrackd_vm_state_compactions_total)",
+	       vm->id, vm->name, vm->m->config.state_dir,
+	       (unsigned long long)vm->m->config.state_max_bytes_per_vm);
+}
+
 /* The observer: after each closed epoch, a journal frame or a snapshot. */
 static void epoch_closed(struct dt_state *st, struct dt_vm *vm)
 {
 	const struct dt_vm_persist *p = &vm->persist;
 	struct dt_closed_epoch *closed = TAKE_PTR(vm->closed);
+	uint64_t quota = vm->m->config.state_max_bytes_per_vm;
 	struct state_job *j;
-	bool snap;
+	bool snap, compact;
 	int r;
 
 	if (!enabled(vm) || !closed) {
 		dt_closed_epoch_free(closed);
 		return;
 	}
+	if (p->failed && p->need_snapshot) {
+		/* The retry's snapshot will hold it (arm_retry); a frame now would not replay. */
+		dt_closed_epoch_free(closed);
+		st->stats.frames_coalesced++;
+		return;
+	}
+	compact = quota && (p->quota_hit || p->snap_bytes + p->journal_bytes +
+						    dt_closed_epoch_bytes(closed) > quota);
 	snap = p->need_snapshot || p->snap_slots != vm->collector.slots.n ||
 	       p->snap_next_base != vm->collector.slots.next_base ||
 	       dt_stats_epochs(vm->stats) - p->snap_epochs >= vm->m->config.snapshot_epochs ||
 	       p->journal_bytes >= JOURNAL_MAX_BYTES;
-	if (snap) {
+	if (snap || compact) {
 		dt_closed_epoch_free(closed);
 		r = queue_snapshot(vm, SNAP_CHECKPOINT, false);
 		if (r == -EAGAIN) {
@@ -505,16 +630,19 @@ static void epoch_closed(struct dt_state *st, struct dt_vm *vm)
 			st->stats.frames_coalesced++;
 			vm->persist.need_snapshot = true;
 		} else if (r < 0)
-			persist_failed(vm, "snapshot", r);
+			persist_failed(vm, NULL, 0, r);
+		else if (compact && !snap)
+			note_compaction(st, vm);
 		return;
 	}
-	j = job_new(vm, JOB_FRAME, ".journal", NULL, NULL);
+	j = job_new(vm, JOB_FRAME, ".journal", ".state", NULL);
 	if (!j) {
 		dt_closed_epoch_free(closed);
-		persist_failed(vm, "journal", -ENOMEM);
+		persist_failed(vm, NULL, 0, -ENOMEM);
 		return;
 	}
 	j->closed = closed;
+	j->max_bytes = quota;
 	j->job.bytes = dt_closed_epoch_bytes(closed);
 	vm->persist.journal_bytes += j->job.bytes;
 	r = submit(j, false);
@@ -522,7 +650,29 @@ static void epoch_closed(struct dt_state *st, struct dt_vm *vm)
 		st->stats.frames_coalesced++;
 		vm->persist.need_snapshot = true;
 	} else if (r < 0)
-		persist_failed(vm, "journal", r);
+		persist_failed(vm, NULL, 0, r);
+}
+
+/* A failed VM's snapshot, tried again (also for a detached VM: no epoch closes then). */
+static int on_retry(sd_event_source *src, uint64_t usec, void *userdata)
+{
+	struct dt_state *st = userdata;
+	uint64_t now = dt_now_us();
+
+	for (struct dt_vm *vm = st->m->vms; vm; vm = vm->next) {
+		struct dt_vm_persist *p = &vm->persist;
+		int r;
+
+		if (!enabled(vm) || !p->failed || !p->need_snapshot || p->retry_at_us > now)
+			continue;
+		r = queue_snapshot(vm, SNAP_CHECKPOINT, false);
+		if (r == -EAGAIN)
+			p->retry_at_us = now + RETRY_FIRST_US; /* the queue is full: soon */
+		else if (r < 0)
+			persist_failed(vm, NULL, 0, r);
+	}
+	arm_retry(st);
+	return 0;
 }
 
 static void on_vm_changed(void *userdata, struct dt_vm *vm, enum dt_change what)
@@ -553,10 +703,19 @@ int dt_state_start(struct dt_manager *m)
 		free(st);
 		return r;
 	}
+	r = sd_event_add_time(m->event, &st->retry, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_retry,
+			      st);
+	if (r < 0) {
+		dt_worker_free(st->w, 0);
+		free(st);
+		return r;
+	}
+	sd_event_source_set_enabled(st->retry, SD_EVENT_OFF);
 	struct dt_observer so = o;
 	so.userdata = st;
 	r = dt_manager_observe(m, &so);
 	if (r < 0) {
+		sd_event_source_disable_unref(st->retry);
 		dt_worker_free(st->w, 0);
 		free(st);
 		return r;
@@ -585,6 +744,7 @@ void dt_state_stop(struct dt_manager *m)
 		       st->save_failed || st->saved < st->saving ? " (some could not be, see above)"
 								 : "");
 	dt_manager_unobserve(m, st);
+	st->retry = sd_event_source_disable_unref(st->retry);
 	m->state = NULL;
 	dt_worker_free(st->w, r < 0 ? 0 : WRITER_DRAIN_US);
 	free(st);
@@ -598,6 +758,8 @@ void dt_state_get_stats(const struct dt_manager *m, struct dt_state_stats *ret)
 	if (!m->state)
 		return;
 	*ret = m->state->stats;
+	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
+		ret->vms_failing += vm->persist.failed;
 	dt_worker_get_stats(m->state->w, &ws);
 	ret->enabled = true;
 	ret->queued_jobs = ws.queued_jobs;
@@ -769,9 +931,10 @@ static void replay_journal(struct dt_vm *vm)
 	else
 		dt_log(LOG_INFO, "vm %u (%s): journal: %llu epoch%s replayed", vm->id, vm->name,
 		       (unsigned long long)applied, applied == 1 ? "" : "s");
+	vm->persist.disk_bytes += len;
 	r = queue_snapshot(vm, SNAP_CHECKPOINT, true);
 	if (r < 0)
-		persist_failed(vm, "snapshot", r);
+		persist_failed(vm, NULL, 0, r);
 }
 
 static int restore_one(struct dt_manager *m, const char *path, const uint8_t uuid[16])
@@ -862,6 +1025,7 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 	vm->persist.snap_epochs = dt_stats_epochs(vm->stats);
 	vm->persist.snap_slots = t->n;
 	vm->persist.snap_next_base = t->next_base;
+	vm->persist.snap_bytes = vm->persist.disk_bytes = len;
 	replay_journal(vm);
 	vm->history_bytes = dt_stats_memory(vm->stats);
 	sd_event_source_set_time(vm->retention, vm->detached_us + m->config.retention_us);
