@@ -412,7 +412,10 @@ static void job_done(struct dt_job *dj)
 	struct dt_state *st = j->st;
 	struct dt_vm *vm = vm_by_id(st->m, j->vm_id);
 	int r = dj->ran ? j->r : -ETIMEDOUT;
+	char was[sizeof(vm->persist.error)];
 
+	if (vm)
+		memcpy(was, vm->persist.error, sizeof(was));
 	if (j->superseded) {
 		if (j->kind == JOB_FRAME)
 			st->stats.frames_coalesced++;
@@ -462,6 +465,9 @@ static void job_done(struct dt_job *dj)
 			st->saved++;
 		}
 	}
+	/* Its state_error changed: the API's views and D-Bus learn it (no epoch may follow). */
+	if (vm && strcmp(was, vm->persist.error) != 0)
+		dt_manager_notify(st->m, vm, DT_CHANGE_STATE);
 	job_free(j);
 }
 
@@ -668,8 +674,14 @@ static int on_retry(sd_event_source *src, uint64_t usec, void *userdata)
 		r = queue_snapshot(vm, SNAP_CHECKPOINT, false);
 		if (r == -EAGAIN)
 			p->retry_at_us = now + RETRY_FIRST_US; /* the queue is full: soon */
-		else if (r < 0)
+		else if (r < 0) {
+			char was[sizeof(p->error)];
+
+			memcpy(was, p->error, sizeof(was));
 			persist_failed(vm, NULL, 0, r);
+			if (strcmp(was, p->error) != 0)
+				dt_manager_notify(st->m, vm, DT_CHANGE_STATE);
+		}
 	}
 	arm_retry(st);
 	return 0;
