@@ -33,8 +33,7 @@
  * the one or two in flight). Counted in /metrics (dirtytrackd_state_*).
  * At a clean stop every VM's snapshot is queued and the queue drained (for
  * at most WRITER_DRAIN_US: a hung state directory cannot hold the exit for
- * ever); write failures come back to the loop, are logged once per VM and
- * start the VM over with a snapshot.
+ * ever); write failures come back to the loop (see Failures below).
  *
  * Cost, measured with a VM of 4 vCPUs dirtying 1M random pages of 4M per
  * epoch (DT_PERSIST_BENCH=1 tests/unit/test_persist): handing the epoch
@@ -43,9 +42,26 @@
  * virtio; a snapshot of 10 such epochs is ~55 MB (see bench/README.md for
  * its encoding on the loop) and ~0.35 s to load.
  *
- * A file that does not load (corrupt, truncated, another [stats]
- * configuration) is logged with the reason and renamed *.bad; the daemon
- * starts regardless. Counters other than the figures (harvests, attaches)
+ * Quota ([daemon] state_max_bytes_per_vm): a VM's <uuid>.state and
+ * <uuid>.journal together stay within it, so one VM cannot fill the
+ * directory every VM writes to. The loop compacts the journal into a
+ * snapshot when the next frame would not fit (by its estimate); the
+ * writer enforces it exactly (it stats the files it appends to) and
+ * refuses a frame beyond it, which the loop then compacts the same way.
+ * Compactions are logged once per VM and counted; nothing leaves memory.
+ *
+ * Failures (ENOSPC, EIO, a snapshot over the quota) are reported, never
+ * silent: the VM's persist.error (REST state_error, D-Bus StateError,
+ * dirtytrackd_vm_state_error) names the file and the errno, a log line
+ * says the same. No frame is written after a failure (it would not replay
+ * after the gap); a timer retries the VM's snapshot after 1 s, then up to
+ * every 10 s, also for a detached VM; once written the error clears.
+ *
+ * Reading: a snapshot and a journal are read whole through dt_file_read
+ * (regular files only, at most STATE_FILE_MAX_BYTES) and decoded from
+ * memory (the stats core does no I/O). A file that does not load (corrupt,
+ * truncated, another [stats] configuration) is logged with the reason and
+ * renamed *.bad; the daemon starts regardless. Counters other than the figures (harvests, attaches)
  * are as of the snapshot, plus the epochs replayed.
  */
 #include <dirent.h>

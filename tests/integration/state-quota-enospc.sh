@@ -57,7 +57,11 @@ files_of() { # bytes of a VM's files at rest (the quota's scope)
 has_error() { [ "$(vm_field "$1" .state_error)" != null ]; } # for wait_until: re-read each time
 no_error() { [ "$(vm_field "$1" .state_error)" = null ]; }
 queue_empty() { [ "$(metric dirtytrackd_state_queue_jobs)" = 0 ]; }
-metric() { api /metrics | awk -v k="$1" '$1 == k { print $2; exit }'; }
+metric() { # the whole body first: awk's early exit must not fail curl (pipefail)
+	local body
+	body=$(api /metrics) || fail "no /metrics"
+	awk -v k="$1" '$1 == k { print $2; exit }' <<<"$body"
+}
 
 "$BUILD/dtsim" --connect "$ATTACH_SOCK" --name hog --uuid "$HOG" --memory 256M --mode ring \
 	--rate 200000 --wss 40000 --seed 3 --truth "$TMP/hog.json" >"$TMP/hog.log" 2>&1 &
@@ -160,3 +164,19 @@ for v in hog quiet; do
 	[ "$got" = "$truth" ] || fail "$v: distinct pages over the run: daemon $got, truth $truth"
 	echo "ok: $v: distinct pages over the run $got == dtsim's truth"
 done
+
+# --- 4. a snapshot larger than the quota: not written, reported ----------------
+stop_daemon
+printf '[daemon]\nstate_max_bytes_per_vm = 64K\n' >"$TMP/small.conf"
+start_daemon --epoch 100ms --config "$TMP/small.conf"
+"$BUILD/dtsim" --connect "$ATTACH_SOCK" --name big --uuid 3b0e6f2a-1c4d-4e8f-9a7b-5d2c0e1f3a03 \
+	--memory 256M --mode ring --rate 100000 --wss 40000 --seed 5 >"$TMP/big.log" 2>&1 &
+BG_PIDS+=($!)
+wait_until 10 vm_state_is big attached || fail "big did not attach"
+wait_until 20 has_error big || fail "no state_error for a snapshot over the quota"
+err=$(vm_field big .state_error)
+case $err in *"over [daemon] state_max_bytes_per_vm (65536 bytes) (EDQUOT)"*) ;; *) fail "big's state_error does not say the quota: $err" ;; esac
+echo "ok: a snapshot over the quota is not written and says so: $err"
+b=$(files_of 3b0e6f2a-1c4d-4e8f-9a7b-5d2c0e1f3a03)
+[ "$b" -le 65536 ] || fail "big's files are $b bytes, over its 64K quota"
+echo "ok: big's files stay within the quota ($b bytes)"
