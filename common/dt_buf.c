@@ -62,19 +62,6 @@ void dt_buf_done(struct dt_buf *b)
 	*b = (struct dt_buf){ 0 };
 }
 
-const uint8_t *dt_reader_take(struct dt_reader *r, size_t n)
-{
-	const uint8_t *p = r->p;
-
-	if (r->bad || n > r->n) {
-		r->bad = true;
-		return NULL;
-	}
-	r->p += n;
-	r->n -= n;
-	return p;
-}
-
 bool dt_reader_get(struct dt_reader *r, void *out, size_t n)
 {
 	const uint8_t *p = dt_reader_take(r, n);

@@ -36,8 +36,19 @@ struct dt_reader {
 	bool bad;
 };
 
-/* The next n bytes in place, or NULL (bad set) when fewer are left. */
-const uint8_t *dt_reader_take(struct dt_reader *r, size_t n);
+/* The next n bytes in place, or NULL (bad set) when fewer are left. Inline: decoders' hot path. */
+static inline const uint8_t *dt_reader_take(struct dt_reader *r, size_t n)
+{
+	const uint8_t *p = r->p;
+
+	if (r->bad || n > r->n) {
+		r->bad = true;
+		return NULL;
+	}
+	r->p += n;
+	r->n -= n;
+	return p;
+}
 /* Copy the next n bytes to out (zeros when fewer are left); false then. */
 bool dt_reader_get(struct dt_reader *r, void *out, size_t n);
 uint32_t dt_reader_u32le(struct dt_reader *r); /* 0 when bad */

@@ -494,7 +494,7 @@ int dt_stats_load(const void *p, size_t len, size_t *ret_used, const struct dt_s
 	struct dt_stats_config fc = {0};
 	struct dt_stats *s = NULL;
 	uint64_t epochs, tentries, tpages, first;
-	uint32_t version, fvcpus, head_crc, crc, le;
+	uint32_t version, fvcpus, head_crc, crc, le = 0;
 	char magic[8];
 	int err;
 
