@@ -391,9 +391,20 @@ static void bench(void)
 	buf = save(a, &len);
 	fprintf(stderr, "  bench: save %.1f ms, %.1f MB (%u epochs of ~1M pages)\n",
 		(now_ns() - t) / 1e6, len / 1e6, epochs);
-	t = now_ns();
-	CHECK_EQ(load(buf, len, &cfg, 4, &b), 0);
-	fprintf(stderr, "  bench: load %.1f ms\n", (now_ns() - t) / 1e6);
+	/* Decoding only (the daemon reads the file first): the least CPU time of 5 loads. */
+	uint64_t best = UINT64_MAX;
+	for (int k = 0; k < 5; k++) {
+		struct timespec c0, c1;
+
+		dt_stats_free(b);
+		b = NULL;
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+		CHECK_EQ(load(buf, len, &cfg, 4, &b), 0);
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+		t = (uint64_t)(c1.tv_sec - c0.tv_sec) * 1000000000u + (uint64_t)c1.tv_nsec - (uint64_t)c0.tv_nsec;
+		best = t < best ? t : best;
+	}
+	fprintf(stderr, "  bench: load %.1f ms CPU (least of 5)\n", best / 1e6);
 	CHECK_EQ(dt_stats_wss(a, 3600), dt_stats_wss(b, 3600));
 	free(buf);
 	dt_stats_free(a);
