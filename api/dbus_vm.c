@@ -563,7 +563,7 @@ const sd_bus_vtable dt_bus_vm_vtable[] = {
 	SD_BUS_PROPERTY("DirtiedPages", "t", get_dirtied_pages, 0, PER_EPOCH),
 	SD_BUS_PROPERTY("HarvestUSec", "t", NULL, VM_FIELD(counters.harvest_us), PER_EPOCH),
 	SD_BUS_PROPERTY("HistoryBytes", "t", get_history_bytes, 0, PER_EPOCH),
-	SD_BUS_PROPERTY("StateError", "s", get_char_array, VM_FIELD(persist.error), PER_EPOCH),
+	SD_BUS_PROPERTY("StateError", "s", get_char_array, VM_FIELD(persist.error), CHANGES),
 	SD_BUS_METHOD_WITH_ARGS("GetHistory", SD_BUS_ARGS("t", since, "u", limit),
 				SD_BUS_RESULT("a(ttttt)", epochs), method_get_history,
 				SD_BUS_VTABLE_UNPRIVILEGED),
@@ -574,11 +574,12 @@ const sd_bus_vtable dt_bus_vm_vtable[] = {
 };
 
 #define STATE_PROPERTIES                                                                           \
-	"Name", "Vmm", "State", "DetachReason", "MemoryBytes", "Attaches", "Source", "Fidelity", "LibvirtDomain"
+	"Name", "Vmm", "State", "DetachReason", "MemoryBytes", "Attaches", "Source", "Fidelity",     \
+		"LibvirtDomain", "StateError"
 #define EPOCH_PROPERTIES                                                                           \
 	"EpochsHarvested", "Generation", "WorkingSet", "VCpuRates", "Slots", "Harvests",          \
 		"RingEntries", "InvalidEntries", "BitmapPages", "RingFull", "Resets", "LateSyncs", \
-		"DirtiedPages", "HarvestUSec", "HistoryBytes", "LibvirtDirtyRate", "StateError"
+		"DirtiedPages", "HarvestUSec", "HistoryBytes", "LibvirtDirtyRate"
 
 char *dt_bus_vm_state_properties[] = { STATE_PROPERTIES, EPOCH_PROPERTIES, NULL };
 char *dt_bus_vm_epoch_properties[] = { EPOCH_PROPERTIES, NULL };
