@@ -156,6 +156,11 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c daemon/conf
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
+# fuzz_state: the state files' decoders; stats/ is pure code (no I/O).
+$(BUILD)/fuzz/fuzz_state: tests/fuzz/fuzz_state.c $(COMMON_SRC) $(STATS_SRC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
 fuzz: $(FUZZ_BINS)
 # make fuzz-long [DURATION=seconds]: the protocol fuzzer for long (default 30 min)
 # under the ASan+UBSan daemon, then tests/fuzz/http-abuse.sh where it exists.

@@ -736,6 +736,7 @@ const sd_bus_vtable dt_bus_vm_vtable[] = {
 	SD_BUS_PROPERTY("DirtiedPages", "t", get_dirtied_pages, 0, PER_EPOCH),
 	SD_BUS_PROPERTY("HarvestUSec", "t", NULL, VM_FIELD(counters.harvest_us), PER_EPOCH),
 	SD_BUS_PROPERTY("HistoryBytes", "t", get_history_bytes, 0, PER_EPOCH),
+	SD_BUS_PROPERTY("StateError", "s", get_char_array, VM_FIELD(persist.error), CHANGES),
 	SD_BUS_METHOD_WITH_ARGS("GetHistory", SD_BUS_ARGS("t", since, "u", limit),
 				SD_BUS_RESULT("a(ttttt)", epochs), method_get_history,
 				SD_BUS_VTABLE_UNPRIVILEGED),

@@ -72,6 +72,12 @@ struct json_object *dt_json_vm_summary(const struct dt_vm *vm)
 	add(o, "generation", u64(vm->generation));
 	if (vm->state == DT_VM_DETACHED)
 		add(o, "detach_reason", json_object_new_string(vm->detach_reason));
+	if (vm->m->state && vm->state != DT_VM_OBSERVED && !dt_uuid_is_null(vm->uuid)) {
+		add(o, "state_error", vm->persist.error[0] ? json_object_new_string(vm->persist.error)
+							   : NULL);
+		add(o, "state_bytes", u64(vm->persist.disk_bytes));
+		add(o, "state_compactions", u64(vm->persist.quota_compactions));
+	}
 	dt_json_vm_add_libvirt(o, vm);
 	return o;
 }

@@ -129,6 +129,18 @@ static uint64_t v_history(const struct dt_vm *vm)
 {
 	return vm->history_bytes;
 }
+static uint64_t v_state_error(const struct dt_vm *vm)
+{
+	return vm->persist.error[0] != 0;
+}
+static uint64_t v_state_bytes(const struct dt_vm *vm)
+{
+	return vm->persist.disk_bytes;
+}
+static uint64_t v_state_compactions(const struct dt_vm *vm)
+{
+	return vm->persist.quota_compactions;
+}
 static uint64_t v_epochs(const struct dt_vm *vm)
 {
 	return dt_stats_epochs(vm->stats);
@@ -295,6 +307,17 @@ static void state_metrics(FILE *f, bool om, const struct dt_manager *m)
 	     "Snapshots put off to a later epoch because the queue was full.");
 	fprintf(f, "dirtytrackd_state_snapshots_deferred_total %" PRIu64 "\n",
 		st.snapshots_deferred);
+	head(f, om, "state_quota_compactions_total", "counter",
+	     "Journals compacted into a snapshot because a VM's files reached [daemon] "
+	     "state_max_bytes_per_vm.");
+	fprintf(f, "dirtytrackd_state_quota_compactions_total %" PRIu64 "\n",
+		st.quota_compactions);
+	head(f, om, "state_quota_refusals_total", "counter",
+	     "Writes not made because they would take a VM's files beyond its quota.");
+	fprintf(f, "dirtytrackd_state_quota_refusals_total %" PRIu64 "\n", st.quota_refusals);
+	head(f, om, "state_vms_failing", "gauge",
+	     "VMs whose last write to the state directory failed (see their state_error).");
+	fprintf(f, "dirtytrackd_state_vms_failing %" PRIu32 "\n", st.vms_failing);
 }
 
 int dt_metrics_render(struct dt_api *a, bool om, char **ret, size_t *ret_len)
@@ -375,6 +398,18 @@ int dt_metrics_render(struct dt_api *a, bool om, char **ret, size_t *ret_len)
 	per_vm(f, om, m, "vm_late_syncs_total", "counter",
 	       "Epochs closed without the VMM's bitmap sync in time.", v_late);
 	per_vm(f, om, m, "vm_history_bytes", "gauge", "Heap held by the VM's history.", v_history);
+	if (m->state) {
+		per_vm(f, om, m, "vm_state_error", "gauge",
+		       "1 while the VM's history cannot be written to the state directory (its "
+		       "state_error says why); it stays whole in memory.",
+		       v_state_error);
+		per_vm(f, om, m, "vm_state_bytes", "gauge",
+		       "Bytes of the VM's files in the state directory (snapshot and journal).",
+		       v_state_bytes);
+		per_vm(f, om, m, "vm_state_compactions_total", "counter",
+		       "Journals compacted into a snapshot at [daemon] state_max_bytes_per_vm.",
+		       v_state_compactions);
+	}
 
 	/*
 	 * A window the history does not cover yet (after an attach or a

@@ -61,3 +61,31 @@ void dt_buf_done(struct dt_buf *b)
 	free(b->p);
 	*b = (struct dt_buf){ 0 };
 }
+
+bool dt_reader_get(struct dt_reader *r, void *out, size_t n)
+{
+	const uint8_t *p = dt_reader_take(r, n);
+
+	if (!p) {
+		memset(out, 0, n);
+		return false;
+	}
+	memcpy(out, p, n);
+	return true;
+}
+
+uint32_t dt_reader_u32le(struct dt_reader *r)
+{
+	uint32_t v;
+
+	dt_reader_get(r, &v, sizeof(v));
+	return le32toh(v);
+}
+
+uint64_t dt_reader_u64le(struct dt_reader *r)
+{
+	uint64_t v;
+
+	dt_reader_get(r, &v, sizeof(v));
+	return le64toh(v);
+}

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,128 @@ int dt_file_read(const char *path, unsigned flags, size_t max_bytes, char **ret,
 		*ret_len = len;
 	*ret = TAKE_PTR(buf);
 	return 0;
+}
+
+int dt_file_open_write(const char *path, unsigned flags)
+{
+	int oflags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK;
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	int fl;
+
+	if (flags & DT_FILE_APPEND)
+		oflags |= O_APPEND;
+	/* Checked before it is truncated: O_TRUNC on a device is not harmless. */
+	fd = open(path, oflags, 0600);
+	if (fd < 0)
+		return errno == ENXIO ? -DT_FILE_ENOTREG : -errno; /* ENXIO: a FIFO, no reader */
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -DT_FILE_ENOTREG;
+	if ((flags & DT_FILE_TRUNC) && ftruncate(fd, 0) < 0)
+		return -errno;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		return -errno;
+	return TAKE_FD(fd);
+}
+
+int dt_file_write_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t done = 0; done < n;) {
+		ssize_t w = write(fd, b + done, n - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (w == 0)
+			return -EIO;
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+int dt_file_append(const char *path, const void *p, size_t n, uint64_t max_bytes)
+{
+	_cleanup_close_ int fd = dt_file_open_write(path, DT_FILE_APPEND);
+	struct stat st;
+	int r;
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size > max_bytes || n > max_bytes - (uint64_t)st.st_size)
+		return -EDQUOT;
+	r = dt_file_write_all(fd, p, n);
+	if (r >= 0 && fdatasync(fd) < 0)
+		r = -errno;
+	return r;
+}
+
+int dt_file_fsync_dir(const char *path)
+{
+	_cleanup_free_ char *dir = strdup(path);
+	_cleanup_close_ int fd = -1;
+	char *slash;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	fd = open(slash ? (slash == dir ? "/" : dir) : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
+int dt_file_replace(const char *path, const void *p, size_t n)
+{
+	_cleanup_free_ char *tmp = NULL;
+	int fd, r;
+
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
+		return -ENOMEM;
+	fd = dt_file_open_write(tmp, DT_FILE_TRUNC);
+	if (fd < 0)
+		return fd; /* a non-regular tmp is left: not ours to remove */
+	r = dt_file_write_all(fd, p, n);
+	if (r >= 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r >= 0)
+		r = -errno;
+	if (r >= 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0) {
+		(void)unlink(tmp);
+		return r;
+	}
+	(void)dt_file_fsync_dir(path);
+	return 0;
+}
+
+int dt_file_truncate(const char *path)
+{
+	int fd = dt_file_open_write(path, DT_FILE_TRUNC);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+int64_t dt_file_size(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return st.st_size;
 }
 
 const char *dt_file_strerror(int r)

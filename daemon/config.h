@@ -30,6 +30,7 @@ struct dt_config {
 	uint32_t state_queue; /* jobs the state writer may have queued */
 	uint64_t state_queue_size; /* bytes they may hold */
 	uint64_t state_drain_us; /* at stop, the longest wait for queued writes */
+	uint64_t state_max_bytes_per_vm; /* a VM's files in state_dir at most; 0: no quota */
 	char *attach_socket; /* default runtime_dir/attach.sock */
 	char *api_socket; /* default runtime_dir/api.sock */
 	char *api_tcp; /* "127.0.0.1:9111", or NULL for none */

@@ -31,6 +31,7 @@
 #define CT_DURATION  uint64_t
 #define CT_SECONDS   uint32_t
 #define CT_SIZE	     uint64_t
+#define CT_SIZE_OFF  uint64_t
 #define CT_MODE	     uint32_t
 #define CT_USERS     uid_t[DT_MAX_ALLOWED_IDS]
 #define CT_GROUPS    gid_t[DT_MAX_ALLOWED_IDS]
@@ -66,6 +67,10 @@ const struct dt_config_key dt_config_keys[] = {
 	    "frames wait for the VM's next snapshot"),
 	KEY(SIZE, "daemon", "state_queue_size", state_queue_size, "256M", "1M", "64G", RESTART,
 	    "bytes the state writer's queue holds at most"),
+	KEY(SIZE_OFF, "daemon", "state_max_bytes_per_vm", state_max_bytes_per_vm, "off", "64K",
+	    "1024T", LIVE,
+	    "a VM's files in state_dir (snapshot and journal) at most; beyond, its journal is "
+	    "compacted into a snapshot; off: no quota"),
 	KEY(DURATION, "daemon", "state_drain_timeout", state_drain_us, "30s", "1s", "1h", LIVE,
 	    "at stop, how long the state writer may take to write what is queued"),
 	KEY(DURATION, "daemon", "epoch", epoch_us, "1s", "100ms", "1min", LIVE,
@@ -165,7 +170,8 @@ static const char *const type_names[_DT_KEY_TYPE_MAX] = {
     [DT_KEY_STRING] = "string",	    [DT_KEY_GROUP] = "group",
     [DT_KEY_U32] = "integer",	    [DT_KEY_POW2] = "power-of-two",
     [DT_KEY_DURATION] = "duration", [DT_KEY_SECONDS] = "seconds",
-    [DT_KEY_SIZE] = "size",	    [DT_KEY_MODE] = "octal-mode",
+    [DT_KEY_SIZE] = "size",	    [DT_KEY_SIZE_OFF] = "size-or-off",
+   	    [DT_KEY_MODE] = "octal-mode",
     [DT_KEY_USERS] = "users",	    [DT_KEY_GROUPS] = "groups",
     [DT_KEY_WINDOWS] = "durations", [DT_KEY_REF_LINKS] = "links",
 };
@@ -224,6 +230,7 @@ static int parse_number(enum dt_key_type t, const char *s, uint64_t *ret)
 	case DT_KEY_WINDOWS:
 		return dt_parse_duration(s, ret);
 	case DT_KEY_SIZE:
+	case DT_KEY_SIZE_OFF:
 		return dt_parse_size(s, ret);
 	default:
 		return dt_parse_u64(s, 0, UINT64_MAX, ret);
@@ -388,6 +395,9 @@ static void explain(const struct dt_config_key *k, char *err, size_t errlen)
 	case DT_KEY_SIZE:
 		what = "must be a size";
 		break;
+	case DT_KEY_SIZE_OFF:
+		what = "must be a size, or off";
+		break;
 	case DT_KEY_MODE:
 		what = "must be an octal mode such as 0660";
 		break;
@@ -451,6 +461,12 @@ static int parse_value(const struct dt_config_key *k, struct dt_config *c, const
 	case DT_KEY_U32:
 	case DT_KEY_POW2:
 	case DT_KEY_DURATION:
+	case DT_KEY_SIZE_OFF:
+		if (strcmp(value, "off") == 0) {
+			*(uint64_t *)f = 0;
+			return 0;
+		}
+		break;
 	case DT_KEY_SECONDS:
 	case DT_KEY_SIZE:
 		break;
@@ -547,6 +563,12 @@ int dt_config_key_format(const struct dt_config_key *k, const struct dt_config *
 		break;
 	case DT_KEY_SIZE:
 		format_size(*(const uint64_t *)f, out);
+		break;
+	case DT_KEY_SIZE_OFF:
+		if (*(const uint64_t *)f == 0)
+			fputs("off", out);
+		else
+			format_size(*(const uint64_t *)f, out);
 		break;
 	case DT_KEY_MODE:
 		fprintf(out, "%04" PRIo32, *(const uint32_t *)f);

@@ -22,6 +22,7 @@ enum dt_key_type {
 	DT_KEY_DURATION,  /* uint64_t microseconds within [min, max] */
 	DT_KEY_SECONDS,	  /* uint32_t seconds: a whole-second duration within [min, max] */
 	DT_KEY_SIZE,	  /* uint64_t bytes within [min, max] */
+	DT_KEY_SIZE_OFF,  /* uint64_t bytes within [min, max], or off (0) */
 	DT_KEY_MODE,	  /* uint32_t file mode, octal, at most 0777 */
 	DT_KEY_USERS,	  /* uid_t[DT_MAX_ALLOWED_IDS] + count: names or uids */
 	DT_KEY_GROUPS,	  /* gid_t[DT_MAX_ALLOWED_IDS] + count: names or gids */

@@ -54,6 +54,19 @@ struct dt_vm_persist {
 	uint32_t snap_slots; /* slot table as of the last snapshot */
 	uint64_t snap_next_base;
 	bool failed; /* the last write failed (logged once until one succeeds) */
+	/*
+	 * Reported in the VM's JSON, D-Bus and /metrics: what the last failed
+	 * write said ("" when the last snapshot was written), the bytes of its
+	 * files (<uuid>.state and .journal, as written), and how often its
+	 * journal was compacted into a snapshot at [daemon] state_max_bytes_per_vm.
+	 */
+	char error[256];
+	uint64_t disk_bytes;
+	uint64_t snap_bytes; /* of the last snapshot queued: the journal comes on top */
+	uint64_t quota_compactions;
+	bool quota_hit; /* the writer refused a frame at the quota: compact at the next close */
+	bool quota_logged;
+	uint64_t retry_at_us, retry_delay_us; /* failed: the snapshot is tried again then */
 };
 
 struct dt_vm {
@@ -206,10 +219,16 @@ const char *dt_vm_source_name(const struct dt_vm *vm);
 const char *dt_vm_fidelity_name(const struct dt_vm *vm);
 /*
  * A VM saved in the state directory: identity from h and epoch_us, its
- * statistics read from f (dt_stats_load's errors). Listed detached.
+ * statistics decoded from saved's bytes (dt_stats_load's errors; saved->used
+ * is set to the bytes they took). Listed detached.
  */
+struct dt_vm_saved {
+	const void *p;
+	size_t len;
+	size_t used;
+};
 int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us,
-		  uid_t owner_uid, FILE *f, struct dt_vm **ret);
+		  uid_t owner_uid, struct dt_vm_saved *saved, struct dt_vm **ret);
 int dt_vm_attach(struct dt_vm *vm, struct dt_conn *c, const struct ucred *cred);
 /*
  * The VMM went away (or was dropped): final harvest, last epoch, keep the
@@ -253,6 +272,9 @@ struct dt_state_stats {
 	uint64_t snapshots_deferred; /* snapshots put off to a later epoch (queue full) */
 	size_t queued_jobs, queued_bytes, max_bytes;
 	uint64_t max_wait_us; /* longest a write waited in the queue */
+	uint64_t quota_compactions; /* journals compacted at state_max_bytes_per_vm */
+	uint64_t quota_refusals; /* writes not made: over the quota */
+	uint32_t vms_failing; /* VMs whose last write failed (state_error set) */
 };
 void dt_state_get_stats(const struct dt_manager *m, struct dt_state_stats *ret);
 /*

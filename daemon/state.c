@@ -33,8 +33,7 @@
  * the one or two in flight). Counted in /metrics (dirtytrackd_state_*).
  * At a clean stop every VM's snapshot is queued and the queue drained (for
  * at most [daemon] state_drain_timeout: a hung state directory cannot hold the exit for
- * ever); write failures come back to the loop, are logged once per VM and
- * start the VM over with a snapshot.
+ * ever); write failures come back to the loop (see Failures below).
  *
  * Cost, measured with a VM of 4 vCPUs dirtying 1M random pages of 4M per
  * epoch (DT_PERSIST_BENCH=1 tests/unit/test_persist): handing the epoch
@@ -43,14 +42,30 @@
  * virtio; a snapshot of 10 such epochs is ~55 MB (see bench/README.md for
  * its encoding on the loop) and ~0.35 s to load.
  *
- * A file that does not load (corrupt, truncated, another [stats]
- * configuration) is logged with the reason and renamed *.bad; the daemon
- * starts regardless. Counters other than the figures (harvests, attaches)
+ * Quota ([daemon] state_max_bytes_per_vm): a VM's <uuid>.state and
+ * <uuid>.journal together stay within it, so one VM cannot fill the
+ * directory every VM writes to. The loop compacts the journal into a
+ * snapshot when the next frame would not fit (by its estimate); the
+ * writer enforces it exactly (it stats the files it appends to) and
+ * refuses a frame beyond it, which the loop then compacts the same way.
+ * Compactions are logged once per VM and counted; nothing leaves memory.
+ *
+ * Failures (ENOSPC, EIO, a snapshot over the quota) are reported, never
+ * silent: the VM's persist.error (REST state_error, D-Bus StateError,
+ * dirtytrackd_vm_state_error) names the file and the errno, a log line
+ * says the same. No frame is written after a failure (it would not replay
+ * after the gap); a timer retries the VM's snapshot after 1 s, then up to
+ * every 10 s, also for a detached VM; once written the error clears.
+ *
+ * Reading: a snapshot and a journal are read whole through dt_file_read
+ * (regular files only, at most STATE_FILE_MAX_BYTES) and decoded from
+ * memory (the stats core does no I/O). A file that does not load (corrupt,
+ * truncated, another [stats] configuration) is logged with the reason and
+ * renamed *.bad; the daemon starts regardless. Counters other than the figures (harvests, attaches)
  * are as of the snapshot, plus the epochs replayed.
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +84,12 @@
 #define STATE_MAGIC	  "DTVMST01"
 #define STATE_VERSION	  2u /* 2: the owner block after the head */
 #define JOURNAL_MAX_BYTES (256ull << 20) /* a snapshot comes first beyond this */
+/*
+ * A state file or journal is read whole into memory at start: larger is
+ * not one the daemon wrote (a snapshot is ~4 bytes per page dirtied within
+ * the horizon per index); it is left where it is, and logged.
+ */
+#define STATE_FILE_MAX_BYTES (16ull << 30)
 
 /* The identity block, byte for byte as written (little-endian host assumed below). */
 struct state_head {
@@ -227,106 +248,65 @@ struct state_job {
 	struct dt_buf data;		/* JOB_SNAPSHOT; JOB_FRAME: its encoding */
 	size_t stats_at;		/* JOB_SNAPSHOT: where the statistics (to seal) start */
 	uint64_t epochs, pages;		/* for the log of a final save */
+	uint64_t max_bytes;		/* the VM's quota (0: none): see append_frame, replace_file */
+	bool aside;			/* JOB_SNAPSHOT to <uuid>.state.replaced */
 	int r;				/* run's result */
 };
 
 struct dt_state {
 	struct dt_manager *m;
 	struct dt_worker *w;
+	sd_event_source *retry; /* the next snapshot retry of a VM whose write failed */
 	struct dt_state_stats stats;
 	unsigned saving, saved, save_failed; /* the stop's final save */
 };
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	for (size_t done = 0; done < len;) {
-		ssize_t n = write(fd, p + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-static int fsync_dir_of(const char *path)
-{
-	_cleanup_free_ char *dir = strdup(path);
-	char *slash;
-	int fd, r = 0;
-
-	if (!dir)
-		return -ENOMEM;
-	slash = strrchr(dir, '/');
-	if (slash)
-		*slash = 0;
-	fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
-}
-
+/*
+ * The quota counts <uuid>.state and <uuid>.journal as they are on disk
+ * (stat'd here, on the thread that writes them, so the count is exact):
+ * a frame that would take them beyond it is not written (-EDQUOT), and the
+ * loop compacts the journal into a snapshot instead.
+ */
 static int append_frame(struct state_job *j)
 {
-	int fd, r;
+	uint64_t room = UINT64_MAX;
+	int r = dt_persist_frame(j->closed, &j->data);
 
-	r = dt_persist_frame(j->closed, &j->data);
 	if (r < 0)
 		return r;
-	fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-	if (fd < 0)
-		return -errno;
-	r = write_all(fd, j->data.p, j->data.len);
-	if (r >= 0 && fdatasync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
+	if (j->max_bytes) {
+		int64_t snap = dt_file_size(j->then[0]);
+
+		if (snap < 0)
+			return (int)snap;
+		room = j->max_bytes > (uint64_t)snap ? j->max_bytes - (uint64_t)snap : 0;
+	}
+	return dt_file_append(j->path, j->data.p, j->data.len, room);
 }
 
 /* Atomically: a crash leaves the old file or the new one. */
 static int replace_file(struct state_job *j)
 {
-	_cleanup_free_ char *tmp = NULL;
-	int fd, r;
+	int r;
 
+	/* A snapshot empties the journal: alone, it must fit (the old one goes at the rename). */
+	if (j->max_bytes && j->data.len > j->max_bytes)
+		return -EDQUOT;
 	r = dt_persist_seal(j->data.p + j->stats_at, j->data.len - j->stats_at);
 	if (r < 0)
 		return r;
-	if (asprintf(&tmp, "%s.tmp", j->path) < 0)
-		return -ENOMEM;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-	if (fd < 0)
-		return -errno;
-	r = write_all(fd, j->data.p, j->data.len);
-	if (r >= 0 && fsync(fd) < 0)
-		r = -errno;
-	if (close(fd) < 0 && r >= 0)
-		r = -errno;
-	if (r >= 0 && rename(tmp, j->path) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlink(tmp);
+	r = dt_file_replace(j->path, j->data.p, j->data.len);
+	if (r < 0)
 		return r;
-	}
-	(void)fsync_dir_of(j->path);
 	/* Frames up to the snapshot's epoch are in it; a crash before this is harmless. */
 	for (unsigned i = 0; i < ARRAY_SIZE(j->then) && j->then[i]; i++) {
-		if (j->remove_then) {
+		if (j->remove_then)
 			(void)unlink(j->then[i]);
-			continue;
-		}
-		fd = open(j->then[i], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-		if (fd < 0)
-			return -errno;
-		close(fd);
+		else if ((r = dt_file_truncate(j->then[i])) < 0)
+			return r;
 	}
 	if (j->remove_then)
-		(void)fsync_dir_of(j->path);
+		(void)dt_file_fsync_dir(j->path);
 	return 0;
 }
 
@@ -345,7 +325,7 @@ static void job_run(struct dt_job *dj)
 		(void)unlink(j->path);
 		if (j->then[0])
 			(void)unlink(j->then[0]);
-		(void)fsync_dir_of(j->path);
+		(void)dt_file_fsync_dir(j->path);
 		j->r = 0;
 		break;
 	}
@@ -359,14 +339,65 @@ static struct dt_vm *vm_by_id(struct dt_manager *m, uint32_t id)
 	return NULL;
 }
 
-static void persist_failed(struct dt_vm *vm, const char *what, int r)
+#define RETRY_FIRST_US (1ull * 1000000)
+#define RETRY_MAX_US   (10ull * 1000000)
+
+static void arm_retry(struct dt_state *st)
 {
-	if (!vm->persist.failed)
-		dt_log(LOG_WARNING, "vm %u (%s): cannot write its %s in %s: %s (logged once)",
-		       vm->id, vm->name, what, vm->m->config.state_dir, strerror(-r));
-	vm->persist.failed = true;
-	/* Start over with a snapshot at the next close. */
-	vm->persist.need_snapshot = true;
+	uint64_t next = UINT64_MAX;
+
+	for (struct dt_vm *vm = st->m->vms; vm; vm = vm->next)
+		if (vm->persist.failed && vm->persist.need_snapshot && vm->persist.retry_at_us < next)
+			next = vm->persist.retry_at_us;
+	if (!st->retry)
+		return;
+	if (next == UINT64_MAX) {
+		sd_event_source_set_enabled(st->retry, SD_EVENT_OFF);
+		return;
+	}
+	sd_event_source_set_time(st->retry, next);
+	sd_event_source_set_enabled(st->retry, SD_EVENT_ONESHOT);
+}
+
+/*
+ * A write failed (a full or failing disk, the quota): reported in the VM's
+ * state_error, logged naming the file and the errno (once per errno until
+ * a snapshot is written again), and counted. The history stays whole in
+ * memory; no frame is written until a snapshot, tried again after 1 s,
+ * then up to every RETRY_MAX_US, holds it all on disk again.
+ */
+static void persist_failed(struct dt_vm *vm, const char *path, size_t bytes, int r)
+{
+	struct dt_vm_persist *p = &vm->persist;
+	_cleanup_free_ char *own = NULL;
+	char msg[sizeof(p->error)];
+
+	if (!path && vm_path(vm, ".state", &own) >= 0)
+		path = own;
+	if (r == -EDQUOT)
+		snprintf(msg, sizeof(msg),
+			 "cannot write %s: its snapshot (%zu bytes) is over [daemon] "
+			 "state_max_bytes_per_vm (%llu bytes) (EDQUOT)",
+			 path ? path : "?", bytes,
+			 (unsigned long long)vm->m->config.state_max_bytes_per_vm);
+	else
+		snprintf(msg, sizeof(msg), "cannot write %s: %s (%s)", path ? path : "?",
+			 strerror(-r), strerrorname_np(-r) ? strerrorname_np(-r) : "?");
+	if (!p->failed || strcmp(msg, p->error) != 0)
+		dt_log(LOG_WARNING,
+		       "vm %u (%s): %s; its history stays whole in memory, a snapshot is tried "
+		       "again (logged once)",
+		       vm->id, vm->name, msg);
+	memcpy(p->error, msg, sizeof(p->error));
+	p->retry_delay_us = p->failed ? DT_MIN(2 * DT_MAX(p->retry_delay_us, RETRY_FIRST_US),
+					       RETRY_MAX_US)
+				      : RETRY_FIRST_US;
+	p->retry_at_us = dt_now_us() + p->retry_delay_us;
+	p->failed = true;
+	/* Start over with a snapshot, at the retry. */
+	p->need_snapshot = true;
+	if (vm->m->state)
+		arm_retry(vm->m->state);
 }
 
 static void job_free(struct state_job *j)
@@ -379,6 +410,14 @@ static void job_free(struct state_job *j)
 	free(j);
 }
 
+enum snap_kind {
+	SNAP_CHECKPOINT, /* <uuid>.state, the journal emptied */
+	SNAP_FINAL,	 /* <uuid>.state, the journal removed (a clean stop) */
+	SNAP_ASIDE,	 /* <uuid>.state.replaced, the live files removed */
+};
+static int queue_snapshot(struct dt_vm *vm, enum snap_kind kind, bool force);
+static void note_compaction(struct dt_state *st, struct dt_vm *vm);
+
 /* On the loop thread: the VM (if still listed) learns how its write went. */
 static void job_done(struct dt_job *dj)
 {
@@ -386,14 +425,29 @@ static void job_done(struct dt_job *dj)
 	struct dt_state *st = j->st;
 	struct dt_vm *vm = vm_by_id(st->m, j->vm_id);
 	int r = dj->ran ? j->r : -ETIMEDOUT;
+	char was[sizeof(vm->persist.error)];
 
+	if (vm)
+		memcpy(was, vm->persist.error, sizeof(was));
 	if (j->superseded) {
 		if (j->kind == JOB_FRAME)
 			st->stats.frames_coalesced++;
+	} else if (r == -EDQUOT && j->kind == JOB_FRAME) {
+		/* Not an error: the journal is compacted into a snapshot at the next close. */
+		st->stats.quota_refusals++;
+		if (vm) {
+			vm->persist.quota_hit = true;
+			vm->persist.need_snapshot = true;
+			/* No close may follow (a detached VM): compact now. */
+			if (vm->state != DT_VM_ATTACHED && queue_snapshot(vm, SNAP_CHECKPOINT, false) >= 0)
+				note_compaction(st, vm);
+		}
 	} else if (r < 0) {
 		st->stats.write_errors++;
+		if (r == -EDQUOT)
+			st->stats.quota_refusals++;
 		if (vm && j->kind != JOB_UNLINK)
-			persist_failed(vm, j->kind == JOB_FRAME ? "journal" : "snapshot", r);
+			persist_failed(vm, j->path, j->data.len, r);
 		if (j->saving) {
 			dt_log(LOG_ERR, "vm %u: cannot save its history to %s: %s", j->vm_id,
 			       j->path, strerror(-r));
@@ -405,11 +459,17 @@ static void job_done(struct dt_job *dj)
 		else if (j->kind == JOB_SNAPSHOT)
 			st->stats.snapshots_written++;
 		st->stats.bytes_written += j->data.len;
+		if (vm && j->kind == JOB_FRAME)
+			vm->persist.disk_bytes += j->data.len;
+		if (vm && j->kind == JOB_SNAPSHOT && !j->aside)
+			vm->persist.disk_bytes = j->data.len; /* the journal was emptied */
 		/* A snapshot succeeded: its journal starts over, the failure is behind. */
-		if (vm && j->kind == JOB_SNAPSHOT && vm->persist.failed) {
-			dt_log(LOG_INFO, "vm %u (%s): its history is written again", vm->id,
-			       vm->name);
+		if (vm && j->kind == JOB_SNAPSHOT && !j->aside && vm->persist.failed) {
+			dt_log(LOG_INFO, "vm %u (%s): its history is written again (%s, %zu bytes)",
+			       vm->id, vm->name, j->path, j->data.len);
 			vm->persist.failed = false;
+			vm->persist.error[0] = 0;
+			vm->persist.retry_delay_us = 0;
 		}
 		if (j->saving) {
 			dt_log(LOG_INFO, "vm %u (%s): saved: %llu epochs, %llu pages in the history",
@@ -418,6 +478,9 @@ static void job_done(struct dt_job *dj)
 			st->saved++;
 		}
 	}
+	/* Its state_error changed: the API's views and D-Bus learn it (no epoch may follow). */
+	if (vm && strcmp(was, vm->persist.error) != 0)
+		dt_manager_notify(st->m, vm, DT_CHANGE_STATE);
 	job_free(j);
 }
 
@@ -468,11 +531,6 @@ static bool supersedes(struct dt_job *dj, void *ud)
 	return false;
 }
 
-enum snap_kind {
-	SNAP_CHECKPOINT, /* <uuid>.state, the journal emptied */
-	SNAP_FINAL,	 /* <uuid>.state, the journal removed (a clean stop) */
-	SNAP_ASIDE,	 /* <uuid>.state.replaced, the live files removed */
-};
 
 /*
  * Encode the VM's snapshot here (the loop owns its statistics) and queue
@@ -498,6 +556,9 @@ static int queue_snapshot(struct dt_vm *vm, enum snap_kind kind, bool force)
 		return -ENOMEM;
 	j->remove_then = kind != SNAP_CHECKPOINT;
 	j->saving = kind == SNAP_FINAL;
+	j->aside = kind == SNAP_ASIDE;
+	if (kind != SNAP_ASIDE)
+		j->max_bytes = vm->m->config.state_max_bytes_per_vm;
 	r = encode_state(vm, &j->data, &j->stats_at);
 	if (r < 0) {
 		job_free(j);
@@ -518,6 +579,8 @@ static int queue_snapshot(struct dt_vm *vm, enum snap_kind kind, bool force)
 	vm->persist.snap_slots = vm->collector.slots.n;
 	vm->persist.snap_next_base = vm->collector.slots.next_base;
 	vm->persist.journal_bytes = 0;
+	if (kind != SNAP_ASIDE)
+		vm->persist.snap_bytes = j->job.bytes;
 	return 0;
 }
 
@@ -533,24 +596,52 @@ static int queue_unlink(struct dt_vm *vm)
 	return submit(j, true);
 }
 
+/* Over its quota: its journal compacted into a snapshot (counted, logged once per VM). */
+static void note_compaction(struct dt_state *st, struct dt_vm *vm)
+{
+	struct dt_vm_persist *p = &vm->persist;
+
+	p->quota_hit = false;
+	p->quota_compactions++;
+	st->stats.quota_compactions++;
+	if (p->quota_logged)
+		return;
+	p->quota_logged = true;
+	dt_log(LOG_NOTICE,
+	       "vm %u (%s): its files in %s reached [daemon] state_max_bytes_per_vm (%llu bytes): "
+	       "its journal is compacted into a snapshot (logged once; counted in "
+	       "dirtytrackd_vm_state_compactions_total)",
+	       vm->id, vm->name, vm->m->config.state_dir,
+	       (unsigned long long)vm->m->config.state_max_bytes_per_vm);
+}
+
 /* The observer: after each closed epoch, a journal frame or a snapshot. */
 static void epoch_closed(struct dt_state *st, struct dt_vm *vm)
 {
 	const struct dt_vm_persist *p = &vm->persist;
 	struct dt_closed_epoch *closed = TAKE_PTR(vm->closed);
+	uint64_t quota = vm->m->config.state_max_bytes_per_vm;
 	struct state_job *j;
-	bool snap;
+	bool snap, compact;
 	int r;
 
 	if (!enabled(vm) || !closed) {
 		dt_closed_epoch_free(closed);
 		return;
 	}
+	if (p->failed && p->need_snapshot) {
+		/* The retry's snapshot will hold it (arm_retry); a frame now would not replay. */
+		dt_closed_epoch_free(closed);
+		st->stats.frames_coalesced++;
+		return;
+	}
+	compact = quota && (p->quota_hit || p->snap_bytes + p->journal_bytes +
+						    dt_closed_epoch_bytes(closed) > quota);
 	snap = p->need_snapshot || p->snap_slots != vm->collector.slots.n ||
 	       p->snap_next_base != vm->collector.slots.next_base ||
 	       dt_stats_epochs(vm->stats) - p->snap_epochs >= vm->m->config.snapshot_epochs ||
 	       p->journal_bytes >= JOURNAL_MAX_BYTES;
-	if (snap) {
+	if (snap || compact) {
 		dt_closed_epoch_free(closed);
 		r = queue_snapshot(vm, SNAP_CHECKPOINT, false);
 		if (r == -EAGAIN) {
@@ -558,16 +649,19 @@ static void epoch_closed(struct dt_state *st, struct dt_vm *vm)
 			st->stats.frames_coalesced++;
 			vm->persist.need_snapshot = true;
 		} else if (r < 0)
-			persist_failed(vm, "snapshot", r);
+			persist_failed(vm, NULL, 0, r);
+		else if (compact && !snap)
+			note_compaction(st, vm);
 		return;
 	}
-	j = job_new(vm, JOB_FRAME, ".journal", NULL, NULL);
+	j = job_new(vm, JOB_FRAME, ".journal", ".state", NULL);
 	if (!j) {
 		dt_closed_epoch_free(closed);
-		persist_failed(vm, "journal", -ENOMEM);
+		persist_failed(vm, NULL, 0, -ENOMEM);
 		return;
 	}
 	j->closed = closed;
+	j->max_bytes = quota;
 	j->job.bytes = dt_closed_epoch_bytes(closed);
 	vm->persist.journal_bytes += j->job.bytes;
 	r = submit(j, false);
@@ -575,7 +669,35 @@ static void epoch_closed(struct dt_state *st, struct dt_vm *vm)
 		st->stats.frames_coalesced++;
 		vm->persist.need_snapshot = true;
 	} else if (r < 0)
-		persist_failed(vm, "journal", r);
+		persist_failed(vm, NULL, 0, r);
+}
+
+/* A failed VM's snapshot, tried again (also for a detached VM: no epoch closes then). */
+static int on_retry(sd_event_source *src, uint64_t usec, void *userdata)
+{
+	struct dt_state *st = userdata;
+	uint64_t now = dt_now_us();
+
+	for (struct dt_vm *vm = st->m->vms; vm; vm = vm->next) {
+		struct dt_vm_persist *p = &vm->persist;
+		int r;
+
+		if (!enabled(vm) || !p->failed || !p->need_snapshot || p->retry_at_us > now)
+			continue;
+		r = queue_snapshot(vm, SNAP_CHECKPOINT, false);
+		if (r == -EAGAIN)
+			p->retry_at_us = now + RETRY_FIRST_US; /* the queue is full: soon */
+		else if (r < 0) {
+			char was[sizeof(p->error)];
+
+			memcpy(was, p->error, sizeof(was));
+			persist_failed(vm, NULL, 0, r);
+			if (strcmp(was, p->error) != 0)
+				dt_manager_notify(st->m, vm, DT_CHANGE_STATE);
+		}
+	}
+	arm_retry(st);
+	return 0;
 }
 
 static void on_vm_changed(void *userdata, struct dt_vm *vm, enum dt_change what)
@@ -607,10 +729,19 @@ int dt_state_start(struct dt_manager *m)
 		free(st);
 		return r;
 	}
+	r = sd_event_add_time(m->event, &st->retry, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_retry,
+			      st);
+	if (r < 0) {
+		dt_worker_free(st->w, 0);
+		free(st);
+		return r;
+	}
+	sd_event_source_set_enabled(st->retry, SD_EVENT_OFF);
 	struct dt_observer so = o;
 	so.userdata = st;
 	r = dt_manager_observe(m, &so);
 	if (r < 0) {
+		sd_event_source_disable_unref(st->retry);
 		dt_worker_free(st->w, 0);
 		free(st);
 		return r;
@@ -639,6 +770,7 @@ void dt_state_stop(struct dt_manager *m)
 		       st->save_failed || st->saved < st->saving ? " (some could not be, see above)"
 								 : "");
 	dt_manager_unobserve(m, st);
+	st->retry = sd_event_source_disable_unref(st->retry);
 	m->state = NULL;
 	dt_worker_free(st->w, r < 0 ? 0 : m->config.state_drain_us);
 	free(st);
@@ -652,6 +784,8 @@ void dt_state_get_stats(const struct dt_manager *m, struct dt_state_stats *ret)
 	if (!m->state)
 		return;
 	*ret = m->state->stats;
+	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
+		ret->vms_failing += vm->persist.failed;
 	dt_worker_get_stats(m->state->w, &ws);
 	ret->enabled = true;
 	ret->queued_jobs = ws.queued_jobs;
@@ -726,21 +860,23 @@ static bool string_ok(const char *s, size_t size, bool nonempty)
 	return true;
 }
 
-/* Read and check the identity; reason says what is wrong. */
-static int read_head(struct dt_manager *m, FILE *f, const uint8_t uuid[16], struct state_head *h,
-		     uid_t *ret_owner, struct state_slot **ret_slots, const char **reason)
+/* Decode and check the identity from the file's first bytes; reason says what is wrong. */
+static int read_head(struct dt_manager *m, struct dt_reader *in, const uint8_t uuid[16],
+		     struct state_head *h, uid_t *ret_owner, struct state_slot **ret_slots,
+		     const char **reason)
 {
 	_cleanup_free_ struct state_slot *slots = NULL;
 	struct state_owner o = { .owner_uid = 0 }; /* version 1: root's */
+	const uint8_t *sp;
 	uint32_t crc, stored;
 
 	*reason = "truncated or corrupt identity";
-	if (fread(h, sizeof(*h), 1, f) != 1 || memcmp(h->magic, STATE_MAGIC, 8) != 0 ||
+	if (!dt_reader_get(in, h, sizeof(*h)) || memcmp(h->magic, STATE_MAGIC, 8) != 0 ||
 	    (h->version != 1 && h->version != STATE_VERSION))
 		return -EBADMSG;
 	crc = crc32_bits(0, h, sizeof(*h));
 	if (h->version >= 2) {
-		if (fread(&o, sizeof(o), 1, f) != 1 || o.reserved != 0)
+		if (!dt_reader_get(in, &o, sizeof(o)) || o.reserved != 0)
 			return -EBADMSG;
 		crc = crc32_bits(crc, &o, sizeof(o));
 	}
@@ -748,13 +884,16 @@ static int read_head(struct dt_manager *m, FILE *f, const uint8_t uuid[16], stru
 		*reason = "more slots than [attach] max_slots allows";
 		return -EBADMSG;
 	}
+	sp = dt_reader_take(in, (size_t)h->nslots * sizeof(*slots));
+	stored = dt_reader_u32le(in);
+	if (in->bad)
+		return -EBADMSG;
 	slots = calloc(h->nslots ? h->nslots : 1, sizeof(*slots));
 	if (!slots)
 		return -ENOMEM;
-	if (h->nslots && fread(slots, sizeof(*slots), h->nslots, f) != h->nslots)
-		return -EBADMSG;
+	memcpy(slots, sp, (size_t)h->nslots * sizeof(*slots));
 	crc = crc32_bits(crc, slots, (size_t)h->nslots * sizeof(*slots));
-	if (fread(&stored, sizeof(stored), 1, f) != 1 || stored != crc)
+	if (stored != crc)
 		return -EBADMSG;
 	*reason = "identity out of range";
 	if (memcmp(h->uuid, uuid, 16) != 0 || !string_ok(h->name, sizeof(h->name), true) ||
@@ -784,14 +923,14 @@ static void move_aside(const char *path)
 static void replay_journal(struct dt_vm *vm)
 {
 	_cleanup_free_ char *jpath = NULL;
+	_cleanup_free_ char *data = NULL;
 	uint64_t applied = 0;
-	struct stat st;
-	FILE *f;
+	size_t len = 0;
 	int r;
 
 	if (vm_path(vm, ".journal", &jpath) < 0)
 		return;
-	r = dt_file_fopen(jpath, DT_FILE_NOFOLLOW, UINT64_MAX, &f);
+	r = dt_file_read(jpath, DT_FILE_NOFOLLOW, STATE_FILE_MAX_BYTES, &data, &len);
 	if (r == -ENOENT)
 		return;
 	if (r < 0) {
@@ -804,12 +943,10 @@ static void replay_journal(struct dt_vm *vm)
 		move_aside(jpath);
 		return;
 	}
-	if (fstat(fileno(f), &st) < 0 || st.st_size == 0) {
-		fclose(f);
+	if (len == 0)
 		return;
-	}
-	r = dt_stats_journal_replay(f, vm->stats, &applied);
-	fclose(f);
+	r = dt_stats_journal_replay(data, len, vm->stats, &applied);
+	free(TAKE_PTR(data));
 	vm->counters.harvests += applied;
 	if (r < 0)
 		dt_log(LOG_NOTICE,
@@ -820,9 +957,10 @@ static void replay_journal(struct dt_vm *vm)
 	else
 		dt_log(LOG_INFO, "vm %u (%s): journal: %llu epoch%s replayed", vm->id, vm->name,
 		       (unsigned long long)applied, applied == 1 ? "" : "s");
+	vm->persist.disk_bytes += len;
 	r = queue_snapshot(vm, SNAP_CHECKPOINT, true);
 	if (r < 0)
-		persist_failed(vm, "snapshot", r);
+		persist_failed(vm, NULL, 0, r);
 }
 
 static int restore_one(struct dt_manager *m, const char *path, const uint8_t uuid[16])
@@ -833,21 +971,24 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 	struct state_head h;
 	struct dt_slot_table *t;
 	struct dt_vm *vm = NULL;
+	_cleanup_free_ char *data = NULL;
+	struct dt_reader in;
+	struct dt_vm_saved saved;
 	uid_t owner = 0;
-	FILE *f;
+	size_t len = 0;
 	int r;
 
-	r = dt_file_fopen(path, DT_FILE_NOFOLLOW, UINT64_MAX, &f);
+	r = dt_file_read(path, DT_FILE_NOFOLLOW, STATE_FILE_MAX_BYTES, &data, &len);
 	if (r < 0) {
 		dt_log(LOG_WARNING, "state: %s not restored: %s", path, dt_file_strerror(r));
 		return r;
 	}
-	r = read_head(m, f, uuid, &h, &owner, &slots, &reason);
+	in = (struct dt_reader){ .p = (const uint8_t *)data, .n = len };
+	r = read_head(m, &in, uuid, &h, &owner, &slots, &reason);
 	if (r >= 0 && dt_manager_owner_room(m, owner, false) < 0) {
 		/* Left on disk: a higher cap, or a removal of another, restores it. */
 		dt_log(LOG_WARNING, "state: %s not restored: uid %u is at max_vms_per_owner", path,
 		       (unsigned)owner);
-		fclose(f);
 		return -EUSERS;
 	}
 	if (r >= 0) {
@@ -858,17 +999,18 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 		hello.vcpus = h.vcpus;
 		hello.mode = h.mode;
 		hello.caps = h.caps;
-		r = dt_vm_restore(m, &hello, h.epoch_us, owner, f, &vm);
+		saved = (struct dt_vm_saved){ .p = in.p, .len = in.n };
+		r = dt_vm_restore(m, &hello, h.epoch_us, owner, &saved, &vm);
 		reason = r == -ESTALE	 ? "saved under another [stats] configuration"
 			 : r == -EBADMSG ? "truncated or corrupt statistics"
 					 : NULL;
 	}
-	if (r >= 0 && fgetc(f) != EOF) {
+	if (r >= 0 && saved.used != saved.len) {
 		reason = "data after the statistics";
 		dt_vm_free(vm);
 		r = -EBADMSG;
 	}
-	fclose(f);
+	free(TAKE_PTR(data));
 	if (r < 0) {
 		dt_log(LOG_WARNING, "state: %s does not load (%s), moved aside to %s.bad", path,
 		       reason ? reason : strerror(-r), path);
@@ -909,6 +1051,7 @@ static int restore_one(struct dt_manager *m, const char *path, const uint8_t uui
 	vm->persist.snap_epochs = dt_stats_epochs(vm->stats);
 	vm->persist.snap_slots = t->n;
 	vm->persist.snap_next_base = t->next_base;
+	vm->persist.snap_bytes = vm->persist.disk_bytes = len;
 	replay_journal(vm);
 	vm->history_bytes = dt_stats_memory(vm->stats);
 	sd_event_source_set_time(vm->retention, vm->detached_us + m->config.retention_us);

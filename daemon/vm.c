@@ -292,7 +292,7 @@ static unsigned page_shift_of(uint32_t page_size)
 
 /* observed: a VM seen through libvirt (no collector, no history saved). */
 static int vm_create(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us,
-		     uid_t owner_uid, FILE *f, const struct dt_lv_sample *observed,
+		     uid_t owner_uid, struct dt_vm_saved *saved, const struct dt_lv_sample *observed,
 		     struct dt_vm **ret)
 {
 	struct dt_stats_config sc;
@@ -318,7 +318,8 @@ static int vm_create(struct dt_manager *m, const struct dt_msg_hello *h, uint64_
 	vm->persist.need_snapshot = true;
 
 	stats_config(vm, &sc);
-	r = f ? dt_stats_load(f, &sc, vm->vcpus, &vm->stats) : dt_stats_new(&sc, vm->vcpus, &vm->stats);
+	r = saved ? dt_stats_load(saved->p, saved->len, &saved->used, &sc, vm->vcpus, &vm->stats)
+		  : dt_stats_new(&sc, vm->vcpus, &vm->stats);
 	if (r < 0)
 		goto fail;
 	r = dt_collector_init(&vm->collector, vm->mode, vm->vcpus, vm->stats);
@@ -424,9 +425,9 @@ const char *dt_vm_source_name(const struct dt_vm *vm)
 }
 
 int dt_vm_restore(struct dt_manager *m, const struct dt_msg_hello *h, uint64_t epoch_us,
-		  uid_t owner_uid, FILE *f, struct dt_vm **ret)
+		  uid_t owner_uid, struct dt_vm_saved *saved, struct dt_vm **ret)
 {
-	return vm_create(m, h, epoch_us, owner_uid, f, NULL, ret);
+	return vm_create(m, h, epoch_us, owner_uid, saved, NULL, ret);
 }
 
 void dt_vm_free(struct dt_vm *vm)

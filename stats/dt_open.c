@@ -125,8 +125,9 @@ int dt_open_build(struct dt_open *o, roaring_bitmap_t **ret)
 	chunks = roaring_bitmap_create();
 	if (!chunks)
 		return -ENOMEM;
-	/* Containers go in by ascending key. */
-	dt_radix_sort(o->touched, o->touched + o->ndir, o->ntouched);
+	/* Containers go in by ascending key (none touched: no directory, touched is NULL). */
+	if (o->ntouched)
+		dt_radix_sort(o->touched, o->touched + o->ndir, o->ntouched);
 	for (uint32_t i = 0; i < o->ntouched; i++) {
 		const struct dt_open_chunk *ch = &o->dir[o->touched[i]];
 

@@ -29,13 +29,15 @@
  *   "DTND"
  *   u32 CRC-32 of everything before it
  *
- * The file is read as a stream (no copy of it in memory) and checked as it
+ * The file is decoded from the bytes the caller read (no I/O here: the
+ * daemon reads the file through common/dt_file), through a bounded reader
+ * that checks every length against what is left, and checked as it
  * goes: every count against the configuration and the history (an epoch
  * outside the recent range, a duplicate bucket or block, an age beyond the
  * horizon, a set whose cardinality is not its record's), every roaring set
  * through the bounds-checked deserializer and then walked (strictly
- * ascending, cardinality as declared), every length read a megabyte at a
- * time so a lying length meets the end of the file before its allocation.
+ * ascending, cardinality as declared), decoded in place so a lying length
+ * meets the end of the buffer and allocates nothing.
  * Anything wrong is -EBADMSG; the final CRC catches what the checks cannot.
  *
  * Size: about 4 bytes per page dirtied within the horizon per index (VM and
@@ -65,7 +67,6 @@
 #define MAX_EPOCHS	(UINT64_C(1) << 48)
 #define MAX_BLOCKS	((UINT32_MAX >> 6) + UINT64_C(1))
 #define MAX_BLOB	(UINT32_C(1) << 30) /* a roaring set or a journal frame */
-#define READ_STEP	(1u << 20)
 /* magic, version, nvcpus, 5 + 16 configuration words, epochs, totals: what the head CRC covers */
 #define PERSIST_HEAD_LEN (8 + 4 + 4 + 4 * 5 + 4 * DT_STATS_MAX_WINDOWS + 8 * 3)
 
@@ -278,12 +279,15 @@ int dt_persist_seal(uint8_t *p, size_t len)
 
 /* ---- reading -------------------------------------------------------------- */
 
+/*
+ * A bounded reader over the bytes of a file the caller read: every read
+ * is checked against what is left, so a lying length meets the end of the
+ * buffer and nothing is allocated for it.
+ */
 struct pr {
-	FILE *f;
+	struct dt_reader in;
 	uint32_t crc;
 	int err;
-	uint8_t *buf;
-	size_t cap;
 	uint32_t tab[256];
 	uint32_t iter[1024];
 };
@@ -295,21 +299,45 @@ static int pr_fail(struct pr *r, int err)
 	return r->err;
 }
 
+/* n bytes from the buffer, not covered by the CRC: a pointer to them, or NULL. */
+static const uint8_t *pr_take(struct pr *r, size_t n)
+{
+	const uint8_t *p;
+
+	if (r->err)
+		return NULL;
+	p = dt_reader_take(&r->in, n);
+	if (!p)
+		pr_fail(r, -EBADMSG);
+	return p;
+}
+
 static int pr_raw(struct pr *r, void *p, size_t n)
 {
-	if (r->err)
-		return r->err;
-	if (n && fread(p, 1, n, r->f) != n)
-		return pr_fail(r, ferror(r->f) ? -EIO : -EBADMSG);
-	return 0;
+	const uint8_t *q = pr_take(r, n);
+
+	if (q && n)
+		memcpy(p, q, n);
+	return r->err;
+}
+
+/* n bytes covered by the CRC, in place. */
+static const uint8_t *pr_span(struct pr *r, size_t n)
+{
+	const uint8_t *q = pr_take(r, n);
+
+	if (q)
+		r->crc = crc_update(r->tab, r->crc, q, n);
+	return q;
 }
 
 static int pr_bytes(struct pr *r, void *p, size_t n)
 {
-	if (pr_raw(r, p, n) < 0)
-		return r->err;
-	r->crc = crc_update(r->tab, r->crc, p, n);
-	return 0;
+	const uint8_t *q = pr_span(r, n);
+
+	if (q && n)
+		memcpy(p, q, n);
+	return r->err;
 }
 
 static uint32_t pr_u32(struct pr *r)
@@ -326,39 +354,6 @@ static uint64_t pr_u64(struct pr *r)
 
 	pr_bytes(r, &le, sizeof(le));
 	return r->err ? 0 : le64toh(le);
-}
-
-/*
- * Read len bytes into r->buf, growing it a step at a time: a length that
- * lies meets the end of the file before it is allocated in full.
- */
-static int pr_blob(struct pr *r, size_t len)
-{
-	size_t got = 0;
-
-	if (len > MAX_BLOB)
-		return pr_fail(r, -EBADMSG);
-	while (got < len && !r->err) {
-		size_t step = len - got < READ_STEP ? len - got : READ_STEP;
-
-		if (got + step > r->cap) {
-			size_t cap = r->cap ? r->cap : READ_STEP;
-			uint8_t *b;
-
-			while (cap < got + step)
-				cap *= 2;
-			if (cap > len)
-				cap = len;
-			b = realloc(r->buf, cap);
-			if (!b)
-				return pr_fail(r, -ENOMEM);
-			r->buf = b;
-			r->cap = cap;
-		}
-		pr_bytes(r, r->buf + got, step);
-		got += step;
-	}
-	return r->err;
 }
 
 /* A deserialized set is walked once: ascending, and as many pages as it says. */
@@ -399,11 +394,14 @@ static roaring_bitmap_t *pr_set(struct pr *r)
 	uint32_t len = pr_u32(r);
 	roaring_bitmap_t *set;
 
-	if (len == 0)
+	const uint8_t *p;
+
+	if (len == 0 || len > MAX_BLOB)
 		pr_fail(r, -EBADMSG); /* idle epochs and buckets are not saved */
-	if (pr_blob(r, len) < 0)
+	p = pr_span(r, len);
+	if (!p)
 		return NULL;
-	set = set_decode(r->buf, len, r->iter, sizeof(r->iter) / sizeof(r->iter[0]));
+	set = set_decode(p, len, r->iter, sizeof(r->iter) / sizeof(r->iter[0]));
 	if (!set)
 		pr_fail(r, -EBADMSG);
 	return set;
@@ -489,14 +487,14 @@ static bool config_equal(const struct dt_stats_config *a, const struct dt_stats_
 	return memcmp(a->windows, b->windows, a->nwindows * sizeof(a->windows[0])) == 0;
 }
 
-int dt_stats_load(FILE *f, const struct dt_stats_config *cfg, uint32_t nvcpus,
-		  struct dt_stats **ret)
+int dt_stats_load(const void *p, size_t len, size_t *ret_used, const struct dt_stats_config *cfg,
+		  uint32_t nvcpus, struct dt_stats **ret)
 {
-	struct pr r = {.f = f};
+	struct pr r = {.in = {.p = p, .n = len}};
 	struct dt_stats_config fc = {0};
 	struct dt_stats *s = NULL;
 	uint64_t epochs, tentries, tpages, first;
-	uint32_t version, fvcpus, head_crc, crc, le;
+	uint32_t version, fvcpus, head_crc, crc, le = 0;
 	char magic[8];
 	int err;
 
@@ -571,14 +569,15 @@ int dt_stats_load(FILE *f, const struct dt_stats_config *cfg, uint32_t nvcpus,
 	crc = r.crc;
 	if (pr_raw(&r, &le, sizeof(le)) < 0)
 		goto out;
-	if (le32toh(le) != crc)
+	if (le32toh(le) != crc || (!ret_used && r.in.n))
 		pr_fail(&r, -EBADMSG);
 out:
-	free(r.buf);
 	if (r.err) {
 		dt_stats_free(s);
 		return r.err;
 	}
+	if (ret_used)
+		*ret_used = len - r.in.n;
 	*ret = s;
 	return 0;
 }
@@ -657,52 +656,13 @@ int dt_persist_frame(const struct dt_closed_epoch *e, struct dt_buf *out)
 	return 0;
 }
 
-struct cur {
-	const uint8_t *p;
-	size_t n;
-	bool bad;
-};
-
-static const uint8_t *cur_take(struct cur *c, size_t n)
-{
-	const uint8_t *p = c->p;
-
-	if (c->bad || n > c->n) {
-		c->bad = true;
-		return NULL;
-	}
-	c->p += n;
-	c->n -= n;
-	return p;
-}
-
-static uint32_t cur_u32(struct cur *c)
-{
-	const uint8_t *p = cur_take(c, 4);
-	uint32_t v = 0;
-
-	if (p)
-		memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t cur_u64(struct cur *c)
-{
-	const uint8_t *p = cur_take(c, 8);
-	uint64_t v = 0;
-
-	if (p)
-		memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
 /* The next of n ascending pages from LEB128 deltas; false when malformed. */
-static bool leb_next(struct cur *c, uint32_t i, uint32_t *page)
+static bool leb_next(struct dt_reader *c, uint32_t i, uint32_t *page)
 {
 	uint64_t d = 0;
 
 	for (unsigned shift = 0;; shift += 7) {
-		const uint8_t *b = cur_take(c, 1);
+		const uint8_t *b = dt_reader_take(c, 1);
 
 		if (!b || shift > 28)
 			return false;
@@ -719,46 +679,46 @@ static bool leb_next(struct cur *c, uint32_t i, uint32_t *page)
 /* Check a frame's payload entirely, then apply it: nothing half-applied. */
 static int journal_apply(struct dt_stats *s, const uint8_t *payload, size_t len)
 {
-	struct cur c = {.p = payload, .n = len};
+	struct dt_reader c = {.p = payload, .n = len};
 	struct dt_epoch_record rec;
 	roaring_bitmap_t *set = NULL;
 	const uint8_t *vstart;
 	size_t vlen;
 	uint32_t setlen;
 
-	rec.epoch = cur_u64(&c);
-	rec.end_us = cur_u64(&c);
-	rec.pages = cur_u64(&c);
-	rec.entries = cur_u64(&c);
-	setlen = cur_u32(&c);
+	rec.epoch = dt_reader_u64le(&c);
+	rec.end_us = dt_reader_u64le(&c);
+	rec.pages = dt_reader_u64le(&c);
+	rec.entries = dt_reader_u64le(&c);
+	setlen = dt_reader_u32le(&c);
 	if (c.bad || rec.epoch != s->epochs || setlen > c.n || (rec.pages == 0) != (setlen == 0))
 		return -EBADMSG;
 	if (setlen) {
 		set = set_decode(c.p, setlen, s->iter, sizeof(s->iter) / sizeof(s->iter[0]));
 		if (!set || roaring_bitmap_get_cardinality(set) != rec.pages)
 			goto bad;
-		cur_take(&c, setlen);
+		dt_reader_take(&c, setlen);
 	}
-	if (cur_u32(&c) != s->nvcpus || c.bad)
+	if (dt_reader_u32le(&c) != s->nvcpus || c.bad)
 		goto bad;
 	vstart = c.p;
 	vlen = c.n;
 	for (uint32_t v = 0; v < s->nvcpus; v++) {
 		uint32_t n, nbytes, page = 0;
-		struct cur vc;
+		struct dt_reader vc;
 
-		cur_u64(&c);
-		n = cur_u32(&c);
-		nbytes = cur_u32(&c);
+		dt_reader_u64le(&c);
+		n = dt_reader_u32le(&c);
+		nbytes = dt_reader_u32le(&c);
 		if (c.bad || nbytes > c.n || n > nbytes)
 			goto bad;
-		vc = (struct cur){.p = c.p, .n = nbytes};
+		vc = (struct dt_reader){.p = c.p, .n = nbytes};
 		for (uint32_t i = 0; i < n; i++)
 			if (!leb_next(&vc, i, &page))
 				goto bad;
 		if (vc.n)
 			goto bad;
-		cur_take(&c, nbytes);
+		dt_reader_take(&c, nbytes);
 	}
 	if (c.n)
 		goto bad;
@@ -774,14 +734,14 @@ static int journal_apply(struct dt_stats *s, const uint8_t *payload, size_t len)
 				dt_open_add(s->open, s->iter[i]);
 		roaring_bitmap_free(set);
 	}
-	c = (struct cur){.p = vstart, .n = vlen};
+	c = (struct dt_reader){.p = vstart, .n = vlen};
 	for (uint32_t v = 0; v < s->nvcpus; v++) {
 		struct dt_vcpu_stats *vcs = &s->vcpus[v];
 		uint32_t n, page = 0;
 
-		vcs->entries = cur_u64(&c);
-		n = cur_u32(&c);
-		cur_u32(&c);
+		vcs->entries = dt_reader_u64le(&c);
+		n = dt_reader_u32le(&c);
+		dt_reader_u32le(&c);
 		for (uint32_t i = 0; i < n; i++) {
 			leb_next(&c, i, &page);
 			dt_open_add(&vcs->open, page);
@@ -795,48 +755,42 @@ bad:
 	return -EBADMSG;
 }
 
-int dt_stats_journal_replay(FILE *f, struct dt_stats *s, uint64_t *ret_applied)
+int dt_stats_journal_replay(const void *p, size_t len, struct dt_stats *s,
+			    uint64_t *ret_applied)
 {
-	struct pr r = {.f = f};
+	struct pr r = {.in = {.p = p, .n = len}};
 	uint64_t applied = 0;
 
 	crc_table(r.tab);
-	for (;;) {
-		uint32_t head[2], len, crc, le;
+	while (r.in.n > 0) {
+		uint32_t head[2], flen, crc, le = 0;
+		const uint8_t *payload;
 		uint64_t epoch;
-		size_t got;
 
-		got = fread(head, 1, sizeof(head), f);
-		if (got == 0 && !ferror(f))
-			break; /* a clean end */
-		if (got != sizeof(head)) {
-			pr_fail(&r, ferror(f) ? -EIO : -EBADMSG);
-			break;
-		}
-		len = le32toh(head[1]);
-		if (le32toh(head[0]) != JOURNAL_MAGIC || len < 40 || len > MAX_BLOB) {
+		r.crc = 0;
+		if (pr_bytes(&r, head, sizeof(head)) < 0)
+			break; /* a torn head */
+		flen = le32toh(head[1]);
+		if (le32toh(head[0]) != JOURNAL_MAGIC || flen < 40 || flen > MAX_BLOB) {
 			pr_fail(&r, -EBADMSG);
 			break;
 		}
-		r.crc = crc_update(r.tab, 0, head, sizeof(head));
-		if (pr_blob(&r, len) < 0)
-			break;
+		payload = pr_span(&r, flen);
 		crc = r.crc;
-		if (pr_raw(&r, &le, sizeof(le)) < 0)
+		if (!payload || pr_raw(&r, &le, sizeof(le)) < 0)
 			break;
 		if (le32toh(le) != crc) {
 			pr_fail(&r, -EBADMSG);
 			break;
 		}
-		memcpy(&epoch, r.buf, 8);
+		memcpy(&epoch, payload, 8);
 		epoch = le64toh(epoch);
 		if (epoch < s->epochs)
 			continue; /* already in the snapshot */
-		if (pr_fail(&r, journal_apply(s, r.buf, len)) < 0)
+		if (pr_fail(&r, journal_apply(s, payload, flen)) < 0)
 			break;
 		applied++;
 	}
-	free(r.buf);
 	*ret_applied = applied;
 	return r.err;
 }

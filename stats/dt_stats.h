@@ -15,7 +15,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "dt_buf.h"
 
@@ -150,11 +149,12 @@ int dt_stats_epoch_pages_from(const struct dt_stats *s, uint64_t epoch, uint32_t
  * saved, not the open one (the daemon closes it before saving).
  *
  * dt_stats_save() appends the history to out (-ENOMEM, -E2BIG as out says).
- * dt_stats_load() reads exactly what dt_stats_save() wrote from f into new
- * statistics for cfg and nvcpus: -EBADMSG for a truncated, corrupt or
- * inconsistent file, -ESTALE for a sound file saved under another
- * configuration or vCPU count, -ENOMEM, -EIO. Every figure equals the
- * saved one after a load.
+ * dt_stats_load() decodes what dt_stats_save() wrote, the len bytes at p,
+ * into new statistics for cfg and nvcpus: -EBADMSG for a truncated,
+ * corrupt or inconsistent save, -ESTALE for a sound save made under
+ * another configuration or vCPU count, -ENOMEM. With ret_used, bytes after
+ * the save are left and *ret_used says where it ended; without, they are
+ * -EBADMSG. Every figure equals the saved one after a load.
  */
 int dt_stats_save(const struct dt_stats *s, struct dt_buf *out);
 /*
@@ -165,20 +165,21 @@ int dt_stats_save(const struct dt_stats *s, struct dt_buf *out);
  */
 int dt_stats_save_unsealed(const struct dt_stats *s, struct dt_buf *out);
 int dt_persist_seal(uint8_t *p, size_t len);
-int dt_stats_load(FILE *f, const struct dt_stats_config *cfg, uint32_t nvcpus,
-		  struct dt_stats **ret);
+int dt_stats_load(const void *p, size_t len, size_t *ret_used, const struct dt_stats_config *cfg,
+		  uint32_t nvcpus, struct dt_stats **ret);
 
 /*
  * Journal of closed epochs, for crash recovery between two saves.
  * dt_persist_frame() appends a closed epoch (dt_stats_close_epoch's *ret)
  * to out as one self-checking frame; it reads only e, so it runs on any
- * thread. dt_stats_journal_replay() applies the frames of f that continue
- * s (frames of epochs s already holds are skipped) until the end of f or
- * the first frame that is torn, corrupt or does not continue s; returns 0
- * at a clean end, -EBADMSG when it stopped early (a torn tail after a
- * crash is expected), -ENOMEM, -EIO; *ret_applied counts the epochs
+ * thread. dt_stats_journal_replay() applies the frames in the len bytes at
+ * p that continue s (frames of epochs s already holds are skipped) until
+ * their end or the first frame that is torn, corrupt or does not continue
+ * s; returns 0 at a clean end, -EBADMSG when it stopped early (a torn tail
+ * after a crash is expected), -ENOMEM; *ret_applied counts the epochs
  * applied in any case. A replayed epoch is exactly the epoch that was
  * closed.
  */
 int dt_persist_frame(const struct dt_closed_epoch *e, struct dt_buf *out);
-int dt_stats_journal_replay(FILE *f, struct dt_stats *s, uint64_t *ret_applied);
+int dt_stats_journal_replay(const void *p, size_t len, struct dt_stats *s,
+			    uint64_t *ret_applied);

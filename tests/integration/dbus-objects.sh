@@ -136,6 +136,7 @@ compare() { # description jq-expression-over-{bus,rest}
 }
 compare identity '$bus.Id == $rest.id and $bus.Name == $rest.name and $bus.Uuid == $rest.uuid and $bus.Vmm == $rest.vmm and $bus.Mode == $rest.mode'
 compare state '$bus.State == "detached" and $bus.State == $rest.state and $bus.DetachReason == $rest.detach_reason'
+compare "state directory" '$bus.StateError == "" and $rest.state_error == null and ($rest | has("state_error"))'
 compare sizes '$bus.MemoryBytes == $rest.memory_bytes and $bus.PageSize == $rest.page_size and $bus.VCpus == $rest.vcpus and $bus.EpochSeconds == $rest.epoch_seconds'
 compare "epoch and generation" '$bus.EpochsHarvested == $rest.epochs_harvested and $bus.Generation == $rest.generation and $bus.EpochsHarvested > 30'
 compare "working-set curve" '$bus.WorkingSet == [$rest.wss[] | [.window_seconds, .pages, .bytes, .dirty_rate_bytes_per_second, .observed_seconds, .complete]] and ($bus.WorkingSet | length) >= 5'

@@ -170,17 +170,7 @@ static char *save(const struct dt_stats *s, size_t *len)
 static int load(const char *buf, size_t len, const struct dt_stats_config *cfg, uint32_t nvcpus,
 		struct dt_stats **ret)
 {
-	FILE *f;
-	int r;
-
-	if (len == 0)
-		f = fopen("/dev/null", "r");
-	else
-		f = fmemopen((void *)buf, len, "r");
-	CHECK(f != NULL);
-	r = dt_stats_load(f, cfg, nvcpus, ret);
-	fclose(f);
-	return r;
+	return dt_stats_load(buf, len, NULL, cfg, nvcpus, ret);
 }
 
 static void test_round_trip(void)
@@ -241,7 +231,7 @@ static void test_journal(void)
 	char *snap = NULL, *jbuf = NULL;
 	size_t snaplen = 0, jlen = 0, last_len = 0;
 	uint64_t applied = 0;
-	FILE *j, *f;
+	FILE *j;
 
 	CHECK_EQ(dt_stats_new(&cfg, NVCPUS, &a), 0);
 	j = open_memstream(&jbuf, &jlen);
@@ -257,17 +247,13 @@ static void test_journal(void)
 	fclose(j);
 
 	CHECK_EQ(load(snap, snaplen, &cfg, NVCPUS, &b), 0);
-	f = fmemopen(jbuf, jlen, "r");
-	CHECK_EQ(dt_stats_journal_replay(f, b, &applied), 0);
-	fclose(f);
+	CHECK_EQ(dt_stats_journal_replay(jbuf, jlen, b, &applied), 0);
 	CHECK_EQ(applied, 30);
 	CHECK(same(a, b));
 
 	/* A torn last frame (a crash during the write): every epoch but the last. */
 	CHECK_EQ(load(snap, snaplen, &cfg, NVCPUS, &c), 0);
-	f = fmemopen(jbuf, jlen - last_len / 2, "r");
-	CHECK_EQ(dt_stats_journal_replay(f, c, &applied), -EBADMSG);
-	fclose(f);
+	CHECK_EQ(dt_stats_journal_replay(jbuf, jlen - last_len / 2, c, &applied), -EBADMSG);
 	CHECK_EQ(applied, 29);
 	CHECK_EQ(dt_stats_epochs(c), 89);
 
@@ -287,9 +273,7 @@ static void test_journal(void)
 		memcpy(copy, jbuf, jlen);
 		copy[bit / 8] ^= (char)(1 << (bit % 8));
 		CHECK_EQ(load(snap, snaplen, &cfg, NVCPUS, &c), 0);
-		f = fmemopen(copy, jlen, "r");
-		CHECK_EQ(dt_stats_journal_replay(f, c, &applied), -EBADMSG);
-		fclose(f);
+		CHECK_EQ(dt_stats_journal_replay(copy, jlen, c, &applied), -EBADMSG);
 		CHECK(applied < 30);
 		dt_stats_free(c);
 		free(copy);
@@ -407,9 +391,20 @@ static void bench(void)
 	buf = save(a, &len);
 	fprintf(stderr, "  bench: save %.1f ms, %.1f MB (%u epochs of ~1M pages)\n",
 		(now_ns() - t) / 1e6, len / 1e6, epochs);
-	t = now_ns();
-	CHECK_EQ(load(buf, len, &cfg, 4, &b), 0);
-	fprintf(stderr, "  bench: load %.1f ms\n", (now_ns() - t) / 1e6);
+	/* Decoding only (the daemon reads the file first): the least CPU time of 5 loads. */
+	uint64_t best = UINT64_MAX;
+	for (int k = 0; k < 5; k++) {
+		struct timespec c0, c1;
+
+		dt_stats_free(b);
+		b = NULL;
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+		CHECK_EQ(load(buf, len, &cfg, 4, &b), 0);
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+		t = (uint64_t)(c1.tv_sec - c0.tv_sec) * 1000000000u + (uint64_t)c1.tv_nsec - (uint64_t)c0.tv_nsec;
+		best = t < best ? t : best;
+	}
+	fprintf(stderr, "  bench: load %.1f ms CPU (least of 5)\n", best / 1e6);
 	CHECK_EQ(dt_stats_wss(a, 3600), dt_stats_wss(b, 3600));
 	free(buf);
 	dt_stats_free(a);
