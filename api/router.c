@@ -208,17 +208,18 @@ static enum MHD_Result render_vm(struct dt_req *rq, struct dt_vm *vm,
 		o = dt_json_vm_slots(vm);
 		break;
 	case DT_ROUTE_VM_HISTORY:
-		o = dt_json_vm_history(vm, t->since, t->limit);
-		json_object_object_add(o, "generation", json_object_new_uint64(vm->generation));
-		break;
-	case DT_ROUTE_VM_HEATMAP:
-		r = dt_json_vm_heatmap(vm,
-				       dt_vm_window_epochs(vm, t->window_us ? t->window_us
-									: DEFAULT_HEATMAP_WINDOW_US),
-				       &o);
-		if (r < 0)
-			return send_text(conn, NULL, r, NULL, 0, NULL, 0);
-		break;
+		r = dt_history_render(vm, t->since, (uint32_t)t->limit, &body, &len);
+		return send_text(conn, "application/json", r, body, len, etag, vm->generation);
+	case DT_ROUTE_VM_HEATMAP: {
+		uint64_t window_us = t->window_us ? t->window_us : DEFAULT_HEATMAP_WINDOW_US;
+
+		r = dt_heatmap_render(vm, dt_vm_window_epochs(vm, window_us), t->window_us,
+				      t->cursor,
+				      (t->present & (1u << DT_PARAM_LIMIT)) ? (uint32_t)t->limit
+									     : DT_HEATMAP_LIMIT_DEFAULT,
+				      &body, &len);
+		return send_text(conn, "application/json", r, body, len, etag, vm->generation);
+	}
 	case DT_ROUTE_VM_HEATMAP_SVG:
 		r = dt_svg_heatmap(vm,
 				   dt_vm_window_epochs(vm, t->window_us ? t->window_us
