@@ -28,6 +28,7 @@
 
 #include "dt_collector.h"
 #include "dt_fdcheck.h"
+#include "dt_plant.h"
 
 int dt_bitmap_map(int fd, uint64_t offset, const struct dt_slot *slot, struct dt_bitmap **ret,
 		  char reason[DT_REASON_LEN])
@@ -97,6 +98,12 @@ static inline uint64_t take_word(struct dt_bitmap *b, uint64_t i, struct dt_stat
 		bits &= b->last_mask;
 	if (!bits)
 		return 0;
+	if (dt_plant("bitmap-drop-bit")) {
+		static unsigned taken;
+
+		if (++taken % 64 == 0 && !(bits &= bits - 1))
+			return 0;
+	}
 	dt_stats_add_word(stats, b->base + (uint32_t)(i * 64), bits);
 	return (uint64_t)__builtin_popcountll(bits);
 }
