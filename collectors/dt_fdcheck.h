@@ -13,8 +13,10 @@ enum {
 };
 
 /*
- * 0 if fd is one of the accepted kinds and covers len bytes; otherwise
- * -EPERM (wrong kind or missing seal) or -EINVAL (too small) with a reason.
+ * >= 0 if fd is one of the accepted kinds: DT_FD_KVM_VCPU for a vCPU fd
+ * (whose length only a probe of the mapping tells), 0 for a memfd that
+ * covers len bytes; otherwise -EPERM (wrong kind or missing seal) or
+ * -EINVAL (too small) with a reason.
  */
 int dt_fd_check_mappable(int fd, uint64_t len, unsigned accept, char reason[DT_REASON_LEN]);
 
@@ -22,6 +24,9 @@ int dt_fd_check_mappable(int fd, uint64_t len, unsigned accept, char reason[DT_R
  * Touch every page of a fresh mapping through the kernel (process_vm_readv
  * on ourselves): a page the fd cannot back returns -EFAULT here instead of
  * a SIGBUS later on the harvest path (a vCPU fd mapped past its ring).
+ * Only for vCPU fds: a sealed memfd's size is checked by fstat, and probing
+ * it would allocate every page the VMM left a hole (a shared read faults
+ * shmem pages in).
  */
 int dt_map_probe(const void *addr, size_t len);
 

@@ -34,7 +34,7 @@ int dt_fd_check_mappable(int fd, uint64_t len, unsigned accept, char reason[DT_R
 		return -EBADF;
 	}
 	if ((accept & DT_FD_KVM_VCPU) && fd_is_kvm_vcpu(fd) > 0)
-		return 0; /* KVM checks the offset itself; the ring cannot shrink */
+		return DT_FD_KVM_VCPU; /* the ring cannot shrink; its length is probed */
 
 	seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0 || !S_ISREG(st.st_mode)) {

@@ -26,7 +26,7 @@ int dt_ring_map(int fd, uint64_t offset, uint32_t entries, uint32_t fetch_index,
 	size_t granule, map_len;
 	struct dt_ring *r;
 	void *map;
-	int r_;
+	int kind, r_;
 
 	if (entries == 0 || (entries & (entries - 1))) {
 		snprintf(reason, DT_REASON_LEN, "ring entries %u is not a power of two", entries);
@@ -45,9 +45,10 @@ int dt_ring_map(int fd, uint64_t offset, uint32_t entries, uint32_t fetch_index,
 			 (unsigned long long)offset);
 		return -EINVAL;
 	}
-	r_ = dt_fd_check_mappable(fd, offset + len, DT_FD_KVM_VCPU | DT_FD_MEMFD_NO_SHRINK, reason);
-	if (r_ < 0)
-		return r_;
+	kind = dt_fd_check_mappable(fd, offset + len, DT_FD_KVM_VCPU | DT_FD_MEMFD_NO_SHRINK,
+				    reason);
+	if (kind < 0)
+		return kind;
 	map_len = dt_map_length(len, granule);
 	map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
 	if (map == MAP_FAILED) {
@@ -56,8 +57,7 @@ int dt_ring_map(int fd, uint64_t offset, uint32_t entries, uint32_t fetch_index,
 			 strerror(errno));
 		return r_;
 	}
-	r_ = dt_map_probe(map, len);
-	if (r_ < 0) {
+	if (kind == DT_FD_KVM_VCPU && dt_map_probe(map, len) < 0) {
 		munmap(map, map_len);
 		snprintf(reason, DT_REASON_LEN,
 			 "ring of vCPU %u: %u entries at offset %llu are not all backed by the fd",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A sparse bitmap memfd costs the daemon only what the VMM spent. A VMM
+# A sparse bitmap or ring memfd costs the daemon only what the VMM spent. A VMM
 # declares a 2^31-page slot (8 TiB) and passes a 256 MiB bitmap memfd that is
 # only ftruncated (no page allocated) with three bits set, in three pages. The
 # daemon used to read every word of it each epoch: its reads faulted in (and
@@ -9,7 +9,10 @@
 # exactly. A second VM passes a fallocated bitmap (allocated, never written:
 # holes to the kernel's SEEK_DATA) and then writes a dense run of 262,144 bits
 # and one bit beyond: all counted exactly. A bitmap page the VMM punches
-# out after writing costs nothing and loses nothing it had harvested.
+# out after writing costs nothing and loses nothing it had harvested. A third
+# VM passes 64 rings of 65,536 entries (1 MiB each) in ftruncated memfds: the
+# daemon used to read every page of each at ADD_RING (a probe meant for vCPU
+# fds), 64 MiB; its RSS now stays within 16 MiB and two entries are counted.
 source "$(dirname "$0")/../lib/common.sh"
 
 start_daemon --epoch 100ms
@@ -106,6 +109,31 @@ wait_pages(b, vb, 262147, "after a punched hole")
 print("ok: a punched-out page costs nothing, later bits counted")
 c = api(f"/v1/vms/{va}")["counters"]
 assert c["bitmap_pages"] == 6, f"the other VM's figures moved: {c}"
+
+# C: 64 sparse rings of 1 MiB.
+cp = Peer(os.environ["ATTACH_SOCK"])
+vc = cp.attach("rings", vcpus=64, mode=1)
+assert cp.request(T["ADD_SLOT"], add_slot(0, 0, 1 << 20))[0] == T["ACK"]
+rings = [Ring(65536) for _ in range(64)]
+cp.pump(0.3)
+rss0 = rss()
+for v, ring in enumerate(rings):
+    r = cp.request(T["ADD_RING"], add_ring(v, 65536), [ring.fd])
+    assert r[0] == T["ACK"], f"sparse ring {v} refused: {r}"
+rings[0].push(0, 17)
+rings[63].push(0, 99)
+deadline = time.time() + 10
+while time.time() < deadline:
+    cp.pump(0.2)
+    c = api(f"/v1/vms/{vc}")["counters"]
+    if c["ring_entries"] >= 2:
+        break
+assert c["ring_entries"] == 2, c
+cp.pump(1.0)
+rss1 = rss()
+print(f"rings: daemon RSS {rss0 // 1024} KiB before 64 sparse 1 MiB rings, {rss1 // 1024} KiB after")
+assert rss1 - rss0 < 16 * MiB, f"64 sparse 1 MiB rings grew the daemon's RSS by {(rss1 - rss0) // MiB} MiB"
+print("ok: 64 sparse 1 MiB rings: 2 entries exact, RSS within 16 MiB")
 PY
 [ $? -eq 0 ] || fail "sparse bitmap checks"
 daemon_alive || fail "daemon died"
