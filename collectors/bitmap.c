@@ -144,11 +144,10 @@ static uint64_t consume_resident(struct dt_bitmap *b, struct dt_stats *stats)
 	uint64_t pw = b->page_words, npages = (b->nwords + pw - 1) / pw, pages = 0;
 	unsigned char vec[RESIDENCY_CHUNK];
 
-	(void)madvise(b->map, b->map_len, MADV_WILLNEED);
 	for (uint64_t p0 = 0; p0 < npages; p0 += RESIDENCY_CHUNK) {
 		uint64_t np = npages - p0 < RESIDENCY_CHUNK ? npages - p0 : RESIDENCY_CHUNK;
 
-		if (mincore((char *)b->map + p0 * pw * 8, np * pw * 8, vec) < 0)
+		if (dt_map_resident((char *)b->map + p0 * pw * 8, np * pw * 8, vec) < 0)
 			memset(vec, 1, np); /* cannot tell: read them */
 		for (uint64_t k = 0, e; k < np; k = e) {
 			if (!(vec[k] & 1)) {

@@ -29,6 +29,8 @@ struct dt_ring {
 	uint64_t harvested; /* valid entries taken */
 	uint64_t invalid; /* entries dropped: unknown slot or offset out of range */
 	uint64_t resyncs; /* times our index was found out of step with the producer */
+	unsigned char *resident; /* memfd rings: which pages hold data, for a resync */
+	uint32_t page_entries; /* entries per page of it */
 };
 
 /*

@@ -31,6 +31,17 @@ int dt_fd_check_mappable(int fd, uint64_t len, unsigned accept, char reason[DT_R
 int dt_map_probe(const void *addr, size_t len);
 
 /*
+ * Which pages of a shared memfd mapping hold data: vec[i] bit 0 for page i
+ * of [addr, addr + len), addr page aligned. A hole, or a page only
+ * fallocated, reads as zero and is reported absent, so the caller can skip
+ * it instead of reading it (a read through a shared mapping allocates
+ * it). Swapped-out pages are asked back first (MADV_WILLNEED, which for
+ * shmem allocates no hole) and are present once in. Not for hugetlbfs or
+ * vCPU fds: mincore() there sees only our page tables. 0 or -errno.
+ */
+int dt_map_resident(void *addr, size_t len, unsigned char *vec);
+
+/*
  * The unit fd's mappings come in: the page size, or for a hugetlbfs file (a
  * MFD_HUGETLB memfd) its huge page size. The kernel rounds such a mapping's
  * length up to it and munmap() of a shorter length fails (EINVAL), so a

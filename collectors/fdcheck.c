@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/vfs.h>
@@ -87,4 +88,10 @@ int dt_map_probe(const void *addr, size_t len)
 			return -EFAULT;
 	}
 	return 0;
+}
+
+int dt_map_resident(void *addr, size_t len, unsigned char *vec)
+{
+	(void)madvise(addr, len, MADV_WILLNEED);
+	return mincore(addr, len, vec) < 0 ? -errno : 0;
 }

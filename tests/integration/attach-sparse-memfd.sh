@@ -13,6 +13,7 @@
 # VM passes 64 rings of 65,536 entries (1 MiB each) in ftruncated memfds: the
 # daemon used to read every page of each at ADD_RING (a probe meant for vCPU
 # fds), 64 MiB; its RSS now stays within 16 MiB and two entries are counted.
+# So after a RING_FULL on every ring (a look through the whole ring).
 source "$(dirname "$0")/../lib/common.sh"
 
 start_daemon --epoch 100ms
@@ -134,6 +135,21 @@ rss1 = rss()
 print(f"rings: daemon RSS {rss0 // 1024} KiB before 64 sparse 1 MiB rings, {rss1 // 1024} KiB after")
 assert rss1 - rss0 < 16 * MiB, f"64 sparse 1 MiB rings grew the daemon's RSS by {(rss1 - rss0) // MiB} MiB"
 print("ok: 64 sparse 1 MiB rings: 2 entries exact, RSS within 16 MiB")
+# A RING_FULL makes the daemon look through the whole ring for entries it
+# missed: it skips the pages that hold none.
+for v in range(64):
+    cp.send(T["RING_FULL"], struct.pack("<II", v, 0))
+cp.pump(1.0)
+rings[5].push(0, 5)
+cp.send(T["RING_FULL"], struct.pack("<II", 5, 0))
+cp.pump(1.0)
+rss2 = rss()
+c = api(f"/v1/vms/{vc}")["counters"]
+print(f"rings: daemon RSS {rss2 // 1024} KiB after a RING_FULL on every ring; {c}")
+assert c["ring_entries"] == 3 and c["ring_full"] == 65, c
+assert rss2 - rss0 < 16 * MiB, \
+    f"RING_FULL on 64 sparse rings grew the daemon's RSS by {(rss2 - rss0) // MiB} MiB"
+print("ok: a RING_FULL on every sparse ring: RSS within 16 MiB, entries exact")
 PY
 [ $? -eq 0 ] || fail "sparse bitmap checks"
 daemon_alive || fail "daemon died"
