@@ -193,6 +193,18 @@ int dt_svg_wss(const struct dt_vm *vm, char **ret, size_t *ret_len);
 int dt_epoch_pages_render(const struct dt_vm *vm, uint64_t epoch, uint32_t cursor,
 			  uint32_t limit, char **ret, size_t *ret_len);
 
+/*
+ * history.c: up to limit epoch records from epoch `since` on, and up to
+ * limit heatmap regions of the last `window` epochs from region `cursor`
+ * on (window_us, when not 0, goes into the next page's link), as the JSON
+ * bodies with the link to the next page. -EINVAL for a limit of 0 or over
+ * DT_HISTORY_LIMIT_MAX. Caller frees *ret.
+ */
+int dt_history_render(const struct dt_vm *vm, uint64_t since, uint32_t limit, char **ret,
+		      size_t *ret_len);
+int dt_heatmap_render(const struct dt_vm *vm, uint32_t window, uint64_t window_us,
+		      uint32_t cursor, uint32_t limit, char **ret, size_t *ret_len);
+
 /* openapi.c: docs/openapi.json, embedded at build time. */
 extern const char dt_openapi_json[];
 size_t dt_openapi_json_len(void);

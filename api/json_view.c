@@ -150,65 +150,6 @@ struct json_object *dt_json_vm_slots(const struct dt_vm *vm)
 	return vm_part(vm, "slots", dt_json_vm_slots_array(vm));
 }
 
-/* Guest-physical address of the first page of a heatmap region, if mapped. */
-static bool region_gpa(const struct dt_vm *vm, uint64_t idx, uint64_t len, uint64_t *ret)
-{
-	const struct dt_slot_table *t = &vm->collector.slots;
-	bool found = false;
-
-	for (uint32_t i = 0; i < t->n; i++) {
-		const struct dt_slot *s = &t->slots[i];
-		uint64_t lo = DT_MAX(idx, (uint64_t)s->base);
-
-		if (lo >= idx + len || lo >= (uint64_t)s->base + s->pages)
-			continue;
-		uint64_t gpa = s->gpa + ((lo - s->base) << vm->page_shift);
-		if (!found || gpa < *ret)
-			*ret = gpa;
-		found = true;
-	}
-	return found;
-}
-
-int dt_json_vm_heatmap(const struct dt_vm *vm, uint32_t window, struct json_object **ret)
-{
-	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
-	struct json_object *o, *a;
-	struct dt_heat *h;
-	size_t n;
-	int r;
-
-	window = DT_MIN(window, sc->horizon_epochs);
-	r = dt_vm_heat(vm, window, &h, &n);
-	if (r < 0)
-		return r;
-	o = vm_part(vm, "window_epochs", u64(window));
-	add(o, "window_seconds", json_object_new_double(window * dt_vm_epoch_seconds(vm)));
-	add(o, "region_pages", u64(sc->region_pages));
-	add(o, "region_bytes", u64((uint64_t)sc->region_pages << vm->page_shift));
-	add(o, "regions_total", u64((dt_vm_index_pages(vm) + sc->region_pages - 1) /
-				    sc->region_pages));
-	a = json_object_new_array();
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *e = json_object_new_object();
-		uint64_t gpa = 0;
-
-		add(e, "region", u64(h[i].region));
-		add(e, "gpa", region_gpa(vm, (uint64_t)h[i].region * sc->region_pages,
-					 sc->region_pages, &gpa)
-				       ? u64(gpa)
-				       : NULL);
-		add(e, "pages", u64(h[i].pages));
-		add(e, "dirtyings", u64(h[i].dirtyings));
-		add(e, "fraction", json_object_new_double((double)h[i].pages / sc->region_pages));
-		json_object_array_add(a, e);
-	}
-	free(h);
-	add(o, "regions", a);
-	*ret = o;
-	return 0;
-}
-
 struct json_object *dt_json_vm(const struct dt_vm *vm)
 {
 	struct json_object *o = dt_json_vm_summary(vm);
@@ -259,25 +200,3 @@ struct json_object *dt_json_vm_list(const struct dt_manager *m)
 	return o;
 }
 
-struct json_object *dt_json_vm_history(const struct dt_vm *vm, uint64_t since, size_t limit)
-{
-	struct json_object *o = json_object_new_object();
-	struct json_object *a = json_object_new_array();
-	struct dt_epoch_record *recs = calloc(limit ? limit : 1, sizeof(*recs));
-	size_t n = recs ? dt_stats_history(vm->stats, since, recs, limit) : 0;
-
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *e = json_object_new_object();
-		add(e, "epoch", u64(recs[i].epoch));
-		add(e, "end_us", u64(recs[i].end_us));
-		add(e, "pages", u64(recs[i].pages));
-		add(e, "entries", u64(recs[i].entries));
-		add(e, "bytes", u64(recs[i].pages << vm->page_shift));
-		json_object_array_add(a, e);
-	}
-	free(recs);
-	add(o, "id", u64(vm->id));
-	add(o, "epoch_seconds", json_object_new_double(dt_vm_epoch_seconds(vm)));
-	add(o, "epochs", a);
-	return o;
-}

@@ -9,13 +9,9 @@
 struct json_object *dt_json_vm_summary(const struct dt_vm *vm);
 struct json_object *dt_json_vm(const struct dt_vm *vm);
 struct json_object *dt_json_vm_list(const struct dt_manager *m);
-/* Per-epoch records since `since`, at most limit. */
-struct json_object *dt_json_vm_history(const struct dt_vm *vm, uint64_t since, size_t limit);
 /* Parts of a VM, each with id, generation, epoch_seconds, epochs_harvested. */
 struct json_object *dt_json_vm_wss(const struct dt_vm *vm);
 struct json_object *dt_json_vm_vcpus(const struct dt_vm *vm);
 struct json_object *dt_json_vm_slots(const struct dt_vm *vm);
 struct json_object *dt_json_vm_vcpus_array(const struct dt_vm *vm);
 struct json_object *dt_json_vm_slots_array(const struct dt_vm *vm);
-/* Heatmap of the last window epochs (capped at the horizon). -ENOMEM. */
-int dt_json_vm_heatmap(const struct dt_vm *vm, uint32_t window, struct json_object **ret);

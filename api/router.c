@@ -272,10 +272,11 @@ static enum MHD_Result send_rendered(struct dt_req *rq, struct dt_vm *vm,
 static enum MHD_Result h_history(struct dt_req *rq, struct dt_vm *vm,
 				 const struct dt_request_target *t, const char *etag)
 {
-	struct json_object *o = dt_json_vm_history(vm, t->since, t->limit);
+	char *body = NULL;
+	size_t len = 0;
+	int r = dt_history_render(vm, t->since, (uint32_t)t->limit, &body, &len);
 
-	json_object_object_add(o, "generation", json_object_new_uint64(vm->generation));
-	return dt_http_send_json(rq->conn, MHD_HTTP_OK, o, etag, vm->generation);
+	return send_text(rq->conn, "application/json", r, body, len, etag, vm->generation);
 }
 
 static uint32_t heatmap_window(const struct dt_vm *vm, const struct dt_request_target *t)
@@ -286,12 +287,14 @@ static uint32_t heatmap_window(const struct dt_vm *vm, const struct dt_request_t
 static enum MHD_Result h_heatmap(struct dt_req *rq, struct dt_vm *vm,
 				 const struct dt_request_target *t, const char *etag)
 {
-	struct json_object *o = NULL;
-	int r = dt_json_vm_heatmap(vm, heatmap_window(vm, t), &o);
+	char *body = NULL;
+	size_t len = 0;
+	int r = dt_heatmap_render(vm, heatmap_window(vm, t), t->window_us, t->cursor,
+				  (t->present & (1u << DT_PARAM_LIMIT)) ? (uint32_t)t->limit
+									   : DT_HEATMAP_LIMIT_DEFAULT,
+				  &body, &len);
 
-	if (r < 0)
-		return send_text(rq->conn, NULL, r, NULL, 0, NULL, 0);
-	return dt_http_send_json(rq->conn, MHD_HTTP_OK, o, etag, vm->generation);
+	return send_text(rq->conn, "application/json", r, body, len, etag, vm->generation);
 }
 
 static enum MHD_Result h_heatmap_svg(struct dt_req *rq, struct dt_vm *vm,

@@ -88,7 +88,7 @@ int dt_svg_heatmap(const struct dt_vm *vm, uint32_t window, char **ret, size_t *
 	group = (regions + HEAT_MAX_CELLS - 1) / HEAT_MAX_CELLS;
 	cells = (regions + group - 1) / group;
 	rows = (cells + HEAT_COLS - 1) / HEAT_COLS;
-	r = dt_vm_heat(vm, window, &h, &n);
+	r = dt_vm_heat(vm, window, 0, SIZE_MAX, &h, &n);
 	if (r < 0)
 		return r;
 	pages = calloc(cells, sizeof(*pages));

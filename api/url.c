@@ -34,7 +34,7 @@ static const struct {
 				  P(SINCE) | P(LIMIT) | P(INDEX) | P(WAIT) },
 	[DT_ROUTE_VM_HEATMAP] = { "heatmap",
 				  { "v1", "vms", SEG_VM, "heatmap" },
-				  P(WINDOW) | P(INDEX) | P(WAIT),
+				  P(WINDOW) | P(CURSOR) | P(LIMIT) | P(INDEX) | P(WAIT),
 				  true },
 	[DT_ROUTE_VM_HEATMAP_SVG] = { "heatmap.svg",
 				      { "v1", "vms", SEG_VM, "heatmap.svg" },

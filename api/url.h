@@ -19,6 +19,8 @@
 #define DT_HISTORY_LIMIT_DEFAULT 1000u
 /* epochs/{n}/pages: ranges per response (?limit=), the same maximum; the
  * default is [api] pages_limit */
+/* heatmap: regions per response (?limit=), the same maximum */
+#define DT_HEATMAP_LIMIT_DEFAULT 4096u
 /*
  * The plan's inputs are bounded where they stop meaning a migration and only
  * cost: a plan that never converges runs all max_rounds from every phase of

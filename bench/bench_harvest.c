@@ -338,15 +338,24 @@ static void bench_ring_concurrent(uint32_t *off)
 
 /* ---- bitmap consumption --------------------------------------------------- */
 
-enum fill { EMPTY, ONE_PER_4096_WORDS, PERMILLE, HALF, FULL };
+enum fill { EMPTY, ONE_PER_4096_WORDS, PERMILLE, HALF, FULL, HOLES };
 static const char *const fill_names[] = { "empty", "sparse_1bit_per_4096words",
-					  "sparse_0.1pct", "dense_50pct", "dense_100pct" };
+					  "sparse_0.1pct", "dense_50pct", "dense_100pct",
+					  "holes_1page_per_16_written" };
 
 static uint64_t fill_bitmap(uint64_t *w, uint64_t nwords, enum fill f)
 {
 	uint64_t bits = 0;
 
 	switch (f) {
+	case HOLES:
+		/*
+		 * A memfd only ftruncated: one bit in one page of every 16 (8192
+		 * words), the other pages never touched, so they stay holes.
+		 */
+		for (uint64_t i = 0; i < nwords; i += 8192, bits++)
+			w[i] |= 1;
+		return bits;
 	case EMPTY:
 		break;
 	case ONE_PER_4096_WORDS:
@@ -449,7 +458,7 @@ static void bench_bitmap(uint64_t guest_bytes, const char *guest_name, enum fill
 		close_sum += now_ns() - t0;
 	}
 	double bytes_per_s = (double)b->nwords * 8 * 1e9 / (double)best;
-	bool sparse = f == ONE_PER_4096_WORDS || f == PERMILLE;
+	bool sparse = f == ONE_PER_4096_WORDS || f == PERMILLE || f == HOLES;
 	if (ref_loop) {
 		printf("reference_bitmap_%s_without_insertion_%s_%s: %.3f ms per consume "
 		       "(%.3f x of memory bandwidth)\n",
@@ -713,6 +722,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	if (argc > 1 && !strcmp(argv[1], "--bitmap"))
+		goto bitmaps;
 	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
 		bench_ring(patterns[i], 1, off);
 		bench_ring(patterns[i], 8, off);
@@ -725,7 +736,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+bitmaps:
 	bench_bitmap(1ull << 40, "1TiB", EMPTY, 5, NULL, NULL);
+	bench_bitmap(1ull << 40, "1TiB", HOLES, 5, NULL, NULL);
 	bench_bitmap(1ull << 40, "1TiB", ONE_PER_4096_WORDS, 5, NULL, NULL);
 	bench_bitmap(1ull << 40, "1TiB", PERMILLE, 5, NULL, NULL);
 	bench_bitmap(64ull << 30, "64GiB", HALF, 3, NULL, NULL);
@@ -736,6 +749,11 @@ int main(int argc, char **argv)
 	bench_bitmap(1ull << 40, "1TiB", EMPTY, 5, bitmap_xchg_line_or, "xchg_line_or");
 	bench_bitmap(1ull << 40, "1TiB", PERMILLE, 5, bitmap_xchg_only, "xchg_per_word");
 	bench_bitmap(1ull << 40, "1TiB", PERMILLE, 5, bitmap_xchg_line_or, "xchg_line_or");
+	if (argc > 1 && !strcmp(argv[1], "--bitmap")) {
+		free(off);
+		free(bw_buf);
+		return 0;
+	}
 	bench_scaling(NULL);
 	free(off);
 	free(bw_buf);

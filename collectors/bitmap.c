@@ -4,6 +4,20 @@
  * or device emulation) set bits with atomic OR; we take each non-zero word
  * with an atomic exchange to zero, so a bit set concurrently is either in
  * the word we took or stays for the next epoch: none is lost.
+ *
+ * We read only the pages of the bitmap that hold data. A VMM may declare a
+ * huge slot and pass a memfd it only ftruncated: its holes read as zero, but
+ * a read through our shared mapping allocates each one (shmem faults a page
+ * in for a MAP_SHARED read), so reading all of it cost us the bitmap's whole
+ * size in RSS and a scan of it every epoch. mincore() tells which pages are
+ * in the memfd's page cache and written (up to date); a hole or a page only
+ * fallocated is zero by definition and skipped. A page written after the
+ * check is as a bit set after we passed its word: it is read next epoch.
+ * Swapped-out pages read as absent to mincore(), so we first ask for them
+ * back with MADV_WILLNEED (for shmem that swaps in only swapped pages and
+ * allocates no hole) and read them once they are in. hugetlbfs mappings are
+ * read whole: mincore() there looks only at our page tables, and their pages
+ * come from the pool the administrator reserved.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,6 +28,7 @@
 
 #include "dt_collector.h"
 #include "dt_fdcheck.h"
+#include "dt_plant.h"
 
 int dt_bitmap_map(int fd, uint64_t offset, const struct dt_slot *slot, struct dt_bitmap **ret,
 		  char reason[DT_REASON_LEN])
@@ -57,6 +72,7 @@ int dt_bitmap_map(int fd, uint64_t offset, const struct dt_slot *slot, struct dt
 	b->map_len = map_len;
 	b->words = map;
 	b->nwords = bytes / 8;
+	b->page_words = granule == (size_t)sysconf(_SC_PAGESIZE) ? granule / 8 : 0;
 	b->pages = slot->pages;
 	b->last_mask = (slot->pages % 64) ? (1ull << (slot->pages % 64)) - 1 : ~0ull;
 	b->slot = slot->slot;
@@ -82,13 +98,20 @@ static inline uint64_t take_word(struct dt_bitmap *b, uint64_t i, struct dt_stat
 		bits &= b->last_mask;
 	if (!bits)
 		return 0;
+	if (dt_plant("bitmap-drop-bit")) {
+		static unsigned taken;
+
+		if (++taken % 64 == 0 && !(bits &= bits - 1))
+			return 0;
+	}
 	dt_stats_add_word(stats, b->base + (uint32_t)(i * 64), bits);
 	return (uint64_t)__builtin_popcountll(bits);
 }
 
-uint64_t dt_bitmap_consume(struct dt_bitmap *b, struct dt_stats *stats)
+/* Take the set bits of words [i, n). */
+static uint64_t consume_words(struct dt_bitmap *b, uint64_t i, uint64_t n, struct dt_stats *stats)
 {
-	uint64_t *w = b->words, n = b->nwords, pages = 0, i = 0;
+	uint64_t *w = b->words, pages = 0;
 
 	/*
 	 * Plain relaxed loads find the zero words cheaply (sparse bitmaps are
@@ -109,6 +132,43 @@ uint64_t dt_bitmap_consume(struct dt_bitmap *b, struct dt_stats *stats)
 	for (; i < n; i++)
 		if (__atomic_load_n(&w[i], __ATOMIC_RELAXED))
 			pages += take_word(b, i, stats);
+	return pages;
+}
+
+/* Pages per mincore() call: its vector (one byte a page) stays on the stack. */
+#define RESIDENCY_CHUNK 4096
+
+/* Take the set bits of the pages that hold data; the others are zero. */
+static uint64_t consume_resident(struct dt_bitmap *b, struct dt_stats *stats)
+{
+	uint64_t pw = b->page_words, npages = (b->nwords + pw - 1) / pw, pages = 0;
+	unsigned char vec[RESIDENCY_CHUNK];
+
+	for (uint64_t p0 = 0; p0 < npages; p0 += RESIDENCY_CHUNK) {
+		uint64_t np = npages - p0 < RESIDENCY_CHUNK ? npages - p0 : RESIDENCY_CHUNK;
+
+		if (dt_map_resident((char *)b->map + p0 * pw * 8, np * pw * 8, vec) < 0)
+			memset(vec, 1, np); /* cannot tell: read them */
+		for (uint64_t k = 0, e; k < np; k = e) {
+			if (!(vec[k] & 1)) {
+				e = k + 1;
+				continue;
+			}
+			for (e = k + 1; e < np && (vec[e] & 1); e++)
+				;
+			pages += consume_words(b, (p0 + k) * pw,
+					       (p0 + e) * pw < b->nwords ? (p0 + e) * pw : b->nwords,
+					       stats);
+		}
+	}
+	return pages;
+}
+
+uint64_t dt_bitmap_consume(struct dt_bitmap *b, struct dt_stats *stats)
+{
+	uint64_t pages = b->page_words ? consume_resident(b, stats)
+				       : consume_words(b, 0, b->nwords, stats);
+
 	b->consumed += pages;
 	return pages;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "dt_collector.h"
+#include "dt_plant.h"
 
 static int collector_add_ring(struct dt_collector *c, int fd, const struct dt_msg_add_ring *m,
 			      char reason[DT_REASON_LEN])
@@ -190,6 +191,8 @@ int dt_collector_remove_slot(struct dt_collector *c, uint32_t slot)
 			continue;
 		c->bitmap_pages += dt_bitmap_consume(c->bitmaps[i], c->stats);
 		dt_bitmap_unmap(c->bitmaps[i]);
+		if (dt_plant("remove-slot-stale"))
+			break;
 		c->bitmaps[i] = c->bitmaps[--c->nbitmaps];
 		break;
 	}

@@ -29,6 +29,8 @@ struct dt_ring {
 	uint64_t harvested; /* valid entries taken */
 	uint64_t invalid; /* entries dropped: unknown slot or offset out of range */
 	uint64_t resyncs; /* times our index was found out of step with the producer */
+	unsigned char *resident; /* memfd rings: which pages hold data, for a resync */
+	uint32_t page_entries; /* entries per page of it */
 };
 
 /*
@@ -54,12 +56,16 @@ uint32_t dt_ring_harvest(struct dt_ring *r, struct dt_slot_table *slots, struct 
  */
 uint32_t dt_ring_resync(struct dt_ring *r, struct dt_slot_table *slots, struct dt_stats *stats);
 
-/* One slot's shared dirty bitmap, a memfd sealed against shrink and grow. */
+/*
+ * One slot's shared dirty bitmap, a memfd sealed against shrink and grow.
+ * Only the pages of it that hold data are read (see dt_bitmap_consume).
+ */
 struct dt_bitmap {
 	uint64_t *words;
 	void *map;
 	size_t map_len;
 	uint64_t nwords;
+	uint64_t page_words; /* words per page the kernel tells residency of; 0: read all */
 	uint64_t pages;
 	uint64_t last_mask; /* valid bits of the last word */
 	uint32_t slot;
@@ -69,7 +75,13 @@ struct dt_bitmap {
 int dt_bitmap_map(int fd, uint64_t offset, const struct dt_slot *slot, struct dt_bitmap **ret,
 		  char reason[DT_REASON_LEN]);
 struct dt_bitmap *dt_bitmap_unmap(struct dt_bitmap *b);
-/* Take every set bit (atomic exchange per non-zero word). Returns pages taken. */
+/*
+ * Take every set bit (atomic exchange per non-zero word). Returns pages taken.
+ * Reads only the bitmap's pages that hold data (mincore): a hole, or a page
+ * allocated and never written, is zero by definition, and reading it through
+ * the shared mapping would allocate it, so a sparse bitmap costs what the
+ * VMM spent, not what it declared.
+ */
 uint64_t dt_bitmap_consume(struct dt_bitmap *b, struct dt_stats *stats);
 
 /* A VM's collection state. */

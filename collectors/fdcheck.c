@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/vfs.h>
@@ -34,7 +35,7 @@ int dt_fd_check_mappable(int fd, uint64_t len, unsigned accept, char reason[DT_R
 		return -EBADF;
 	}
 	if ((accept & DT_FD_KVM_VCPU) && fd_is_kvm_vcpu(fd) > 0)
-		return 0; /* KVM checks the offset itself; the ring cannot shrink */
+		return DT_FD_KVM_VCPU; /* the ring cannot shrink; its length is probed */
 
 	seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0 || !S_ISREG(st.st_mode)) {
@@ -87,4 +88,10 @@ int dt_map_probe(const void *addr, size_t len)
 			return -EFAULT;
 	}
 	return 0;
+}
+
+int dt_map_resident(void *addr, size_t len, unsigned char *vec)
+{
+	(void)madvise(addr, len, MADV_WILLNEED);
+	return mincore(addr, len, vec) < 0 ? -errno : 0;
 }

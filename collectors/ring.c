@@ -26,7 +26,7 @@ int dt_ring_map(int fd, uint64_t offset, uint32_t entries, uint32_t fetch_index,
 	size_t granule, map_len;
 	struct dt_ring *r;
 	void *map;
-	int r_;
+	int kind, r_;
 
 	if (entries == 0 || (entries & (entries - 1))) {
 		snprintf(reason, DT_REASON_LEN, "ring entries %u is not a power of two", entries);
@@ -45,9 +45,10 @@ int dt_ring_map(int fd, uint64_t offset, uint32_t entries, uint32_t fetch_index,
 			 (unsigned long long)offset);
 		return -EINVAL;
 	}
-	r_ = dt_fd_check_mappable(fd, offset + len, DT_FD_KVM_VCPU | DT_FD_MEMFD_NO_SHRINK, reason);
-	if (r_ < 0)
-		return r_;
+	kind = dt_fd_check_mappable(fd, offset + len, DT_FD_KVM_VCPU | DT_FD_MEMFD_NO_SHRINK,
+				    reason);
+	if (kind < 0)
+		return kind;
 	map_len = dt_map_length(len, granule);
 	map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
 	if (map == MAP_FAILED) {
@@ -56,8 +57,7 @@ int dt_ring_map(int fd, uint64_t offset, uint32_t entries, uint32_t fetch_index,
 			 strerror(errno));
 		return r_;
 	}
-	r_ = dt_map_probe(map, len);
-	if (r_ < 0) {
+	if (kind == DT_FD_KVM_VCPU && dt_map_probe(map, len) < 0) {
 		munmap(map, map_len);
 		snprintf(reason, DT_REASON_LEN,
 			 "ring of vCPU %u: %u entries at offset %llu are not all backed by the fd",
@@ -69,6 +69,22 @@ int dt_ring_map(int fd, uint64_t offset, uint32_t entries, uint32_t fetch_index,
 		munmap(map, map_len);
 		snprintf(reason, DT_REASON_LEN, "out of memory");
 		return -ENOMEM;
+	}
+	/*
+	 * A memfd ring may be sparse: a resync, which reads the whole ring,
+	 * skips the pages the VMM never wrote (all-zero entries) instead of
+	 * faulting them in. vCPU fds and hugetlbfs: mincore() sees only our
+	 * page tables there; the whole ring is read.
+	 */
+	if (kind != DT_FD_KVM_VCPU && granule == (size_t)sysconf(_SC_PAGESIZE)) {
+		r->page_entries = (uint32_t)(granule / sizeof(struct dt_ring_entry));
+		r->resident = calloc((entries + r->page_entries - 1) / r->page_entries, 1);
+		if (!r->resident) {
+			free(r);
+			munmap(map, map_len);
+			snprintf(reason, DT_REASON_LEN, "out of memory");
+			return -ENOMEM;
+		}
 	}
 	r->map = map;
 	r->map_len = map_len;
@@ -84,6 +100,7 @@ struct dt_ring *dt_ring_unmap(struct dt_ring *r)
 {
 	if (r) {
 		munmap(r->map, r->map_len);
+		free(r->resident);
 		free(r);
 	}
 	return NULL;
@@ -127,15 +144,26 @@ uint32_t dt_ring_harvest(struct dt_ring *r, struct dt_slot_table *slots, struct 
 	return n;
 }
 
+/* flags_at for a resync: an entry in a page that holds no data is 0, unread. */
+static uint32_t resync_flags(const struct dt_ring *r, uint32_t i)
+{
+	if (r->resident && !(r->resident[(i & (r->size - 1)) / r->page_entries] & 1))
+		return 0;
+	return flags_at(r, i);
+}
+
 uint32_t dt_ring_resync(struct dt_ring *r, struct dt_slot_table *slots, struct dt_stats *stats)
 {
 	const uint32_t mask = r->size - 1;
 	uint32_t start = UINT32_MAX, i, n = 0, end;
 	bool left = false;
 
+	if (r->resident &&
+	    dt_map_resident(r->map, (size_t)r->size * sizeof(struct dt_ring_entry), r->resident) < 0)
+		memset(r->resident, 1, (r->size + r->page_entries - 1) / r->page_entries);
 	/* In step when no published entry is left after the harvest. */
 	for (i = 0; i < r->size && !left; i++)
-		left = flags_at(r, i) == DT_RING_DIRTY;
+		left = resync_flags(r, i) == DT_RING_DIRTY;
 	if (!left)
 		return 0;
 	/*
@@ -148,14 +176,14 @@ uint32_t dt_ring_resync(struct dt_ring *r, struct dt_slot_table *slots, struct d
 	 * and the next entry it publishes is the one we read next.
 	 */
 	for (i = 0; i < r->size; i++)
-		if (flags_at(r, i) != 0 && flags_at(r, i - 1) == 0) {
+		if (resync_flags(r, i) != 0 && resync_flags(r, i - 1) == 0) {
 			start = i;
 			break;
 		}
 	if (start == UINT32_MAX)
 		return 0; /* no zero entry: not a ring KVM keeps; leave it to the tick */
-	for (end = start; end - start < r->size && flags_at(r, end) != 0; end++) {
-		if (flags_at(r, end) == DT_RING_DIRTY) {
+	for (end = start; end - start < r->size && resync_flags(r, end) != 0; end++) {
+		if (resync_flags(r, end) == DT_RING_DIRTY) {
 			take(r, &r->entries[end & mask], slots, stats);
 			n++;
 		}

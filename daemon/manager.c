@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "dt_plant.h"
 #include "dt_util.h"
 #include "log.h"
 #include "manager.h"
@@ -268,6 +269,8 @@ int dt_manager_start(struct dt_manager *m)
 	dt_log(LOG_INFO, "listening: attach %s, api %s%s%s, epoch %llu ms", c->attach_socket,
 	       c->api_socket, c->api_tcp ? ", http://" : "", c->api_tcp ? c->api_tcp : "",
 	       (unsigned long long)c->epoch_us / 1000);
+	if (dt_plant_name())
+		dt_log(LOG_WARNING, "test build: planted bug '%s' is on (DT_PLANT)", dt_plant_name());
 	r = dt_state_start(m);
 	if (r < 0) {
 		dt_log(LOG_ERR, "cannot start the state writer: %s", strerror(-r));

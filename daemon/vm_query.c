@@ -64,16 +64,19 @@ uint64_t dt_vm_index_pages(const struct dt_vm *vm)
 	return end;
 }
 
-int dt_vm_heat(const struct dt_vm *vm, uint32_t window, struct dt_heat **ret, size_t *ret_n)
+int dt_vm_heat(const struct dt_vm *vm, uint32_t window, uint32_t from, size_t max,
+	       struct dt_heat **ret, size_t *ret_n)
 {
 	const struct dt_stats_config *sc = dt_stats_config(vm->stats);
-	size_t max = dt_vm_index_pages(vm) / sc->region_pages + 1;
-	struct dt_heat *h = calloc(max, sizeof(*h));
+	uint64_t regions = dt_vm_index_pages(vm) / sc->region_pages + 1;
+	struct dt_heat *h;
 	int n;
 
+	max = (size_t)DT_MIN((uint64_t)max, regions > from ? regions - from : 1);
+	h = calloc(max, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	n = dt_stats_heatmap(vm->stats, window, h, max);
+	n = dt_stats_heatmap_from(vm->stats, window, from, h, max);
 	if (n < 0) {
 		free(h);
 		return n;
@@ -81,4 +84,24 @@ int dt_vm_heat(const struct dt_vm *vm, uint32_t window, struct dt_heat **ret, si
 	*ret = h;
 	*ret_n = (size_t)n;
 	return 0;
+}
+
+/* Guest-physical address of the first page of a heatmap region, if mapped. */
+bool dt_vm_region_gpa(const struct dt_vm *vm, uint64_t idx, uint64_t len, uint64_t *ret)
+{
+	const struct dt_slot_table *t = &vm->collector.slots;
+	bool found = false;
+
+	for (uint32_t i = 0; i < t->n; i++) {
+		const struct dt_slot *s = &t->slots[i];
+		uint64_t lo = DT_MAX(idx, (uint64_t)s->base);
+
+		if (lo >= idx + len || lo >= (uint64_t)s->base + s->pages)
+			continue;
+		uint64_t gpa = s->gpa + ((lo - s->base) << vm->page_shift);
+		if (!found || gpa < *ret)
+			*ret = gpa;
+		found = true;
+	}
+	return found;
 }

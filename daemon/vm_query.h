@@ -45,7 +45,13 @@ void dt_vm_curve(const struct dt_vm *vm, enum dt_curve_kind kind, uint32_t vcpu,
 double dt_vm_epoch_seconds(const struct dt_vm *vm);
 /* Epochs of the last `window` the history covers (<= window). */
 uint32_t dt_vm_window_observed(const struct dt_vm *vm, uint32_t window);
-/* Heatmap regions with dirtyings (caller frees *ret). -ENOMEM. */
-int dt_vm_heat(const struct dt_vm *vm, uint32_t window, struct dt_heat **ret, size_t *ret_n);
+/*
+ * Heatmap regions with dirtyings over the last window epochs, from region
+ * `from` on, at most max of them (caller frees *ret); -ENOMEM.
+ */
+int dt_vm_heat(const struct dt_vm *vm, uint32_t window, uint32_t from, size_t max,
+	       struct dt_heat **ret, size_t *ret_n);
+/* Guest-physical address of the first mapped page of dense pages [idx, idx + len). */
+bool dt_vm_region_gpa(const struct dt_vm *vm, uint64_t idx, uint64_t len, uint64_t *ret);
 /* Size of the VM's dense page index space (end of the highest slot). */
 uint64_t dt_vm_index_pages(const struct dt_vm *vm);

@@ -84,17 +84,19 @@ size_t dt_stats_sets_memory(const struct dt_stats *s)
 #define ITER_CHUNK 256
 
 /*
- * Add every page of `set` below `limit` to the dirtyings of its region.
+ * Add every page of `set` in [start, limit) to the dirtyings of its region.
  * Every such page is in the window's union, so its region is in out[].
  */
 static void heat_bin(const roaring_bitmap_t *set, struct dt_heat *out, size_t n, uint32_t rp,
-		     uint64_t limit)
+		     uint64_t start, uint64_t limit)
 {
 	roaring_uint32_iterator_t it;
 	uint32_t vals[ITER_CHUNK], got;
 	size_t j = 0;
 
 	roaring_init_iterator(set, &it);
+	if (!roaring_move_uint32_iterator_equalorlarger(&it, (uint32_t)start))
+		return;
 	while ((got = roaring_read_uint32_iterator(&it, vals, ITER_CHUNK)) > 0) {
 		for (uint32_t i = 0; i < got; i++) {
 			uint32_t region = vals[i] / rp;
@@ -111,14 +113,21 @@ static void heat_bin(const roaring_bitmap_t *set, struct dt_heat *out, size_t n,
 
 int dt_stats_heatmap(const struct dt_stats *s, uint32_t window, struct dt_heat *out, size_t max)
 {
+	return dt_stats_heatmap_from(s, window, 0, out, max);
+}
+
+int dt_stats_heatmap_from(const struct dt_stats *s, uint32_t window, uint32_t from,
+			  struct dt_heat *out, size_t max)
+{
 	roaring_uint32_iterator_t it;
 	uint32_t vals[ITER_CHUNK], got, rp = s->cfg.region_pages;
 	roaring_bitmap_t *u;
 	uint64_t first, limit = (uint64_t)UINT32_MAX + 1, exact_first, last_bucket, id;
+	uint64_t start = (uint64_t)from * rp;
 	size_t n = 0;
 	bool full = false;
 
-	if (window == 0 || max == 0 || s->epochs == 0)
+	if (window == 0 || max == 0 || s->epochs == 0 || start > UINT32_MAX)
 		return 0;
 	if (window > s->horizon)
 		window = s->horizon;
@@ -131,6 +140,8 @@ int dt_stats_heatmap(const struct dt_stats *s, uint32_t window, struct dt_heat *
 	if (!u)
 		return -ENOMEM;
 	roaring_init_iterator(u, &it);
+	if (!roaring_move_uint32_iterator_equalorlarger(&it, (uint32_t)start))
+		full = true; /* nothing at or past the start */
 	while (!full && (got = roaring_read_uint32_iterator(&it, vals, ITER_CHUNK)) > 0) {
 		for (uint32_t i = 0; i < got; i++) {
 			uint32_t region = vals[i] / rp;
@@ -154,7 +165,7 @@ int dt_stats_heatmap(const struct dt_stats *s, uint32_t window, struct dt_heat *
 		const roaring_bitmap_t *set = s->recent_sets[e % s->recent];
 
 		if (set)
-			heat_bin(set, out, n, rp, limit);
+			heat_bin(set, out, n, rp, start, limit);
 	}
 	/*
 	 * ...then each coarse bucket overlapping the rest of the window, once
@@ -174,7 +185,7 @@ int dt_stats_heatmap(const struct dt_stats *s, uint32_t window, struct dt_heat *
 				roaring_bitmap_free(u);
 				return -ENOMEM;
 			}
-			heat_bin(x, out, n, rp, limit);
+			heat_bin(x, out, n, rp, start, limit);
 			roaring_bitmap_free(x);
 		}
 	}

@@ -111,6 +111,9 @@ struct dt_heat {
 	uint64_t dirtyings;
 };
 int dt_stats_heatmap(const struct dt_stats *s, uint32_t window, struct dt_heat *out, size_t max);
+/* The same from region `from` on (a cursor: the region after the last one seen). */
+int dt_stats_heatmap_from(const struct dt_stats *s, uint32_t window, uint32_t from,
+			  struct dt_heat *out, size_t max);
 
 /*
  * Where the pages dirtied in the last `window` epochs lie: out[i] = the

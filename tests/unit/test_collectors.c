@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dt_collector.h"
@@ -312,6 +313,49 @@ static void test_bitmap(void)
 	dt_stats_free(s);
 }
 
+/*
+ * A bitmap memfd that is only ftruncated: consuming it counts the bits of
+ * the pages the producer wrote and allocates none of the holes (reading a
+ * hole through a shared mapping would allocate it).
+ */
+static void test_bitmap_sparse(void)
+{
+	struct dt_collector c;
+	struct dt_stats *s = new_stats(1);
+	char reason[DT_REASON_LEN];
+	struct dt_msg_add_bitmap m = { .slot = 0 };
+	const uint64_t pages = 1 << 20, bytes = pages / 8;
+	struct stat st;
+	uint64_t *w;
+	int fd;
+
+	CHECK(dt_collector_init(&c, DT_MODE_BITMAP, 1, s) == 0);
+	CHECK(dt_slots_add(&c.slots, 0, 0, pages, 12, 8, 1 << 20) == 0);
+	fd = sealed_memfd(bytes, F_SEAL_SHRINK | F_SEAL_GROW);
+	CHECK_EQ(c.ops->add_bitmap(&c, fd, &m, reason), 0);
+	w = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(w != MAP_FAILED);
+	w[0] = 1;			/* page 0 of the memfd */
+	w[17 * 512 + 3] = 3ull << 62;	/* page 17 */
+	w[bytes / 8 - 1] = 1ull << 63;	/* the last page */
+	CHECK_EQ(c.ops->consume(&c), 4);
+	CHECK_EQ(c.ops->consume(&c), 0);
+	CHECK(fstat(fd, &st) == 0);
+	CHECK_EQ((uint64_t)st.st_blocks * 512, 3 * 4096);
+	/* A fallocated page holds no data until written: skipped, then read. */
+	CHECK(fallocate(fd, 0, 4096, 8192) == 0);
+	CHECK_EQ(c.ops->consume(&c), 0);
+	w[512 + 7] = 1;
+	CHECK_EQ(c.ops->consume(&c), 1);
+	CHECK(dt_stats_close_epoch(s, 1, NULL) == 0);
+	CHECK_EQ(dt_stats_wss(s, 1), 5);
+	CHECK_EQ(dt_stats_wss_range(s, 1, pages - 1, pages), 1);
+	munmap(w, bytes);
+	close(fd);
+	dt_collector_done(&c);
+	dt_stats_free(s);
+}
+
 static void test_slots(void)
 {
 	struct dt_slot_table t = { 0 };
@@ -341,6 +385,7 @@ int main(void)
 	RUN(test_ring_resync_inside_run);
 	RUN(test_ring_refusals);
 	RUN(test_bitmap);
+	RUN(test_bitmap_sparse);
 	RUN(test_slots);
 	TEST_EXIT();
 }

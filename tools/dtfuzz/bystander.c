@@ -215,16 +215,28 @@ int dtfuzz_bystander_start(const struct dtfuzz_opts *o, struct dtfuzz_bystander 
 	return 0;
 }
 
+/* *status: the HTTP status, or -errno when no answer came (see describe()). */
 static struct json_object *get_json(struct dtfuzz_bystander *b, const char *path, long *status)
 {
 	_cleanup_free_ char *body = NULL;
-	struct json_object *j;
+	int r;
 
 	*status = 0;
-	if (dtfuzz_http_get(b->o->api_sock, path, b->o->health_timeout_s, status, &body) < 0)
+	r = dtfuzz_http_get(b->o->api_sock, path, b->o->health_timeout_s, status, &body);
+	if (r < 0) {
+		*status = r;
 		return NULL;
-	j = json_tokener_parse(body);
-	return j;
+	}
+	return json_tokener_parse(body);
+}
+
+static const char *describe(long status, char buf[48])
+{
+	if (status < 0)
+		snprintf(buf, 48, "no answer (%s)", strerror((int)-status));
+	else
+		snprintf(buf, 48, "status %ld", status);
+	return buf;
 }
 
 static int64_t jint(struct json_object *o, const char *a, const char *k)
@@ -239,7 +251,7 @@ static int64_t jint(struct json_object *o, const char *a, const char *k)
 /* The epochs closed since the last call, ORed into got. */
 static int collect(struct dtfuzz_bystander *b, char *why, size_t len)
 {
-	char path[160];
+	char path[160], what[48];
 	long status;
 	struct json_object *h, *eps;
 
@@ -247,7 +259,7 @@ static int collect(struct dtfuzz_bystander *b, char *why, size_t len)
 		 (unsigned long long)b->next_epoch);
 	h = get_json(b, path, &status);
 	if (!h || status != 200 || !json_object_object_get_ex(h, "epochs", &eps)) {
-		snprintf(why, len, "GET %s: status %ld", path, status);
+		snprintf(why, len, "GET %s: %s", path, describe(status, what));
 		json_object_put(h);
 		return -EIO;
 	}
@@ -267,33 +279,45 @@ static int collect(struct dtfuzz_bystander *b, char *why, size_t len)
 		b->epochs++;
 		if (jint(e, NULL, "pages") == 0)
 			continue;
+		/* Page after page: follow next until it is null. */
 		snprintf(path, sizeof(path), "/v1/vms/%u/epochs/%lld/pages", b->vm_id, (long long)n);
-		p = get_json(b, path, &status);
-		if (!p || status != 200 || !json_object_object_get_ex(p, "ranges", &ranges)) {
-			snprintf(why, len, "GET %s: status %ld (epoch no longer held exactly?)",
-				 path, status);
-			json_object_put(p);
-			json_object_put(h);
-			return -EIO;
-		}
-		for (size_t k = 0; k < json_object_array_length(ranges); k++) {
-			struct json_object *rg = json_object_array_get_idx(ranges, k);
-			uint64_t first = (uint64_t)json_object_get_int64(json_object_array_get_idx(rg, 0));
-			uint64_t count = (uint64_t)json_object_get_int64(json_object_array_get_idx(rg, 1));
+		while (path[0]) {
+			struct json_object *next;
 
-			for (uint64_t q = first; q < first + count; q++) {
-				if (q >= BY_PAGES) {
-					snprintf(why, len, "epoch %lld names page %llu, beyond the "
-						 "bystander's %u", (long long)n,
-						 (unsigned long long)q, BY_PAGES);
-					json_object_put(p);
-					json_object_put(h);
-					return -ERANGE;
-				}
-				set_bit(b->got, q);
+			p = get_json(b, path, &status);
+			if (!p || status != 200 || !json_object_object_get_ex(p, "ranges", &ranges)) {
+				snprintf(why, len, "GET %s: %s (epoch no longer held exactly?)", path,
+					 describe(status, what));
+				json_object_put(p);
+				json_object_put(h);
+				return -EIO;
 			}
+			for (size_t k = 0; k < json_object_array_length(ranges); k++) {
+				struct json_object *rg = json_object_array_get_idx(ranges, k);
+				uint64_t first = (uint64_t)json_object_get_int64(
+					json_object_array_get_idx(rg, 0));
+				uint64_t count = (uint64_t)json_object_get_int64(
+					json_object_array_get_idx(rg, 1));
+
+				for (uint64_t q = first; q < first + count; q++) {
+					if (q >= BY_PAGES) {
+						snprintf(why, len,
+							 "epoch %lld names page %llu, beyond the "
+							 "bystander's %u",
+							 (long long)n, (unsigned long long)q, BY_PAGES);
+						json_object_put(p);
+						json_object_put(h);
+						return -ERANGE;
+					}
+					set_bit(b->got, q);
+				}
+			}
+			path[0] = 0;
+			if (json_object_object_get_ex(p, "next", &next) &&
+			    json_object_is_type(next, json_type_string))
+				snprintf(path, sizeof(path), "%s", json_object_get_string(next));
+			json_object_put(p);
 		}
-		json_object_put(p);
 	}
 	json_object_put(h);
 	return 0;
@@ -302,7 +326,7 @@ static int collect(struct dtfuzz_bystander *b, char *why, size_t len)
 /* Its view: attached (or, after the detach, detached), attached once, nothing invalid. */
 static int check_view(struct dtfuzz_bystander *b, const char *want_state, char *why, size_t len)
 {
-	char path[64];
+	char path[64], what[48];
 	long status;
 	struct json_object *v, *st;
 	int r = 0;
@@ -310,7 +334,7 @@ static int check_view(struct dtfuzz_bystander *b, const char *want_state, char *
 	snprintf(path, sizeof(path), "/v1/vms/%u", b->vm_id);
 	v = get_json(b, path, &status);
 	if (!v || status != 200 || !json_object_object_get_ex(v, "state", &st)) {
-		snprintf(why, len, "GET %s: status %ld", path, status);
+		snprintf(why, len, "GET %s: %s", path, describe(status, what));
 		r = -EIO;
 	} else if (strcmp(json_object_get_string(st), want_state) != 0) {
 		struct json_object *dr = NULL;

@@ -97,6 +97,9 @@ void dtfuzz_bystander_figures(const struct dtfuzz_bystander *b, uint64_t *truth,
 const uint8_t *dtfuzz_bystander_uuid(const struct dtfuzz_bystander *b);
 void dtfuzz_bystander_free(struct dtfuzz_bystander *b);
 
-/* http.c: GET over the API's Unix socket. */
+/*
+ * http.c: GET over the API's Unix socket. -ETIMEDOUT, -ECONNREFUSED,
+ * -ECONNRESET (closed without an answer) or -EIO when no answer came.
+ */
 int dtfuzz_http_get(const char *sock, const char *path, double timeout_s, long *ret_status,
 		    char **ret_body);

@@ -50,7 +50,17 @@ int dtfuzz_http_get(const char *sock, const char *path, double timeout_s, long *
 	curl_easy_cleanup(h);
 	if (rc != CURLE_OK) {
 		free(b.buf);
-		return rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO;
+		switch (rc) {
+		case CURLE_OPERATION_TIMEDOUT:
+			return -ETIMEDOUT;
+		case CURLE_COULDNT_CONNECT:
+			return -ECONNREFUSED;
+		case CURLE_GOT_NOTHING:
+		case CURLE_RECV_ERROR:
+			return -ECONNRESET;
+		default:
+			return -EIO;
+		}
 	}
 	if (!b.buf)
 		b.buf = strdup("");
