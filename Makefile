@@ -35,7 +35,7 @@ endif
 
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) -fPIC -I. -Iproto -Istats -Icommon -Icollectors -Idaemon -Iapi -Itests/unit \
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) -fPIC -I. -Iproto -Istats -Iplan -Icommon -Icollectors -Idaemon -Iapi -Itests/unit \
 	$(PKG_CFLAGS) -MMD -MP
 LIBS := $(PKG_LIBS) -lroaring -lpthread -lm
 
@@ -44,6 +44,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 COMMON_SRC := $(wildcard common/*.c)
 PROTO_SRC := $(wildcard proto/*.c)
 STATS_SRC := $(wildcard stats/*.c)
+PLAN_SRC := $(wildcard plan/*.c)
 COLLECT_SRC := $(wildcard collectors/*.c)
 DAEMON_SRC := $(wildcard daemon/*.c) $(wildcard api/*.c)
 CTL_SRC := $(wildcard tools/dirtytrackctl/*.c)
@@ -80,7 +81,7 @@ $(LIBDT): $(call obj,$(PROTO_SRC))
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(LIBCORE): $(call obj,$(COMMON_SRC) $(STATS_SRC) $(COLLECT_SRC))
+$(LIBCORE): $(call obj,$(COMMON_SRC) $(STATS_SRC) $(PLAN_SRC) $(COLLECT_SRC))
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
@@ -148,13 +149,13 @@ $(BUILD)/man/%: docs/man/%.scd
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	-I. -Iproto -Istats -Icommon -Iapi -Idaemon $(PKG_CFLAGS)
+	-I. -Iproto -Istats -Iplan -Icommon -Iapi -Idaemon $(PKG_CFLAGS)
 # api/url.c: the REST request-target parser (pure code, no libmicrohttpd).
 # daemon/config.c, config_keys.c: the configuration parser and key table (libinih; no daemon state).
 # api/accept.c: /metrics' Accept negotiation.
-# stats/dt_plan_engine.c: ?engine= names (pure, no planner).
+# plan/engine.c: ?engine= names (pure, no planner).
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(PROTO_SRC) $(COMMON_SRC) api/url.c daemon/config.c daemon/config_keys.c api/accept.c \
-		stats/dt_plan_engine.c
+		plan/engine.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)

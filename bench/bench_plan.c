@@ -22,7 +22,7 @@
  *   repetition is seamless; writes beyond it are dropped).
  *
  * Beside the replay it runs, on the same trace:
- *   plan  the planner (stats/dt_plan.c) on the curve D(T) the daemon would
+ *   plan  the planner (plan/) on the curve D(T) the daemon would
  *         measure: dt_stats fed the trace in 100 ms epochs, D(T) at the
  *         windows the daemon plans with (1, 2, 3, 5, 7, 10, 15, ... epochs
  *         within the trace; --daemon-windows: its gauges' 1 epoch, 1, 2, 5,

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Unit tests for the knob advice (stats/dt_plan_advice.c) and the drain
- * order (stats/dt_evacuate.c): hand-checked schedules one at a time and in
+ * Unit tests for the knob advice (plan/knobs.c) and the drain
+ * order (plan/evacuate.c): hand-checked schedules one at a time and in
  * parallel; for a guest that outruns the link, each knob's setting is the
  * edge its search claims (the next milder setting re-planned does not fit),
  * the knobs this VMM cannot apply are marked so, and the advised one is

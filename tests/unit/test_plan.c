@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Unit tests for the migration planner (stats/dt_plan.c): hand-checked
+ * Unit tests for the migration planner (plan/): hand-checked
  * round sequences for a linear and a flat curve, a non-converging case, the
  * dirty-limit recommendation, and bad inputs that must be -EINVAL, never NaN.
  */

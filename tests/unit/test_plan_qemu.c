@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The QEMU engine (stats/dt_plan_qemu.c) on cases computed by hand. The
+ * The QEMU engine (plan/engine_qemu.c) on cases computed by hand. The
  * link carries exactly 1000 pages (4096 bytes + an 8-byte header) per
  * 100 ms window, so QEMU's bandwidth estimate is the bandwidth and a round
  * of memory of 10000 pages takes 1.0 s; downtime-limit 50 ms makes the

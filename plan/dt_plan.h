@@ -214,7 +214,7 @@ struct dt_plan_recommendation {
  * The migration engine a plan predicts for. IDEAL is the model above (a
  * page sent is clean until written again, the stop-and-copy at the given
  * bandwidth, zero pages free). QEMU follows QEMU's own pre-copy rules
- * (dt_plan_qemu.c).
+ * (plan/engine_qemu.c).
  */
 enum dt_plan_engine {
 	DT_PLAN_ENGINE_IDEAL,
@@ -318,7 +318,7 @@ int dt_plan_engine_parse(const char *s, enum dt_plan_engine *e, uint32_t *versio
 int dt_plan_engine_compute(const struct dt_plan_input *in, const struct dt_plan_engine_input *e,
 			   struct dt_plan **ret);
 /*
- * QEMU's pre-copy (dt_plan_qemu.c) on the curve of `in`: the vCPU curves,
+ * QEMU's pre-copy (plan/engine_qemu.c) on the curve of `in`: the vCPU curves,
  * activity profile and layout are not used. -EINVAL on bad input.
  */
 int dt_plan_qemu_compute(const struct dt_plan_input *in, const struct dt_plan_qemu *q,

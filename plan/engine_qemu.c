@@ -353,7 +353,7 @@ int dt_plan_qemu_compute(const struct dt_plan_input *in, const struct dt_plan_qe
 	return 0;
 }
 
-/* The plan for the engine asked: the ideal model (dt_plan.c) or QEMU's rules. */
+/* The plan for the engine asked: the ideal model (plan/simulate.c) or QEMU's rules. */
 int dt_plan_engine_compute(const struct dt_plan_input *in, const struct dt_plan_engine_input *e,
 			   struct dt_plan **ret)
 {
