@@ -50,11 +50,18 @@ try:
         b.stop_all()
         sys.exit(77)
     zero = qemuplan.zero_fraction(g)
-    p = b.plan(src.uuid, "qemu", BW, DOWN_MS, zero, CAP, {"max_rounds": "100"})
-    print(f"guest {rate:.0f} pages/s, max-bandwidth {BW >> 20} MiB/s, downtime-limit {DOWN_MS} ms: "
-          f"plan as is: meets_target={p['meets_target']} verdict={p['verdict']}")
-    if p["meets_target"]:
-        fail(f"the plan says pre-copy meets the {CAP} s target: the case proves nothing: {p['verdict']}")
+    while True:
+        p = b.plan(src.uuid, "qemu", BW, DOWN_MS, zero, CAP, {"max_rounds": "100"})
+        print(f"guest {rate:.0f} pages/s, max-bandwidth {BW >> 20} MiB/s, downtime-limit {DOWN_MS} ms: "
+              f"plan as is: meets_target={p['meets_target']} verdict={p['verdict']}")
+        if not p["meets_target"]:
+            break
+        # a loaded host slows the guest: a narrower link makes the case (the
+        # negative control below checks it against QEMU itself)
+        if BW <= 16 * MiB:
+            fail(f"the plan says pre-copy meets the {CAP} s target even at 16 MiB/s: the case "
+                 f"proves nothing: {p['verdict']}")
+        BW = max(16 * MiB, (BW * 2 // 3) >> 20 << 20)
     k = p.get("knobs")
     if not k:
         fail("a plan that misses its target has no knobs")
