@@ -118,6 +118,8 @@ int dt_stats_heatmap(const struct dt_stats *s, uint32_t window, struct dt_heat *
 	size_t n = 0;
 	bool full = false;
 
+	dt_stats_settle(s); /* before s->epochs is read */
+
 	if (window == 0 || max == 0 || s->epochs == 0)
 		return 0;
 	if (window > s->horizon)
@@ -223,6 +225,8 @@ int dt_stats_page_quantiles(const struct dt_stats *s, uint32_t window, uint32_t 
 {
 	roaring_bitmap_t *u;
 	uint64_t card;
+
+	dt_stats_settle(s); /* before s->epochs is read */
 
 	if (n == 0 || !out)
 		return -EINVAL;

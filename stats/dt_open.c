@@ -114,10 +114,9 @@ void dt_open_add_range(struct dt_open *o, uint64_t lo, uint64_t hi)
 	o->run_hi = hi;
 }
 
-int dt_open_build(struct dt_open *o, roaring_bitmap_t **ret)
+int dt_open_build_begin(struct dt_open *o, roaring_bitmap_t **ret)
 {
-	roaring_bitmap_t *chunks, *r;
-	int e;
+	roaring_bitmap_t *chunks;
 
 	/* Same set, different representation. */
 	ranges_flush(o);
@@ -127,27 +126,62 @@ int dt_open_build(struct dt_open *o, roaring_bitmap_t **ret)
 		return -ENOMEM;
 	/* Containers go in by ascending key. */
 	dt_radix_sort(o->touched, o->touched + o->ndir, o->ntouched);
-	for (uint32_t i = 0; i < o->ntouched; i++) {
+	*ret = chunks;
+	return 0;
+}
+
+int dt_open_build_chunks(struct dt_open *o, roaring_bitmap_t *r, uint32_t *pos, uint32_t max)
+{
+	uint32_t i = *pos, end = o->ntouched - i < max ? o->ntouched : i + max;
+
+	for (; i < end; i++) {
 		const struct dt_open_chunk *ch = &o->dir[o->touched[i]];
+		int e;
 
 		if (!ch->bits)
 			continue;
-		e = dt_roaring_append_words(chunks, (uint16_t)o->touched[i], ch->bits);
+		e = dt_roaring_append_words(r, (uint16_t)o->touched[i], ch->bits);
 		if (e < 0) {
-			roaring_bitmap_free(chunks);
+			*pos = i;
 			return e;
 		}
 	}
-	if (roaring_bitmap_is_empty(o->fallback) && !o->log.n) {
-		*ret = chunks;
+	*pos = i;
+	return i < o->ntouched;
+}
+
+int dt_open_build_end(struct dt_open *o, roaring_bitmap_t **r)
+{
+	roaring_bitmap_t *u;
+
+	if (roaring_bitmap_is_empty(o->fallback) && !o->log.n)
 		return 0;
-	}
-	r = roaring_bitmap_or(o->fallback, chunks);
-	roaring_bitmap_free(chunks);
-	if (!r)
+	u = roaring_bitmap_or(o->fallback, *r);
+	if (!u)
 		return -ENOMEM;
+	roaring_bitmap_free(*r);
 	/* Sorted: libroaring appends to each container once. */
-	roaring_bitmap_add_many(r, o->log.n, o->log.a);
+	roaring_bitmap_add_many(u, o->log.n, o->log.a);
+	*r = u;
+	return 0;
+}
+
+int dt_open_build(struct dt_open *o, roaring_bitmap_t **ret)
+{
+	roaring_bitmap_t *r;
+	uint32_t pos = 0;
+	int e;
+
+	e = dt_open_build_begin(o, &r);
+	if (e < 0)
+		return e;
+	e = dt_open_build_chunks(o, r, &pos, UINT32_MAX);
+	if (e >= 0)
+		e = dt_open_build_end(o, &r);
+	if (e < 0) {
+		roaring_bitmap_free(r);
+		return e;
+	}
 	*ret = r;
 	return 0;
 }

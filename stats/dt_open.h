@@ -100,6 +100,16 @@ void dt_open_add_range(struct dt_open *o, uint64_t lo, uint64_t hi);
 
 /* The open set as a new roaring bitmap; the open set is unchanged. -ENOMEM. */
 int dt_open_build(struct dt_open *o, roaring_bitmap_t **ret);
+/*
+ * The same in steps, for a close split over several calls: begin makes
+ * *ret (empty); chunks appends the bitsets of up to max touched chunks from
+ * *pos on (1: more to do, 0: all in, -ENOMEM); end adds the log and the
+ * fallback, replacing *r. On an error the caller frees *r and starts over;
+ * the open set is unchanged by any of them.
+ */
+int dt_open_build_begin(struct dt_open *o, roaring_bitmap_t **ret);
+int dt_open_build_chunks(struct dt_open *o, roaring_bitmap_t *r, uint32_t *pos, uint32_t max);
+int dt_open_build_end(struct dt_open *o, roaring_bitmap_t **r);
 /* Empty the open set after a successful close. */
 void dt_open_reset(struct dt_open *o);
 size_t dt_open_memory(const struct dt_open *o);
