@@ -70,12 +70,11 @@ static void stats_config(const struct dt_vm *vm, struct dt_stats_config *sc)
 }
 
 /*
- * Work per step of a split close: 64-page blocks of the epoch's sets. A
- * step of a dense epoch (64 pages a block) then takes about 1-3 ms; a 1 TiB
- * guest at 50 % closes in a few hundred steps, each a turn of the loop, so
- * other VMs' ticks and API requests are served in between.
+ * A split close runs DT_STATS_CLOSE_BUDGET blocks per step, one step per
+ * loop turn: a 1 TiB guest at 50 % closes in a few hundred steps of a few
+ * ms each, and other VMs' ticks and API requests are served in between.
  */
-#define DT_CLOSE_STEP_BLOCKS 8192u
+#define DT_CLOSE_STEP_BLOCKS DT_STATS_CLOSE_BUDGET
 
 /* The epoch's close is complete: account for it and hand it to observers. */
 static void vm_close_done(struct dt_vm *vm)

@@ -267,13 +267,8 @@ static void close_apply(struct dt_stats *s)
 		dt_lastidx_end(vc->ls, roaring_bitmap_get_cardinality(vc->set));
 		roaring_bitmap_free(vc->set);
 		vc->set = NULL;
-		dt_open_reset(&vc->closing);
 	}
-	if (pages) {
-		/* Sequential sweeps collapse to a few runs; random sets stay as they are. */
-		roaring_bitmap_run_optimize(set);
-		roaring_bitmap_shrink_to_fit(set);
-	} else {
+	if (!pages) {
 		roaring_bitmap_free(set);
 		set = NULL;
 	}
@@ -287,13 +282,29 @@ static void close_apply(struct dt_stats *s)
 	};
 	s->total_entries += s->cl.entries;
 	s->total_pages += pages;
-	dt_open_reset(s->closing);
 	s->epochs++;
-	s->cl.phase = DT_CLOSE_DONE;
+	s->cl.phase = DT_CLOSE_RESET;
+	s->cl.t = s->cl.pos = 0;
+}
+
+/* Clear the sealed open sets for the next close, a share of chunks at a time. */
+static int step_reset(struct dt_stats *s, uint64_t *left)
+{
+	uint64_t chunks = *left / CHUNK_UNITS + 1;
+	uint32_t before = s->cl.pos;
+	int r;
+
+	r = dt_open_reset_step(target_open(s, s->cl.t), &s->cl.pos,
+			       chunks > UINT32_MAX ? UINT32_MAX : (uint32_t)chunks);
+	*left -= DT_MIN(*left, (uint64_t)(s->cl.pos - before) * CHUNK_UNITS + 1);
+	if (r == 0)
+		s->cl.pos = 0;
+	return r;
 }
 
 static int close_run(struct dt_stats *s, uint64_t left)
 {
+	bool bounded = left != UINT64_MAX;
 	int r;
 
 	while (s->cl.phase != DT_CLOSE_DONE) {
@@ -314,6 +325,13 @@ static int close_run(struct dt_stats *s, uint64_t left)
 			if (s->cl.pos == 0)
 				dt_lastidx_begin(target_ls(s, s->cl.t));
 			r = step_index(s, &left, true);
+			break;
+		case DT_CLOSE_APPLY:
+			close_apply(s);
+			left -= DT_MIN(left, (uint64_t)CHUNK_UNITS);
+			continue;
+		case DT_CLOSE_RESET:
+			r = step_reset(s, &left);
 			break;
 		default:
 			return -EINVAL; /* not reached */
@@ -340,8 +358,18 @@ static int close_run(struct dt_stats *s, uint64_t left)
 				}
 			}
 			s->cl.phase = DT_CLOSE_UPDATE;
+		} else if (s->cl.phase == DT_CLOSE_UPDATE) {
+			/* Sequential sweeps collapse to a few runs; random sets stay as they are. */
+			if (s->cl.pages) {
+				roaring_bitmap_run_optimize(s->cl.set);
+				roaring_bitmap_shrink_to_fit(s->cl.set);
+			}
+			s->cl.phase = DT_CLOSE_APPLY;
+			/* A bounded step ends here: the compaction walks every container. */
+			if (bounded)
+				left = 0;
 		} else {
-			close_apply(s);
+			s->cl.phase = DT_CLOSE_DONE;
 		}
 	}
 	return 0;
@@ -370,7 +398,7 @@ void dt_stats_settle(const struct dt_stats *cs)
 	struct dt_stats *s = (struct dt_stats *)cs;
 
 	/* Counts that moved cannot move back: finish (nothing below fails). */
-	if (s->cl.phase == DT_CLOSE_UPDATE)
+	if (s->cl.phase == DT_CLOSE_UPDATE || s->cl.phase == DT_CLOSE_APPLY)
 		close_run(s, UINT64_MAX);
 }
 

@@ -112,4 +112,6 @@ int dt_open_build_chunks(struct dt_open *o, roaring_bitmap_t *r, uint32_t *pos, 
 int dt_open_build_end(struct dt_open *o, roaring_bitmap_t **r);
 /* Empty the open set after a successful close. */
 void dt_open_reset(struct dt_open *o);
+/* The same in steps of up to max touched chunks from *pos (0 first): 1 while more remain. */
+int dt_open_reset_step(struct dt_open *o, uint32_t *pos, uint32_t max);
 size_t dt_open_memory(const struct dt_open *o);

@@ -81,6 +81,8 @@ int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us, struct dt_closed_e
  * way. dt_stats_close_epoch() returns -EBUSY while a split close is in
  * progress.
  */
+/* A step's budget that keeps it to a few ms (bench_harvest --close-steps measures it). */
+#define DT_STATS_CLOSE_BUDGET 8192u
 int dt_stats_close_begin(struct dt_stats *s, uint64_t now_us, bool want_closed);
 int dt_stats_close_step(struct dt_stats *s, uint64_t budget, struct dt_closed_epoch **ret);
 bool dt_stats_closing(const struct dt_stats *s);

@@ -26,7 +26,9 @@ enum dt_close_phase {
 	DT_CLOSE_BUILD,	  /* the sealed open sets become roaring sets */
 	DT_CLOSE_RESERVE, /* room in each index (no count changes) */
 	DT_CLOSE_UPDATE,  /* counts move: index queries complete the close first */
-	DT_CLOSE_DONE,	  /* applied; the closed epoch waits for the caller */
+	DT_CLOSE_APPLY,	  /* the set compacted; next step applies the epoch at once */
+	DT_CLOSE_RESET,	  /* applied; the sealed buffers are cleared for reuse */
+	DT_CLOSE_DONE,	  /* the closed epoch waits for the caller */
 };
 
 struct dt_close {
