@@ -48,6 +48,14 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 static uint64_t rnd(void)
 {
@@ -541,13 +549,14 @@ static uint64_t close_timed(struct dt_stats *s, uint64_t now, uint64_t budget, u
 	if (dt_stats_close_begin(s, now, false) < 0)
 		die("dt_stats_close_begin", ENOMEM);
 	do {
-		uint64_t s0 = now_ns();
+		/* CPU time: on a loaded host a step's wall time counts other processes' turns. */
+		uint64_t s0 = cpu_ns();
 
 		r = dt_stats_close_step(s, budget, NULL);
 		if (r < 0)
 			die("dt_stats_close_step", -r);
-		if (now_ns() - s0 > *max_ns)
-			*max_ns = now_ns() - s0;
+		if (cpu_ns() - s0 > *max_ns)
+			*max_ns = cpu_ns() - s0;
 		++*steps;
 	} while (r > 0);
 	return now_ns() - t0;
@@ -692,7 +701,7 @@ static void bench_close_steps(void)
 			bench_scale_cell(&sz[i], &fr[j], 1, 0, &whole);
 			bench_scale_cell(&sz[i], &fr[j], 1, DT_STATS_CLOSE_BUDGET, &split);
 			printf("close_steps_%s_%s: whole close %.1f ms; split (budget %u): %llu "
-			       "steps, longest %.2f ms (%.4f x the whole close), total %.1f ms\n",
+			       "steps, longest %.2f ms CPU (%.4f x the whole close), total %.1f ms\n",
 			       sz[i].name, fr[j].name, whole.close_ms, DT_STATS_CLOSE_BUDGET,
 			       (unsigned long long)split.steps, split.step_max_ms,
 			       split.step_max_ms / whole.close_ms, split.close_ms);
