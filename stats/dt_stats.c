@@ -3,9 +3,10 @@
  * Per-VM dirty-page statistics (see dt_stats.h for the contract).
  *
  * Open epoch: the VM's pages, and each vCPU's ring pages, in chunk bitsets
- * (dt_open.c). Closing turns each into a roaring set and feeds, per VM and
- * per vCPU, a last-dirty index (dt_lastidx.c) 64 pages at a time, whose
- * cost is per dirty block of the epoch: exact D(T). The VM's
+ * (dt_open.c). Closing (dt_close.c, whole or in bounded steps) turns each
+ * into a roaring set and feeds, per VM and per vCPU, a last-dirty index
+ * (dt_lastidx.c) 64 pages at a time, whose cost is per dirty block of the
+ * epoch: exact D(T). The VM's
  * set is kept exactly for recent_epochs and then coarsened into buckets
  * (dt_heatmap.c); a ring of per-epoch records covers the horizon.
  */
