@@ -4,8 +4,9 @@
 # epoch, beside a small probe VM, both at the same epoch. Prints the big VM's
 # dirty pages per epoch (the fraction of its 2^28 pages) and close time
 # (the daemon's harvest histogram), and the loop's tick lateness over the
-# run (dirtytrackd_tick_lateness_seconds, max and histogram): a close that
-# holds the loop shows up as lateness of the probe's and the big VM's ticks.
+# run (dirtytrackd_tick_lateness_seconds, max and histogram): the probe
+# attaches half an epoch after the big VM, so a close that holds the loop
+# shows up as lateness of the probe's ticks.
 # Ratio: worst lateness / epoch.
 # Usage: bench/bench-close.sh [BUILD]; RATE=writes/s (default 15000000) EPOCH=10s
 #        SECONDS_LOAD=40; DAEMON=path (another dirtytrackd, same dtsim)
@@ -32,6 +33,9 @@ for _ in $(seq 100); do [ -S "$TMP/run/attach.sock" ] && break; sleep 0.05; done
 "$BUILD/dtsim" --connect "$TMP/run/attach.sock" --name big --memory 1T --mode bitmap \
 	--rate "$RATE" --seed 7 >"$TMP/big.log" 2>&1 &
 PIDS+=($!)
+# Half an epoch later: the probe's ticks fall inside the big VM's closes.
+for _ in $(seq 200); do api /v1/vms/big >/dev/null 2>&1 && break; sleep 0.1; done
+sleep "$(awk -v e="${EPOCH%s}" 'BEGIN { print e / 2 }')"
 "$BUILD/dtsim" --connect "$TMP/run/attach.sock" --name probe --memory 64M --rate 1000 \
 	--seed 8 >/dev/null 2>&1 &
 PIDS+=($!)
