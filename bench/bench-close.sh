@@ -9,13 +9,15 @@
 # shows up as lateness of the probe's ticks.
 # Ratio: worst lateness / epoch.
 # Usage: bench/bench-close.sh [BUILD]; RATE=writes/s (default 15000000) EPOCH=10s
-#        SECONDS_LOAD=40; DAEMON=path (another dirtytrackd, same dtsim)
+#        SECONDS_LOAD=40; STATE=off (no state directory); DAEMON=path (another dirtytrackd, same dtsim)
 set -euo pipefail
 BUILD=${1:-build}
 DAEMON=${DAEMON:-$BUILD/dirtytrackd}
 RATE=${RATE:-15000000}
 EPOCH=${EPOCH:-10s}
 DUR=${SECONDS_LOAD:-40}
+# STATE=off: no state directory (its snapshots encode the whole history on the loop)
+STATE=${STATE:-}
 for c in curl jq; do command -v "$c" >/dev/null || { echo "SKIP: $c is missing"; exit 77; }; done
 TMP=$(mktemp -d /tmp/dt-bench-close.XXXXXX)
 PIDS=()
@@ -25,7 +27,8 @@ cleanup() {
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
-"$DAEMON" --state-dir "$TMP/state" --runtime-dir "$TMP/run" --listen-tcp off --dbus off \
+[ -n "$STATE" ] || STATE=$TMP/state
+"$DAEMON" --state-dir "$STATE" --runtime-dir "$TMP/run" --listen-tcp off --dbus off \
 	--epoch "$EPOCH" >"$TMP/daemon.log" 2>&1 &
 PIDS+=($!)
 api() { curl -sf --max-time 30 --unix-socket "$TMP/run/api.sock" "http://localhost$1"; }
