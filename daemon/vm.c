@@ -235,6 +235,8 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 		return 0;
 	}
 
+	/* Requests name the epoch: a close still in progress completes first. */
+	vm_close_finish(vm);
 	vm_harvest_rings(vm); /* may send RESET_RINGS */
 	if (!dt_conn_alive(vm->conn))
 		return 0;
