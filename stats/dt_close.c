@@ -294,7 +294,9 @@ static int step_reset(struct dt_stats *s, uint64_t *left)
 	uint32_t before = s->cl.pos;
 	int r;
 
-	r = dt_open_reset_step(target_open(s, s->cl.t), &s->cl.pos,
+	struct dt_open *dst = s->cl.t ? &s->vcpus[s->cl.t - 1].open : s->open;
+
+	r = dt_open_reset_step(target_open(s, s->cl.t), dst, &s->cl.pos,
 			       chunks > UINT32_MAX ? UINT32_MAX : (uint32_t)chunks);
 	*left -= DT_MIN(*left, (uint64_t)(s->cl.pos - before) * CHUNK_UNITS + 1);
 	if (r == 0)

@@ -204,7 +204,28 @@ static void reset_kept(struct dt_open *o)
 	o->nkept = n;
 }
 
-int dt_open_reset_step(struct dt_open *o, uint32_t *pos, uint32_t max)
+/* A cleared bitset of o's chunk c becomes dst's spare there, if dst has none. */
+static void spare_to(struct dt_open *o, struct dt_open *dst, uint32_t c, uint64_t *bits)
+{
+	struct dt_open_chunk *d;
+
+	o->nchunks--;
+	if (c >= dst->ndir && dir_grow(dst, c + 1) < 0) {
+		free(bits);
+		return;
+	}
+	d = &dst->dir[c];
+	if (d->bits || d->spare) {
+		free(bits);
+		return;
+	}
+	/* Not listed in kept: a chunk is there exactly while it has bits or a spare. */
+	d->spare = bits;
+	dst->kept[dst->nkept++] = c;
+	dst->nchunks++;
+}
+
+int dt_open_reset_step(struct dt_open *o, struct dt_open *dst, uint32_t *pos, uint32_t max)
 {
 	uint32_t i = *pos, end = o->ntouched - i < max ? o->ntouched : i + max;
 
@@ -216,13 +237,18 @@ int dt_open_reset_step(struct dt_open *o, uint32_t *pos, uint32_t max)
 		ch->hits = 0;
 		if (ch->bits) {
 			memset(ch->bits, 0, DT_OPEN_WORDS * sizeof(uint64_t));
-			ch->spare = ch->bits;
+			if (dst)
+				spare_to(o, dst, o->touched[i], ch->bits);
+			else
+				ch->spare = ch->bits;
 			ch->bits = NULL;
 		}
 	}
 	*pos = i;
 	if (i < o->ntouched)
 		return 1;
+	if (dst)
+		o->nkept = 0; /* every bitset went to dst or was freed */
 	/*
 	 * Without bitsets the directory only counted hits: give it back (a
 	 * VM scattering pages over a huge index space would hold up to 2 MiB
@@ -247,7 +273,7 @@ void dt_open_reset(struct dt_open *o)
 {
 	uint32_t pos = 0;
 
-	dt_open_reset_step(o, &pos, UINT32_MAX);
+	dt_open_reset_step(o, NULL, &pos, UINT32_MAX);
 }
 
 size_t dt_open_memory(const struct dt_open *o)

@@ -112,6 +112,11 @@ int dt_open_build_chunks(struct dt_open *o, roaring_bitmap_t *r, uint32_t *pos, 
 int dt_open_build_end(struct dt_open *o, roaring_bitmap_t **r);
 /* Empty the open set after a successful close. */
 void dt_open_reset(struct dt_open *o);
-/* The same in steps of up to max touched chunks from *pos (0 first): 1 while more remain. */
-int dt_open_reset_step(struct dt_open *o, uint32_t *pos, uint32_t max);
+/*
+ * The same in steps of up to max touched chunks from *pos (0 first): 1
+ * while more remain. With dst (the open set that took over from o), o's
+ * cleared bitsets become dst's spares where dst has none, and o keeps none:
+ * the two buffers of a split close hold one set of spares between them.
+ */
+int dt_open_reset_step(struct dt_open *o, struct dt_open *dst, uint32_t *pos, uint32_t max);
 size_t dt_open_memory(const struct dt_open *o);
