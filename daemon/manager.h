@@ -117,6 +117,9 @@ struct dt_vm {
 	unsigned late_in_a_row;
 	struct dt_vm_counters counters;
 	uint64_t epoch_harvest_us; /* harvest time of the open epoch so far */
+	/* A close split into steps (dt_stats_close_step): one step per loop turn. */
+	sd_event_source *close_defer;
+	uint64_t close_us; /* time its steps took so far */
 	uint64_t generation; /* bumped whenever its figures change */
 	uint64_t history_bytes; /* heap held by its statistics, as of the last epoch */
 	struct dt_vm_persist persist;

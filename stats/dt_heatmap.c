@@ -127,6 +127,8 @@ int dt_stats_heatmap_from(const struct dt_stats *s, uint32_t window, uint32_t fr
 	size_t n = 0;
 	bool full = false;
 
+	dt_stats_settle(s); /* before s->epochs is read */
+
 	if (window == 0 || max == 0 || s->epochs == 0 || start > UINT32_MAX)
 		return 0;
 	if (window > s->horizon)
@@ -234,6 +236,8 @@ int dt_stats_page_quantiles(const struct dt_stats *s, uint32_t window, uint32_t 
 {
 	roaring_bitmap_t *u;
 	uint64_t card;
+
+	dt_stats_settle(s); /* before s->epochs is read */
 
 	if (n == 0 || !out)
 		return -EINVAL;

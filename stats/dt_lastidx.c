@@ -262,10 +262,17 @@ int dt_lastidx_reserve(struct dt_lastidx *ls, const uint32_t *pages, size_t n)
 	return 0;
 }
 
+#define RESERVE_AHEAD 8 /* blocks between prefetching a home slot and probing it */
+
 int dt_lastidx_reserve_blocks(struct dt_lastidx *ls, const struct dt_block *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		int r = reserve_block(ls, b[i].block + 1, b[i].mask);
+		int r;
+
+		/* Scattered blocks miss the cache in the hash: start the next misses now. */
+		if (i + RESERVE_AHEAD < n && ls->tcap)
+			__builtin_prefetch(&ls->tab[home(ls, b[i + RESERVE_AHEAD].block + 1)], 1);
+		r = reserve_block(ls, b[i].block + 1, b[i].mask);
 
 		if (r < 0)
 			return r;
@@ -328,8 +335,8 @@ void dt_lastidx_begin(struct dt_lastidx *ls)
  * Dirty masks are random, so nothing branches per page. The slot has room
  * for every page (reserved).
  */
-static void block_update(struct dt_lastidx *ls, struct lslot *s, uint64_t newmask, uint64_t now,
-			 uint32_t now_pos)
+static void block_update_dense(struct dt_lastidx *ls, struct lslot *s, uint64_t newmask,
+			       uint64_t now, uint32_t now_pos)
 {
 	const uint8_t *k = ls->win->k;
 	uint32_t now32 = (uint32_t)now, h = ls->horizon, *ep = slot_ep(s), out[64];
@@ -365,6 +372,62 @@ static void block_update(struct dt_lastidx *ls, struct lslot *s, uint64_t newmas
 	s->mask = all;
 }
 
+/*
+ * The same for a block holding many more pages than the epoch dirtied in
+ * it (a sparse epoch over a long history): only the dirtied pages are
+ * visited, each found by its rank; a new page moves the epochs above it
+ * up by one. Work per dirty page, not per retained page.
+ */
+static void block_update_sparse(struct dt_lastidx *ls, struct lslot *s, uint64_t newmask,
+				uint64_t now, uint32_t now_pos)
+{
+	const uint8_t *k = ls->win->k;
+	uint32_t now32 = (uint32_t)now, h = ls->horizon, *ep = slot_ep(s);
+	uint64_t mask = s->mask;
+	uint32_t n = (uint32_t)__builtin_popcountll(mask);
+
+	for (uint64_t m = newmask; m; m &= m - 1) {
+		uint64_t bit = m & -m;
+		uint32_t r = (uint32_t)__builtin_popcountll(mask & (bit - 1));
+
+		if (!(mask & bit)) {
+			memmove(ep + r + 1, ep + r, (n - r) * sizeof(*ep));
+			ep[r] = now32;
+			mask |= bit;
+			n++;
+			ls->held++;
+			continue;
+		}
+		uint32_t age = now32 - ep[r];
+
+		ep[r] = now32;
+		/* As in the dense pass: age 0 is a guard, past the horizon counts nowhere. */
+		if (age == 0 || age >= h)
+			continue;
+		uint32_t pos = now_pos >= age ? now_pos - age : now_pos + h - age;
+
+		ls->cnt[pos >> CNT_SHIFT][pos & (CNT_SIZE - 1)]--;
+		ls->csum[pos >> CNT_SHIFT]--;
+		ls->rem[k[age]]++;
+		ls->dec++;
+	}
+	s->mask = mask;
+}
+
+/* The dense pass is branch-free per page, the sparse one costs a rank per page. */
+#define SPARSE_RATIO 4u
+
+static void block_update(struct dt_lastidx *ls, struct lslot *s, uint64_t newmask, uint64_t now,
+			 uint32_t now_pos)
+{
+	uint32_t nnew = (uint32_t)__builtin_popcountll(newmask);
+
+	if (nnew * SPARSE_RATIO < (uint32_t)__builtin_popcountll(s->mask))
+		block_update_sparse(ls, s, newmask, now, now_pos);
+	else
+		block_update_dense(ls, s, newmask, now, now_pos);
+}
+
 #define UPDATE_AHEAD 32 /* blocks looked up at once */
 #define PREFETCH_DIST 8	 /* blocks between prefetching epochs and using them */
 
@@ -386,6 +449,8 @@ static void update_batch(struct dt_lastidx *ls, const struct dt_block *b, uint32
 	uint64_t now = ls->epochs;
 	uint32_t now_pos = (uint32_t)(now % ls->horizon);
 
+	for (uint32_t j = 0; j < n; j++)
+		__builtin_prefetch(&ls->tab[home(ls, b[j].block + 1)]);
 	for (uint32_t j = 0; j < n; j++)
 		q[j] = &ls->tab[tab_find(ls, b[j].block + 1)]; /* reserved */
 	for (uint32_t j = 0; j < n && j < PREFETCH_DIST; j++)

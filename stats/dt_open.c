@@ -114,10 +114,9 @@ void dt_open_add_range(struct dt_open *o, uint64_t lo, uint64_t hi)
 	o->run_hi = hi;
 }
 
-int dt_open_build(struct dt_open *o, roaring_bitmap_t **ret)
+int dt_open_build_begin(struct dt_open *o, roaring_bitmap_t **ret)
 {
-	roaring_bitmap_t *chunks, *r;
-	int e;
+	roaring_bitmap_t *chunks;
 
 	/* Same set, different representation. */
 	ranges_flush(o);
@@ -128,39 +127,70 @@ int dt_open_build(struct dt_open *o, roaring_bitmap_t **ret)
 	/* Containers go in by ascending key (none touched: no directory, touched is NULL). */
 	if (o->ntouched)
 		dt_radix_sort(o->touched, o->touched + o->ndir, o->ntouched);
-	for (uint32_t i = 0; i < o->ntouched; i++) {
+	*ret = chunks;
+	return 0;
+}
+
+int dt_open_build_chunks(struct dt_open *o, roaring_bitmap_t *r, uint32_t *pos, uint32_t max)
+{
+	uint32_t i = *pos, end = o->ntouched - i < max ? o->ntouched : i + max;
+
+	for (; i < end; i++) {
 		const struct dt_open_chunk *ch = &o->dir[o->touched[i]];
+		int e;
 
 		if (!ch->bits)
 			continue;
-		e = dt_roaring_append_words(chunks, (uint16_t)o->touched[i], ch->bits);
+		e = dt_roaring_append_words(r, (uint16_t)o->touched[i], ch->bits);
 		if (e < 0) {
-			roaring_bitmap_free(chunks);
+			*pos = i;
 			return e;
 		}
 	}
-	if (roaring_bitmap_is_empty(o->fallback) && !o->log.n) {
-		*ret = chunks;
-		return 0;
-	}
-	r = roaring_bitmap_or(o->fallback, chunks);
-	roaring_bitmap_free(chunks);
-	if (!r)
-		return -ENOMEM;
+	*pos = i;
+	return i < o->ntouched;
+}
+
+int dt_open_build_end(struct dt_open *o, roaring_bitmap_t **r)
+{
+	/*
+	 * In place: the work is per container of the fallback and page of the
+	 * log, where a new union would copy every chunk (32 MiB at 1 TiB).
+	 */
+	if (!roaring_bitmap_is_empty(o->fallback))
+		roaring_bitmap_or_inplace(*r, o->fallback);
 	/* Sorted: libroaring appends to each container once. */
-	roaring_bitmap_add_many(r, o->log.n, o->log.a);
+	if (o->log.n)
+		roaring_bitmap_add_many(*r, o->log.n, o->log.a);
+	return 0;
+}
+
+int dt_open_build(struct dt_open *o, roaring_bitmap_t **ret)
+{
+	roaring_bitmap_t *r;
+	uint32_t pos = 0;
+	int e;
+
+	e = dt_open_build_begin(o, &r);
+	if (e < 0)
+		return e;
+	e = dt_open_build_chunks(o, r, &pos, UINT32_MAX);
+	if (e >= 0)
+		e = dt_open_build_end(o, &r);
+	if (e < 0) {
+		roaring_bitmap_free(r);
+		return e;
+	}
 	*ret = r;
 	return 0;
 }
 
-void dt_open_reset(struct dt_open *o)
+/* Bitsets used in this epoch are likely used in the next: keep those, free the others. */
+static void reset_kept(struct dt_open *o)
 {
 	uint32_t n = 0;
 
-	/*
-	 * Bitsets used in this epoch are likely used in the next: keep them
-	 * (cleared); free the others, so a VM that went quiet holds none.
-	 */
+	/* Before the chunks are cleared: bits says which were used. */
 	for (uint32_t i = 0; i < o->nkept; i++) {
 		struct dt_open_chunk *ch = &o->dir[o->kept[i]];
 
@@ -173,16 +203,53 @@ void dt_open_reset(struct dt_open *o)
 		o->nchunks--;
 	}
 	o->nkept = n;
-	for (uint32_t i = 0; i < o->ntouched; i++) {
+}
+
+/* A cleared bitset of o's chunk c becomes dst's spare there, if dst has none. */
+static void spare_to(struct dt_open *o, struct dt_open *dst, uint32_t c, uint64_t *bits)
+{
+	struct dt_open_chunk *d;
+
+	o->nchunks--;
+	if (c >= dst->ndir && dir_grow(dst, c + 1) < 0) {
+		free(bits);
+		return;
+	}
+	d = &dst->dir[c];
+	if (d->bits || d->spare) {
+		free(bits);
+		return;
+	}
+	/* Not listed in kept: a chunk is there exactly while it has bits or a spare. */
+	d->spare = bits;
+	dst->kept[dst->nkept++] = c;
+	dst->nchunks++;
+}
+
+int dt_open_reset_step(struct dt_open *o, struct dt_open *dst, uint32_t *pos, uint32_t max)
+{
+	uint32_t i = *pos, end = o->ntouched - i < max ? o->ntouched : i + max;
+
+	if (i == 0)
+		reset_kept(o);
+	for (; i < end; i++) {
 		struct dt_open_chunk *ch = &o->dir[o->touched[i]];
 
 		ch->hits = 0;
 		if (ch->bits) {
 			memset(ch->bits, 0, DT_OPEN_WORDS * sizeof(uint64_t));
-			ch->spare = ch->bits;
+			if (dst)
+				spare_to(o, dst, o->touched[i], ch->bits);
+			else
+				ch->spare = ch->bits;
 			ch->bits = NULL;
 		}
 	}
+	*pos = i;
+	if (i < o->ntouched)
+		return 1;
+	if (dst)
+		o->nkept = 0; /* every bitset went to dst or was freed */
 	/*
 	 * Without bitsets the directory only counted hits: give it back (a
 	 * VM scattering pages over a huge index space would hold up to 2 MiB
@@ -200,6 +267,14 @@ void dt_open_reset(struct dt_open *o)
 	roaring_bitmap_clear(o->fallback);
 	dt_vlog_reset(&o->log);
 	o->run_lo = o->run_hi = 0;
+	return 0;
+}
+
+void dt_open_reset(struct dt_open *o)
+{
+	uint32_t pos = 0;
+
+	dt_open_reset_step(o, NULL, &pos, UINT32_MAX);
 }
 
 size_t dt_open_memory(const struct dt_open *o)

@@ -100,6 +100,23 @@ void dt_open_add_range(struct dt_open *o, uint64_t lo, uint64_t hi);
 
 /* The open set as a new roaring bitmap; the open set is unchanged. -ENOMEM. */
 int dt_open_build(struct dt_open *o, roaring_bitmap_t **ret);
+/*
+ * The same in steps, for a close split over several calls: begin makes
+ * *ret (empty); chunks appends the bitsets of up to max touched chunks from
+ * *pos on (1: more to do, 0: all in, -ENOMEM); end adds the log and the
+ * fallback, replacing *r. On an error the caller frees *r and starts over;
+ * the open set is unchanged by any of them.
+ */
+int dt_open_build_begin(struct dt_open *o, roaring_bitmap_t **ret);
+int dt_open_build_chunks(struct dt_open *o, roaring_bitmap_t *r, uint32_t *pos, uint32_t max);
+int dt_open_build_end(struct dt_open *o, roaring_bitmap_t **r);
 /* Empty the open set after a successful close. */
 void dt_open_reset(struct dt_open *o);
+/*
+ * The same in steps of up to max touched chunks from *pos (0 first): 1
+ * while more remain. With dst (the open set that took over from o), o's
+ * cleared bitsets become dst's spares where dst has none, and o keeps none:
+ * the two buffers of a split close hold one set of spares between them.
+ */
+int dt_open_reset_step(struct dt_open *o, struct dt_open *dst, uint32_t *pos, uint32_t max);
 size_t dt_open_memory(const struct dt_open *o);

@@ -187,9 +187,11 @@ static void write_index(struct pw *w, const struct dt_lastidx *ls)
 static int save(const struct dt_stats *s, struct dt_buf *out, bool unsealed)
 {
 	struct pw w = {.out = out, .unsealed = unsealed};
-	uint64_t first = s->epochs > s->horizon ? s->epochs - s->horizon : 0, e, rfirst;
+	uint64_t first, e, rfirst;
 	uint32_t n, le;
 
+	dt_stats_settle(s); /* a split close in its update phase, before s->epochs */
+	first = s->epochs > s->horizon ? s->epochs - s->horizon : 0;
 	crc_table(w.tab);
 	pw_bytes(&w, PERSIST_MAGIC, 8);
 	pw_u32(&w, PERSIST_VERSION);

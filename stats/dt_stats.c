@@ -3,9 +3,10 @@
  * Per-VM dirty-page statistics (see dt_stats.h for the contract).
  *
  * Open epoch: the VM's pages, and each vCPU's ring pages, in chunk bitsets
- * (dt_open.c). Closing turns each into a roaring set and feeds, per VM and
- * per vCPU, a last-dirty index (dt_lastidx.c) 64 pages at a time, whose
- * cost is per dirty block of the epoch: exact D(T). The VM's
+ * (dt_open.c). Closing (dt_close.c, whole or in bounded steps) turns each
+ * into a roaring set and feeds, per VM and per vCPU, a last-dirty index
+ * (dt_lastidx.c) 64 pages at a time, whose cost is per dirty block of the
+ * epoch: exact D(T). The VM's
  * set is kept exactly for recent_epochs and then coarsened into buckets
  * (dt_heatmap.c); a ring of per-epoch records covers the horizon.
  */
@@ -87,9 +88,16 @@ int dt_stats_new(const struct dt_stats_config *cfg, uint32_t nvcpus, struct dt_s
 	if (r < 0)
 		goto fail;
 	s->open = malloc(sizeof(*s->open));
-	if (!s->open)
+	s->closing = malloc(sizeof(*s->closing));
+	if (!s->open || !s->closing) {
+		free(s->open);
+		free(s->closing);
+		s->open = s->closing = NULL;
 		goto enomem;
+	}
 	r = dt_open_init(s->open, DT_VM_PROMOTE);
+	if (r >= 0)
+		r = dt_open_init(s->closing, DT_VM_PROMOTE);
 	if (r < 0)
 		goto fail;
 	r = dt_lastidx_new(s->horizon, &s->win, &s->ls);
@@ -109,6 +117,8 @@ int dt_stats_new(const struct dt_stats_config *cfg, uint32_t nvcpus, struct dt_s
 			goto enomem;
 		for (uint32_t v = 0; v < nvcpus; v++) {
 			r = dt_open_init(&s->vcpus[v].open, DT_VCPU_PROMOTE);
+			if (r >= 0)
+				r = dt_open_init(&s->vcpus[v].closing, DT_VCPU_PROMOTE);
 			if (r < 0)
 				goto fail;
 			r = dt_lastidx_new(s->horizon, &s->win, &s->vcpus[v].ls);
@@ -134,6 +144,13 @@ struct dt_stats *dt_stats_free(struct dt_stats *s)
 		dt_open_fini(s->open);
 		free(s->open);
 	}
+	if (s->closing) {
+		dt_open_fini(s->closing);
+		free(s->closing);
+	}
+	if (s->cl.set)
+		roaring_bitmap_free(s->cl.set);
+	dt_closed_epoch_free(s->cl.closed);
 	dt_lastidx_free(s->ls);
 	for (uint32_t i = 0; s->recent_sets && i < s->recent; i++)
 		if (s->recent_sets[i])
@@ -147,6 +164,9 @@ struct dt_stats *dt_stats_free(struct dt_stats *s)
 	for (uint32_t v = 0; s->vcpus && v < s->nvcpus; v++) {
 		dt_lastidx_free(s->vcpus[v].ls);
 		dt_open_fini(&s->vcpus[v].open);
+		dt_open_fini(&s->vcpus[v].closing);
+		if (s->vcpus[v].set)
+			roaring_bitmap_free(s->vcpus[v].set);
 	}
 	free(s->vcpus);
 	free(s->win.k);
@@ -195,211 +215,6 @@ void dt_stats_add_word(struct dt_stats *s, uint32_t base, uint64_t bits)
 	dt_open_add_word(s->open, base, bits);
 }
 
-/* ---- closing an epoch ---------------------------------------------------- */
-
-static int records_reserve(struct dt_stats *s)
-{
-	struct dt_epoch_record *n;
-	size_t alloc;
-
-	/* Grow with the history so a young VM does not pay for the whole horizon. */
-	if (s->epochs < s->records_alloc || s->records_alloc == s->horizon)
-		return 0;
-	alloc = s->records_alloc ? s->records_alloc * 2 : 64;
-	if (alloc > s->horizon)
-		alloc = s->horizon;
-	n = realloc(s->records, alloc * sizeof(*n));
-	if (!n)
-		return -ENOMEM;
-	s->records = n;
-	s->records_alloc = alloc;
-	return 0;
-}
-
-/* Walk a roaring set into an index a container (up to 1024 blocks) at a time. */
-static int set_to_index(struct dt_stats *s, struct dt_lastidx *ls, const roaring_bitmap_t *set,
-			bool update)
-{
-	uint32_t nc = dt_roaring_ncontainers(set);
-	int r;
-
-	for (uint32_t i = 0; i < nc; i++) {
-		uint32_t nb = dt_roaring_container_blocks(set, i, s->blk);
-
-		if (update) {
-			dt_lastidx_update_blocks(ls, s->blk, nb);
-			continue;
-		}
-		r = dt_lastidx_reserve_blocks(ls, s->blk, nb);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-/* The epoch being closed, whole and on its own (prepare phase: may fail). */
-static int closed_new(const struct dt_stats *s, const roaring_bitmap_t *set, uint64_t pages,
-		      uint64_t now_us, struct dt_closed_epoch **ret)
-{
-	size_t total = 0, head = sizeof(struct dt_closed_epoch) +
-				  (size_t)s->nvcpus * sizeof(struct dt_closed_vcpu);
-	struct dt_closed_epoch *e;
-	uint32_t *arena;
-
-	for (uint32_t v = 0; v < s->nvcpus; v++)
-		total += roaring_bitmap_get_cardinality(s->vcpus[v].set);
-	e = malloc(head + total * sizeof(uint32_t));
-	if (!e)
-		return -ENOMEM;
-	e->rec = (struct dt_epoch_record){
-		.epoch = s->epochs,
-		.end_us = now_us,
-		.pages = pages,
-		.entries = s->open_entries,
-	};
-	e->set = NULL;
-	if (pages) {
-		e->set = roaring_bitmap_copy(set);
-		if (!e->set) {
-			free(e);
-			return -ENOMEM;
-		}
-	}
-	e->nvcpus = s->nvcpus;
-	e->bytes = head + total * sizeof(uint32_t) +
-		   (pages ? roaring_bitmap_size_in_bytes(e->set) : 0);
-	arena = (uint32_t *)((uint8_t *)e + head);
-	for (uint32_t v = 0; v < s->nvcpus; v++) {
-		const roaring_bitmap_t *vset = s->vcpus[v].set;
-		uint32_t n = (uint32_t)roaring_bitmap_get_cardinality(vset);
-
-		if (n)
-			roaring_bitmap_to_uint32_array(vset, arena);
-		e->vcpus[v] = (struct dt_closed_vcpu){
-			.entries = s->vcpus[v].entries,
-			.n = n,
-			.pages = arena,
-		};
-		arena += n;
-	}
-	*ret = e;
-	return 0;
-}
-
-const struct dt_epoch_record *dt_closed_epoch_record(const struct dt_closed_epoch *e)
-{
-	return &e->rec;
-}
-
-size_t dt_closed_epoch_bytes(const struct dt_closed_epoch *e)
-{
-	return e->bytes;
-}
-
-struct dt_closed_epoch *dt_closed_epoch_free(struct dt_closed_epoch *e)
-{
-	if (e) {
-		if (e->set)
-			roaring_bitmap_free(e->set);
-		free(e);
-	}
-	return NULL;
-}
-
-int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us, struct dt_closed_epoch **ret)
-{
-	roaring_bitmap_t *set = NULL;
-	struct dt_closed_epoch *closed = NULL;
-	uint64_t now = s->epochs, pages;
-	int r;
-
-	/*
-	 * Prepare everything that can fail before changing anything, so an
-	 * -ENOMEM leaves the open epoch and every count intact for the next
-	 * attempt (the indexes may hold empty room for it, nothing more).
-	 */
-	r = records_reserve(s);
-	if (r < 0)
-		return r;
-	r = dt_open_build(s->open, &set);
-	if (r < 0)
-		return r;
-	pages = roaring_bitmap_get_cardinality(set);
-	r = set_to_index(s, s->ls, set, false);
-	if (r < 0)
-		goto fail;
-	r = dt_lastidx_reserve_epoch(s->ls, pages);
-	if (r < 0)
-		goto fail;
-	for (uint32_t v = 0; v < s->nvcpus; v++) {
-		struct dt_vcpu_stats *vc = &s->vcpus[v];
-
-		r = dt_open_build(&vc->open, &vc->set);
-		if (r < 0)
-			goto fail;
-		r = set_to_index(s, vc->ls, vc->set, false);
-		if (r < 0)
-			goto fail;
-		r = dt_lastidx_reserve_epoch(vc->ls, roaring_bitmap_get_cardinality(vc->set));
-		if (r < 0)
-			goto fail;
-	}
-	if (ret) {
-		r = closed_new(s, set, pages, now_us, &closed);
-		if (r < 0)
-			goto fail;
-	}
-
-	/* Commit: nothing below fails. */
-	dt_lastidx_begin(s->ls);
-	set_to_index(s, s->ls, set, true);
-	dt_lastidx_end(s->ls, pages);
-	for (uint32_t v = 0; v < s->nvcpus; v++) {
-		struct dt_vcpu_stats *vc = &s->vcpus[v];
-
-		dt_lastidx_begin(vc->ls);
-		set_to_index(s, vc->ls, vc->set, true);
-		dt_lastidx_end(vc->ls, roaring_bitmap_get_cardinality(vc->set));
-		roaring_bitmap_free(vc->set);
-		vc->set = NULL;
-		dt_open_reset(&vc->open);
-	}
-
-	if (pages) {
-		/* Sequential sweeps collapse to a few runs; random sets stay as they are. */
-		roaring_bitmap_run_optimize(set);
-		roaring_bitmap_shrink_to_fit(set);
-	} else {
-		roaring_bitmap_free(set);
-		set = NULL;
-	}
-	dt_stats_keep_set(s, now, set);
-
-	s->records[now % s->horizon] = (struct dt_epoch_record){
-	    .epoch = now,
-	    .end_us = now_us,
-	    .pages = pages,
-	    .entries = s->open_entries,
-	};
-	s->total_entries += s->open_entries;
-	s->total_pages += pages;
-	s->open_entries = 0;
-	dt_open_reset(s->open);
-	s->epochs++;
-	if (ret)
-		*ret = closed;
-	return 0;
-
-fail:
-	roaring_bitmap_free(set);
-	for (uint32_t v = 0; v < s->nvcpus; v++) {
-		if (s->vcpus[v].set)
-			roaring_bitmap_free(s->vcpus[v].set);
-		s->vcpus[v].set = NULL;
-	}
-	return r;
-}
-
 /* ---- queries -------------------------------------------------------------- */
 
 uint64_t dt_stats_epochs(const struct dt_stats *s) { return s->epochs; }
@@ -419,24 +234,24 @@ uint64_t dt_stats_wss(const struct dt_stats *s, uint32_t window)
 	int i = window_index(s, window);
 
 	if (i >= 0)
-		return dt_lastidx_wss(s->ls, (uint32_t)i);
-	return dt_lastidx_count(s->ls, window);
+		return dt_lastidx_wss(s->ls, (uint32_t)i); /* O(1), moves at the close's end */
+	return dt_lastidx_count(dt_stats_ls(s), window);
 }
 
 uint64_t dt_stats_wss_range(const struct dt_stats *s, uint32_t window, uint32_t lo, uint32_t hi)
 {
-	return dt_lastidx_count_range(s->ls, window, lo, hi);
+	return dt_lastidx_count_range(dt_stats_ls(s), window, lo, hi);
 }
 
 int dt_stats_wss_range_at(const struct dt_stats *s, uint64_t lo, uint64_t hi,
 			  const uint32_t *windows, uint32_t n, uint64_t *out)
 {
-	return dt_lastidx_count_range_at(s->ls, lo, hi, windows, n, out);
+	return dt_lastidx_count_range_at(dt_stats_ls(s), lo, hi, windows, n, out);
 }
 
 void dt_stats_wss_range_curve(const struct dt_stats *s, uint32_t lo, uint32_t hi, uint64_t *out)
 {
-	dt_lastidx_count_range_windows(s->ls, lo, hi, out);
+	dt_lastidx_count_range_windows(dt_stats_ls(s), lo, hi, out);
 }
 
 uint64_t dt_stats_vcpu_wss(const struct dt_stats *s, uint32_t vcpu, uint32_t window)
@@ -448,7 +263,7 @@ uint64_t dt_stats_vcpu_wss(const struct dt_stats *s, uint32_t vcpu, uint32_t win
 	i = window_index(s, window);
 	if (i >= 0)
 		return dt_lastidx_wss(s->vcpus[vcpu].ls, (uint32_t)i);
-	return dt_lastidx_count(s->vcpus[vcpu].ls, window);
+	return dt_lastidx_count(dt_stats_vcpu_ls(s, vcpu), window);
 }
 
 uint64_t dt_stats_vcpu_entries(const struct dt_stats *s, uint32_t vcpu)
@@ -477,13 +292,15 @@ size_t dt_stats_memory(const struct dt_stats *s)
 {
 	size_t m = sizeof(*s) + sizeof(*s->open) + s->horizon + 1;
 
-	m += dt_open_memory(s->open);
+	m += dt_open_memory(s->open) + sizeof(*s->closing) + dt_open_memory(s->closing);
+	m += dt_roaring_memory(s->cl.set);
 	m += dt_lastidx_memory(s->ls);
 	m += dt_stats_sets_memory(s);
 	m += s->records_alloc * sizeof(*s->records);
 	m += (size_t)s->nvcpus * sizeof(*s->vcpus);
 	for (uint32_t v = 0; v < s->nvcpus; v++) {
-		m += dt_open_memory(&s->vcpus[v].open);
+		m += dt_open_memory(&s->vcpus[v].open) + dt_open_memory(&s->vcpus[v].closing);
+		m += dt_roaring_memory(s->vcpus[v].set);
 		m += dt_lastidx_memory(s->vcpus[v].ls);
 	}
 	return m;

@@ -61,6 +61,30 @@ void dt_stats_add_word(struct dt_stats *s, uint32_t base, uint64_t bits);
  */
 struct dt_closed_epoch;
 int dt_stats_close_epoch(struct dt_stats *s, uint64_t now_us, struct dt_closed_epoch **ret);
+
+/*
+ * The same close split into bounded steps, so that a huge epoch does not
+ * hold the caller's event loop. begin seals the open epoch at once (pages
+ * added from then on belong to the next one) and returns 0, -EBUSY while
+ * another close is in progress, or -ENOMEM. Each step then does about
+ * `budget` units of work (a unit is one 64-page block of the epoch's sets,
+ * or its share of a chunk) and returns 1 while more remains, 0 when the
+ * close is complete (*ret as for dt_stats_close_epoch when begin asked for
+ * it, else NULL), or -ENOMEM: the close stays in progress, nothing is lost,
+ * and a later step tries again.
+ *
+ * Until it completes every query answers as of the last closed epoch.
+ * Queries that walk the last-dirty index (ranges, heatmap, layout, windows
+ * that are not configured, saving) complete it first once its counts have
+ * started to move, so their answers are of the new epoch, and exact either
+ * way. dt_stats_close_epoch() returns -EBUSY while a split close is in
+ * progress.
+ */
+/* A step's budget that keeps it to a few ms (bench_harvest --close-steps measures it). */
+#define DT_STATS_CLOSE_BUDGET 8192u
+int dt_stats_close_begin(struct dt_stats *s, uint64_t now_us, bool want_closed);
+int dt_stats_close_step(struct dt_stats *s, uint64_t budget, struct dt_closed_epoch **ret);
+bool dt_stats_closing(const struct dt_stats *s);
 const struct dt_epoch_record *dt_closed_epoch_record(const struct dt_closed_epoch *e);
 /* Heap it holds, about what its frame will take. */
 size_t dt_closed_epoch_bytes(const struct dt_closed_epoch *e);

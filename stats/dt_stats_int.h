@@ -14,9 +14,30 @@
 
 struct dt_vcpu_stats {
 	struct dt_open open;	/* this vCPU's pages in the open epoch */
+	struct dt_open closing; /* and in the epoch being closed */
 	roaring_bitmap_t *set;	/* close in progress: the same as a set */
 	struct dt_lastidx *ls;
-	uint64_t entries;
+	uint64_t entries, closing_entries;
+};
+
+/* A close in progress (dt_close.c), in this order. */
+enum dt_close_phase {
+	DT_CLOSE_IDLE,
+	DT_CLOSE_BUILD,	  /* the sealed open sets become roaring sets */
+	DT_CLOSE_RESERVE, /* room in each index (no count changes) */
+	DT_CLOSE_UPDATE,  /* counts move: index queries complete the close first */
+	DT_CLOSE_APPLY,	  /* the set compacted; next step applies the epoch at once */
+	DT_CLOSE_RESET,	  /* applied; the sealed buffers are cleared for reuse */
+	DT_CLOSE_DONE,	  /* the closed epoch waits for the caller */
+};
+
+struct dt_close {
+	enum dt_close_phase phase;
+	bool want;	 /* hand back the closed epoch */
+	uint32_t t, pos; /* target (0 = the VM, v + 1 = vCPU v) and where in it */
+	uint64_t end_us, entries, pages;
+	roaring_bitmap_t *set; /* the VM's */
+	struct dt_closed_epoch *closed;
 };
 
 struct dt_bucket {
@@ -31,9 +52,10 @@ struct dt_stats {
 	uint64_t epochs;
 	struct dt_windows win; /* cfg's windows and their age table, shared by every index */
 
-	/* Open epoch. */
-	struct dt_open *open;
+	/* Open epoch, and the one being closed. */
+	struct dt_open *open, *closing;
 	uint64_t open_entries;
+	struct dt_close cl;
 
 	/* Closed epochs. */
 	struct dt_lastidx *ls;
@@ -47,6 +69,25 @@ struct dt_stats {
 	uint32_t iter[4096]; /* journal replay: pages, a batch at a time */
 	struct dt_block blk[DT_ROARING_BLOCKS]; /* close: one container's blocks */
 };
+
+/*
+ * The last-dirty indexes for a query (dt_close.c): a close whose counts
+ * have started to move is completed first. The object is never defined
+ * const: completing the close is the one write a const query makes.
+ */
+void dt_stats_settle(const struct dt_stats *s);
+
+static inline const struct dt_lastidx *dt_stats_ls(const struct dt_stats *s)
+{
+	dt_stats_settle(s);
+	return s->ls;
+}
+
+static inline const struct dt_lastidx *dt_stats_vcpu_ls(const struct dt_stats *s, uint32_t v)
+{
+	dt_stats_settle(s);
+	return s->vcpus[v].ls;
+}
 
 /* dt_heatmap.c: the exact recent sets and the coarse buckets. */
 void dt_stats_keep_set(struct dt_stats *s, uint64_t now, roaring_bitmap_t *set);

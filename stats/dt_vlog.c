@@ -7,38 +7,60 @@
 #define VLOG_MIN    4096u
 #define RADIX_BITS  11u
 #define RADIX_SIZE  (1u << RADIX_BITS)
+#define RADIX_BITS_SHORT 8u
+#define SMALL_SORT  48u
+
+static void insertion_sort(uint32_t *a, uint32_t n)
+{
+	for (uint32_t i = 1; i < n; i++) {
+		uint32_t x = a[i], j = i;
+
+		for (; j > 0 && a[j - 1] > x; j--)
+			a[j] = a[j - 1];
+		a[j] = x;
+	}
+}
 
 /*
- * LSD radix sort, 11 bits per pass over only the bits that vary: a VM's
- * dense page indexes of up to 4M pages (22 bits) sort in two passes.
+ * LSD radix sort over only the bits that vary, 11 bits per pass: a VM's
+ * dense page indexes of up to 4M pages (22 bits) sort in two passes. A pass
+ * costs its 2^bits counters too, so short inputs take narrower digits (a
+ * sparse epoch's few pages would pay 8 KiB of counters per pass), and the
+ * shortest an insertion sort.
  */
 void dt_radix_sort(uint32_t *a, uint32_t *tmp, uint32_t n)
 {
-	uint32_t cnt[RADIX_SIZE], *src = a, *dst = tmp, diff = 0, base;
+	uint32_t cnt[RADIX_SIZE], *src = a, *dst = tmp, diff = 0, base, width, mask;
 	unsigned int bits, shift;
 
 	if (n < 2)
 		return;
+	if (n <= SMALL_SORT) {
+		insertion_sort(a, n);
+		return;
+	}
 	base = a[0];
 	for (uint32_t i = 1; i < n; i++)
 		diff |= a[i] ^ base;
 	if (!diff)
 		return;
 	bits = 32 - (unsigned int)__builtin_clz(diff);
-	for (shift = 0; shift < bits; shift += RADIX_BITS) {
+	width = n < RADIX_SIZE * 2 ? RADIX_BITS_SHORT : RADIX_BITS;
+	mask = (1u << width) - 1;
+	for (shift = 0; shift < bits; shift += width) {
 		uint32_t sum = 0, *t;
 
-		memset(cnt, 0, sizeof(cnt));
+		memset(cnt, 0, (mask + 1) * sizeof(*cnt));
 		for (uint32_t i = 0; i < n; i++)
-			cnt[(src[i] >> shift) & (RADIX_SIZE - 1)]++;
-		for (uint32_t b = 0; b < RADIX_SIZE; b++) {
+			cnt[(src[i] >> shift) & mask]++;
+		for (uint32_t b = 0; b <= mask; b++) {
 			uint32_t k = cnt[b];
 
 			cnt[b] = sum;
 			sum += k;
 		}
 		for (uint32_t i = 0; i < n; i++)
-			dst[cnt[(src[i] >> shift) & (RADIX_SIZE - 1)]++] = src[i];
+			dst[cnt[(src[i] >> shift) & mask]++] = src[i];
 		t = src;
 		src = dst;
 		dst = t;

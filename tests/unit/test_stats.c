@@ -11,6 +11,7 @@
 #include "dt_lastidx.h"
 #include "dt_stats.h"
 #include "dt_test.h"
+#include "dt_vlog.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -893,6 +894,31 @@ static void test_layout(void)
 	dt_stats_free(s);
 }
 
+/*
+ * dt_radix_sort against qsort at every length where its method changes
+ * (insertion sort, narrow digits, wide digits), over narrow and full ranges.
+ */
+static void test_radix_sort(void)
+{
+	static const uint32_t lens[] = { 0, 1, 2, 3, 47, 48, 49, 50, 255, 4095, 4096, 4097, 20000 };
+	static uint32_t a[20000], b[20000], tmp[20000];
+
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+		for (uint32_t range = 0; range < 3; range++) {
+			uint32_t n = lens[i];
+
+			for (uint32_t j = 0; j < n; j++) {
+				uint32_t x = (uint32_t)rnd();
+
+				a[j] = b[j] = range == 0 ? x % 7 : range == 1 ? 70000 + x % 300000 : x;
+			}
+			dt_radix_sort(a, tmp, n);
+			qsort(b, n, sizeof(b[0]), cmp_u32);
+			for (uint32_t j = 0; j < n; j++)
+				CHECK_EQ(a[j], b[j]);
+		}
+}
+
 int main(void)
 {
 	RUN(test_config);
@@ -906,6 +932,7 @@ int main(void)
 	RUN(test_index_expiry);
 	RUN(test_buckets);
 	RUN(test_random);
+	RUN(test_radix_sort);
 	RUN(test_memory);
 	RUN(test_layout);
 	TEST_EXIT();
