@@ -61,6 +61,8 @@ struct dt_req {
 	struct dt_evacuation *evac; /* the result, when evac_ready */
 	int evac_r;
 	bool evac_ready;
+	/* [api] plan_timeout while a plan or an evacuation is parked: then 503 */
+	sd_event_source *park_deadline;
 };
 
 /*

@@ -2,7 +2,9 @@
 /* Plans on a worker thread (see planner.h). */
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include "dt_plant.h"
 #include "planner.h"
 #include "worker.h"
 
@@ -33,6 +35,9 @@ struct dt_plan_call {
 static void call_run(struct dt_job *j)
 {
 	struct dt_plan_call *c = (struct dt_plan_call *)j;
+
+	if (dt_plant("plan-slow"))
+		sleep(3); /* a planner starved of CPU (sanitizer builds only) */
 
 	if (!c->links_done) {
 		c->r[0] = dt_vm_plan_input_compute(c->in, &c->plan[0]);

@@ -56,6 +56,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!rq)
 		return;
 	dt_longpoll_forget(rq);
+	sd_event_source_disable_unref(rq->park_deadline);
 	dt_plan_call_cancel(rq->plan_call);
 	dt_plan_free(rq->plan);
 	dt_evacuation_call_cancel(rq->evac_call);

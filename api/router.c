@@ -62,11 +62,66 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, const char *type, 
 	return dt_http_send(conn, MHD_HTTP_OK, type, body, len, etag, index);
 }
 
+/*
+ * A parked plan or evacuation that the planner thread has not answered
+ * within [api] plan_timeout: the call is dropped (its result too, when it
+ * comes) and the client gets a 503 now, not whenever a starved planner gets
+ * to it.
+ */
+static int on_park_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct dt_req *rq = userdata;
+
+	rq->park_deadline = sd_event_source_disable_unref(rq->park_deadline);
+	if (rq->plan_call) {
+		dt_plan_call_cancel(TAKE_PTR(rq->plan_call));
+		rq->plan_r = -ETIMEDOUT;
+		rq->plan_ready = true;
+	} else if (rq->evac_call) {
+		dt_evacuation_call_cancel(TAKE_PTR(rq->evac_call));
+		rq->evac_r = -ETIMEDOUT;
+		rq->evac_ready = true;
+	} else {
+		return 0;
+	}
+	MHD_resume_connection(rq->conn);
+	dt_listener_kick(rq->l);
+	return 0;
+}
+
+/* Park the request until the planner answers, for at most [api] plan_timeout. */
+static enum MHD_Result park(struct dt_req *rq)
+{
+	struct dt_api *a = rq->l->api;
+	int r = sd_event_add_time_relative(a->m->event, &rq->park_deadline, CLOCK_MONOTONIC,
+					   a->m->config.api_plan_timeout_us, 10000,
+					   on_park_deadline, rq);
+
+	if (r < 0) { /* no deadline: the planner's own bound still holds */
+		rq->park_deadline = NULL;
+	} else {
+		(void)sd_event_source_set_priority(rq->park_deadline, DT_API_PRIORITY);
+	}
+	MHD_suspend_connection(rq->conn);
+	return MHD_YES;
+}
+
+static enum MHD_Result planner_timed_out(struct dt_req *rq, const char *what)
+{
+	const struct dt_config *c = &rq->l->api->m->config;
+
+	return dt_http_unavailable(rq->conn, 1,
+				   "the %s was not computed within [api] plan_timeout (%" PRIu64
+				   " ms): the planner thread is busy; try again",
+				   what, c->api_plan_timeout_us / 1000);
+}
+
 static void on_plan_done(void *userdata, int r, struct dt_plan *p, uint64_t generation,
 			 uint64_t epoch)
 {
 	struct dt_req *rq = userdata;
 
+	rq->park_deadline = sd_event_source_disable_unref(rq->park_deadline);
 	rq->plan_call = NULL;
 	rq->plan = p;
 	rq->plan_r = r;
@@ -138,6 +193,8 @@ static enum MHD_Result render_plan(struct dt_req *rq, struct dt_vm *vm,
 		r = rq->plan_r;
 		if (r == -ECANCELED)
 			return dt_http_unavailable(conn, 1, "the daemon is stopping");
+		if (r == -ETIMEDOUT)
+			return planner_timed_out(rq, "plan");
 	} else {
 		r = dt_planner_submit(rq->l->api->planner, vm, &oe, on_plan_done, rq, &rq->plan_call);
 		if (r == -EBUSY)
@@ -145,8 +202,7 @@ static enum MHD_Result render_plan(struct dt_req *rq, struct dt_vm *vm,
 						   rq->l->api->m->config.api_max_pending_plans);
 		if (r >= 0) {
 			snprintf(rq->plan_etag, sizeof(rq->plan_etag), "%s", etag);
-			MHD_suspend_connection(conn);
-			return MHD_YES;
+			return park(rq);
 		}
 	}
 	if (r == -ENODATA)
@@ -167,6 +223,7 @@ static void on_evacuation_done(void *userdata, int r, struct dt_evacuation *ev)
 {
 	struct dt_req *rq = userdata;
 
+	rq->park_deadline = sd_event_source_disable_unref(rq->park_deadline);
 	rq->evac_call = NULL;
 	rq->evac = ev;
 	rq->evac_r = r;
@@ -205,10 +262,11 @@ static enum MHD_Result render_evacuation(struct dt_req *rq, const struct dt_requ
 		if (r < 0)
 			return dt_http_problem(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
 					       "cannot plan the evacuation: %s", strerror(-r));
-		MHD_suspend_connection(conn);
-		return MHD_YES;
+		return park(rq);
 	}
 	rq->evac_ready = false;
+	if (rq->evac_r == -ETIMEDOUT)
+		return planner_timed_out(rq, "evacuation");
 	ev = TAKE_PTR(rq->evac);
 	if (rq->evac_r == -ECANCELED || !ev)
 		return dt_http_unavailable(conn, 1, "the daemon is stopping");

@@ -10,6 +10,8 @@
  *                         lowest bit (a page silently lost)
  *   remove-slot-stale     REMOVE_SLOT frees the slot's bitmap but leaves it
  *                         in the collector's list (a use after free)
+ *   plan-slow             every plan on a planner thread takes 3 s more (a
+ *                         planner starved of CPU: [api] plan_timeout)
  */
 #pragma once
 

@@ -59,6 +59,7 @@ struct dt_config {
 	char *api_tls_key;
 	char *api_token_file; /* bearer token required on api_remote */
 	uint32_t api_max_pending_plans; /* per front end (REST, D-Bus): beyond, 503/busy */
+	uint64_t api_plan_timeout_us; /* a REST plan parked longer gets 503 */
 	uint32_t api_pages_limit; /* default ?limit= of /epochs/N/pages */
 	uint32_t api_max_plan_rounds; /* ?max_rounds= at most */
 	uint32_t metrics_windows[8]; /* seconds: WSS gauges in /metrics */
