@@ -19,23 +19,16 @@ BUILD=${1:-build}
 DUR=${SECONDS_LOAD:-30}
 PAR=${CHURN_PAR:-6}
 for c in curl jq; do command -v "$c" >/dev/null || { echo "SKIP: $c is missing"; exit 77; }; done
-TMP=$(mktemp -d /tmp/dt-bench-churn.XXXXXX)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
+bench_init churn
 printf '[daemon]\nretention = 1s\n[attach]\nmax_vms = 256\n' >"$TMP/conf"
 "$BUILD/dirtytrackd" -c "$TMP/conf" --state-dir "" --runtime-dir "$TMP/run" --listen-tcp off \
 	--dbus off --epoch 100ms >"$TMP/daemon.log" 2>&1 &
 DPID=$!
 PIDS+=($DPID)
 SOCK="$TMP/run/attach.sock"
-api() { curl -sf --max-time 10 --unix-socket "$TMP/run/api.sock" "http://localhost$1"; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$DPID/status"; }
-for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
+wait_attach_socket
 "$BUILD/dtsim" --connect "$SOCK" --name bystander --memory 512M --vcpus 2 --mode ring+bitmap \
 	--rate 20000 --wss 60000 --seed 1 >/dev/null 2>&1 &
 PIDS+=($!)
