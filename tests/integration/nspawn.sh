@@ -77,7 +77,10 @@ step "README's install steps ran: $(grep -c '^+ ' /results/readme-steps.log) com
 
 dirtytrackd_bin=/opt/dirtytrackd/sbin/dirtytrackd
 $dirtytrackd_bin --test-config || die "--test-config on the installed configuration"
-$dirtytrackd_bin --cat-config | grep -q '^# /etc/dirtytrackd/dirtytrackd.conf$' || die "--cat-config"
+# into a file, not a pipe: grep -q stops at the first line, and a SIGPIPE
+# would fail the pipeline (pipefail)
+$dirtytrackd_bin --cat-config >/results/cat-config.out || die "--cat-config failed"
+grep -q '^# /etc/dirtytrackd/dirtytrackd.conf$' /results/cat-config.out || die "--cat-config: $(head -n 3 /results/cat-config.out)"
 step "the installed configuration is found and valid"
 
 systemctl start dirtytrackd.service || die "systemctl start dirtytrackd"
