@@ -460,15 +460,15 @@ static int parse_value(const struct dt_config_key *k, struct dt_config *c, const
 		return parse_windows(k, c, value);
 	case DT_KEY_REF_LINKS:
 		return parse_ref_links(c, value);
-	case DT_KEY_U32:
-	case DT_KEY_POW2:
-	case DT_KEY_DURATION:
 	case DT_KEY_SIZE_OFF:
 		if (strcmp(value, "off") == 0) {
 			*(uint64_t *)f = 0;
 			return 0;
 		}
 		break;
+	case DT_KEY_U32:
+	case DT_KEY_POW2:
+	case DT_KEY_DURATION:
 	case DT_KEY_SECONDS:
 	case DT_KEY_SIZE:
 		break;

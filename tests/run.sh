@@ -61,7 +61,7 @@ for f in "$FUZZ_BUILD"/fuzz_*; do
 	corpus="tests/fuzz/corpus/${name#fuzz_}"
 	work=$(mktemp -d)
 	[ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
-	run "fuzz/$name" fuzz "$f" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=1024 "$work"
+	run "fuzz/$name" fuzz "$f" -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=1024 -error_exitcode=1 "$work"
 	rm -rf "$work"
 done
 

@@ -242,6 +242,17 @@ static void test_key_table(void)
 				CHECK(dt_config_set(&c, k->section, k->name, v, err, sizeof(err)) < 0);
 			}
 		}
+		/* "off" is a value only where the type says so (it once fell through to
+		 * every number and stored 8 bytes into 4-byte fields) */
+		if (is_number(k->type) &&
+		    dt_config_set(&c, k->section, k->name, "off", err, sizeof(err)) >= 0) {
+			fprintf(stderr, "[%s] %s accepts off\n", k->section, k->name);
+			CHECK(!"a number is not off");
+		}
+		if (k->type == DT_KEY_SIZE_OFF) {
+			CHECK_EQ(dt_config_set(&c, k->section, k->name, "off", err, sizeof(err)), 0);
+			CHECK(dt_config_set(&c, k->section, k->name, "of", err, sizeof(err)) < 0);
+		}
 		dt_config_done(&c);
 	}
 }
