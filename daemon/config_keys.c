@@ -173,7 +173,7 @@ static const char *const type_names[_DT_KEY_TYPE_MAX] = {
     [DT_KEY_U32] = "integer",	    [DT_KEY_POW2] = "power-of-two",
     [DT_KEY_DURATION] = "duration", [DT_KEY_SECONDS] = "seconds",
     [DT_KEY_SIZE] = "size",	    [DT_KEY_SIZE_OFF] = "size-or-off",
-   	    [DT_KEY_MODE] = "octal-mode",
+    [DT_KEY_MODE] = "octal-mode",
     [DT_KEY_USERS] = "users",	    [DT_KEY_GROUPS] = "groups",
     [DT_KEY_WINDOWS] = "durations", [DT_KEY_REF_LINKS] = "links",
 };
