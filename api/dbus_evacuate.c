@@ -63,8 +63,7 @@ int dt_bus_method_evacuate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 	r = sd_bus_message_read(msg, "ttu", &bandwidth, &downtime, &parallel);
 	if (r < 0)
 		return r;
-	if (bandwidth < DT_PLAN_BANDWIDTH_MIN || downtime < DT_PLAN_DOWNTIME_MIN_US ||
-	    downtime > DT_PLAN_DOWNTIME_MAX_US || parallel < 1 ||
+	if (!dt_bus_link_valid(bandwidth, downtime) || parallel < 1 ||
 	    parallel > DT_EVACUATE_MAX_PARALLEL)
 		return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
 					 "bandwidth must be at least %u bytes/s (1 Mbit/s), max "

@@ -53,6 +53,8 @@ struct dt_bus {
 	bool down; /* a failure was logged; the next name acquisition says "again" */
 };
 
+/* A link a plan may be asked at: REST's bounds (url.h) on bandwidth and downtime. */
+bool dt_bus_link_valid(uint64_t bandwidth, uint64_t downtime_us);
 /* Manager.Evacuate (dbus_evacuate.c); userdata is the dt_bus. */
 int dt_bus_method_evacuate(sd_bus_message *msg, void *userdata, sd_bus_error *error);
 

@@ -643,6 +643,12 @@ static int method_plan_with(sd_bus_message *msg, void *userdata, sd_bus_error *e
 }
 
 /* Plan and PlanWith: the bounds, then the planner thread (the reply follows). */
+bool dt_bus_link_valid(uint64_t bandwidth, uint64_t downtime_us)
+{
+	return bandwidth >= DT_PLAN_BANDWIDTH_MIN && downtime_us >= DT_PLAN_DOWNTIME_MIN_US &&
+	       downtime_us <= DT_PLAN_DOWNTIME_MAX_US;
+}
+
 static int submit_plan(sd_bus_message *msg, const struct dt_vm *vm, uint64_t bandwidth,
 		       uint64_t downtime, const struct dt_plan_engine_input *e,
 		       sd_bus_error *error)
@@ -654,8 +660,7 @@ static int submit_plan(sd_bus_message *msg, const struct dt_vm *vm, uint64_t ban
 	struct bus_plan *bp;
 	int r;
 
-	if (bandwidth < DT_PLAN_BANDWIDTH_MIN || downtime < DT_PLAN_DOWNTIME_MIN_US ||
-	    downtime > DT_PLAN_DOWNTIME_MAX_US)
+	if (!dt_bus_link_valid(bandwidth, downtime))
 		return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
 					 "bandwidth must be at least %u bytes/s (1 Mbit/s) and max "
 					 "downtime from %u us (1 ms) to 1 h",

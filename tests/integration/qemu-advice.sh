@@ -29,12 +29,6 @@ fail = b.fail
 MiB = 1 << 20
 DOWN_MS, CAP = 100, 30.0
 
-def dest(name, src):
-    d = dtguest.Qemu(G, name=name, memory="256M", uuid=src.uuid, incoming=f"unix:{G}/{name}.mig")
-    b.qemus.append(d)
-    d.start(wait=False)
-    return d
-
 try:
     src = b.start_guest("adv-src", "256M")
     g = src.guest()
@@ -83,7 +77,7 @@ try:
     print(f"advice: {ac['why']}")
 
     # negative control: without the advice QEMU does not complete within the cap
-    dst = dest("adv-dst0", src)
+    dst = b.start_dest("adv-dst0", src, "256M")
     q0 = b.migrate(src, dst, f"unix:{G}/adv-dst0.mig", BW, DOWN_MS, CAP)
     dst.stop()
     b.qemus.remove(dst)
@@ -95,7 +89,7 @@ try:
     # the advice, exactly as the plan gave it (the guest's curve while QEMU was migrating
     # is not the one to plan with: a plan asked now may see it slowed)
     caps = {c.replace("-", "_"): v for c, v in ac["qemu"]["capabilities"].items()}
-    dst = dest("adv-dst1", src)
+    dst = b.start_dest("adv-dst1", src, "256M")
     q1 = b.migrate(src, dst, f"unix:{G}/adv-dst1.mig", BW, DOWN_MS, CAP,
                    parameters=ac["qemu"]["parameters"], capabilities=caps)
     if not q1["completed"]:

@@ -63,11 +63,7 @@ try:
     per_bw = ev["inputs"]["per_migration_bandwidth_bytes_per_second"]
     dsts = {}
     for name in order:
-        d = dtguest.Qemu(G, name=f"{name}-dst", memory="256M", uuid=src[name].uuid,
-                         incoming=f"unix:{G}/{name}.mig")
-        b.qemus.append(d)
-        d.start(wait=False)
-        dsts[name] = d
+        dsts[name] = b.start_dest(f"{name}-dst", src[name], "256M", mig=name)
     t0 = time.monotonic()
     real = []
     for name in order:

@@ -143,6 +143,14 @@ class Bench:
                   lambda: (v := self.api.try_vm(q.uuid)) and v["state"] == "attached")
         return q
 
+    def start_dest(self, name, src, memory, mig=None):
+        """src's destination QEMU, waiting on unix:WORKDIR/MIG.mig (MIG: default NAME)."""
+        d = dtguest.Qemu(self.workdir, name=name, memory=memory, uuid=src.uuid,
+                         incoming=f"unix:{self.workdir}/{mig or name}.mig")
+        self.qemus.append(d)
+        d.start(wait=False)
+        return d
+
     def plan(self, uuid, engine, bandwidth, downtime_ms, zero, cap_s, extra=None):
         qs = {"bandwidth": str(int(bandwidth)), "downtime": f"{int(downtime_ms)}ms",
               "zero_fraction": f"{zero:.6f}", "target": f"{cap_s:g}s", "max_rounds": "100"}
@@ -220,10 +228,7 @@ class Bench:
             time.sleep(max(0.0, warmup - 1.0))
             measured = g.measure_rate(1.0)
             zero = zero_fraction(g)
-            dst = dtguest.Qemu(self.workdir, name=f"{name}-dst", memory=c["memory"],
-                               uuid=src.uuid, incoming=f"unix:{self.workdir}/{name}.mig")
-            self.qemus.append(dst)
-            dst.start(wait=False)
+            dst = self.start_dest(f"{name}-dst", src, c["memory"], mig=name)
             plans = {}
             for e in engines:
                 plans[e] = self.plan(src.uuid, None if e == "default" else e, c["bandwidth"],
