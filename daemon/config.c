@@ -60,6 +60,16 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
 		snprintf(err, errlen, "[%s] %s = %s: unknown key", section, key, value);
 		return -ENOENT;
 	}
+	/*
+	 * "key =; x" gives the value "; x" (a comment needs a blank before it),
+	 * but written back as "key = ; x" it reads as empty: no value starts
+	 * with a comment character, so every value reads back as itself.
+	 */
+	if (*value == ';' || *value == '#') {
+		snprintf(err, errlen, "[%s] %s = %s: a value cannot start with '%c'", section, key,
+			 value, *value);
+		return -EINVAL;
+	}
 	r = dt_config_key_parse(k, c, value, what, sizeof(what));
 	if (r < 0)
 		snprintf(err, errlen, "[%s] %s = %s: %s", section, key, value, what);
@@ -73,6 +83,13 @@ int dt_config_set(struct dt_config *c, const char *section, const char *key, con
  * builds without INI_HANDLER_LINENO). Counting here gives the line of the
  * key in error, and catches lines longer than the parser's buffer, which it
  * would otherwise split silently into two lines.
+ *
+ * Leading blanks are dropped before the parser sees a line: libinih reads an
+ * indented line after a key as a continuation of that key's value, which
+ * replaces the value (our handler is called again), does not strip inline
+ * comments, and so reads "  epoch = 5s" as part of the key above it.
+ * Without them, an indented key is a key, and a bare continuation line is a
+ * syntax error with its line number.
  */
 struct load_ctx {
 	struct dt_config *c;
@@ -81,6 +98,7 @@ struct load_ctx {
 	int line; /* lines fully read so far */
 	int err_line; /* first failing key, or too-long line */
 	bool too_long;
+	bool mid_line; /* the last chunk read did not end its line */
 	char msg[320];
 	int r;
 };
@@ -90,6 +108,10 @@ static char *read_line(char *str, int num, void *stream)
 	struct load_ctx *ctx = stream;
 	int n = 0;
 
+	if (!ctx->mid_line)
+		while (ctx->pos < ctx->len &&
+		       (ctx->text[ctx->pos] == ' ' || ctx->text[ctx->pos] == '\t'))
+			ctx->pos++;
 	if (ctx->pos >= ctx->len)
 		return NULL;
 	while (n < num - 1 && ctx->pos < ctx->len) {
@@ -100,6 +122,7 @@ static char *read_line(char *str, int num, void *stream)
 			break;
 	}
 	str[n] = 0;
+	ctx->mid_line = str[n - 1] != '\n';
 	if (str[n - 1] == '\n' || ctx->pos >= ctx->len)
 		ctx->line++; /* also a last line without a newline */
 	else if (!ctx->too_long) {

@@ -23,7 +23,8 @@ flood_bad() {
 		busctl --system call "$DBUS_NAME" "$P" "$DBUS_VM" GetHistory tu 0 0 2>/dev/null && echo "accepted limit 0"
 		busctl --system call "$DBUS_NAME" "$DBUS_PATH" "$DBUS_MGR" GetVM s "$(head -c 3000 /dev/zero | tr '\0' x)" 2>/dev/null && echo "accepted a long key"
 		n=$((n + 3))
-		echo "$n" >"$TMP/bad.count"
+		# Renamed into place: the kill below can land between a truncate and a write.
+		echo "$n" >"$TMP/bad.count.new" && mv -f "$TMP/bad.count.new" "$TMP/bad.count"
 	done
 }
 

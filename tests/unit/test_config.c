@@ -73,6 +73,22 @@ static void test_parse_errors(void)
 		CHECK(dt_config_load_string(&c, "e.conf", text, err, sizeof(err)) < 0);
 		CHECK(strstr(err, "e.conf:3: line longer than"));
 	}
+	/*
+	 * An indented line is a line of its own: libinih would read it as a
+	 * continuation that replaces the key above it (epoch = "max_wait =
+	 * 2s"), and keeps " ; comment" in the value, which then reads back
+	 * differently (fuzz_config found it).
+	 */
+	CHECK_EQ(dt_config_load_string(&c, "f.conf", "[api]\nmax_wait = 1s\n  timeout = 7s\n",
+				       err, sizeof(err)),
+		 0);
+	CHECK_EQ(c.api_max_wait_us, 1000000);
+	CHECK_EQ(c.api_timeout_us, 7000000);
+	CHECK(dt_config_load_string(&c, "g.conf", "[api]\nmax_wait = 1s\n\t2s ; comment\n", err,
+				    sizeof(err)) < 0);
+	CHECK(strstr(err, "g.conf:3: syntax error"));
+	CHECK(dt_config_load_string(&c, "h.conf", "[dbus]\nbus =; a\n", err, sizeof(err)) < 0);
+	CHECK(strstr(err, "h.conf:2: [dbus] bus = ; a: a value cannot start with ';'"));
 	CHECK(dt_config_load(&c, "/nonexistent/x.conf", err, sizeof(err)) == -ENOENT);
 	CHECK(strstr(err, "/nonexistent/x.conf: cannot read"));
 	dt_config_done(&c);
