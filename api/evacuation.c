@@ -226,6 +226,7 @@ int dt_evacuation_submit(struct dt_planner *pl, const struct dt_manager *m,
 			.bandwidth = ev->per_migration_bandwidth,
 			.max_downtime_us = o->max_downtime_us,
 			.zero_fraction = o->zero_fraction,
+			.zero_stated = o->zero_stated,
 			.target_us = o->target_us,
 			.knobs = true,
 		};
@@ -318,7 +319,7 @@ struct json_object *dt_json_evacuation(const struct dt_evacuation *ev)
 	add(in, "parallel", json_object_new_uint64(ev->o.parallel));
 	add(in, "per_migration_bandwidth_bytes_per_second", num(ev->per_migration_bandwidth));
 	add(in, "target_seconds", ev->o.target_us ? num((double)ev->o.target_us / 1e6) : NULL);
-	add(in, "zero_fraction", num(ev->o.zero_fraction));
+	add(in, "zero_fraction", ev->o.zero_stated ? num(ev->o.zero_fraction) : NULL);
 	add(o, "inputs", in);
 	add(o, "generation", json_object_new_uint64(ev->generation));
 	add(o, "order_rule",

@@ -22,7 +22,8 @@ struct dt_evacuation_options {
 	uint64_t max_downtime_us;
 	uint32_t parallel;    /* 1 .. DT_EVACUATE_MAX_PARALLEL */
 	uint64_t target_us;   /* per VM; 0: none */
-	double zero_fraction; /* 0 .. 1 */
+	double zero_fraction; /* 0 .. 1, if zero_stated; else each VM's measured share */
+	bool zero_stated;
 };
 
 enum dt_evacuation_verdict {

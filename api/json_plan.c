@@ -46,7 +46,18 @@ static struct json_object *inputs(const struct dt_plan *p)
 	add(o, "memory_bytes", u64(in->memory_pages * in->page_size));
 	add(o, "memory_pages", u64(in->memory_pages));
 	add(o, "page_size", u64(in->page_size));
+	static const char *const zero_source[_DT_PLAN_ZERO_SOURCE_MAX] = {
+		[DT_PLAN_ZERO_NONE] = "none",
+		[DT_PLAN_ZERO_STATED] = "stated",
+		[DT_PLAN_ZERO_MEASURED] = "measured",
+	};
+
 	add(o, "zero_fraction", num(in->zero_fraction));
+	add(o, "zero_fraction_source", json_object_new_string(zero_source[in->zero_source]));
+	if (in->zero_source == DT_PLAN_ZERO_MEASURED) {
+		add(o, "zero_sampled_pages", u64(in->zero_sampled));
+		add(o, "zero_sample_age_seconds", num(seconds(in->zero_sample_age_us)));
+	}
 	add(o, "max_rounds", u64(in->max_rounds));
 	add(o, "target_seconds", in->target_us ? num(seconds(in->target_us)) : NULL);
 	add(o, "vcpu_curves", u64(in->nvcpus));

@@ -150,6 +150,23 @@ struct json_object *dt_json_vm_slots(const struct dt_vm *vm)
 	return vm_part(vm, "slots", dt_json_vm_slots_array(vm));
 }
 
+/* The VMM's last sample of guest RAM (MEMORY_SAMPLE), or null. */
+static struct json_object *zero_pages(const struct dt_vm *vm)
+{
+	const struct dt_vm_memory_sample *ms = &vm->memory_sample;
+	struct json_object *o;
+
+	if (!ms->at_us)
+		return NULL;
+	o = json_object_new_object();
+	add(o, "fraction", json_object_new_double((double)ms->zero / (double)ms->sampled));
+	add(o, "sampled_pages", u64(ms->sampled));
+	add(o, "zero_pages", u64(ms->zero));
+	add(o, "tracked_pages", u64(ms->pages));
+	add(o, "epoch", u64(ms->epoch));
+	return o;
+}
+
 struct json_object *dt_json_vm(const struct dt_vm *vm)
 {
 	struct json_object *o = dt_json_vm_summary(vm);
@@ -172,6 +189,7 @@ struct json_object *dt_json_vm(const struct dt_vm *vm)
 	add(counters, "harvest_seconds", json_object_new_double(vm->counters.harvest_us / 1e6));
 	add(counters, "history_bytes", u64(vm->history_bytes));
 	add(o, "counters", counters);
+	add(o, "zero_pages", zero_pages(vm));
 	return o;
 }
 

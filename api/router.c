@@ -174,6 +174,7 @@ static enum MHD_Result render_plan(struct dt_req *rq, struct dt_vm *vm,
 		.bandwidth = (double)t->bandwidth,
 		.max_downtime_us = t->downtime_us,
 		.zero_fraction = t->zero_fraction,
+		.zero_stated = t->present & (1u << DT_PARAM_ZERO_FRACTION),
 		.max_rounds = t->max_rounds,
 		.target_us = t->target_us,
 		.knobs = true,
@@ -241,6 +242,7 @@ static enum MHD_Result render_evacuation(struct dt_req *rq, const struct dt_requ
 		.parallel = t->parallel ? t->parallel : 1,
 		.target_us = t->target_us,
 		.zero_fraction = t->zero_fraction,
+		.zero_stated = t->present & (1u << DT_PARAM_ZERO_FRACTION),
 	};
 	struct MHD_Connection *conn = rq->conn;
 	struct dt_evacuation *ev;

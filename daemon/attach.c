@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -456,6 +457,36 @@ static int on_add_bitmap(struct dt_conn *c, struct dt_msg *msg, char *reason, si
 					     reason);
 }
 
+/* A sample of guest RAM: its figures only, checked for consistency; no memory is read. */
+static int on_memory_sample(struct dt_conn *c, const struct dt_msg_memory_sample *ms,
+			    char *reason, size_t len)
+{
+	struct dt_vm *vm = c->vm;
+
+	if (ms->sampled == 0 || ms->sampled > DT_MEMORY_SAMPLE_MAX || ms->zero > ms->sampled ||
+	    ms->pages == 0 || ms->pages > c->m->config.max_memory / vm->page_size) {
+		(void)!snprintf(reason, len,
+				"sampled %" PRIu64 ", zero %" PRIu64 ", pages %" PRIu64
+				": need 1 <= sampled <= %u, zero <= sampled, pages within max_memory",
+				ms->sampled, ms->zero, ms->pages, DT_MEMORY_SAMPLE_MAX);
+		return -EINVAL;
+	}
+	vm->memory_sample = (struct dt_vm_memory_sample){
+		.sampled = ms->sampled,
+		.zero = ms->zero,
+		.pages = ms->pages,
+		.at_us = dt_now_us(),
+		.epoch = dt_stats_epochs(vm->stats),
+	};
+	/*
+	 * New figures for the VM's own view and plans (their caches follow the
+	 * generation), but no change notice: a VMM sending samples in a loop
+	 * must not make the D-Bus front end signal at its pace.
+	 */
+	vm->generation++;
+	return 0;
+}
+
 /* May mark c dead (dt_conn_fail): it is dropped after this wakeup. */
 static void handle(struct dt_conn *c, struct dt_msg *msg)
 {
@@ -505,6 +536,9 @@ static void handle(struct dt_conn *c, struct dt_msg *msg)
 	case DT_MSG_RING_FULL:
 		dt_vm_ring_full(vm, msg->u.ring_full.vcpu);
 		return;
+	case DT_MSG_MEMORY_SAMPLE:
+		r = on_memory_sample(c, &msg->u.memory_sample, reason, sizeof(reason));
+		break;
 	case DT_MSG_PING: {
 		struct dt_msg_ping p = msg->u.ping;
 		dt_conn_send(c, DT_MSG_PONG, &p, NULL);

@@ -69,6 +69,8 @@ struct dt_vm_persist {
 	uint64_t retry_at_us, retry_delay_us; /* failed: the snapshot is tried again then */
 };
 
+#define DT_MEMORY_SAMPLE_MAX (1u << 20) /* pages in one MEMORY_SAMPLE */
+
 struct dt_vm {
 	struct dt_vm *next;
 	struct dt_manager *m;
@@ -125,6 +127,15 @@ struct dt_vm {
 	struct dt_vm_persist persist;
 	/* The epoch just closed, for the state writer during DT_CHANGE_EPOCH (it takes it). */
 	struct dt_closed_epoch *closed;
+	/*
+	 * The VMM's last MEMORY_SAMPLE: of sampled pages of guest RAM, zero were
+	 * all zero (a migration sends those as a header). at_us 0: none yet.
+	 */
+	struct dt_vm_memory_sample {
+		uint64_t sampled, zero, pages;
+		uint64_t at_us; /* CLOCK_MONOTONIC */
+		uint64_t epoch; /* epochs harvested when it came */
+	} memory_sample;
 	char libvirt_domain[DT_NAME_MAX]; /* its libvirt domain's name, "": none known */
 	struct dt_lv_sample libvirt; /* DT_VM_OBSERVED: libvirt's last figures */
 	uint64_t libvirt_round; /* the collector's round that last saw it */

@@ -126,7 +126,8 @@ int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o
 	if (vm->state == DT_VM_OBSERVED)
 		return -EOPNOTSUPP;
 	if (!isfinite(o->bandwidth) || o->bandwidth <= 0 || o->max_downtime_us == 0 ||
-	    !(o->zero_fraction >= 0 && o->zero_fraction <= 1) || o->max_rounds > DT_PLAN_MAX_ROUNDS)
+	    (o->zero_stated && !(o->zero_fraction >= 0 && o->zero_fraction <= 1)) ||
+	    o->max_rounds > DT_PLAN_MAX_ROUNDS)
 		return -EINVAL;
 	if (n == 0 || memory == 0)
 		return -ENODATA;
@@ -191,7 +192,8 @@ int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o
 		.page_size = vm->page_size,
 		.bandwidth = o->bandwidth,
 		.max_downtime_us = o->max_downtime_us,
-		.zero_fraction = o->zero_fraction,
+		.zero_fraction = o->zero_stated ? o->zero_fraction : 0,
+		.zero_source = o->zero_stated ? DT_PLAN_ZERO_STATED : DT_PLAN_ZERO_NONE,
 		.max_rounds = o->max_rounds ? o->max_rounds : DT_VM_PLAN_MAX_ROUNDS,
 		.target_us = o->target_us,
 		.vcpus = nv ? pi->vcpus : NULL,
@@ -204,6 +206,16 @@ int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o
 		.part_bounds = pi->parts ? pi->bounds : NULL,
 		.nparts = pi->parts ? DT_PLAN_MAX_PARTS : 0,
 	};
+	if (!o->zero_stated && vm->memory_sample.at_us) {
+		const struct dt_vm_memory_sample *ms = &vm->memory_sample;
+		/* the planner takes less than 1: all of a sample zero is not all of RAM */
+		double f = (double)ms->zero / (double)ms->sampled, most = 1 - 0.5 / ms->sampled;
+
+		pi->in.zero_fraction = f < most ? f : most;
+		pi->in.zero_source = DT_PLAN_ZERO_MEASURED;
+		pi->in.zero_sampled = ms->sampled;
+		pi->in.zero_sample_age_us = dt_now_us() - ms->at_us;
+	}
 	if (o->engine)
 		pi->engine = *o->engine;
 	else

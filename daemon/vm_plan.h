@@ -25,7 +25,12 @@ int dt_vm_plan(const struct dt_vm *vm, double bandwidth, uint64_t max_downtime_u
 struct dt_vm_plan_options {
 	double bandwidth;	  /* bytes per second */
 	uint64_t max_downtime_us;
-	double zero_fraction; /* 0 .. 1; 0: none assumed */
+	/*
+	 * The share of zero pages: stated (zero_stated), else the VM's last
+	 * MEMORY_SAMPLE (the VMM measures it), else none assumed.
+	 */
+	double zero_fraction; /* 0 .. 1 */
+	bool zero_stated;
 	uint32_t max_rounds;  /* 0: DT_VM_PLAN_MAX_ROUNDS */
 	uint64_t target_us;   /* 0: no target */
 	/* the engine and its inputs; NULL: the one the VM's VMM reported (dt_vm_plan_engine) */

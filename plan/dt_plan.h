@@ -101,6 +101,13 @@ enum dt_plan_interp {
 	_DT_PLAN_INTERP_MAX,
 };
 
+enum dt_plan_zero_source {
+	DT_PLAN_ZERO_NONE, /* none assumed: no sample, none stated */
+	DT_PLAN_ZERO_STATED, /* the caller's */
+	DT_PLAN_ZERO_MEASURED, /* the VMM's sample of guest RAM */
+	_DT_PLAN_ZERO_SOURCE_MAX,
+};
+
 struct dt_plan_input {
 	const struct dt_plan_point *curve; /* ascending windows, non-decreasing pages */
 	size_t npoints;			   /* 1 .. DT_PLAN_MAX_POINTS */
@@ -109,6 +116,10 @@ struct dt_plan_input {
 	double bandwidth;	  /* bytes per second, finite, > 0 */
 	uint64_t max_downtime_us; /* > 0 */
 	double zero_fraction;	  /* 0 .. 1: share of memory that is zero pages (sent for free) */
+	/* where zero_fraction came from (echoed in the plan, not planned with) */
+	enum dt_plan_zero_source zero_source;
+	uint64_t zero_sampled;	    /* DT_PLAN_ZERO_MEASURED: pages in the VMM's sample */
+	uint64_t zero_sample_age_us; /* ... and how old it was */
 	uint32_t max_rounds; /* pre-copy rounds before a forced stop, 1 .. DT_PLAN_MAX_ROUNDS */
 	uint64_t target_us;  /* time the migration should take at most; 0: none */
 	const struct dt_plan_vcpu *vcpus; /* optional per-vCPU curves */
@@ -246,8 +257,13 @@ struct dt_plan_qemu {
 };
 
 #define DT_PLAN_QEMU_FINAL_BANDWIDTH 1.25e9 /* 10 Gbit/s */
-#define DT_PLAN_QEMU_ZERO_PAGE_US    3.0    /* measured here: bench/qemu-plan-grid.md */
-#define DT_PLAN_QEMU_SWITCHOVER_S    0.005
+/*
+ * Measured by the real-QEMU grid on an idle host (bench/README.md, issue 14):
+ * a zero page's median CPU time in the bulk round (1.85 us), and QEMU's
+ * smallest downtimes (2 ms: the last sync and the device state).
+ */
+#define DT_PLAN_QEMU_ZERO_PAGE_US    1.8
+#define DT_PLAN_QEMU_SWITCHOVER_S    0.002
 #define DT_PLAN_QEMU_HORIZON_S	     600.0 /* a pre-copy not done by then does not converge */
 
 struct dt_plan_engine_input {

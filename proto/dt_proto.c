@@ -42,6 +42,7 @@ static const struct {
     [DT_MSG_DETACH] = {"DETACH", sizeof(struct dt_msg_detach), 0},
     [DT_MSG_PING] = {"PING", sizeof(struct dt_msg_ping), 0},
     [DT_MSG_PONG] = {"PONG", sizeof(struct dt_msg_ping), 0},
+    [DT_MSG_MEMORY_SAMPLE] = {"MEMORY_SAMPLE", sizeof(struct dt_msg_memory_sample), 0},
 };
 
 /* The largest payload of any type: what the send buffer must hold. */
@@ -109,6 +110,7 @@ static int payload_validate(uint16_t type, const void *payload)
 		struct dt_msg_done done;
 		struct dt_msg_ring_full ring_full;
 		struct dt_msg_detach detach;
+		struct dt_msg_memory_sample memory_sample;
 	} *p = payload;
 	bool ok = true;
 
@@ -152,6 +154,9 @@ static int payload_validate(uint16_t type, const void *payload)
 		break;
 	case DT_MSG_DETACH:
 		ok = p->detach.reason < _DT_DETACH_MAX && p->detach.reserved == 0;
+		break;
+	case DT_MSG_MEMORY_SAMPLE:
+		ok = p->memory_sample.reserved == 0;
 		break;
 	default:
 		/* RESET_RINGS, SYNC_BITMAP, PING, PONG: every value is valid */

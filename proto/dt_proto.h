@@ -48,6 +48,7 @@ enum dt_msg_type {
 	DT_MSG_DETACH = 15, /* either way */
 	DT_MSG_PING = 16, /* either way */
 	DT_MSG_PONG = 17, /* either way */
+	DT_MSG_MEMORY_SAMPLE = 18, /* VMM -> daemon: what a sample of guest RAM held */
 	_DT_MSG_MAX,
 };
 
@@ -209,6 +210,19 @@ struct dt_msg_ping {
 };
 static_assert(sizeof(struct dt_msg_ping) == 8, "ping");
 
+/*
+ * A sample of the guest's RAM, taken by the VMM (which maps it): of
+ * `sampled` pages drawn at random from `pages` tracked pages, `zero` were
+ * all zero. A migration engine sends zero pages as a header only.
+ */
+struct dt_msg_memory_sample {
+	uint64_t sampled; /* 1 .. pages */
+	uint64_t zero; /* 0 .. sampled */
+	uint64_t pages; /* the tracked pages the sample was drawn from */
+	uint64_t reserved;
+};
+static_assert(sizeof(struct dt_msg_memory_sample) == 32, "memory_sample");
+
 /* A decoded message. Owns fds[0..nfds) until they are taken (set to -1). */
 struct dt_msg {
 	struct dt_hdr hdr;
@@ -226,6 +240,7 @@ struct dt_msg {
 		struct dt_msg_ring_full ring_full;
 		struct dt_msg_detach detach;
 		struct dt_msg_ping ping; /* PING, PONG */
+		struct dt_msg_memory_sample memory_sample;
 		uint8_t raw[DT_MSG_MAX];
 	} u;
 	int fds[DT_MSG_MAX_FDS];

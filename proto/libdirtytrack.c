@@ -435,6 +435,17 @@ int dt_client_ring_full(struct dt_client *c, uint32_t vcpu)
 	return r == -EPIPE ? -ECONNRESET : r;
 }
 
+int dt_client_memory_sample(struct dt_client *c, uint64_t sampled, uint64_t zero,
+			    uint64_t pages)
+{
+	struct dt_msg_memory_sample m = { .sampled = sampled, .zero = zero, .pages = pages };
+	struct reply_wait w;
+
+	if (!c)
+		return -EINVAL;
+	return client_request(c, DT_MSG_MEMORY_SAMPLE, &m, NULL, 0, &w);
+}
+
 int dt_client_ping(struct dt_client *c)
 {
 	struct dt_msg_ping m;

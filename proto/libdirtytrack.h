@@ -78,6 +78,13 @@ int dt_client_add_ring(struct dt_client *c, uint32_t vcpu, int fd, uint64_t offs
 int dt_client_add_bitmap(struct dt_client *c, uint32_t slot, int fd, uint64_t offset);
 /* Tell the daemon a vCPU's ring is (soft-)full. Thread-safe, does not wait. */
 int dt_client_ring_full(struct dt_client *c, uint32_t vcpu);
+/*
+ * Report a sample of guest RAM (MEMORY_SAMPLE): of sampled pages drawn at
+ * random from pages tracked pages, zero were all zero. Waits for the ACK;
+ * -EOPNOTSUPP from a daemon that predates the message.
+ */
+int dt_client_memory_sample(struct dt_client *c, uint64_t sampled, uint64_t zero,
+			    uint64_t pages);
 /* Round trip PING/PONG. */
 int dt_client_ping(struct dt_client *c);
 /* Send DETACH and wait for the ACK (or EOF). */

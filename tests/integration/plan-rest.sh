@@ -66,13 +66,13 @@ check "calm: rounds listed with their figures" \
 check "calm: totals (time > 0, downtime <= 300 ms, all memory sent)" \
 	jqe '.total_time_seconds > 0 and .downtime_seconds > 0 and .downtime_seconds <= 0.3 and .bytes_sent >= .inputs.memory_bytes' "$TMP/calm.json"
 check "calm: the inputs are restated" \
-	jqe '.inputs == {bandwidth_bytes_per_second: 1250000000, downtime_seconds: 0.3, memory_bytes: 2147483648, memory_pages: 524288, page_size: 4096, zero_fraction: 0, max_rounds: 30, target_seconds: null, vcpu_curves: 2}' "$TMP/calm.json"
+	jqe '.inputs == {bandwidth_bytes_per_second: 1250000000, downtime_seconds: 0.3, memory_bytes: 2147483648, memory_pages: 524288, page_size: 4096, zero_fraction: 0, zero_fraction_source: "none", max_rounds: 30, target_seconds: null, vcpu_curves: 2}' "$TMP/calm.json"
 check "calm: the curve used, the VM, its epoch and generation" \
 	jqe --argjson id "$(vm_field calm .id)" '.id == $id and .name == "calm" and .epoch >= 60 and .generation > 0 and (.curve | length) >= 4 and all(.curve[]; .window_seconds > 0 and .pages > 0)' "$TMP/calm.json"
 # the optional parameters are applied and restated
 req '/v1/vms/calm/plan?bandwidth=1.25GB/s&downtime=0.3s&zero_fraction=0.5&max_rounds=1&target=1h' >/dev/null
 check "zero_fraction, max_rounds, target restated and applied" \
-	jqe '.inputs.bandwidth_bytes_per_second == 1250000000 and .inputs.zero_fraction == 0.5 and .inputs.max_rounds == 1 and .inputs.target_seconds == 3600 and (.rounds | length) <= 1 and .rounds[0].pages <= 262144' "$TMP/body"
+	jqe '.inputs.bandwidth_bytes_per_second == 1250000000 and .inputs.zero_fraction == 0.5 and .inputs.zero_fraction_source == "stated" and .inputs.max_rounds == 1 and .inputs.target_seconds == 3600 and (.rounds | length) <= 1 and .rounds[0].pages <= 262144' "$TMP/body"
 # the engine: dtsim reports no VMM, so ideal by default; QEMU's with its inputs
 check "engine: ideal by default (dtsim names no VMM)" jqe '.engine == {name: "ideal"}' "$TMP/calm.json"
 req '/v1/vms/calm/plan?bandwidth=1Gbit&downtime=0.3s&engine=qemu-7.2&throughput=50MB&final_bandwidth=300MB&zero_page_cost=10us&cpu_throttle_initial=30' >/dev/null

@@ -133,10 +133,10 @@ class Bench:
             time.sleep(0.05)
         raise dtguest.DtgError(f"timed out: {what}")
 
-    def start_guest(self, name, memory):
+    def start_guest(self, name, memory, env=None):
         q = dtguest.Qemu(self.workdir, name=name, memory=memory,
                          preload=f"{self.build}/libdtqemu.so",
-                         env={"DIRTYTRACK_SOCKET": self.attach})
+                         env={"DIRTYTRACK_SOCKET": self.attach, **(env or {})})
         self.qemus.append(q)
         q.start()
         self.wait(f"{name} attached",

@@ -35,6 +35,7 @@ union payload {
 	struct dt_msg_ring_full ring_full;
 	struct dt_msg_detach detach;
 	struct dt_msg_ping ping;
+	struct dt_msg_memory_sample memory_sample;
 	uint8_t raw[256];
 };
 
@@ -137,6 +138,10 @@ static void sample_payload(uint16_t type, union payload *p)
 	case DT_MSG_PING:
 	case DT_MSG_PONG:
 		p->ping.token = 0xfeedfacecafef00dull;
+		break;
+	case DT_MSG_MEMORY_SAMPLE:
+		p->memory_sample = (struct dt_msg_memory_sample){ .sampled = 4096, .zero = 1000,
+								  .pages = 1ull << 36 };
 		break;
 	}
 }
@@ -513,6 +518,7 @@ static void test_malformed_payload(void)
 	    {DT_MSG_ADD_BITMAP, offsetof(struct dt_msg_add_bitmap, flags), 4},
 	    {DT_MSG_RING_FULL, offsetof(struct dt_msg_ring_full, reserved), 4},
 	    {DT_MSG_DETACH, offsetof(struct dt_msg_detach, reserved), 4},
+	    {DT_MSG_MEMORY_SAMPLE, offsetof(struct dt_msg_memory_sample, reserved), 8},
 	};
 
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {

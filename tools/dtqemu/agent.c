@@ -178,6 +178,35 @@ static void agent_forget_daemon(struct dtq *q)
 	pthread_mutex_unlock(&q->lock);
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Sample guest RAM for zero pages and tell the daemon. Returns 0, or a
+ * connection error; a daemon that predates MEMORY_SAMPLE turns it off.
+ */
+static int agent_sample(struct dtq *q, struct dt_client *c, bool *on)
+{
+	struct dtq_zero_sample z;
+	int r = dtq_sample_zero(q, q->cfg.zero_sample, &z);
+
+	if (r < 0)
+		return 0; /* nothing tracked yet, or no pagemap: try again later */
+	r = dt_client_memory_sample(c, z.sampled, z.zero, z.pages);
+	if (r == -EOPNOTSUPP || r == -EINVAL) {
+		dtq_log("the daemon refused MEMORY_SAMPLE (%s): not sampling on this connection",
+			*dt_client_last_error(c) ? dt_client_last_error(c) : strerror(-r));
+		*on = false;
+		return 0;
+	}
+	return r;
+}
+
 /* One connection, from connect to its end. Returns true if it attached. */
 static bool agent_session(struct dtq *q)
 {
@@ -220,13 +249,26 @@ static bool agent_session(struct dtq *q)
 	dtq_log("attached VM %s to %s as vm %u", q->cfg.name, q->cfg.socket,
 		dt_client_vm_id(c));
 	r = agent_reconcile(q, c);
+	/* The first sample a second after the slots are declared, then every 10 s. */
+	bool sampling = q->cfg.zero_sample > 0;
+	uint64_t next_sample = mono_ms() + 1000;
+
 	while (r >= 0) {
 		struct pollfd p[2] = {
 			{ .fd = dt_client_fd(c), .events = POLLIN },
 			{ .fd = q->wake_fd, .events = POLLIN },
 		};
+		uint64_t now = mono_ms();
+		int timeout = !sampling ? -1 : now >= next_sample ? 0 : (int)(next_sample - now);
 
-		if (poll(p, 2, -1) < 0) {
+		if (sampling && timeout == 0) {
+			r = agent_sample(q, c, &sampling);
+			next_sample = mono_ms() + DTQ_ZERO_SAMPLE_EVERY_MS;
+			if (r < 0)
+				break;
+			continue;
+		}
+		if (poll(p, 2, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = -errno;

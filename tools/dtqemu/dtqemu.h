@@ -10,7 +10,8 @@
  * Parts: preload.c (the ioctl and close interposers), kvmlog.c (the slot
  * table, the harvest and the emulation of KVM for QEMU's own dirty
  * logging), agent.c (the thread that talks to the daemon), identity.c (who
- * this VM is: QEMU's -name, -uuid and -smp, and the environment).
+ * this VM is: QEMU's -name, -uuid and -smp, and the environment), sample.c
+ * (the share of zero pages in guest RAM, for the daemon's plans).
  *
  * The library never writes to QEMU's stdout or stderr unless
  * DIRTYTRACK_LOG=stderr; it never makes QEMU fail: any error of its own
@@ -25,6 +26,9 @@
 #include "libdirtytrack.h"
 
 #define DTQ_SLOTS_MAX 512 /* KVM_USER_MEM_SLOTS on x86 is 509 per address space */
+#define DTQ_ZERO_SAMPLE_DEFAULT 4096 /* pages per zero-page sample: +-1.6 % at 2 sigma */
+#define DTQ_ZERO_SAMPLE_MAX 65536
+#define DTQ_ZERO_SAMPLE_EVERY_MS 10000
 #define DTQ_DYING_MAX 128 /* removals the agent has not told the daemon yet */
 
 /* The daemon-side life of a slot, shared by the slot and the agent. */
@@ -55,6 +59,7 @@ struct dtq_config {
 	uint32_t smp; /* from -smp, 0 if not given */
 	bool disabled; /* DIRTYTRACK_DISABLE=1 */
 	bool hide_from_qemu; /* DIRTYTRACK_TEST_HIDE_FROM_QEMU=1: negative control only */
+	unsigned zero_sample; /* DIRTYTRACK_ZERO_SAMPLE: pages per sample, 0: none (default 4096) */
 };
 
 struct dtq {
@@ -104,6 +109,12 @@ int dtq_vm_clear_log(int fd, unsigned long req, void *arg);
 void dtq_vm_closed(int fd);
 /* The agent's harvest of every declared slot into its shared bitmap (lock held). */
 int dtq_harvest_all_locked(struct dtq *q);
+
+/* sample.c: of n pages drawn from the tracked slots, how many are zero. */
+struct dtq_zero_sample {
+	uint64_t sampled, zero, pages;
+};
+int dtq_sample_zero(struct dtq *q, unsigned n, struct dtq_zero_sample *ret);
 
 /* agent.c */
 void dtq_agent_start(struct dtq *q); /* lock held */

@@ -9,6 +9,8 @@
  *   DIRTYTRACK_UUID     the VM's uuid (default: QEMU's -uuid, else a random one
  *                       for this process, so the figures survive a daemon restart)
  *   DIRTYTRACK_DISABLE  1: pass everything through, track nothing
+ *   DIRTYTRACK_ZERO_SAMPLE  pages of guest RAM sampled for zero pages every
+ *                       10 s (default 4096, at most 65536; 0: no sampling)
  *   DIRTYTRACK_LOG      stderr, or a file to append the library's messages to
  *                       (default: none at all)
  *   DIRTYTRACK_TEST_HIDE_FROM_QEMU  1: a deliberate bug for the test suite's
@@ -161,6 +163,17 @@ void dtq_config_load(struct dtq_config *cfg)
 	}
 	cfg->disabled = (e = getenv("DIRTYTRACK_DISABLE")) && !strcmp(e, "1");
 	cfg->hide_from_qemu = (e = getenv("DIRTYTRACK_TEST_HIDE_FROM_QEMU")) && !strcmp(e, "1");
+	cfg->zero_sample = DTQ_ZERO_SAMPLE_DEFAULT;
+	if ((e = getenv("DIRTYTRACK_ZERO_SAMPLE")) && *e) {
+		char *end;
+		unsigned long n = strtoul(e, &end, 10);
+
+		if (*end || n > DTQ_ZERO_SAMPLE_MAX)
+			dtq_log("DIRTYTRACK_ZERO_SAMPLE=%s is not a count from 0 to %u: ignored", e,
+				DTQ_ZERO_SAMPLE_MAX);
+		else
+			cfg->zero_sample = (unsigned)n;
+	}
 }
 
 /*
