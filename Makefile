@@ -128,7 +128,7 @@ $(BUILD)/obj-dtqemu/%.o: %.c
 	$(Q)$(CC) $(DTQ_CFLAGS) -c -o $@ $<
 $(DTQEMU): $(DTQ_OBJ) tools/dtqemu/exports.map
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -Wl,-z,defs -Wl,--version-script=tools/dtqemu/exports.map -o $@ $(DTQ_OBJ) -lpthread -ldl
+	$(Q)$(CC) -shared -Wl,-z,defs -Wl,--version-script=tools/dtqemu/exports.map -o $@ $(DTQ_OBJ) -lpthread -ldl -lm
 
 # --- man pages: one scdoc source each in docs/man, built when scdoc is there ---
 SCDOC ?= $(shell command -v scdoc 2>/dev/null)

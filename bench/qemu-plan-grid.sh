@@ -10,7 +10,8 @@
 #   bench/qemu-plan-grid.sh [BUILD] [OUT.md] [ENGINES] [CASES]
 #     ENGINES: plan engines asked, comma-separated (default: default,ideal,qemu;
 #              "default" is the daemon's own choice); CASES: case names.
-# Environment: KEEP=FILE keeps the raw rows (JSON lines).
+# Environment: KEEP=FILE keeps the raw rows (JSON lines); GRID_ZERO=measured asks
+# the plans without ?zero_fraction= (the daemon plans with its measured share).
 set -euo pipefail
 BUILD=${1:-build}
 OUT=${2:-bench/qemu-plan-grid.md}

@@ -72,7 +72,8 @@ def run(argv):
                 continue
             t0 = time.monotonic()
             try:
-                row = b.run_case(c, engines=engines.split(","))
+                row = b.run_case(c, engines=engines.split(","),
+                                 measured_zero=os.environ.get("GRID_ZERO") == "measured")
             except Exception as e:  # one bad case does not lose the others
                 print(f"{c['name']}: {e}", file=sys.stderr, flush=True)
                 b.stop_all()

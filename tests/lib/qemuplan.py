@@ -152,8 +152,11 @@ class Bench:
         return d
 
     def plan(self, uuid, engine, bandwidth, downtime_ms, zero, cap_s, extra=None):
+        """zero None: the daemon's measured share (libdtqemu's MEMORY_SAMPLE)."""
         qs = {"bandwidth": str(int(bandwidth)), "downtime": f"{int(downtime_ms)}ms",
-              "zero_fraction": f"{zero:.6f}", "target": f"{cap_s:g}s", "max_rounds": "100"}
+              "target": f"{cap_s:g}s", "max_rounds": "100"}
+        if zero is not None:
+            qs["zero_fraction"] = f"{zero:.6f}"
         if engine:
             qs["engine"] = engine
         qs.update(extra or {})
@@ -213,7 +216,7 @@ class Bench:
                 "wall_s": time.monotonic() - t0, "ram": ram, "trace": trace}
 
     def run_case(self, c, engines=("ideal",), warmup=4.0, plan_extra=None, migrate_params=None,
-                 capabilities=None):
+                 capabilities=None, measured_zero=False):
         """c: name memory pattern wss rate bandwidth downtime_ms cap_s [hot seed].
         Returns a row: the case, the guest's measured rate, QEMU's figures, each
         engine's plan and the one-rate baseline."""
@@ -232,7 +235,8 @@ class Bench:
             plans = {}
             for e in engines:
                 plans[e] = self.plan(src.uuid, None if e == "default" else e, c["bandwidth"],
-                                     c["downtime_ms"], zero, c["cap_s"], plan_extra)
+                                     c["downtime_ms"], None if measured_zero else zero,
+                                     c["cap_s"], plan_extra)
             warm = time.monotonic() - t_run
             q = self.migrate(src, dst, f"unix:{self.workdir}/{name}.mig", c["bandwidth"],
                              c["downtime_ms"], c["cap_s"], migrate_params, capabilities)

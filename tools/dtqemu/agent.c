@@ -14,6 +14,7 @@
  * the same memfds again, so nothing is lost across a daemon restart.
  */
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -190,13 +191,38 @@ static uint64_t mono_ms(void)
  * Sample guest RAM for zero pages and tell the daemon. Returns 0, or a
  * connection error; a daemon that predates MEMORY_SAMPLE turns it off.
  */
-static int agent_sample(struct dtq *q, struct dt_client *c, bool *on)
+static int agent_sample(struct dtq *q, struct dt_client *c, bool *on, double *last,
+			unsigned *every_ms)
 {
 	struct dtq_zero_sample z;
-	int r = dtq_sample_zero(q, q->cfg.zero_sample, &z);
+	struct timespec t0, t1;
+	int r;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = dtq_sample_zero(q, q->cfg.zero_sample, &z);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	q->samples++;
+	q->sample_ns += (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t1.tv_nsec -
+			(uint64_t)t0.tv_nsec;
 	if (r < 0)
 		return 0; /* nothing tracked yet, or no pagemap: try again later */
+	if (q->samples == 1)
+		dtq_log("zero-page sample: %llu of %llu pages zero in a sample of %llu, %.1f us",
+			(unsigned long long)z.zero, (unsigned long long)z.pages,
+			(unsigned long long)z.sampled, q->sample_ns / 1e3);
+	/*
+	 * Sooner again while the share moves by more than the sampling error
+	 * (3 sigma and half a percent): a guest filling its memory; later, up
+	 * to the maximum, while it holds.
+	 */
+	double f = (double)z.zero / (double)z.sampled;
+	bool moved = !(*last >= 0) ||
+		     fabs(f - *last) > 3 * sqrt(f * (1 - f) / (double)z.sampled) + 0.005;
+
+	*every_ms = moved ? DTQ_ZERO_SAMPLE_MIN_MS
+			  : (*every_ms * 2 > DTQ_ZERO_SAMPLE_MAX_MS ? DTQ_ZERO_SAMPLE_MAX_MS
+								    : *every_ms * 2);
+	*last = f;
 	r = dt_client_memory_sample(c, z.sampled, z.zero, z.pages);
 	if (r == -EOPNOTSUPP || r == -EINVAL) {
 		dtq_log("the daemon refused MEMORY_SAMPLE (%s): not sampling on this connection",
@@ -249,9 +275,11 @@ static bool agent_session(struct dtq *q)
 	dtq_log("attached VM %s to %s as vm %u", q->cfg.name, q->cfg.socket,
 		dt_client_vm_id(c));
 	r = agent_reconcile(q, c);
-	/* The first sample a second after the slots are declared, then every 10 s. */
+	/* The first sample a second after the slots are declared (then agent_sample's pace). */
 	bool sampling = q->cfg.zero_sample > 0;
 	uint64_t next_sample = mono_ms() + 1000;
+	unsigned sample_every = DTQ_ZERO_SAMPLE_MIN_MS;
+	double last_share = -1;
 
 	while (r >= 0) {
 		struct pollfd p[2] = {
@@ -262,8 +290,8 @@ static bool agent_session(struct dtq *q)
 		int timeout = !sampling ? -1 : now >= next_sample ? 0 : (int)(next_sample - now);
 
 		if (sampling && timeout == 0) {
-			r = agent_sample(q, c, &sampling);
-			next_sample = mono_ms() + DTQ_ZERO_SAMPLE_EVERY_MS;
+			r = agent_sample(q, c, &sampling, &last_share, &sample_every);
+			next_sample = mono_ms() + sample_every;
 			if (r < 0)
 				break;
 			continue;
@@ -300,6 +328,10 @@ static bool agent_session(struct dtq *q)
 			"%llu pages taken", (unsigned long long)q->syncs, q->sync_ns / 1e3 / q->syncs,
 			q->sync_slot_pages ? q->sync_ns / 1e3 / (q->sync_slot_pages / 262144.0) : 0.0,
 			(unsigned long long)q->harvested_pages);
+	if (q->samples)
+		dtq_log("zero-page samples: %llu of %u pages, %.1f us each",
+			(unsigned long long)q->samples, q->cfg.zero_sample,
+			q->sample_ns / 1e3 / q->samples);
 	pthread_mutex_unlock(&q->lock);
 out:
 	dt_client_free(c);

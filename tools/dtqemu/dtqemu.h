@@ -28,7 +28,9 @@
 #define DTQ_SLOTS_MAX 512 /* KVM_USER_MEM_SLOTS on x86 is 509 per address space */
 #define DTQ_ZERO_SAMPLE_DEFAULT 4096 /* pages per zero-page sample: +-1.6 % at 2 sigma */
 #define DTQ_ZERO_SAMPLE_MAX 65536
-#define DTQ_ZERO_SAMPLE_EVERY_MS 10000
+/* every 2 s while the share moves beyond the sampling error, backing off to 16 s */
+#define DTQ_ZERO_SAMPLE_MIN_MS 2000
+#define DTQ_ZERO_SAMPLE_MAX_MS 16000
 #define DTQ_DYING_MAX 128 /* removals the agent has not told the daemon yet */
 
 /* The daemon-side life of a slot, shared by the slot and the agent. */
@@ -76,6 +78,7 @@ struct dtq {
 	uint64_t lost_removals; /* dying overflowed: the daemon missed a slot's last bits */
 	uint64_t harvested_pages;
 	uint64_t syncs, sync_ns, sync_slot_pages; /* the daemon's SYNC_BITMAPs: count, time, pages walked */
+	uint64_t samples, sample_ns; /* agent only: zero-page samples taken, their time */
 	bool changed; /* slots changed since the agent last looked */
 	int wake_fd; /* eventfd: wakes the agent */
 	bool agent_started;

@@ -10,7 +10,7 @@
  *                       for this process, so the figures survive a daemon restart)
  *   DIRTYTRACK_DISABLE  1: pass everything through, track nothing
  *   DIRTYTRACK_ZERO_SAMPLE  pages of guest RAM sampled for zero pages every
- *                       10 s (default 4096, at most 65536; 0: no sampling)
+ *                       2 to 16 s (default 4096, at most 65536; 0: no sampling)
  *   DIRTYTRACK_LOG      stderr, or a file to append the library's messages to
  *                       (default: none at all)
  *   DIRTYTRACK_TEST_HIDE_FROM_QEMU  1: a deliberate bug for the test suite's
