@@ -57,6 +57,7 @@ static struct json_object *inputs(const struct dt_plan *p)
 	if (in->zero_source == DT_PLAN_ZERO_MEASURED) {
 		add(o, "zero_sampled_pages", u64(in->zero_sampled));
 		add(o, "zero_sample_age_seconds", num(seconds(in->zero_sample_age_us)));
+		add(o, "zero_pages_dirtied_since_sample", u64(in->zero_dirtied_since));
 	}
 	add(o, "max_rounds", u64(in->max_rounds));
 	add(o, "target_seconds", in->target_us ? num(seconds(in->target_us)) : NULL);

@@ -477,6 +477,7 @@ static int on_memory_sample(struct dt_conn *c, const struct dt_msg_memory_sample
 		.pages = ms->pages,
 		.at_us = dt_now_us(),
 		.epoch = dt_stats_epochs(vm->stats),
+		.dirtied = dt_stats_wss(vm->stats, UINT32_MAX),
 	};
 	/*
 	 * New figures for the VM's own view and plans (their caches follow the

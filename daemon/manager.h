@@ -135,6 +135,7 @@ struct dt_vm {
 		uint64_t sampled, zero, pages;
 		uint64_t at_us; /* CLOCK_MONOTONIC */
 		uint64_t epoch; /* epochs harvested when it came */
+		uint64_t dirtied; /* distinct pages dirtied in the history then */
 	} memory_sample;
 	char libvirt_domain[DT_NAME_MAX]; /* its libvirt domain's name, "": none known */
 	struct dt_lv_sample libvirt; /* DT_VM_OBSERVED: libvirt's last figures */

@@ -208,13 +208,26 @@ int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o
 	};
 	if (!o->zero_stated && vm->memory_sample.at_us) {
 		const struct dt_vm_memory_sample *ms = &vm->memory_sample;
+		double f = (double)ms->zero / (double)ms->sampled, m = (double)memory;
+		/*
+		 * A sample is up to 16 s old, and a guest filling its memory writes
+		 * over zero pages meanwhile: the pages first dirtied since it (the
+		 * history's own exact count) are taken off, each as zero as the pages
+		 * not dirtied before it were (all zero pages are among those).
+		 */
+		uint64_t now = dt_stats_wss(vm->stats, UINT32_MAX);
+		double fresh = now > ms->dirtied ? (double)(now - ms->dirtied) : 0;
+		double untouched = m > (double)ms->dirtied ? m - (double)ms->dirtied : 1;
+		double zu = f * m / untouched < 1 ? f * m / untouched : 1;
+		double z = (f * m - fresh * zu) / m;
 		/* the planner takes less than 1: all of a sample zero is not all of RAM */
-		double f = (double)ms->zero / (double)ms->sampled, most = 1 - 0.5 / ms->sampled;
+		double most = 1 - 0.5 / (double)ms->sampled;
 
-		pi->in.zero_fraction = f < most ? f : most;
+		pi->in.zero_fraction = z < 0 ? 0 : z < most ? z : most;
 		pi->in.zero_source = DT_PLAN_ZERO_MEASURED;
 		pi->in.zero_sampled = ms->sampled;
 		pi->in.zero_sample_age_us = dt_now_us() - ms->at_us;
+		pi->in.zero_dirtied_since = (uint64_t)fresh;
 	}
 	if (o->engine)
 		pi->engine = *o->engine;

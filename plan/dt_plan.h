@@ -120,6 +120,7 @@ struct dt_plan_input {
 	enum dt_plan_zero_source zero_source;
 	uint64_t zero_sampled;	    /* DT_PLAN_ZERO_MEASURED: pages in the VMM's sample */
 	uint64_t zero_sample_age_us; /* ... and how old it was */
+	uint64_t zero_dirtied_since; /* ... pages first dirtied since (taken off the zero pages) */
 	uint32_t max_rounds; /* pre-copy rounds before a forced stop, 1 .. DT_PLAN_MAX_ROUNDS */
 	uint64_t target_us;  /* time the migration should take at most; 0: none */
 	const struct dt_plan_vcpu *vcpus; /* optional per-vCPU curves */

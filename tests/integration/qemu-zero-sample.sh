@@ -4,7 +4,8 @@
 # asked without ?zero_fraction= plans with it. Checked against the guest's
 # truth (its RAM scanned page by page by the test), twice: fresh, and after
 # the guest wrote half its test pages (the measurement must follow the
-# content, not the epoch). Negative control: a QEMU with
+# content, not the epoch); and a plan asked after further writes, before
+# the next sample, takes the pages dirtied since off the sample's zero pages. Negative control: a QEMU with
 # DIRTYTRACK_ZERO_SAMPLE=0 has no sample, and its plan says none was assumed.
 source "$(dirname "$0")/../lib/common.sh"
 LIB=$(cd "$(dirname "$0")/../lib" && pwd)
@@ -68,6 +69,30 @@ try:
     if not p0["total_time_seconds"] > p["total_time_seconds"]:
         fail(f"no zero pages must take longer: {p0['total_time_seconds']} vs "
              f"{p['total_time_seconds']} s")
+
+    # pages written after the sample: the plan takes them off the sample's zero pages (the
+    # daemon counts them exactly), where the sample itself still reads the old share
+    for attempt in range(5):
+        b.wait("a fresh sample", lambda: sample_of(q.uuid)["epoch"] > s["epoch"], timeout=40)
+        s = sample_of(q.uuid)
+        g.write(g.test_pages() // 4, pattern="sequential", base=g.test_pages() // 2, timeout=60)
+        g.idle()
+        e1 = b.api.get(f"/v1/vms/{q.uuid}")["epochs_harvested"] + 2
+        b.wait("the writes harvested", lambda: b.api.get(f"/v1/vms/{q.uuid}")["epochs_harvested"] > e1)
+        p = b.api.get(f"/v1/vms/{q.uuid}/plan?bandwidth={64 << 20}&downtime=300ms")
+        if sample_of(q.uuid)["epoch"] == s["epoch"]:
+            break  # no newer sample meanwhile: the plan corrected the old one
+    else:
+        fail("a new sample came in every time before the plan could be asked")
+    truth = qemuplan.zero_fraction(g)
+    i = p["inputs"]
+    print(f"written since the sample: {i['zero_pages_dirtied_since_sample']} pages; the sample "
+          f"says {s['fraction']:.4f}, the truth is {truth:.4f}")
+    if i["zero_pages_dirtied_since_sample"] < g.test_pages() // 4 * 0.9:
+        fail(f"the pages written since the sample were not counted: {i}")
+    if abs(s["fraction"] - truth) < 0.1:
+        fail(f"the writes did not move the truth away from the sample ({truth:.3f})")
+    within(i["zero_fraction"], truth, "the plan's zero_fraction, corrected for later writes")
 
     # negative control: no sampling, no measured share
     if sample_of(off.uuid) is not None:
