@@ -7,6 +7,7 @@
  * same arithmetic as the REST views, so both agree for the same epoch.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -482,7 +483,37 @@ static int append_plan(sd_bus_message *m, uint64_t epoch, const struct dt_plan *
 struct bus_plan {
 	sd_bus_message *msg;
 	uint32_t vm_id;
+	struct dt_plan_call *call;
+	sd_event_source *deadline; /* [api] plan_timeout */
+	uint64_t timeout_us;
 };
+
+static void bus_plan_free(struct bus_plan *bp)
+{
+	sd_event_source_disable_unref(bp->deadline);
+	sd_bus_message_unref(bp->msg);
+	free(bp);
+}
+
+/*
+ * Not computed within [api] plan_timeout (a starved or stuck planner): the
+ * call is dropped, its result too when it comes, and the caller is told now,
+ * as REST answers 503, rather than when its own bus timeout runs out.
+ */
+static int on_plan_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct bus_plan *bp = userdata;
+
+	(void)s;
+	(void)usec;
+	dt_plan_call_cancel(bp->call);
+	(void)sd_bus_reply_method_errorf(bp->msg, SD_BUS_ERROR_TIMEOUT,
+					 "the plan was not computed within [api] plan_timeout "
+					 "(%" PRIu64 " ms): the planner thread is busy; try again",
+					 bp->timeout_us / 1000);
+	bus_plan_free(bp);
+	return 0;
+}
 
 static void on_plan_done(void *userdata, int r, struct dt_plan *p, uint64_t generation,
 			 uint64_t epoch)
@@ -508,8 +539,7 @@ static void on_plan_done(void *userdata, int r, struct dt_plan *p, uint64_t gene
 			r = sd_bus_reply_method_errno(bp->msg, r, NULL);
 	}
 	dt_plan_free(p);
-	sd_bus_message_unref(bp->msg);
-	free(bp);
+	bus_plan_free(bp);
 }
 
 /*
@@ -679,6 +709,14 @@ static int submit_plan(sd_bus_message *msg, const struct dt_vm *vm, uint64_t ban
 	r = dt_planner_submit(b->planner, vm, &o, on_plan_done, bp, &call);
 	if (r < 0)
 		free(bp);
+	else {
+		bp->call = call;
+		bp->timeout_us = vm->m->config.api_plan_timeout_us;
+		/* no deadline (out of memory): the planner's own bounds still hold */
+		if (sd_event_add_time_relative(vm->m->event, &bp->deadline, CLOCK_MONOTONIC,
+					       bp->timeout_us, 10000, on_plan_deadline, bp) < 0)
+			bp->deadline = NULL;
+	}
 	if (r == -EOPNOTSUPP)
 		return sd_bus_error_setf(error, DT_BUS_ERROR_NOT_EXACT,
 					 "VM %u is observed through libvirt: a plan needs the exact "

@@ -129,7 +129,7 @@ const struct dt_config_key dt_config_keys[] = {
 	KEY(U32, "api", "max_pending_plans", api_max_pending_plans, "16", "1", "1024", RESTART,
 	    "migration plans waiting or running at once, per front end (REST, D-Bus)"),
 	KEY(DURATION, "api", "plan_timeout", api_plan_timeout_us, "10s", "100ms", "10min", LIVE,
-	    "longest a REST plan or evacuation request waits for the planner thread; then 503"),
+	    "longest a plan or evacuation request waits for the planner thread; then 503 (D-Bus: Timeout)"),
 	KEY(U32, "api", "max_plan_rounds", api_max_plan_rounds, "100", "1", "1000", LIVE,
 	    "largest ?max_rounds= of a plan request; the plan's cost grows with it"),
 	KEY(U32, "api", "pages_limit", api_pages_limit, "10000", "1", "100000", LIVE,
