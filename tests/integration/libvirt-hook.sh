@@ -91,10 +91,11 @@ run_hook() {
 	OUT=$(stat -c %s "$TMP/hook.out")
 	ERR=$(cat "$TMP/hook.err")
 	[ "$OUT" = 0 ] || fail "the hook wrote on stdout: $(cat "$TMP/hook.out")"
-	# The request is bounded by the hook's timeout (800 ms; a hanging source
-	# below); the rest is starting a shell and the CLI, which a loaded host
-	# slows: bounded, not timed.
-	[ "$MS" -lt 3000 ] || fail "the hook took ${MS} ms (libvirtd waits for it)"
+	# The request is bounded by the hook's timeout (800 ms; the hanging source
+	# below checks it); the rest is starting a shell and the CLI, which a
+	# loaded host slows (5.4 s seen while dpkg unpacked a root beside it):
+	# bounded, not timed.
+	[ "$MS" -lt 8000 ] || fail "the hook took ${MS} ms (libvirtd waits for it)"
 }
 expect() { # WHAT RC REGEX NAME UUID [OP SUBOP]
 	local what=$1 want=$2 re=$3
