@@ -7,6 +7,7 @@
  * planned), and why. Replied to when the planner thread has planned it.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 
 #include "dbus_int.h"
@@ -15,10 +16,41 @@
 #include "evacuation.h"
 #include "url.h"
 
+/* A call waiting for the planner, for at most [api] plan_timeout (as REST's). */
+struct bus_evacuation {
+	sd_bus_message *msg;
+	struct dt_evacuation_call *call;
+	sd_event_source *deadline;
+	uint64_t timeout_us;
+};
+
+static void bus_evacuation_free(struct bus_evacuation *be)
+{
+	sd_event_source_disable_unref(be->deadline);
+	sd_bus_message_unref(be->msg);
+	free(be);
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct bus_evacuation *be = userdata;
+
+	(void)s;
+	(void)usec;
+	dt_evacuation_call_cancel(be->call);
+	(void)sd_bus_reply_method_errorf(be->msg, SD_BUS_ERROR_TIMEOUT,
+					 "the evacuation was not computed within [api] plan_timeout "
+					 "(%" PRIu64 " ms): the planner thread is busy; try again",
+					 be->timeout_us / 1000);
+	bus_evacuation_free(be);
+	return 0;
+}
+
 static void on_done(void *userdata, int r, struct dt_evacuation *ev)
 {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-	sd_bus_message *msg = userdata;
+	struct bus_evacuation *be = userdata;
+	sd_bus_message *msg = be->msg;
 
 	if (r < 0) {
 		sd_bus_reply_method_errorf(msg, SD_BUS_ERROR_FAILED, "the daemon is stopping");
@@ -49,13 +81,13 @@ static void on_done(void *userdata, int r, struct dt_evacuation *ev)
 		sd_bus_reply_method_errno(msg, r, NULL);
 out:
 	dt_evacuation_free(ev);
-	sd_bus_message_unref(msg);
+	bus_evacuation_free(be);
 }
 
 int dt_bus_method_evacuate(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 {
 	struct dt_bus *b = userdata;
-	struct dt_evacuation_call *call;
+	struct bus_evacuation *be;
 	uint64_t bandwidth, downtime;
 	uint32_t parallel;
 	int r;
@@ -77,7 +109,17 @@ int dt_bus_method_evacuate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 		.max_downtime_us = downtime,
 		.parallel = parallel,
 	};
-	r = dt_evacuation_submit(b->planner, b->m, &o, on_done, msg, &call);
+	be = calloc(1, sizeof(*be));
+	if (!be)
+		return -ENOMEM;
+	be->msg = sd_bus_message_ref(msg);
+	be->timeout_us = b->m->config.api_plan_timeout_us;
+	r = dt_evacuation_submit(b->planner, b->m, &o, on_done, be, &be->call);
+	if (r < 0)
+		bus_evacuation_free(be);
+	else if (sd_event_add_time_relative(b->m->event, &be->deadline, CLOCK_MONOTONIC,
+					    be->timeout_us, 10000, on_deadline, be) < 0)
+		be->deadline = NULL; /* no deadline: the planner's own bounds still hold */
 	if (r == -EBUSY)
 		return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
 					 "an evacuation or %u plans are being computed: try again",
@@ -88,6 +130,5 @@ int dt_bus_method_evacuate(sd_bus_message *msg, void *userdata, sd_bus_error *er
 					 DT_EVACUATION_MAX_VMS);
 	if (r < 0)
 		return r;
-	sd_bus_message_ref(msg);
-	return 1; /* the reply follows from on_done */
+	return 1; /* the reply follows from on_done or on_deadline */
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A D-Bus Plan (or PlanWith) waits for the planner thread at most [api]
+# A D-Bus Plan, PlanWith or Evacuate waits for the planner thread at most [api]
 # plan_timeout, as REST does (api-plan-timeout): with the sanitizer build's
 # DT_PLANT=plan-slow (every plan 3 s slower) and plan_timeout 500ms the call
 # fails with org.freedesktop.DBus.Error.Timeout at the timeout, naming the
@@ -43,7 +43,14 @@ grep -q 'plan_timeout' "$TMP/plan.out" || fail "the error does not name [api] pl
 busctl --system --timeout=20 call "$DBUS_NAME" "$P" "$DBUS_VM" PlanWith tta{sv} 125000000 300000 \
 	1 engine s ideal >"$TMP/planwith.out" 2>&1 && fail "PlanWith past plan_timeout was answered"
 grep -q 'plan_timeout' "$TMP/planwith.out" || fail "PlanWith: $(cat "$TMP/planwith.out")"
-echo "ok: Plan and PlanWith past plan_timeout fail at the timeout, naming the key"
+# and Manager.Evacuate (the planner is still busy with the dropped plans)
+t0=$(date +%s%N)
+busctl --system --timeout=20 call "$DBUS_NAME" "$DBUS_PATH" "$DBUS_MGR" Evacuate ttu 125000000 \
+	300000 1 >"$TMP/evac.out" 2>&1 && fail "Evacuate past plan_timeout was answered: $(cat "$TMP/evac.out")"
+ms=$((($(date +%s%N) - t0) / 1000000))
+grep -q 'plan_timeout' "$TMP/evac.out" || fail "Evacuate: $(cat "$TMP/evac.out")"
+[ "$ms" -lt 2500 ] || fail "Evacuate's error came after $ms ms"
+echo "ok: Plan, PlanWith and Evacuate past plan_timeout fail at the timeout, naming the key"
 sleep 7 # the dropped plans complete on the planner thread meanwhile
 daemon_alive || fail "the daemon died when a dropped plan completed"
 busctl --system get-property "$DBUS_NAME" "$P" "$DBUS_VM" State >/dev/null ||
