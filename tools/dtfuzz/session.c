@@ -438,10 +438,11 @@ static void act_message(struct fz *s)
 		struct dt_msg_ack ack;
 		struct dt_msg_error e;
 		struct dt_msg_welcome w;
+		struct dt_msg_memory_sample ms;
 	} u;
 
 	memset(&u, 0, sizeof(u));
-	switch (dt_rng_below(&s->g, 10)) {
+	switch (dt_rng_below(&s->g, 11)) {
 	case 0:
 	case 1:
 		u.rf.vcpu = (uint32_t)PICK(&s->g, 0, 0, 1, s->hello.vcpus, UINT32_MAX);
@@ -479,6 +480,13 @@ static void act_message(struct fz *s)
 	case 8:
 		u.w.version = 1;
 		fz_send(s, DT_MSG_WELCOME, &u.w, -1);
+		break;
+	case 9: /* mostly consistent; sometimes zero > sampled, 0, or beyond any memory */
+		u.ms.sampled = PICK(&s->g, 4096, 4096, 1, 0, 1u << 20, (1u << 20) + 1, UINT64_MAX);
+		u.ms.zero = chance(&s->g, 0.8) && u.ms.sampled ? dt_rng_below(&s->g, u.ms.sampled)
+							       : dt_rng_next(&s->g);
+		u.ms.pages = PICK(&s->g, 65536, 65536, 1, 0, 1ull << 40, UINT64_MAX);
+		fz_send(s, DT_MSG_MEMORY_SAMPLE, &u.ms, -1);
 		break;
 	default:
 		if (chance(&s->g, 0.3))
