@@ -398,6 +398,13 @@ int dt_metrics_render(struct dt_api *a, bool om, char **ret, size_t *ret_len)
 	per_vm(f, om, m, "vm_late_syncs_total", "counter",
 	       "Epochs closed without the VMM's bitmap sync in time.", v_late);
 	per_vm(f, om, m, "vm_history_bytes", "gauge", "Heap held by the VM's history.", v_history);
+	head(f, om, "vm_zero_page_ratio", "gauge",
+	     "Share of guest RAM that is zero pages (a migration sends them as a header), from "
+	     "the VMM's last sample (MEMORY_SAMPLE); no series without one.");
+	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next)
+		if (vm->memory_sample.at_us)
+			fprintf(f, "dirtytrackd_vm_zero_page_ratio{vm=\"%u\"} %.6f\n", vm->id,
+				(double)vm->memory_sample.zero / (double)vm->memory_sample.sampled);
 	if (m->state) {
 		per_vm(f, om, m, "vm_state_error", "gauge",
 		       "1 while the VM's history cannot be written to the state directory (its "

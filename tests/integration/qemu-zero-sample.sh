@@ -94,6 +94,20 @@ try:
         fail(f"the writes did not move the truth away from the sample ({truth:.3f})")
     within(i["zero_fraction"], truth, "the plan's zero_fraction, corrected for later writes")
 
+    # /metrics: the same share per VM, no series without a sample
+    import re, subprocess
+    ids = {x: b.api.get(f"/v1/vms/{x.uuid}")["id"] for x in (q, off)}
+    before = sample_of(q.uuid)["fraction"]  # a sample may come in between: either one
+    text = subprocess.run(["curl", "-sf", "--unix-socket", os.environ["API_SOCK"],
+                           "http://localhost/metrics"], capture_output=True, text=True,
+                          check=True).stdout
+    after = sample_of(q.uuid)["fraction"]
+    got = re.findall(r'^dirtytrackd_vm_zero_page_ratio\{vm="(\d+)"\} (\S+)$', text, re.M)
+    vals = {int(k): float(v) for k, v in got}
+    if ids[off] in vals or min(abs(vals.get(ids[q], -1) - x) for x in (before, after)) > 1e-5:
+        fail(f"dirtytrackd_vm_zero_page_ratio: {got}, REST {before} then {after}")
+    print(f"ok: /metrics: dirtytrackd_vm_zero_page_ratio {vals[ids[q]]:.4f} equals REST's")
+
     # negative control: no sampling, no measured share
     if sample_of(off.uuid) is not None:
         fail(f"DIRTYTRACK_ZERO_SAMPLE=0 still reported a sample: {sample_of(off.uuid)}")
