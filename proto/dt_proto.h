@@ -216,7 +216,7 @@ static_assert(sizeof(struct dt_msg_ping) == 8, "ping");
  * all zero. A migration engine sends zero pages as a header only.
  */
 struct dt_msg_memory_sample {
-	uint64_t sampled; /* 1 .. pages */
+	uint64_t sampled; /* 1 .. 2^20 (drawn with replacement: may exceed pages) */
 	uint64_t zero; /* 0 .. sampled */
 	uint64_t pages; /* the tracked pages the sample was drawn from */
 	uint64_t reserved;

@@ -201,15 +201,15 @@ static int agent_sample(struct dtq *q, struct dt_client *c, bool *on, double *la
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = dtq_sample_zero(q, q->cfg.zero_sample, &z);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (r < 0)
+		return 0; /* nothing tracked yet, or no pagemap: try again later */
 	q->samples++;
 	q->sample_ns += (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t1.tv_nsec -
 			(uint64_t)t0.tv_nsec;
-	if (r < 0)
-		return 0; /* nothing tracked yet, or no pagemap: try again later */
 	if (q->samples == 1)
-		dtq_log("zero-page sample: %llu of %llu pages zero in a sample of %llu, %.1f us",
-			(unsigned long long)z.zero, (unsigned long long)z.pages,
-			(unsigned long long)z.sampled, q->sample_ns / 1e3);
+		dtq_log("zero-page sample: %llu of %llu pages zero (drawn from %llu), %.1f us",
+			(unsigned long long)z.zero, (unsigned long long)z.sampled,
+			(unsigned long long)z.pages, q->sample_ns / 1e3);
 	/*
 	 * Sooner again while the share moves by more than the sampling error
 	 * (3 sigma and half a percent): a guest filling its memory; later, up
