@@ -308,3 +308,55 @@ rc=$?
 "${CTL[@]}" --help | grep -q '6 plan: pre-copy would not converge' || fail "exit code 6 not in --help"
 set -e
 echo "ok: dirtytrackctl plan summary and exit codes"
+
+# --- dirtytrackctl plan's engine options reach the plan: each as REST's
+# parameter of the same name (the CLI's JSON == REST's for the same query,
+# on the frozen calm VM), each changing the field it sets; a bad value is a
+# usage error (2) in REST's words.
+ctlq() { # ctlq NAME CTL-ARGS... ; REST query in $q: both to $TMP/NAME.{ctl,rest}.json
+	local name=$1 rc=0
+	shift
+	"${CTL[@]}" plan calm --json --bandwidth 1Gbit --downtime 300ms "$@" >"$TMP/$name.ctl.json" || rc=$?
+	[ $rc = 0 ] || [ $rc = 6 ] || fail "ctl plan calm $*: exit $rc"
+	api "/v1/vms/calm/plan?bandwidth=1Gbit&downtime=300ms&$q" >"$TMP/$name.rest.json"
+	cmp -s <(jq -S . "$TMP/$name.ctl.json") <(jq -S . "$TMP/$name.rest.json") ||
+		fail "ctl plan calm $* differs from REST ?$q"
+}
+q='engine=ideal' ctlq ideal --engine ideal
+q='engine=qemu' ctlq qemu --engine qemu
+q='engine=qemu-7.2&target=1ms' ctlq qemu72 --engine qemu-7.2 --target 1ms
+q='engine=qemu&throughput=50MB&final_bandwidth=200MB&zero_page_cost=10us' ctlq speeds --engine qemu \
+	--throughput 50MB --final-bandwidth 200MB --zero-page-cost 10us
+q='engine=qemu&cpu_throttle_initial=30&cpu_throttle_increment=5' ctlq throttle --engine qemu \
+	--cpu-throttle-initial 30 --cpu-throttle-increment 5
+q='engine=qemu&cpu_throttle_increment=7' ctlq incr --engine qemu --cpu-throttle-increment 7
+check "--engine ideal: the ideal engine" jqe '.engine.name == "ideal"' "$TMP/ideal.ctl.json"
+check "--engine qemu: the QEMU engine" jqe '.engine.name == "qemu" and (.engine | has("dirty_syncs"))' "$TMP/qemu.ctl.json"
+check "--engine qemu-7.2: QEMU 7.2's rules" jqe '.engine.name == "qemu" and .knobs.engine == "qemu-7.2.0" and .knobs.version_assumed == false' "$TMP/qemu72.ctl.json"
+check "--throughput, --final-bandwidth, --zero-page-cost reach the engine" jqe '
+	.engine.throughput_bytes_per_second == 50000000 and .engine.final_bandwidth_bytes_per_second == 200000000 and
+	.engine.zero_page_seconds == 0.00001' "$TMP/speeds.ctl.json"
+check "the stated speeds change the plan" jqe -n --slurpfile a "$TMP/speeds.ctl.json" --slurpfile b "$TMP/qemu.ctl.json" \
+	'$a[0].total_time_seconds > $b[0].total_time_seconds'
+check "--cpu-throttle-initial/-increment: auto-converge at these settings" jqe '
+	.engine.auto_converge and .engine.cpu_throttle_initial == 30 and .engine.cpu_throttle_increment == 5' "$TMP/throttle.ctl.json"
+check "--cpu-throttle-increment alone: auto-converge with QEMU's initial" jqe '
+	.engine.auto_converge and .engine.cpu_throttle_increment == 7' "$TMP/incr.ctl.json"
+check "no engine option: no auto-converge" jqe '.engine.auto_converge == false' "$TMP/qemu.ctl.json"
+echo "ok: dirtytrackctl plan --engine, --throughput, --final-bandwidth, --zero-page-cost, --cpu-throttle-* reach the plan as REST's parameters"
+for bad in "--engine xen|query parameter 'engine' must be ideal, qemu or qemu-VERSION" \
+	"--engine qemu-|query parameter 'engine'" \
+	"--throughput 10Xbit|query parameter 'throughput' must be bytes per second" \
+	"--final-bandwidth 1|query parameter 'final_bandwidth' must be from 1Mbit/s" \
+	"--zero-page-cost 5ms|query parameter 'zero_page_cost' must be a duration from 1us to 1ms" \
+	"--cpu-throttle-initial 0|query parameter 'cpu_throttle_initial' must be a percentage from 1 to 99" \
+	"--cpu-throttle-increment 100|query parameter 'cpu_throttle_increment' must be a percentage"; do
+	args=${bad%%|*} want=${bad#*|} rc=0
+	# shellcheck disable=SC2086
+	"${CTL[@]}" plan calm --bandwidth 1Gbit --downtime 300ms $args >"$TMP/out" 2>"$TMP/err" || rc=$?
+	[ $rc = 2 ] || fail "ctl plan calm $args: exit $rc, want 2 (usage): $(cat "$TMP/err")"
+	grep -qF -- "$want" "$TMP/err" || fail "ctl plan calm $args: not REST's words '$want': $(cat "$TMP/err")"
+	[ ! -s "$TMP/out" ] || fail "ctl plan calm $args printed on stdout"
+done
+"${CTL[@]}" plan calm --bandwidth 1Gbit --downtime 300ms --engine 2>/dev/null && fail "--engine without a value"
+echo "ok: a bad engine option is a usage error (2) in REST's words"
