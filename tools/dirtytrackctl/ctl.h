@@ -51,7 +51,10 @@ enum { /* the engine's options (getopt values past any character) */
 	CTL_PLAN_ZERO_PAGE_COST,
 	CTL_PLAN_THROTTLE_INITIAL,
 	CTL_PLAN_THROTTLE_INCREMENT,
-	CTL_PLAN_NENGINE_OPTS = CTL_PLAN_THROTTLE_INCREMENT - CTL_PLAN_ENGINE + 1,
+	CTL_PLAN_THROTTLE_TRIGGER,
+	CTL_PLAN_THROTTLE_TAILSLOW,
+	CTL_PLAN_ENGINE_LAST = CTL_PLAN_THROTTLE_TAILSLOW,
+	CTL_PLAN_NENGINE_OPTS = CTL_PLAN_ENGINE_LAST - CTL_PLAN_ENGINE + 1,
 };
 struct ctl_plan_query {
 	const char *bandwidth, *downtime, *zero_fraction, *max_rounds, *target;

@@ -16,7 +16,7 @@
 /* The REST names of ctl_plan_query.engine_opts[], in CTL_PLAN_* order. */
 static const char *const ctl_plan_engine_params[CTL_PLAN_NENGINE_OPTS] = {
 	"engine", "throughput", "final_bandwidth", "zero_page_cost", "cpu_throttle_initial",
-	"cpu_throttle_increment",
+	"cpu_throttle_increment", "throttle_trigger_threshold", "cpu_throttle_tailslow",
 };
 
 static void plan_usage(FILE *f)
@@ -26,9 +26,12 @@ static void plan_usage(FILE *f)
 		   "                     [--engine ideal|qemu|qemu-VERSION] [--throughput B]\n"
 		   "                     [--final-bandwidth B] [--zero-page-cost D]\n"
 		   "                     [--cpu-throttle-initial P] [--cpu-throttle-increment P]\n"
+		   "                     [--throttle-trigger-threshold P]\n"
+		   "                     [--cpu-throttle-tailslow true|false]\n"
 		   "B: bytes/s, or 10Gbit, 100Mbit/s, 1.25GB, 500MB, 1GiB; D, T: 300ms, 2s, 10m;\n"
-		   "P: percent, 1..99 (either turns auto-converge on). The daemon checks the\n"
-		   "engine options: a value it refuses is a usage error, in its words.\n"
+		   "P: percent, 1..99 (the threshold 1..100). Any of the last four plans with\n"
+		   "auto-converge on. The daemon checks the engine options: a value it refuses\n"
+		   "is a usage error, in its words.\n"
 		   "Exit 0 when pre-copy converges (within T), 6 when it does not.\n");
 }
 
@@ -211,6 +214,8 @@ int ctl_plan(const struct ctl *ctl, int argc, char **argv)
 		{ "zero-page-cost", required_argument, NULL, CTL_PLAN_ZERO_PAGE_COST },
 		{ "cpu-throttle-initial", required_argument, NULL, CTL_PLAN_THROTTLE_INITIAL },
 		{ "cpu-throttle-increment", required_argument, NULL, CTL_PLAN_THROTTLE_INCREMENT },
+		{ "throttle-trigger-threshold", required_argument, NULL, CTL_PLAN_THROTTLE_TRIGGER },
+		{ "cpu-throttle-tailslow", required_argument, NULL, CTL_PLAN_THROTTLE_TAILSLOW },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -239,7 +244,7 @@ int ctl_plan(const struct ctl *ctl, int argc, char **argv)
 		case 't':
 			q.target = optarg;
 			break;
-		case CTL_PLAN_ENGINE ... CTL_PLAN_THROTTLE_INCREMENT:
+		case CTL_PLAN_ENGINE ... CTL_PLAN_ENGINE_LAST:
 			q.engine_opts[c - CTL_PLAN_ENGINE] = optarg;
 			break;
 		case 'j':
