@@ -20,18 +20,13 @@ for b in dirtytrackd libdtqemu.so dtguest.elf; do
 done
 command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: no qemu-system-x86_64" >&2; exit 77; }
 [ -w /dev/kvm ] || { echo "SKIP: /dev/kvm is not usable" >&2; exit 77; }
-TMP=$(mktemp -d /tmp/dt-qemu-throttle.XXXXXX)
-DAEMON=""
-cleanup() {
-	[ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
+source "$here/lib.sh"
+bench_init qemu-throttle
 mkdir -p "$TMP/run" "$TMP/g"
 "$BUILD/dirtytrackd" --config /dev/null --runtime-dir "$TMP/run" --listen-tcp off --dbus off \
 	--epoch 100ms --state-dir "" >"$TMP/daemon.log" 2>&1 &
-DAEMON=$!
-for _ in $(seq 100); do [ -S "$TMP/run/attach.sock" ] && break; sleep 0.05; done
+PIDS+=($!)
+wait_attach_socket
 [ -S "$TMP/run/attach.sock" ] || { echo "qemu-throttle-schedule: daemon did not start" >&2; exit 1; }
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); auto-converge $INIT/$INC"
 python3 - "$here/../tests/lib" "$TMP/run/api.sock" "$TMP/run/attach.sock" "$BUILD" "$TMP/g" \
