@@ -575,11 +575,13 @@ static int plan_option(sd_bus_message *msg, const char *key, struct dt_plan_engi
 		{ "zero_page_cost_usec", "t" },
 		{ "cpu_throttle_initial", "u" },
 		{ "cpu_throttle_increment", "u" },
+		{ "throttle_trigger_threshold", "u" },
+		{ "cpu_throttle_tailslow", "b" },
 	};
 	const char *s;
 	uint64_t t;
 	uint32_t u;
-	int r;
+	int r, b;
 
 	for (size_t i = 0; i < ARRAY_SIZE(types); i++)
 		if (strcmp(key, types[i].key) == 0 &&
@@ -628,6 +630,25 @@ static int plan_option(sd_bus_message *msg, const char *key, struct dt_plan_engi
 						 "%s must be a percentage from 1 to 99", key);
 		*(strcmp(key, "cpu_throttle_initial") == 0 ? &e->qemu.throttle_initial
 							    : &e->qemu.throttle_increment) = u;
+		e->qemu.auto_converge = true;
+		return 0;
+	}
+	if (strcmp(key, "throttle_trigger_threshold") == 0) {
+		r = sd_bus_message_read(msg, "v", "u", &u);
+		if (r < 0)
+			return r;
+		if (u == 0 || u > 100)
+			return sd_bus_error_setf(error, DT_BUS_ERROR_INVALID_ARGUMENT,
+						 "%s must be a percentage from 1 to 100", key);
+		e->qemu.throttle_trigger = u;
+		e->qemu.auto_converge = true;
+		return 0;
+	}
+	if (strcmp(key, "cpu_throttle_tailslow") == 0) {
+		r = sd_bus_message_read(msg, "v", "b", &b);
+		if (r < 0)
+			return r;
+		e->qemu.throttle_tailslow = b;
 		e->qemu.auto_converge = true;
 		return 0;
 	}

@@ -128,22 +128,57 @@ static void judge(struct dt_evacuation_vm *v, bool has_target)
 		 set);
 }
 
+/*
+ * The scheduler's re-plan (dt_evacuate_duration_fn): VM i when `running`
+ * migrations share the link from its start, judged again at that share.
+ * A re-plan that fails or cannot go live keeps the plan it was ranked with.
+ */
+static double at_share(void *userdata, size_t i, uint32_t running)
+{
+	struct dt_evacuation *ev = userdata;
+	struct dt_evacuation_vm *v = &ev->vms[i], old = *v;
+	double share = ev->o.bandwidth / running;
+
+	if (share == v->bandwidth)
+		return v->item.duration_s;
+	if (dt_vm_plan_input_compute_share(v->in, share, &v->plan) < 0) {
+		v->plan = old.plan;
+		return -1;
+	}
+	judge(v, ev->o.target_us != 0);
+	if (!(v->item.duration_s >= 0 && isfinite(v->item.duration_s))) {
+		dt_plan_free(v->plan);
+		*v = old;
+		return -1;
+	}
+	dt_plan_free(old.plan);
+	v->bandwidth = share;
+	return v->item.duration_s; /* the scheduler keeps its own copy of the item */
+}
+
 static void call_run(struct dt_job *j)
 {
 	struct dt_evacuation_call *c = (struct dt_evacuation_call *)j;
 	struct dt_evacuation *ev = c->ev;
 	struct dt_evacuate_item *items;
 	struct dt_evacuation_vm *sorted;
-	size_t k = 0;
+	size_t k = 0, gathered = 0;
 	int r;
 
+	/* the first migrations share the link: as many as run at once, at most the VMs planned */
+	for (size_t i = 0; i < ev->n; i++)
+		if (ev->vms[i].r >= 0)
+			gathered++;
+	ev->per_migration_bandwidth =
+		ev->o.bandwidth / (double)DT_MAX((size_t)1, DT_MIN((size_t)ev->o.parallel, gathered));
 	for (size_t i = 0; i < ev->n; i++) {
 		struct dt_evacuation_vm *v = &ev->vms[i];
 
 		v->item.duration_s = -1;
 		v->knob = -1;
+		v->bandwidth = ev->per_migration_bandwidth;
 		if (v->r >= 0)
-			v->r = dt_vm_plan_input_compute(v->in, &v->plan);
+			v->r = dt_vm_plan_input_compute_share(v->in, v->bandwidth, &v->plan);
 		if (v->r < 0) {
 			v->verdict = DT_EVACUATION_UNPLANNED;
 			snprintf(v->why, sizeof(v->why), "%s", unplanned_why(v->r));
@@ -160,7 +195,7 @@ static void call_run(struct dt_job *j)
 	}
 	for (size_t i = 0; i < ev->n; i++)
 		items[i] = ev->vms[i].item;
-	r = dt_evacuate_schedule(items, ev->n, ev->o.parallel, &ev->total_s);
+	r = dt_evacuate_schedule(items, ev->n, ev->o.parallel, at_share, ev, &ev->total_s);
 	ev->nplanned = r > 0 ? (uint32_t)r : 0;
 	/* the planned ones by their order, then the rest as they were */
 	for (size_t i = 0; i < ev->n; i++) {
@@ -217,13 +252,12 @@ int dt_evacuation_submit(struct dt_planner *pl, const struct dt_manager *m,
 		return -ENOMEM;
 	}
 	ev->o = *o;
-	ev->per_migration_bandwidth = o->bandwidth / o->parallel;
 	ev->generation = m->generation;
 	/* the registry is newest first: list the VMs oldest first */
 	ev->n = n;
 	for (const struct dt_vm *vm = m->vms; vm; vm = vm->next) {
 		const struct dt_vm_plan_options po = {
-			.bandwidth = ev->per_migration_bandwidth,
+			.bandwidth = o->bandwidth / o->parallel, /* call_run plans at the share */
 			.max_downtime_us = o->max_downtime_us,
 			.zero_fraction = o->zero_fraction,
 			.zero_stated = o->zero_stated,
@@ -294,6 +328,8 @@ static struct json_object *vm_json(const struct dt_evacuation_vm *v)
 	add(o, "slot", planned ? json_object_new_uint64(v->item.slot) : NULL);
 	add(o, "start_seconds", planned ? num(v->item.start_s) : NULL);
 	add(o, "duration_seconds", planned ? num(v->item.duration_s) : NULL);
+	add(o, "running", planned && v->item.running ? json_object_new_uint64(v->item.running) : NULL);
+	add(o, "bandwidth_bytes_per_second", p ? num(v->bandwidth) : NULL);
 	add(o, "end_seconds", planned ? num(v->item.start_s + v->item.duration_s) : NULL);
 	add(o, "precopy_converges", p ? json_object_new_boolean(p->converges) : NULL);
 	add(o, "precopy_total_seconds", p ? num(p->total_seconds) : NULL);
@@ -327,7 +363,8 @@ struct json_object *dt_json_evacuation(const struct dt_evacuation *ev)
 					   ? "one at a time, shortest first (the drain time is "
 					     "the sum whatever the order)"
 					   : "longest first, each on the slot that frees first "
-					     "(LPT), each migration at bandwidth / parallel"));
+					     "(LPT), each migration at the bandwidth divided by "
+					     "the migrations running at its start"));
 	for (size_t i = 0; i < ev->n; i++) {
 		json_object_array_add(a, vm_json(&ev->vms[i]));
 		if (!(ev->vms[i].item.duration_s >= 0 && isfinite(ev->vms[i].item.duration_s)))

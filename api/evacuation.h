@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Drain a host (GET /v1/evacuation, D-Bus Manager.Evacuate): every VM on
- * it planned at its share of the bandwidth (dt_evacuate.h), with the knobs
+ * it planned at its share of the bandwidth (dt_evacuate.h: the bandwidth
+ * over the migrations running at its start), with the knobs
  * each needs (dt_plan_advice.h), in the order that empties the host
  * soonest. The figures of every VM are read on the loop thread at once
  * (dt_vm_plan_gather), the plans computed on the planner thread in one
@@ -44,13 +45,14 @@ struct dt_evacuation_vm {
 	struct dt_plan *plan;
 	enum dt_evacuation_verdict verdict;
 	int knob; /* index in plan->knobs->knobs[] of the knob it needs; -1: none */
-	struct dt_evacuate_item item; /* duration, order, slot, start */
+	struct dt_evacuate_item item; /* duration, order, slot, start, running */
+	double bandwidth; /* bytes/s it is planned at: its share from its start */
 	char why[384];
 };
 
 struct dt_evacuation {
 	struct dt_evacuation_options o;
-	double per_migration_bandwidth; /* bandwidth / parallel */
+	double per_migration_bandwidth; /* the first ones' share: bandwidth / min(parallel, VMs) */
 	uint64_t generation;		/* the registry's when the figures were read */
 	size_t n;
 	struct dt_evacuation_vm *vms; /* in the drain's order; unplanned ones last */

@@ -93,6 +93,8 @@ static struct json_object *rounds(const struct dt_plan *p)
 		add(o, "pages", u64(d->pages));
 		add(o, "bytes", u64(d->bytes));
 		add(o, "dirtied_pages", u64(d->dirtied_pages));
+		if (p->engine == DT_PLAN_ENGINE_QEMU)
+			add(o, "throttle_percent", u64(d->throttle_percent));
 		json_object_array_add(a, o);
 	}
 	return a;
@@ -256,6 +258,8 @@ static struct json_object *engine(const struct dt_plan *p)
 	add(o, "auto_converge", json_object_new_boolean(p->qemu_input.auto_converge));
 	add(o, "cpu_throttle_initial", u64(p->qemu_input.throttle_initial));
 	add(o, "cpu_throttle_increment", u64(p->qemu_input.throttle_increment));
+	add(o, "throttle_trigger_threshold", u64(p->qemu_input.throttle_trigger));
+	add(o, "cpu_throttle_tailslow", json_object_new_boolean(p->qemu_input.throttle_tailslow));
 	add(o, "postcopy", json_object_new_boolean(p->qemu_input.postcopy));
 	return o;
 }

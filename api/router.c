@@ -143,7 +143,14 @@ static bool plan_engine_input(const struct dt_vm *vm, const struct dt_request_ta
 	const unsigned qemu = (1u << DT_PARAM_THROUGHPUT) | (1u << DT_PARAM_FINAL_BANDWIDTH) |
 			      (1u << DT_PARAM_ZERO_PAGE_COST) |
 			      (1u << DT_PARAM_CPU_THROTTLE_INITIAL) |
-			      (1u << DT_PARAM_CPU_THROTTLE_INCREMENT);
+			      (1u << DT_PARAM_CPU_THROTTLE_INCREMENT) |
+			      (1u << DT_PARAM_THROTTLE_TRIGGER_THRESHOLD) |
+			      (1u << DT_PARAM_CPU_THROTTLE_TAILSLOW);
+	/* any of QEMU's auto-converge parameters plans with it on */
+	const unsigned ac = (1u << DT_PARAM_CPU_THROTTLE_INITIAL) |
+			    (1u << DT_PARAM_CPU_THROTTLE_INCREMENT) |
+			    (1u << DT_PARAM_THROTTLE_TRIGGER_THRESHOLD) |
+			    (1u << DT_PARAM_CPU_THROTTLE_TAILSLOW);
 
 	if (t->present & (1u << DT_PARAM_ENGINE))
 		*e = (struct dt_plan_engine_input){ .engine = (enum dt_plan_engine)t->engine,
@@ -157,8 +164,9 @@ static bool plan_engine_input(const struct dt_vm *vm, const struct dt_request_ta
 	e->qemu.zero_page_us = (double)t->zero_page_us;
 	e->qemu.throttle_initial = t->throttle_initial;
 	e->qemu.throttle_increment = t->throttle_increment;
-	e->qemu.auto_converge = t->present & ((1u << DT_PARAM_CPU_THROTTLE_INITIAL) |
-					      (1u << DT_PARAM_CPU_THROTTLE_INCREMENT));
+	e->qemu.throttle_trigger = t->throttle_trigger;
+	e->qemu.throttle_tailslow = t->throttle_tailslow;
+	e->qemu.auto_converge = t->present & ac;
 	return true;
 }
 
@@ -284,7 +292,8 @@ static uint64_t plan_query_hash(const struct dt_request_target *t)
 			       (uint64_t)llround(t->zero_fraction * 1e15),
 			       (t->present & (1u << DT_PARAM_ENGINE)) ? 1u + t->engine : 0,
 			       t->engine_version, t->throughput, t->final_bandwidth,
-			       t->zero_page_us, t->throttle_initial, t->throttle_increment };
+			       t->zero_page_us, t->throttle_initial, t->throttle_increment,
+			       t->throttle_trigger, t->throttle_tailslow };
 	uint64_t h = 0xcbf29ce484222325ull;
 
 	for (size_t i = 0; i < ARRAY_SIZE(v); i++)

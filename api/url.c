@@ -48,7 +48,8 @@ static const struct {
 			       P(BANDWIDTH) | P(DOWNTIME) | P(ZERO_FRACTION) | P(MAX_ROUNDS) |
 				       P(TARGET) | P(ENGINE) | P(THROUGHPUT) | P(FINAL_BANDWIDTH) |
 				       P(ZERO_PAGE_COST) | P(CPU_THROTTLE_INITIAL) |
-				       P(CPU_THROTTLE_INCREMENT) | P(INDEX) | P(WAIT),
+				       P(CPU_THROTTLE_INCREMENT) | P(THROTTLE_TRIGGER_THRESHOLD) |
+				       P(CPU_THROTTLE_TAILSLOW) | P(INDEX) | P(WAIT),
 			       true,
 			       P(BANDWIDTH) | P(DOWNTIME) },
 	[DT_ROUTE_EVACUATION] = { "evacuation",
@@ -73,6 +74,8 @@ static const char *const param_names[_DT_PARAM_MAX] = {
 	[DT_PARAM_FINAL_BANDWIDTH] = "final_bandwidth", [DT_PARAM_ZERO_PAGE_COST] = "zero_page_cost",
 	[DT_PARAM_CPU_THROTTLE_INITIAL] = "cpu_throttle_initial",
 	[DT_PARAM_CPU_THROTTLE_INCREMENT] = "cpu_throttle_increment",
+	[DT_PARAM_THROTTLE_TRIGGER_THRESHOLD] = "throttle_trigger_threshold",
+	[DT_PARAM_CPU_THROTTLE_TAILSLOW] = "cpu_throttle_tailslow",
 };
 
 static const char *const param_needs[_DT_PARAM_MAX] = {
@@ -279,6 +282,21 @@ static int parse_param(struct dt_request_target *t, unsigned accepted, const cha
 		return parse_percent(key, val, &t->throttle_initial, p);
 	case DT_PARAM_CPU_THROTTLE_INCREMENT:
 		return parse_percent(key, val, &t->throttle_increment, p);
+	case DT_PARAM_THROTTLE_TRIGGER_THRESHOLD: {
+		uint64_t v;
+
+		if (dt_parse_u64(val, 1, 100, &v) < 0)
+			return problem(p, DT_URL_BAD_PARAM, key,
+				       "query parameter '%s' must be a percentage from 1 to 100", key);
+		t->throttle_trigger = (uint32_t)v;
+		break;
+	}
+	case DT_PARAM_CPU_THROTTLE_TAILSLOW:
+		if (strcmp(val, "true") != 0 && strcmp(val, "false") != 0)
+			return problem(p, DT_URL_BAD_PARAM, key,
+				       "query parameter '%s' must be true or false", key);
+		t->throttle_tailslow = val[0] == 't';
+		break;
 	case DT_PARAM_DOWNTIME:
 		if (dt_parse_duration(val, &t->downtime_us) < 0 ||
 		    t->downtime_us < DT_PLAN_DOWNTIME_MIN_US || t->downtime_us > DT_PLAN_DOWNTIME_MAX_US)

@@ -73,6 +73,8 @@ enum dt_param {
 	/* plan, QEMU engine: auto-converge with these (either turns it on) */
 	DT_PARAM_CPU_THROTTLE_INITIAL,
 	DT_PARAM_CPU_THROTTLE_INCREMENT,
+	DT_PARAM_THROTTLE_TRIGGER_THRESHOLD, /* percent of the bytes sent, 1 .. 100 */
+	DT_PARAM_CPU_THROTTLE_TAILSLOW,	     /* true or false */
 	_DT_PARAM_MAX,
 };
 
@@ -94,6 +96,8 @@ struct dt_request_target {
 	uint64_t throughput, final_bandwidth; /* plan: bytes/s, if given */
 	uint64_t zero_page_us;		      /* plan: if given */
 	uint32_t throttle_initial, throttle_increment; /* plan: percent 1 .. 99, if given */
+	uint32_t throttle_trigger;		       /* plan: percent 1 .. 100, if given */
+	bool throttle_tailslow;			       /* plan: if given */
 };
 
 enum dt_url_error {

@@ -85,18 +85,35 @@ uint64_t dt_vm_plan_input_epoch(const struct dt_vm_plan_input *pi)
  * A plan that misses its target carries advice in QEMU's knobs, each
  * re-planned with the knob set; a failure there costs the advice only.
  */
-int dt_vm_plan_input_compute(const struct dt_vm_plan_input *pi, struct dt_plan **ret)
+static int compute(const struct dt_vm_plan_input *pi, const struct dt_plan_input *in,
+		   struct dt_plan **ret)
 {
 	struct dt_plan *p = NULL;
-	int r = dt_plan_engine_compute(&pi->in, &pi->engine, &p);
+	int r = dt_plan_engine_compute(in, &pi->engine, &p);
 
 	if (r < 0)
 		return r;
 	if (pi->knobs && !p->meets_target &&
-	    dt_plan_advise(&pi->in, &pi->engine, pi->dirty_ring, pi->nvcpus, &p->knobs) < 0)
+	    dt_plan_advise(in, &pi->engine, pi->dirty_ring, pi->nvcpus, &p->knobs) < 0)
 		p->knobs = NULL;
 	*ret = p;
 	return 0;
+}
+
+int dt_vm_plan_input_compute(const struct dt_vm_plan_input *pi, struct dt_plan **ret)
+{
+	return compute(pi, &pi->in, ret);
+}
+
+int dt_vm_plan_input_compute_share(const struct dt_vm_plan_input *pi, double bandwidth,
+				   struct dt_plan **ret)
+{
+	struct dt_plan_input in = pi->in;
+
+	if (!isfinite(bandwidth) || bandwidth <= 0)
+		return -EINVAL;
+	in.bandwidth = bandwidth;
+	return compute(pi, &in, ret);
 }
 
 int dt_vm_plan_input_compute_at(const struct dt_vm_plan_input *pi, double bandwidth,

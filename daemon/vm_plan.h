@@ -64,6 +64,9 @@ struct dt_vm_plan_input;
 int dt_vm_plan_gather(const struct dt_vm *vm, const struct dt_vm_plan_options *o,
 		      struct dt_vm_plan_input **ret);
 int dt_vm_plan_input_compute(const struct dt_vm_plan_input *pi, struct dt_plan **ret);
+/* The same, knobs too, at another bandwidth (a share of a drain's link; -EINVAL for a bad one). */
+int dt_vm_plan_input_compute_share(const struct dt_vm_plan_input *pi, double bandwidth,
+				   struct dt_plan **ret);
 /* The same figures planned at another link (-EINVAL for a bad bandwidth or downtime). */
 int dt_vm_plan_input_compute_at(const struct dt_vm_plan_input *pi, double bandwidth,
 				uint64_t max_downtime_us, struct dt_plan **ret);

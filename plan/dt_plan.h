@@ -171,6 +171,7 @@ struct dt_plan_round {
 	uint64_t pages; /* sent */
 	uint64_t bytes;
 	uint64_t dirtied_pages; /* dirty when the round ends: what the next round sends */
+	uint32_t throttle_percent; /* engine QEMU: auto-converge's CPU throttle during the round */
 };
 
 enum dt_plan_verdict {
@@ -254,6 +255,8 @@ struct dt_plan_qemu {
 	uint32_t throttle_initial;   /* cpu-throttle-initial, %; 0: 20 */
 	uint32_t throttle_increment; /* cpu-throttle-increment, %; 0: 10 */
 	uint32_t throttle_max;	     /* max-cpu-throttle, %; 0: 99 */
+	uint32_t throttle_trigger;   /* throttle-trigger-threshold, % (1 .. 100); 0: 50 */
+	bool throttle_tailslow;	     /* cpu-throttle-tailslow */
 	bool postcopy;		     /* plan post-copy (postcopy-ram) after the bulk round */
 };
 

@@ -14,8 +14,9 @@
  *    plan meets the target with DT_ADVICE_MARGIN; QEMU's throttle schedule (the engine follows
  *    migration_trigger_throttle and mig_throttle_guest_down of QEMU 7.2:
  *    at a dirty-log sync at least 1 s after the last check, the pages
- *    dirtied in the period above half of the bytes sent in it count once;
- *    the second such period throttles by initial, every later one adds
+ *    dirtied in the period above half (throttle-trigger-threshold) of the
+ *    bytes sent in it count once; every second such period (the count
+ *    starts over after each) throttles: first to initial, then by
  *    increment, up to max-cpu-throttle);
  *  - dirty-limit (a per-vCPU cap in MB/s; QEMU >= 7.1 set-vcpu-dirty-limit,
  *    >= 8.1 the dirty-limit capability with vcpu-dirty-limit): the

@@ -30,12 +30,22 @@
  *    the VM stops and the list is copied at the link's speed (QEMU lifts
  *    max-bandwidth for it: final_bandwidth), with switchover_s more for
  *    the last sync and the device state; a final sync is counted;
- *  - auto-converge: at a sync at least 1 s after the last check, if the
- *    pages newly dirtied in the period exceed half the bytes sent in it,
- *    a counter goes up; at 2 the guest is throttled (cpu-throttle-initial,
- *    then + cpu-throttle-increment, at most max-cpu-throttle) and the
- *    counter reset. A throttled guest runs (1 - p) of the time, so D(T)
- *    is taken in its run time (a guest bound by its CPU, as most are);
+ *  - auto-converge (migration_trigger_throttle, mig_throttle_guest_down,
+ *    cpu-throttle.c): at a sync at least 1 s after the last check (the
+ *    check starts a new period; a sync sooner adds to the period), if the
+ *    bytes of the pages newly dirtied in the period exceed the bytes sent
+ *    in it x throttle-trigger-threshold / 100 (50), a counter goes up; at
+ *    2 it is reset and the guest throttled: to cpu-throttle-initial the
+ *    first time (not held to max-cpu-throttle), then + cpu-throttle-
+ *    increment up to max-cpu-throttle; with cpu-throttle-tailslow the
+ *    step is at most what would bring the guest's CPU share to
+ *    share x threshold / dirtied (in whole percent, as QEMU's integer
+ *    arithmetic). QEMU keeps the percentage in 1 .. 99. Every 10 ms /
+ *    (1 - p) each vCPU sleeps p / (1 - p) x 10 ms: a throttled guest runs
+ *    (1 - p) of the time, so D(T) is taken in its run time (a guest bound
+ *    by its CPU, as most are). Syncs cost no time here, so a period
+ *    exactly 1 s long counts (QEMU's end_time > last + 1000 ms holds
+ *    after a real sync's own milliseconds);
  *  - post-copy (postcopy-ram): the switch after the bulk round, downtime
  *    switchover_s, the list then pulled at max-bandwidth.
  * Pre-copy still running at DT_PLAN_QEMU_HORIZON_S (or the target, if
@@ -53,7 +63,6 @@
 #define ZERO_BYTES	9    /* a zero page: header and one byte */
 #define MAX_CHUNKS	64   /* chunks followed one by one (more: grouped) */
 #define THROTTLE_PERIOD 1.0  /* s between auto-converge checks */
-#define THROTTLE_SHARE	0.5  /* throttle-trigger-threshold, 50 % */
 
 struct sim {
 	const struct dt_plan_input *in;
@@ -112,12 +121,15 @@ static void fill_defaults(struct dt_plan_qemu *q, const struct dt_plan_input *in
 		q->throttle_increment = 10;
 	if (q->throttle_max == 0)
 		q->throttle_max = 99;
+	if (q->throttle_trigger == 0)
+		q->throttle_trigger = 50;
+	q->throttle_trigger = q->throttle_trigger > 100 ? 100 : q->throttle_trigger;
 	q->throttle_initial = q->throttle_initial > 99 ? 99 : q->throttle_initial;
 	q->throttle_max = q->throttle_max > 99 ? 99 : q->throttle_max;
 }
 
 static void push(struct dt_plan *p, double start, double dur, double pages, double bytes,
-		 double after)
+		 double after, double pct)
 {
 	struct dt_plan_round *r;
 
@@ -131,8 +143,32 @@ static void push(struct dt_plan *p, double start, double dur, double pages, doub
 		.pages = (uint64_t)llround(pages),
 		.bytes = (uint64_t)llround(bytes),
 		.dirtied_pages = (uint64_t)llround(after),
+		.throttle_percent = (uint32_t)pct,
 	};
 	p->nrounds++;
+}
+
+/*
+ * mig_throttle_guest_down: the throttle after a second high period, from
+ * `now` (0: off), the period's dirtied bytes and its threshold (sent x
+ * throttle-trigger-threshold / 100); cpu_throttle_set keeps 1 .. 99.
+ */
+static double throttle_down(const struct dt_plan_qemu *q, double now, double dirty,
+			    double threshold)
+{
+	double next, inc = q->throttle_increment;
+
+	if (now == 0) {
+		next = q->throttle_initial;
+	} else {
+		if (q->throttle_tailslow) {
+			double cpu_now = 100 - now, ideal = floor(cpu_now * (threshold / dirty));
+
+			inc = fmin(cpu_now - ideal, inc);
+		}
+		next = fmin(now + inc, q->throttle_max);
+	}
+	return fmax(1, fmin(next, 99));
 }
 
 static void simulate(const struct sim *s, struct dt_plan *p)
@@ -231,7 +267,7 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 			syncs++;
 			list_nz += add;
 			after = list_nz + list_z;
-			push(p, round_start, t - round_start, round_sent, round_bytes, after);
+			push(p, round_start, t - round_start, round_sent, round_bytes, after, pct);
 			p->dirty_rate_at_last_round = t > round_start ? add / (t - round_start) : 0;
 			period_dirty += add;
 			if (after >= prev_after * 0.98)
@@ -243,11 +279,13 @@ static void simulate(const struct sim *s, struct dt_plan *p)
 			p->qemu.expected_downtime_s = after * s->ps / est;
 			/* auto-converge */
 			if (q->auto_converge && t - period_start >= THROTTLE_PERIOD) {
-				if (period_dirty * s->ps > THROTTLE_SHARE * period_bytes && ++high >= 2) {
-					pct = pct == 0 ? q->throttle_initial : pct + q->throttle_increment;
-					if (pct > q->throttle_max)
-						pct = q->throttle_max;
+				/* QEMU's integers: bytes, the threshold rounded down */
+				double dirty_b = round(period_dirty) * s->ps;
+				double thr_b = floor(round(period_bytes) * q->throttle_trigger / 100);
+
+				if (dirty_b > thr_b && ++high >= 2) {
 					high = 0;
+					pct = throttle_down(q, pct, dirty_b, thr_b);
 				}
 				period_start = t;
 				period_dirty = period_bytes = 0;

@@ -107,6 +107,26 @@ for vm in small middle; do
 done
 echo "ok: two at a time: $(jq -r '[.vms[] | "\(.name) slot \(.slot) at \(.start_seconds | . * 100 | round / 100)s"] | join(", ")' "$TMP/ev2.json"); drain $(jq .total_drain_seconds "$TMP/ev2.json") s, each VM as its own plan at 32 MiB/s"
 
+# --- more slots than VMs: the 3 VMs start at once, each at a third of the
+# bandwidth (the migrations running at its start), not a quarter (parallel)
+[ "$(req "/v1/evacuation?$Q&parallel=4")" = 200 ] || fail "parallel=4: $(cat "$TMP/body")"
+cp "$TMP/body" "$TMP/ev4.json"
+third=$((67108864 / 3))
+jq -e --argjson t "$third" '
+	def near(a; b): ((a - b) | fabs) <= 1e-9 * b;
+	near(.inputs.per_migration_bandwidth_bytes_per_second; 67108864 / 3) and
+	([.vms[] | .start_seconds == 0 and .running == 3 and near(.bandwidth_bytes_per_second; 67108864 / 3)] | all)' \
+	"$TMP/ev4.json" >/dev/null ||
+	fail "parallel 4, 3 VMs: not each at a third: $(jq -c '[.inputs, [.vms[] | {name, start_seconds, running, bandwidth_bytes_per_second}]]' "$TMP/ev4.json")"
+for vm in small middle; do
+	[ "$(req "/v1/vms/$vm/plan?bandwidth=$third&downtime=100ms")" = 200 ] || fail "$vm plan: $(cat "$TMP/body")"
+	own=$(jq .total_time_seconds "$TMP/body")
+	ev=$(jq --arg n $vm '.vms[] | select(.name == $n) | .duration_seconds' "$TMP/ev4.json")
+	awk -v a="$own" -v b="$ev" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.1 * a) }' ||
+		fail "$vm: evacuation says $ev s, its own plan at a third ($third B/s) $own s"
+done
+echo "ok: parallel 4 with 3 VMs: each at a third of the bandwidth from the start, as its own plan at $third B/s; drain $(jq .total_drain_seconds "$TMP/ev4.json") s"
+
 # --- a target nothing meets: every VM says so, with the fastest that completes
 [ "$(req "/v1/evacuation?$Q&target=1ms")" = 200 ] || fail "target: $(cat "$TMP/body")"
 jq -e '[.vms[].verdict] | all(. == "over-target")' "$TMP/body" >/dev/null ||

@@ -164,6 +164,9 @@ done <<'EOF'
 ?bandwidth=10Gbit&downtime=1s&zero_page_cost=1s zero_page_cost
 ?bandwidth=10Gbit&downtime=1s&cpu_throttle_initial=0 cpu_throttle_initial
 ?bandwidth=10Gbit&downtime=1s&cpu_throttle_increment=100 cpu_throttle_increment
+?bandwidth=10Gbit&downtime=1s&throttle_trigger_threshold=0 throttle_trigger_threshold
+?bandwidth=10Gbit&downtime=1s&throttle_trigger_threshold=101 throttle_trigger_threshold
+?bandwidth=10Gbit&downtime=1s&cpu_throttle_tailslow=yes cpu_throttle_tailslow
 EOF
 echo "ok: $n bad inputs are 400 naming the parameter"
 [ "$(req '/v1/vms/nosuchvm/plan?bandwidth=10Gbit&downtime=300ms')" = 404 ] || fail "unknown VM: not 404"
@@ -255,17 +258,19 @@ if [ $HAVE_DBUS = 1 ]; then
 	done
 	# PlanWith: the engine and its inputs, as REST's parameters
 	busctl --system --json=short call "$DBUS_NAME" "$(vm_path calm)" "$DBUS_VM" PlanWith 'tta{sv}' \
-		125000000 300000 4 engine s qemu-7.2 throughput t 50000000 zero_page_cost_usec t 10 \
-		cpu_throttle_initial u 30 | jq '.data[0] | map_values(.data)' >"$TMP/bus.json" ||
+		125000000 300000 6 engine s qemu-7.2 throughput t 50000000 zero_page_cost_usec t 10 \
+		cpu_throttle_initial u 30 throttle_trigger_threshold u 60 cpu_throttle_tailslow b true |
+		jq '.data[0] | map_values(.data)' >"$TMP/bus.json" ||
 		fail "D-Bus PlanWith"
-	api "/v1/vms/calm/plan?bandwidth=1Gbit&downtime=300ms&engine=qemu-7.2&throughput=50MB&zero_page_cost=10us&cpu_throttle_initial=30" >"$TMP/rest.json"
+	api "/v1/vms/calm/plan?bandwidth=1Gbit&downtime=300ms&engine=qemu-7.2&throughput=50MB&zero_page_cost=10us&cpu_throttle_initial=30&throttle_trigger_threshold=60&cpu_throttle_tailslow=true" >"$TMP/rest.json"
 	check "D-Bus PlanWith == REST with the same engine inputs" \
 		jqe -n --slurpfile b "$TMP/bus.json" --slurpfile r "$TMP/rest.json" '
 			$b[0] as $bus | $r[0] as $rest | $bus.engine == "qemu" and $rest.engine.name == "qemu" and
 			$bus.dirty_syncs == $rest.engine.dirty_syncs and $bus.rounds == ($rest.rounds | length) and
 			$bus.bytes_sent == $rest.bytes_sent and $bus.converges == $rest.converges and
 			(($bus.total_seconds - $rest.total_time_seconds) | fabs) <= 1e-9 * $rest.total_time_seconds'
-	for opt in 'engine s xen' 'throughput t 0' 'zero_page_cost_usec t 5000' 'cpu_throttle_increment u 100' 'bogus u 1' 'throughput s fast'; do
+	for opt in 'engine s xen' 'throughput t 0' 'zero_page_cost_usec t 5000' 'cpu_throttle_increment u 100' 'bogus u 1' 'throughput s fast' \
+		'throttle_trigger_threshold u 101' 'cpu_throttle_tailslow s yes'; do
 		! busctl --system call "$DBUS_NAME" "$(vm_path calm)" "$DBUS_VM" PlanWith 'tta{sv}' \
 			125000000 300000 1 $opt >"$TMP/out" 2>&1 || fail "D-Bus PlanWith accepted $opt"
 		grep -q "${opt%% *}\|Invalid" "$TMP/out" || fail "D-Bus PlanWith $opt: the error does not name it: $(cat "$TMP/out")"
@@ -308,3 +313,62 @@ rc=$?
 "${CTL[@]}" --help | grep -q '6 plan: pre-copy would not converge' || fail "exit code 6 not in --help"
 set -e
 echo "ok: dirtytrackctl plan summary and exit codes"
+
+# --- dirtytrackctl plan's engine options reach the plan: each as REST's
+# parameter of the same name (the CLI's JSON == REST's for the same query,
+# on the frozen calm VM), each changing the field it sets; a bad value is a
+# usage error (2) in REST's words.
+ctlq() { # ctlq NAME CTL-ARGS... ; REST query in $q: both to $TMP/NAME.{ctl,rest}.json
+	local name=$1 rc=0
+	shift
+	"${CTL[@]}" plan calm --json --bandwidth 1Gbit --downtime 300ms "$@" >"$TMP/$name.ctl.json" || rc=$?
+	[ $rc = 0 ] || [ $rc = 6 ] || fail "ctl plan calm $*: exit $rc"
+	api "/v1/vms/calm/plan?bandwidth=1Gbit&downtime=300ms&$q" >"$TMP/$name.rest.json"
+	cmp -s <(jq -S . "$TMP/$name.ctl.json") <(jq -S . "$TMP/$name.rest.json") ||
+		fail "ctl plan calm $* differs from REST ?$q"
+}
+q='engine=ideal' ctlq ideal --engine ideal
+q='engine=qemu' ctlq qemu --engine qemu
+q='engine=qemu-7.2&target=1ms' ctlq qemu72 --engine qemu-7.2 --target 1ms
+q='engine=qemu&throughput=50MB&final_bandwidth=200MB&zero_page_cost=10us' ctlq speeds --engine qemu \
+	--throughput 50MB --final-bandwidth 200MB --zero-page-cost 10us
+q='engine=qemu&cpu_throttle_initial=30&cpu_throttle_increment=5' ctlq throttle --engine qemu \
+	--cpu-throttle-initial 30 --cpu-throttle-increment 5
+q='engine=qemu&cpu_throttle_increment=7' ctlq incr --engine qemu --cpu-throttle-increment 7
+q='engine=qemu&throttle_trigger_threshold=60&cpu_throttle_tailslow=true' ctlq trigger --engine qemu \
+	--throttle-trigger-threshold 60 --cpu-throttle-tailslow true
+check "--engine ideal: the ideal engine" jqe '.engine.name == "ideal"' "$TMP/ideal.ctl.json"
+check "--engine qemu: the QEMU engine" jqe '.engine.name == "qemu" and (.engine | has("dirty_syncs"))' "$TMP/qemu.ctl.json"
+check "--engine qemu-7.2: QEMU 7.2's rules" jqe '.engine.name == "qemu" and .knobs.engine == "qemu-7.2.0" and .knobs.version_assumed == false' "$TMP/qemu72.ctl.json"
+check "--throughput, --final-bandwidth, --zero-page-cost reach the engine" jqe '
+	.engine.throughput_bytes_per_second == 50000000 and .engine.final_bandwidth_bytes_per_second == 200000000 and
+	.engine.zero_page_seconds == 0.00001' "$TMP/speeds.ctl.json"
+check "the stated speeds change the plan" jqe -n --slurpfile a "$TMP/speeds.ctl.json" --slurpfile b "$TMP/qemu.ctl.json" \
+	'$a[0].total_time_seconds > $b[0].total_time_seconds'
+check "--cpu-throttle-initial/-increment: auto-converge at these settings" jqe '
+	.engine.auto_converge and .engine.cpu_throttle_initial == 30 and .engine.cpu_throttle_increment == 5' "$TMP/throttle.ctl.json"
+check "--cpu-throttle-increment alone: auto-converge with QEMU's initial" jqe '
+	.engine.auto_converge and .engine.cpu_throttle_increment == 7' "$TMP/incr.ctl.json"
+check "--throttle-trigger-threshold, --cpu-throttle-tailslow: auto-converge with them" jqe '
+	.engine.auto_converge and .engine.throttle_trigger_threshold == 60 and .engine.cpu_throttle_tailslow and
+	.engine.cpu_throttle_initial == 20 and ([.rounds[] | has("throttle_percent")] | all)' "$TMP/trigger.ctl.json"
+check "no engine option: no auto-converge" jqe '.engine.auto_converge == false' "$TMP/qemu.ctl.json"
+echo "ok: dirtytrackctl plan --engine, --throughput, --final-bandwidth, --zero-page-cost, --cpu-throttle-* reach the plan as REST's parameters"
+for bad in "--engine xen|query parameter 'engine' must be ideal, qemu or qemu-VERSION" \
+	"--engine qemu-|query parameter 'engine'" \
+	"--throughput 10Xbit|query parameter 'throughput' must be bytes per second" \
+	"--final-bandwidth 1|query parameter 'final_bandwidth' must be from 1Mbit/s" \
+	"--zero-page-cost 5ms|query parameter 'zero_page_cost' must be a duration from 1us to 1ms" \
+	"--cpu-throttle-initial 0|query parameter 'cpu_throttle_initial' must be a percentage from 1 to 99" \
+	"--cpu-throttle-increment 100|query parameter 'cpu_throttle_increment' must be a percentage" \
+	"--throttle-trigger-threshold 101|query parameter 'throttle_trigger_threshold' must be a percentage from 1 to 100" \
+	"--cpu-throttle-tailslow yes|query parameter 'cpu_throttle_tailslow' must be true or false"; do
+	args=${bad%%|*} want=${bad#*|} rc=0
+	# shellcheck disable=SC2086
+	"${CTL[@]}" plan calm --bandwidth 1Gbit --downtime 300ms $args >"$TMP/out" 2>"$TMP/err" || rc=$?
+	[ $rc = 2 ] || fail "ctl plan calm $args: exit $rc, want 2 (usage): $(cat "$TMP/err")"
+	grep -qF -- "$want" "$TMP/err" || fail "ctl plan calm $args: not REST's words '$want': $(cat "$TMP/err")"
+	[ ! -s "$TMP/out" ] || fail "ctl plan calm $args printed on stdout"
+done
+"${CTL[@]}" plan calm --bandwidth 1Gbit --downtime 300ms --engine 2>/dev/null && fail "--engine without a value"
+echo "ok: a bad engine option is a usage error (2) in REST's words"

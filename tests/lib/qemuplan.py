@@ -176,14 +176,16 @@ class Bench:
         expected = None
         syncs = 0
         throttle = 0
-        trace = []  # (s since migrate, transferred, remaining, dirty-sync-count, mbps)
+        # (s since migrate, transferred, remaining, dirty-sync-count, mbps, cpu throttle %)
+        trace = []
         while True:
             q = s.query_migrate()
             st = q.get("status")
             r = q.get("ram")
             if r:
                 trace.append((round(time.monotonic() - t0, 4), r.get("transferred"),
-                              r.get("remaining"), r.get("dirty-sync-count"), r.get("mbps")))
+                              r.get("remaining"), r.get("dirty-sync-count"), r.get("mbps"),
+                              q.get("cpu-throttle-percentage", 0) or 0))
             if st == "completed":
                 break
             if st in ("failed", "cancelled"):

@@ -26,7 +26,7 @@ static void test_schedule_one(void)
 	struct dt_evacuate_item it[] = { { .duration_s = 5 }, { .duration_s = 1 }, { .duration_s = 3 }, { .duration_s = -1 }, { .duration_s = 2 }, { .duration_s = NAN } };
 	double total = 0;
 
-	CHECK_EQ(dt_evacuate_schedule(it, ARRAY_SIZE(it), 1, &total), 4);
+	CHECK_EQ(dt_evacuate_schedule(it, ARRAY_SIZE(it), 1, NULL, NULL, &total), 4);
 	/* shortest first, back to back */
 	CHECK_EQ(it[1].order, 0);
 	CHECK_EQ(it[4].order, 1);
@@ -41,18 +41,64 @@ static void test_schedule_parallel(void)
 	struct dt_evacuate_item it[] = { { .duration_s = 5 }, { .duration_s = 1 }, { .duration_s = 3 }, { .duration_s = 2 } };
 	double total = 0;
 
-	CHECK_EQ(dt_evacuate_schedule(it, ARRAY_SIZE(it), 2, &total), 4);
+	CHECK_EQ(dt_evacuate_schedule(it, ARRAY_SIZE(it), 2, NULL, NULL, &total), 4);
 	/* longest first on the slot that frees first: 5 on 0, 3 on 1, 2 on 1 at 3, 1 on 0 at 5 */
 	CHECK(it[0].order == 0 && it[0].slot == 0 && it[0].start_s == 0);
 	CHECK(it[2].order == 1 && it[2].slot == 1 && it[2].start_s == 0);
 	CHECK(it[3].order == 2 && it[3].slot == 1 && it[3].start_s == 3);
 	CHECK(it[1].order == 3 && it[1].slot == 0 && it[1].start_s == 5);
 	CHECK(total == 6);
-	CHECK_EQ(dt_evacuate_schedule(it, ARRAY_SIZE(it), 0, &total), -EINVAL);
-	CHECK_EQ(dt_evacuate_schedule(it, ARRAY_SIZE(it), DT_EVACUATE_MAX_PARALLEL + 1, &total),
+	CHECK_EQ(dt_evacuate_schedule(it, ARRAY_SIZE(it), 0, NULL, NULL, &total), -EINVAL);
+	CHECK_EQ(dt_evacuate_schedule(it, ARRAY_SIZE(it), DT_EVACUATE_MAX_PARALLEL + 1, NULL, NULL,
+				      &total),
 		 -EINVAL);
-	CHECK_EQ(dt_evacuate_schedule(NULL, 0, 1, &total), 0);
+	CHECK_EQ(dt_evacuate_schedule(NULL, 0, 1, NULL, NULL, &total), 0);
 	CHECK(total == 0);
+}
+
+/* A migration of sizes[i] bytes over a 100 B/s link shared by `running`. */
+static double at_share(void *userdata, size_t i, uint32_t running)
+{
+	const double *sizes = userdata;
+
+	return running >= 1 ? sizes[i] / (100.0 / running) : -1;
+}
+
+/*
+ * Each migration's share is the bandwidth over the migrations running at
+ * its start: 2 VMs with parallel 4 go at half each (not a quarter), and a
+ * VM that starts as another ends shares with those still running.
+ */
+static void test_schedule_share(void)
+{
+	double two[] = { 400, 100 }, three[] = { 400, 0, 100 }, five[] = { 400, 300, 200, 100, 100 }, total = 0;
+	/* ranked by their times at the first migrations' share */
+	struct dt_evacuate_item a[] = { { .duration_s = 8 }, { .duration_s = 2 } };
+	struct dt_evacuate_item b[] = { { .duration_s = 16 }, { .duration_s = 12 }, { .duration_s = 8 },
+					{ .duration_s = 4 }, { .duration_s = 4 } };
+	struct dt_evacuate_item c[] = { { .duration_s = 8 }, { .duration_s = -1 }, { .duration_s = 2 } };
+
+	CHECK_EQ(dt_evacuate_schedule(a, ARRAY_SIZE(a), 4, at_share, two, &total), 2);
+	CHECK(a[0].running == 2 && a[1].running == 2);
+	CHECK(a[0].start_s == 0 && a[1].start_s == 0);
+	CHECK(a[0].duration_s == 8 && a[1].duration_s == 2); /* 400 B and 100 B at 50 B/s */
+	CHECK(total == 8);
+	/* 4 at once at 25 B/s: 16, 12, 8, 4 s; the fifth at 4 s shares with 3 still running */
+	CHECK_EQ(dt_evacuate_schedule(b, ARRAY_SIZE(b), 4, at_share, five, &total), 5);
+	for (size_t i = 0; i < ARRAY_SIZE(b); i++)
+		CHECK(b[i].running == 4);
+	CHECK(b[4].start_s == 4 && b[4].slot == 3 && b[4].duration_s == 4);
+	CHECK(total == 16);
+	/* one that cannot go live takes no share: the two others at half each */
+	CHECK_EQ(dt_evacuate_schedule(c, ARRAY_SIZE(c), 3, at_share, three, &total), 2);
+	CHECK(c[0].running == 2 && c[2].running == 2 && c[0].duration_s == 8);
+	/* one at a time: the whole link each; a failed re-plan keeps its ranked time */
+	CHECK_EQ(dt_evacuate_schedule(a, ARRAY_SIZE(a), 1, at_share, two, &total), 2);
+	CHECK(a[0].running == 1 && a[0].duration_s == 4 && a[1].duration_s == 1 && total == 5);
+	a[0].duration_s = 8;
+	a[1].duration_s = 2;
+	CHECK_EQ(dt_evacuate_schedule(a, ARRAY_SIZE(a), 2, NULL, NULL, &total), 2);
+	CHECK(a[0].duration_s == 8 && total == 8);
 }
 
 /* 20000 pages/s up to all of memory (200000 pages) at 10 s: twice the 10000 pages/s link. */
@@ -185,6 +231,7 @@ int main(void)
 {
 	RUN(test_schedule_one);
 	RUN(test_schedule_parallel);
+	RUN(test_schedule_share);
 	RUN(test_knobs);
 	RUN(test_knobs_ring_and_version);
 	TEST_EXIT();

@@ -200,6 +200,122 @@ static void test_page_cpu(void)
 	dt_plan_free(p);
 }
 
+/*
+ * Auto-converge as QEMU 7.2 schedules it (migration_trigger_throttle,
+ * mig_throttle_guest_down), computed by hand. 12000 pages, a set of 7000
+ * written all the time (D(T) = 7000 from 0.1 s of run time on, so the
+ * throttle never shrinks it here): the bulk round sends 12000 pages in
+ * 1.2 s, every later round the 7000 in 0.7 s; syncs (dirty-sync-count)
+ * at 1.2 (#2), 1.9, 2.6 (#4), 3.3, 4.0 (#6) ...: round k runs after sync
+ * k + 1. A check needs 1 s since the last, so it is at the even syncs
+ * (#2 after 1.2 s, then every 1.4 s: two rounds). The bulk period dirtied
+ * 7000 x 4096 = 28.672e6 bytes against 12000 x 4104 = 49.248e6 sent
+ * (58 %); each later one 14000 x 4096 = 57.344e6 against 57.456e6
+ * (99.8 %). A check above the threshold counts; the second count throttles
+ * and starts the count over.
+ */
+static struct dt_plan *plan_ac(const struct dt_plan_qemu *q0)
+{
+	struct dt_plan_point pts[2] = {{100000, 7000}, {10000000, 7000}};
+	struct dt_plan_input in = {
+	    .curve = pts,
+	    .npoints = 2,
+	    .memory_pages = 12000,
+	    .page_size = PS,
+	    .bandwidth = BW,
+	    .max_downtime_us = 50000,
+	    .max_rounds = 100,
+	    .interp = DT_PLAN_INTERP_LINEAR,
+	};
+	struct dt_plan_qemu q = *q0;
+	struct dt_plan *p = NULL;
+
+	q.final_bandwidth = FINAL_BW;
+	q.switchover_s = SWITCH_S;
+	q.auto_converge = true;
+	CHECK_EQ(dt_plan_qemu_compute(&in, &q, &p), 0);
+	return p;
+}
+
+/* want[k]: the throttle of round k, for the first n rounds (each round's length checked too) */
+static void check_schedule(const struct dt_plan *p, const uint32_t *want, size_t n)
+{
+	CHECK(p->nrounds >= n);
+	for (size_t k = 0; k < n && k < p->nrounds; k++) {
+		if (p->rounds[k].throttle_percent != want[k]) {
+			fprintf(stderr, "round %zu: throttle %u %%, want %u %%\n", k,
+				p->rounds[k].throttle_percent, want[k]);
+			dt_test_failures++;
+		}
+		CHECK_NEAR(p->rounds[k].duration_us / 1e6, k == 0 ? 1.2 : 0.7);
+		CHECK_EQ(p->rounds[k].pages, k == 0 ? 12000 : 7000);
+	}
+}
+
+static void test_auto_converge(void)
+{
+	/* QEMU's defaults (20/10, threshold 50): #2 high (58 % > 50 %) counts 1, #4
+	 * throttles to 20 % (round 3 on), #6 counts, #8 adds 10 (round 7 on), ... */
+	static const uint32_t dflt[] = {0, 0, 0, 20, 20, 20, 20, 30, 30, 30, 30, 40, 40, 40, 40, 50};
+	/* throttle-trigger-threshold 60: the bulk period (58 %) is not high: #4, #6 */
+	static const uint32_t t60[] = {0, 0, 0, 0, 0, 20, 20, 20, 20, 30, 30, 30, 30, 40};
+	/* tailslow, threshold 95: the step is at most 100 - p - floor((100 - p) x
+	 * 0.95 x 57.456e6 / 57.344e6): from 20, 80 - floor(76.15) = 4; 76 -
+	 * floor(72.34) = 4; 72 - floor(68.53) = 4 */
+	static const uint32_t slow[] = {0, 0, 0, 0, 0, 20, 20, 20, 20, 24, 24, 24, 24, 28, 28, 28, 28, 32};
+	/* cpu-throttle-initial above max-cpu-throttle: QEMU sets the initial as is,
+	 * then min(initial + increment, max) brings it down */
+	static const uint32_t over[] = {0, 0, 0, 40, 40, 40, 40, 30, 30, 30, 30, 30};
+	/* increment 30 from 70: min(100, 99), and 99 stays */
+	static const uint32_t top[] = {0, 0, 0, 70, 70, 70, 70, 99};
+	struct dt_plan *p;
+
+	p = plan_ac(&(struct dt_plan_qemu){0});
+	check_schedule(p, dflt, sizeof(dflt) / sizeof(dflt[0]));
+	CHECK_NEAR(p->rounds[3].start_us / 1e6, 2.6);
+	dt_plan_free(p);
+	p = plan_ac(&(struct dt_plan_qemu){.throttle_trigger = 60});
+	check_schedule(p, t60, sizeof(t60) / sizeof(t60[0]));
+	dt_plan_free(p);
+	p = plan_ac(&(struct dt_plan_qemu){.throttle_trigger = 95, .throttle_tailslow = true});
+	check_schedule(p, slow, sizeof(slow) / sizeof(slow[0]));
+	dt_plan_free(p);
+	p = plan_ac(&(struct dt_plan_qemu){.throttle_initial = 40, .throttle_max = 30});
+	check_schedule(p, over, sizeof(over) / sizeof(over[0]));
+	dt_plan_free(p);
+	p = plan_ac(&(struct dt_plan_qemu){.throttle_initial = 70, .throttle_increment = 30});
+	check_schedule(p, top, sizeof(top) / sizeof(top[0]));
+	dt_plan_free(p);
+}
+
+/*
+ * A throttle of p % leaves the guest (1 - p) of its run time (each vCPU
+ * sleeps p / (1 - p) x 10 ms every 10 ms / (1 - p)): 8000 new pages a second
+ * (linear D), 100000 pages, initial 50 %. The bulk round takes 10 s and
+ * dirties 80000 (#2: 80 % of the bytes sent: counts); round 1 sends them in
+ * 8 s and dirties 64000 (#3: counts again: to 50 %); round 2 sends those in
+ * 6.4 s at 50 %: 3.2 s of run time, 25600 pages.
+ */
+static void test_throttle_scales_rate(void)
+{
+	struct dt_plan_point pts[2] = {{100000, 800}, {10000000, 80000}};
+	struct dt_plan_input in = {.curve = pts, .npoints = 2, .memory_pages = 100000,
+				   .page_size = PS, .bandwidth = BW, .max_downtime_us = 50000,
+				   .max_rounds = 100, .interp = DT_PLAN_INTERP_LINEAR};
+	struct dt_plan_qemu q = {.final_bandwidth = FINAL_BW, .switchover_s = SWITCH_S,
+				 .auto_converge = true, .throttle_initial = 50};
+	struct dt_plan *p = NULL;
+
+	CHECK_EQ(dt_plan_qemu_compute(&in, &q, &p), 0);
+	CHECK(p->nrounds >= 3);
+	CHECK_EQ(p->rounds[1].throttle_percent, 0);
+	CHECK_EQ(p->rounds[2].throttle_percent, 50);
+	CHECK_EQ(p->rounds[1].dirtied_pages, 64000);
+	CHECK_NEAR(p->rounds[2].duration_us / 1e6, 6.4);
+	CHECK_EQ(p->rounds[2].dirtied_pages, 25600);
+	dt_plan_free(p);
+}
+
 static void test_bad_inputs(void)
 {
 	struct dt_plan_qemu q = {.throughput = -1};
@@ -225,6 +341,8 @@ int main(void)
 	RUN(test_unsent_tail);
 	RUN(test_zero_pages);
 	RUN(test_page_cpu);
+	RUN(test_auto_converge);
+	RUN(test_throttle_scales_rate);
 	RUN(test_bad_inputs);
 	TEST_EXIT();
 }

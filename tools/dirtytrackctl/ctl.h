@@ -44,8 +44,22 @@ int ctl_add_param(char *path, size_t size, const char *key, const char *value);
  * error, named on stderr) and added to "/v1/vms/{name}/plan". NULL
  * optional ones are left out. Returns an exit code.
  */
+enum { /* the engine's options (getopt values past any character) */
+	CTL_PLAN_ENGINE = 0x100,
+	CTL_PLAN_THROUGHPUT,
+	CTL_PLAN_FINAL_BANDWIDTH,
+	CTL_PLAN_ZERO_PAGE_COST,
+	CTL_PLAN_THROTTLE_INITIAL,
+	CTL_PLAN_THROTTLE_INCREMENT,
+	CTL_PLAN_THROTTLE_TRIGGER,
+	CTL_PLAN_THROTTLE_TAILSLOW,
+	CTL_PLAN_ENGINE_LAST = CTL_PLAN_THROTTLE_TAILSLOW,
+	CTL_PLAN_NENGINE_OPTS = CTL_PLAN_ENGINE_LAST - CTL_PLAN_ENGINE + 1,
+};
 struct ctl_plan_query {
 	const char *bandwidth, *downtime, *zero_fraction, *max_rounds, *target;
+	/* --engine, --throughput, ... (CTL_PLAN_* - CTL_PLAN_ENGINE), passed to the daemon as given */
+	const char *engine_opts[CTL_PLAN_NENGINE_OPTS];
 };
 int ctl_plan_path(char *path, size_t size, const char *name, const struct ctl_plan_query *q);
 /* A plan's "knobs" object as lines, each starting with indent. */

@@ -15,8 +15,9 @@ static void evacuate_usage(FILE *f)
 {
 	fprintf(f, "Usage: dirtytrackctl [--json] evacuate --bandwidth B --downtime D [--parallel N]\n"
 		   "                     [--target T] [--json]\n"
-		   "B: bytes/s for the whole drain, shared equally by the N migrations at once\n"
-		   "(1..16, default 1); D, T: 300ms, 2s, 10m (T: per VM).\n"
+		   "B: bytes/s for the whole drain; N (1..16, default 1): migrations at once,\n"
+		   "each VM at B over those running when it starts; D, T: 300ms, 2s, 10m\n"
+		   "(T: per VM).\n"
 		   "Exit 0 when every VM can go live, 6 when one cannot.\n");
 }
 

@@ -100,10 +100,14 @@ int ctl_get_timeout(const struct ctl *ctl, const char *path, long timeout_s,
 		const char *msg = o && json_object_object_get_ex(o, "detail", &d)
 					  ? json_object_get_string(d)
 					  : "no detail";
+		/* a 400 naming a query parameter refused one of the user's arguments */
+		bool refused_arg = status == 400 && ctl_json_get(o, "parameter");
+
 		fprintf(stderr, "dirtytrackctl: %s\n", msg);
 		json_object_put(o);
 		r = status == 404 ? CTL_EXIT_NOT_FOUND
 		    : status == 401 ? CTL_EXIT_DENIED
+		    : refused_arg   ? CTL_EXIT_USAGE
 				    : CTL_EXIT_FAILURE;
 		goto out;
 	}

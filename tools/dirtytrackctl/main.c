@@ -18,7 +18,7 @@ static const struct {
 	{ "wss", ctl_wss, "wss VM: the working-set curve" },
 	{ "watch", ctl_watch, "watch [--count N] [--wait S] VM: live rates and curve, per harvest" },
 	{ "plan", ctl_plan,
-	  "plan VM --bandwidth B --downtime D [--target T]: will pre-copy migration converge" },
+	  "plan VM --bandwidth B --downtime D [--target T] [--engine E]: will pre-copy converge" },
 	{ "evacuate", ctl_evacuate,
 	  "evacuate --bandwidth B --downtime D [--parallel N]: drain the host, in order" },
 	{ "migrate-check", ctl_migrate_check,
@@ -37,8 +37,9 @@ static void usage(FILE *f)
 		   "VM is an id, a uuid or a name. Default socket: /run/dirtytrackd/api.sock\n"
 		   "--url http://127.0.0.1:9111 or https://HOST:PORT (remote listener: with\n"
 		   "--token-file holding its bearer token, --cacert for its certificate).\n"
-		   "Exit codes: 0 ok, 1 daemon error, 2 usage, 3 daemon unreachable, 4 no such VM,\n"
-		   "5 token refused, 6 plan: pre-copy would not converge (or not within\n"
+		   "Exit codes: 0 ok, 1 daemon error, 2 usage (or an argument the daemon refused),\n"
+		   "3 daemon unreachable, 4 no such VM, 5 token refused,\n"
+		   "6 plan: pre-copy would not converge (or not within\n"
 		   "--target); evacuate: a VM cannot go live\n");
 }
 

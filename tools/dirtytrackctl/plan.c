@@ -13,11 +13,25 @@
 #include "ctl.h"
 #include "dt_util.h"
 
+/* The REST names of ctl_plan_query.engine_opts[], in CTL_PLAN_* order. */
+static const char *const ctl_plan_engine_params[CTL_PLAN_NENGINE_OPTS] = {
+	"engine", "throughput", "final_bandwidth", "zero_page_cost", "cpu_throttle_initial",
+	"cpu_throttle_increment", "throttle_trigger_threshold", "cpu_throttle_tailslow",
+};
+
 static void plan_usage(FILE *f)
 {
 	fprintf(f, "Usage: dirtytrackctl [--json] plan VM --bandwidth B --downtime D [--json]\n"
 		   "                     [--zero-fraction F] [--max-rounds N] [--target T]\n"
-		   "B: bytes/s, or 10Gbit, 100Mbit/s, 1.25GB, 500MB, 1GiB; D, T: 300ms, 2s, 10m.\n"
+		   "                     [--engine ideal|qemu|qemu-VERSION] [--throughput B]\n"
+		   "                     [--final-bandwidth B] [--zero-page-cost D]\n"
+		   "                     [--cpu-throttle-initial P] [--cpu-throttle-increment P]\n"
+		   "                     [--throttle-trigger-threshold P]\n"
+		   "                     [--cpu-throttle-tailslow true|false]\n"
+		   "B: bytes/s, or 10Gbit, 100Mbit/s, 1.25GB, 500MB, 1GiB; D, T: 300ms, 2s, 10m;\n"
+		   "P: percent, 1..99 (the threshold 1..100). Any of the last four plans with\n"
+		   "auto-converge on. The daemon checks the engine options: a value it refuses\n"
+		   "is a usage error, in its words.\n"
 		   "Exit 0 when pre-copy converges (within T), 6 when it does not.\n");
 }
 
@@ -56,9 +70,10 @@ static void print_plan(struct json_object *o)
 	bool converges = json_object_get_boolean(ctl_json_get(o, "converges"));
 	char a[32], b[32];
 
-	printf("VM %s (%s), epoch %s: pre-copy %s at %s with at most %gs downtime",
+	printf("VM %s (%s), epoch %s, %s engine: pre-copy %s at %s with at most %gs downtime",
 	       json_object_get_string(ctl_json_get(o, "id")), json_object_get_string(ctl_json_get(o, "name")),
 	       json_object_get_string(ctl_json_get(o, "epoch")),
+	       ctl_json_str(ctl_json_get(o, "engine"), "name"),
 	       converges ? "converges" : "does NOT converge",
 	       ctl_rate(dbl(in, "bandwidth_bytes_per_second"), a), dbl(in, "downtime_seconds"));
 	if (target)
@@ -175,6 +190,13 @@ int ctl_plan_path(char *path, size_t size, const char *name, const struct ctl_pl
 		fprintf(stderr, "dirtytrackctl: the arguments are too long\n");
 		return CTL_EXIT_USAGE;
 	}
+	/* The engine's options as given: the daemon's checks (and words) are the only ones. */
+	for (size_t i = 0; i < sizeof(q->engine_opts) / sizeof(q->engine_opts[0]); i++)
+		if (q->engine_opts[i] &&
+		    ctl_add_param(path, size, ctl_plan_engine_params[i], q->engine_opts[i]) < 0) {
+		fprintf(stderr, "dirtytrackctl: the arguments are too long\n");
+		return CTL_EXIT_USAGE;
+	}
 	return CTL_EXIT_OK;
 }
 
@@ -186,12 +208,19 @@ int ctl_plan(const struct ctl *ctl, int argc, char **argv)
 		{ "zero-fraction", required_argument, NULL, 'z' },
 		{ "max-rounds", required_argument, NULL, 'r' },
 		{ "target", required_argument, NULL, 't' },
+		{ "engine", required_argument, NULL, CTL_PLAN_ENGINE },
+		{ "throughput", required_argument, NULL, CTL_PLAN_THROUGHPUT },
+		{ "final-bandwidth", required_argument, NULL, CTL_PLAN_FINAL_BANDWIDTH },
+		{ "zero-page-cost", required_argument, NULL, CTL_PLAN_ZERO_PAGE_COST },
+		{ "cpu-throttle-initial", required_argument, NULL, CTL_PLAN_THROTTLE_INITIAL },
+		{ "cpu-throttle-increment", required_argument, NULL, CTL_PLAN_THROTTLE_INCREMENT },
+		{ "throttle-trigger-threshold", required_argument, NULL, CTL_PLAN_THROTTLE_TRIGGER },
+		{ "cpu-throttle-tailslow", required_argument, NULL, CTL_PLAN_THROTTLE_TAILSLOW },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *bandwidth = NULL, *downtime = NULL, *zero = NULL, *rounds = NULL,
-		   *target = NULL;
+	struct ctl_plan_query q = { 0 };
 	struct json_object *o = NULL;
 	bool json = ctl->json;
 	char path[1024];
@@ -201,19 +230,22 @@ int ctl_plan(const struct ctl *ctl, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "b:d:z:r:t:jh", opts, NULL)) >= 0) {
 		switch (c) {
 		case 'b':
-			bandwidth = optarg;
+			q.bandwidth = optarg;
 			break;
 		case 'd':
-			downtime = optarg;
+			q.downtime = optarg;
 			break;
 		case 'z':
-			zero = optarg;
+			q.zero_fraction = optarg;
 			break;
 		case 'r':
-			rounds = optarg;
+			q.max_rounds = optarg;
 			break;
 		case 't':
-			target = optarg;
+			q.target = optarg;
+			break;
+		case CTL_PLAN_ENGINE ... CTL_PLAN_ENGINE_LAST:
+			q.engine_opts[c - CTL_PLAN_ENGINE] = optarg;
 			break;
 		case 'j':
 			json = true;
@@ -226,13 +258,12 @@ int ctl_plan(const struct ctl *ctl, int argc, char **argv)
 			return CTL_EXIT_USAGE;
 		}
 	}
-	if (optind + 1 != argc || !bandwidth || !downtime) {
+	if (optind + 1 != argc || !q.bandwidth || !q.downtime) {
 		fprintf(stderr, "dirtytrackctl: plan needs a VM, --bandwidth and --downtime\n");
 		plan_usage(stderr);
 		return CTL_EXIT_USAGE;
 	}
-	r = ctl_plan_path(path, sizeof(path), argv[optind],
-			  &(struct ctl_plan_query){bandwidth, downtime, zero, rounds, target});
+	r = ctl_plan_path(path, sizeof(path), argv[optind], &q);
 	if (r)
 		return r;
 	r = ctl_get(ctl, path, &o);
