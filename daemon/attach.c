@@ -462,13 +462,22 @@ static int on_memory_sample(struct dt_conn *c, const struct dt_msg_memory_sample
 			    char *reason, size_t len)
 {
 	struct dt_vm *vm = c->vm;
+	uint64_t most = c->m->config.max_memory / vm->page_size;
 
-	if (ms->sampled == 0 || ms->sampled > DT_MEMORY_SAMPLE_MAX || ms->zero > ms->sampled ||
-	    ms->pages == 0 || ms->pages > c->m->config.max_memory / vm->page_size) {
-		(void)!snprintf(reason, len,
-				"sampled %" PRIu64 ", zero %" PRIu64 ", pages %" PRIu64
-				": need 1 <= sampled <= %u, zero <= sampled, pages within max_memory",
-				ms->sampled, ms->zero, ms->pages, DT_MEMORY_SAMPLE_MAX);
+	if (ms->sampled == 0 || ms->sampled > DT_MEMORY_SAMPLE_MAX) {
+		snprintf(reason, len, "sampled %" PRIu64 " is not 1 to %u pages", ms->sampled,
+			 DT_MEMORY_SAMPLE_MAX);
+		return -EINVAL;
+	}
+	if (ms->zero > ms->sampled) {
+		snprintf(reason, len, "zero %" PRIu64 " is more than sampled %" PRIu64, ms->zero,
+			 ms->sampled);
+		return -EINVAL;
+	}
+	if (ms->pages == 0 || ms->pages > most) {
+		snprintf(reason, len,
+			 "pages %" PRIu64 " is not 1 to %" PRIu64 " ([attach] max_memory)",
+			 ms->pages, most);
 		return -EINVAL;
 	}
 	vm->memory_sample = (struct dt_vm_memory_sample){
