@@ -16,7 +16,10 @@
  *
  * Pages that left the horizon are dead for every count at once (their age
  * says so); a sweep over a slice of the hash at each close frees them, a
- * whole pass every horizon/4 epochs.
+ * whole pass every horizon/4 epochs. The hash grows and shrinks by an
+ * incremental rehash: a bounded number of slots move per insertion and per
+ * close, and lookups look in both tables until the old one is empty, so no
+ * call pays for a whole table.
  *
  * Closing goes in two phases so that a caller closing several indexes can
  * fail before changing any: reserve (may return -ENOMEM, leaves every
@@ -24,6 +27,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,6 +80,8 @@ uint64_t dt_lastidx_count_range(const struct dt_lastidx *ls, uint32_t window, ui
 				uint64_t hi);
 /* The distinct pages of the last `window` epochs as a new bitmap; NULL on -ENOMEM. */
 roaring_bitmap_t *dt_lastidx_union(const struct dt_lastidx *ls, uint32_t window);
+/* A rehash of the block hash is in progress (its old table still holds blocks). */
+bool dt_lastidx_rehashing(const struct dt_lastidx *ls);
 /* Pages held by the index, live or not yet swept. */
 uint64_t dt_lastidx_held(const struct dt_lastidx *ls);
 size_t dt_lastidx_memory(const struct dt_lastidx *ls);
