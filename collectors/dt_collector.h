@@ -141,6 +141,7 @@ int dt_collector_harvest_vcpu(struct dt_collector *c, uint32_t vcpu);
  * bitmap added during a pass is in it; consume, release and remove_slot
  * complete a pass in progress first.
  */
+#define DT_COLLECTOR_CONSUME_STEP_WORDS (64u * 1024) /* the daemon's step: 512 KiB of bitmap */
 void dt_collector_consume_begin(struct dt_collector *c);
 int dt_collector_consume_step(struct dt_collector *c, uint64_t words);
 /* Consume a slot's bitmap one last time, unmap it and remove the slot. */

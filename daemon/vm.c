@@ -80,7 +80,7 @@ static void stats_config(const struct dt_vm *vm, struct dt_stats_config *sc)
  * Before it, the bitmaps are consumed in steps of this many words (64-page
  * blocks, 512 KiB of bitmap, ~1 ms): a 1 TiB guest's 32 MiB in 64 turns.
  */
-#define DT_CONSUME_STEP_WORDS (64u * 1024)
+#define DT_CONSUME_STEP_WORDS DT_COLLECTOR_CONSUME_STEP_WORDS
 
 /* The epoch's close is complete: account for it and hand it to observers. */
 static void vm_close_done(struct dt_vm *vm)
