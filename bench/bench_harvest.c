@@ -768,11 +768,19 @@ static void bench_young_steps(void)
 			dt_bitmap_consume(b, s);
 #endif
 			close_timed(s, 0, DT_STATS_CLOSE_BUDGET, &step, &csteps);
+			/* A plan's (or a reference-link gauge's) gather: the layout by window, on the loop. */
+			static const uint32_t lw[] = { 1 };
+			uint64_t bounds[64 + 1], parts[64];
+			t0 = cpu_ns();
+			r = dt_stats_layout(s, lw, 1, sz[i].pages, 64, bounds, parts);
+			uint64_t layout = cpu_ns() - t0;
+			if (r < 0)
+				die("dt_stats_layout", -r);
 			printf("young_steps_%s_%s: consume whole %.2f ms, in %llu steps longest %.2f "
-			       "ms; first close in %llu steps, longest %.2f ms CPU\n",
+			       "ms; first close in %llu steps, longest %.2f ms CPU; layout %.1f ms\n",
 			       sz[i].name, fr[j].name, (double)whole / 1e6,
 			       (unsigned long long)nsteps, (double)longest / 1e6,
-			       (unsigned long long)csteps, (double)step / 1e6);
+			       (unsigned long long)csteps, (double)step / 1e6, (double)layout / 1e6);
 			dt_bitmap_unmap(b);
 			close(fd);
 			dt_slots_free(&slots);

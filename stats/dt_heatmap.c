@@ -234,8 +234,7 @@ int dt_stats_epoch_pages_from(const struct dt_stats *s, uint64_t epoch, uint32_t
 
 int dt_stats_page_quantiles(const struct dt_stats *s, uint32_t window, uint32_t n, uint64_t *out)
 {
-	roaring_bitmap_t *u;
-	uint64_t card;
+	int64_t card;
 
 	dt_stats_settle(s); /* before s->epochs is read */
 
@@ -247,17 +246,9 @@ int dt_stats_page_quantiles(const struct dt_stats *s, uint32_t window, uint32_t 
 		window = s->horizon;
 	if (window > s->epochs)
 		window = (uint32_t)s->epochs;
-	u = dt_lastidx_union(s->ls, window);
-	if (!u)
-		return -ENOMEM;
-	card = roaring_bitmap_get_cardinality(u);
-	for (uint32_t i = 0; card && i < n; i++) {
-		uint32_t page = 0;
-
-		roaring_bitmap_select(u, (uint32_t)(card * i / n), &page);
-		out[i] = page;
-	}
-	roaring_bitmap_free(u);
+	card = dt_lastidx_quantiles(s->ls, window, n, out);
+	if (card < 0)
+		return (int)card;
 	return card ? 0 : -ENODATA;
 }
 

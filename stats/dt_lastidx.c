@@ -846,6 +846,53 @@ roaring_bitmap_t *dt_lastidx_union(const struct dt_lastidx *ls, uint32_t window)
 	return u;
 }
 
+#define QCHUNK_SHIFT 10u /* blocks per chunk of the quantile count: 64 Ki pages */
+
+int64_t dt_lastidx_quantiles(const struct dt_lastidx *ls, uint32_t window, uint32_t n,
+			     uint64_t *out)
+{
+	uint32_t e32 = (uint32_t)ls->epochs, lim = window < ls->horizon ? window : ls->horizon;
+	uint32_t *chunk;
+	uint64_t card = 0, cum = 0, c = 0;
+	const struct lslot *s;
+
+	if (!window)
+		return 0;
+	chunk = calloc(1u << (26 - QCHUNK_SHIFT), sizeof(*chunk));
+	if (!chunk)
+		return -ENOMEM;
+	for (uint64_t pos = 0; (s = slot_next(ls, &pos));) {
+		uint32_t k = (uint32_t)__builtin_popcountll(block_live(s, ~UINT64_C(0), e32, lim));
+
+		chunk[(s->key - 1) >> QCHUNK_SHIFT] += k;
+		card += k;
+	}
+	for (uint32_t i = 0; card && i < n; i++) {
+		uint64_t rank = card * i / n;
+
+		/* Ranks ascend: the chunks are walked forward once. */
+		while (cum + chunk[c] <= rank)
+			cum += chunk[c++];
+		uint64_t left = rank - cum;
+
+		for (uint32_t b = (uint32_t)c << QCHUNK_SHIFT;; b++) {
+			const struct lslot *sl = tab_find(ls, b + 1);
+			uint64_t live = sl ? block_live(sl, ~UINT64_C(0), e32, lim) : 0;
+			uint32_t k = (uint32_t)__builtin_popcountll(live);
+
+			if (left < k) {
+				for (; left; left--)
+					live &= live - 1;
+				out[i] = (uint64_t)b * 64 + (uint32_t)__builtin_ctzll(live);
+				break;
+			}
+			left -= k;
+		}
+	}
+	free(chunk);
+	return (int64_t)card;
+}
+
 size_t dt_lastidx_memory(const struct dt_lastidx *ls)
 {
 	return sizeof(*ls) + ((size_t)ls->tcap + ls->ocap) * sizeof(*ls->tab) + ls->ep_bytes +

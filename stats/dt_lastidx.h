@@ -78,6 +78,14 @@ void dt_lastidx_count_range_windows(const struct dt_lastidx *ls, uint64_t lo, ui
 /* D(window) restricted to pages [lo, hi). */
 uint64_t dt_lastidx_count_range(const struct dt_lastidx *ls, uint32_t window, uint64_t lo,
 				uint64_t hi);
+/*
+ * The pages at ranks card * i / n (i < n) of the distinct pages of the last
+ * `window` epochs, ascending (card: how many; the ranks of the union's
+ * roaring_bitmap_select), in one pass over the index and a probe of at
+ * most 1024 blocks per rank: no set is built. Returns card, or -ENOMEM.
+ */
+int64_t dt_lastidx_quantiles(const struct dt_lastidx *ls, uint32_t window, uint32_t n,
+			     uint64_t *out);
 /* The distinct pages of the last `window` epochs as a new bitmap; NULL on -ENOMEM. */
 roaring_bitmap_t *dt_lastidx_union(const struct dt_lastidx *ls, uint32_t window);
 /* A rehash of the block hash is in progress (its old table still holds blocks). */

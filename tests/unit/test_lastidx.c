@@ -7,7 +7,7 @@
  * both hold blocks). After each close every D(T), every configured window,
  * random page ranges (probed block by block, or scanned) and single blocks
  * (present or not) must be the reference's, which keeps each page's last
- * epoch in a plain array. Negative controls (test builds with plants):
+ * epoch in a plain array; page quantiles must be the union's select. Negative controls (test builds with plants):
  * lookups that skip the old table, or the new one, while a rehash runs
  * must disagree with the reference.
  */
@@ -107,6 +107,21 @@ static void check_epoch(struct run *r, const uint64_t *hist)
 		uint64_t p = (uint64_t)blk(b) * 64;
 
 		expect(r, dt_lastidx_count_range(r->ls, HORIZON, p, p + 64), ref_count(r, b, b + 1, HORIZON));
+	}
+	/* Quantiles without a set: the union's select at the same ranks. */
+	{
+		uint32_t w = 1 + (uint32_t)(rnd() % HORIZON), nq = 1 + (uint32_t)(rnd() % 40);
+		roaring_bitmap_t *u = dt_lastidx_union(r->ls, w);
+		uint64_t card = roaring_bitmap_get_cardinality(u), q[40];
+
+		expect(r, (uint64_t)dt_lastidx_quantiles(r->ls, w, nq, q), card);
+		for (uint32_t i = 0; card && i < nq; i++) {
+			uint32_t page = 0;
+
+			roaring_bitmap_select(u, (uint32_t)(card * i / nq), &page);
+			expect(r, q[i], page);
+		}
+		roaring_bitmap_free(u);
 	}
 	/* Now and then a scan of the whole dense half (both tables walked). */
 	if (r->epochs % 16 == 0)
