@@ -264,13 +264,6 @@ int dt_stats_layout(const struct dt_stats *s, const uint32_t *windows, uint32_t 
 		return r;
 	bounds[0] = 0;
 	bounds[nparts] = memory;
-	for (uint32_t b = 0; b < nparts; b++) {
-		if (bounds[b + 1] < bounds[b])
-			return -EINVAL; /* a page beyond memory: not this VM's statistics */
-		r = dt_stats_wss_range_at(s, bounds[b], bounds[b + 1], windows, n,
-					  parts + (size_t)b * n);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	/* -EINVAL for bounds out of order: a page beyond memory, not this VM's statistics */
+	return dt_lastidx_count_parts_at(dt_stats_ls(s), bounds, nparts, windows, n, parts);
 }

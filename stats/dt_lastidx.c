@@ -795,12 +795,10 @@ uint64_t dt_lastidx_count_range(const struct dt_lastidx *ls, uint32_t window, ui
 	return hist[0];
 }
 
-int dt_lastidx_count_range_at(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
-			      const uint32_t *windows, uint32_t n, uint64_t *out)
+/* Each window's age limit (ascending windows, at most DT_LASTIDX_MAX_AT). */
+static int windows_lim(const struct dt_lastidx *ls, const uint32_t *windows, uint32_t n,
+		       uint32_t *lim)
 {
-	uint32_t lim[DT_LASTIDX_MAX_AT] = {0};
-	uint64_t hist[DT_LASTIDX_MAX_AT + 1], sum = 0;
-
 	if (n > DT_LASTIDX_MAX_AT)
 		return -EINVAL;
 	for (uint32_t i = 0; i < n; i++) {
@@ -808,11 +806,73 @@ int dt_lastidx_count_range_at(const struct dt_lastidx *ls, uint64_t lo, uint64_t
 			return -EINVAL;
 		lim[i] = windows[i] < ls->horizon ? windows[i] : ls->horizon;
 	}
-	range_hist(ls, lo, hi, lim, n, hist);
+	return 0;
+}
+
+/* Per-age-limit counts (hist, n + 1) into D at each window (out, n). */
+static void hist_windows(const uint64_t *hist, const uint32_t *windows, uint32_t n, uint64_t *out)
+{
+	uint64_t sum = 0;
+
 	for (uint32_t i = 0; i < n; i++) {
 		sum += hist[i];
 		out[i] = windows[i] ? sum : 0;
 	}
+}
+
+int dt_lastidx_count_range_at(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
+			      const uint32_t *windows, uint32_t n, uint64_t *out)
+{
+	uint32_t lim[DT_LASTIDX_MAX_AT] = {0};
+	uint64_t hist[DT_LASTIDX_MAX_AT + 1];
+	int r = windows_lim(ls, windows, n, lim);
+
+	if (r < 0)
+		return r;
+	range_hist(ls, lo, hi, lim, n, hist);
+	hist_windows(hist, windows, n, out);
+	return 0;
+}
+
+int dt_lastidx_count_parts_at(const struct dt_lastidx *ls, const uint64_t *bounds,
+			      uint32_t nparts, const uint32_t *windows, uint32_t n, uint64_t *out)
+{
+	uint32_t lim[DT_LASTIDX_MAX_AT] = {0}, e32 = (uint32_t)ls->epochs;
+	uint64_t *hist;
+	const struct lslot *sl;
+	int r = windows_lim(ls, windows, n, lim);
+
+	if (r < 0)
+		return r;
+	for (uint32_t p = 0; p < nparts; p++)
+		if (bounds[p + 1] < bounds[p])
+			return -EINVAL;
+	hist = calloc((size_t)nparts * (n + 1), sizeof(*hist));
+	if (!hist)
+		return -ENOMEM;
+	/* One scan in table order: each block adds to the parts it overlaps (mostly one). */
+	for (uint64_t pos = 0; nparts && (sl = slot_next(ls, &pos));) {
+		uint64_t first = (uint64_t)(sl->key - 1) * 64, lo = 0, hi = nparts;
+
+		if (first + 64 <= bounds[0] || first >= bounds[nparts])
+			continue;
+		/* The last part starting at or below the block's first page. */
+		while (hi - lo > 1) {
+			uint64_t mid = (lo + hi) / 2;
+
+			if (bounds[mid] <= first)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		for (uint64_t p = lo; p < nparts && bounds[p] < first + 64; p++)
+			if (bounds[p + 1] > bounds[p] && bounds[p + 1] > first)
+				block_hist(sl, range_mask(first / 64, bounds[p], bounds[p + 1]), e32,
+					   lim, n, hist + p * (n + 1));
+	}
+	for (uint32_t p = 0; p < nparts; p++)
+		hist_windows(hist + (size_t)p * (n + 1), windows, n, out + (size_t)p * n);
+	free(hist);
 	return 0;
 }
 

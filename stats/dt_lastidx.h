@@ -72,6 +72,13 @@ uint64_t dt_lastidx_count(const struct dt_lastidx *ls, uint32_t window);
 #define DT_LASTIDX_MAX_AT 64
 int dt_lastidx_count_range_at(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
 			      const uint32_t *windows, uint32_t n, uint64_t *out);
+/*
+ * The same for each of nparts ranges [bounds[p], bounds[p + 1]) (ascending
+ * bounds) into out[p * n + i], in one scan of the index, not a lookup per
+ * block of each range; -ENOMEM, -EINVAL.
+ */
+int dt_lastidx_count_parts_at(const struct dt_lastidx *ls, const uint64_t *bounds,
+			      uint32_t nparts, const uint32_t *windows, uint32_t n, uint64_t *out);
 /* D at every configured window, restricted to pages [lo, hi), in one pass. */
 void dt_lastidx_count_range_windows(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
 				    uint64_t *out);

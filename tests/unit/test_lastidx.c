@@ -7,7 +7,8 @@
  * both hold blocks). After each close every D(T), every configured window,
  * random page ranges (probed block by block, or scanned) and single blocks
  * (present or not) must be the reference's, which keeps each page's last
- * epoch in a plain array; page quantiles must be the union's select. Negative controls (test builds with plants):
+ * epoch in a plain array; page quantiles must be the union's select, and
+ * random parts counted in one scan the per-page reference. Negative controls (test builds with plants):
  * lookups that skip the old table, or the new one, while a rehash runs
  * must disagree with the reference.
  */
@@ -122,6 +123,32 @@ static void check_epoch(struct run *r, const uint64_t *hist)
 			expect(r, q[i], page);
 		}
 		roaring_bitmap_free(u);
+	}
+	/* Now and then the dense half cut in random parts, counted in one scan. */
+	if (r->epochs % 8 == 0) {
+		static const uint32_t pw[] = { 1, 4, HORIZON };
+		uint64_t bounds[9], got[8 * 3], end = (uint64_t)NB / 2 * 64;
+
+		bounds[0] = 0;
+		for (int p = 1; p < 8; p++)
+			bounds[p] = rnd() % end;
+		bounds[8] = end;
+		for (int p = 1; p < 8; p++) /* ascending (insertion sort) */
+			for (int q = p; q > 1 && bounds[q] < bounds[q - 1]; q--) {
+				uint64_t t = bounds[q];
+
+				bounds[q] = bounds[q - 1];
+				bounds[q - 1] = t;
+			}
+		expect(r, dt_lastidx_count_parts_at(r->ls, bounds, 8, pw, 3, got), 0);
+		for (int p = 0; p < 8; p++)
+			for (int i = 0; i < 3; i++) {
+				uint64_t want = 0;
+
+				for (uint64_t pg = bounds[p]; pg < bounds[p + 1]; pg++)
+					want += r->last[pg] != NEVER && r->epochs - r->last[pg] <= pw[i];
+				expect(r, got[p * 3 + i], want);
+			}
 	}
 	/* Now and then a scan of the whole dense half (both tables walked). */
 	if (r->epochs % 16 == 0)
