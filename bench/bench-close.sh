@@ -10,6 +10,7 @@
 # Ratio: worst lateness / epoch.
 # Usage: bench/bench-close.sh [BUILD]; RATE=writes/s (default 15000000) EPOCH=10s
 #        SECONDS_LOAD=40; STATE=off (no state directory); DAEMON=path (another dirtytrackd, same dtsim)
+#        CONFIG=file (the daemon's configuration, e.g. [metrics] reference_links = off)
 set -euo pipefail
 BUILD=${1:-build}
 DAEMON=${DAEMON:-$BUILD/dirtytrackd}
@@ -28,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 [ -n "$STATE" ] || STATE=$TMP/state
-"$DAEMON" --state-dir "$STATE" --runtime-dir "$TMP/run" --listen-tcp off --dbus off \
+"$DAEMON" ${CONFIG:+--config "$CONFIG"} --state-dir "$STATE" --runtime-dir "$TMP/run" --listen-tcp off --dbus off \
 	--epoch "$EPOCH" >"$TMP/daemon.log" 2>&1 &
 PIDS+=($!)
 api() { curl -sf --max-time 30 --unix-socket "$TMP/run/api.sock" "http://localhost$1"; }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "dt_collector.h"
+#include "dt_util.h"
 #include "dt_stats.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
@@ -717,6 +718,76 @@ static void bench_close_steps(void)
 		}
 }
 
+/*
+ * What one loop turn holds for a young VM (its index empty, so the close
+ * grows the last-dirty hash from nothing): the bitmap consumed whole and
+ * in the daemon's steps, then the first epoch closed in steps; CPU time.
+ */
+static void bench_young_steps(void)
+{
+	static const struct scale_size sz[] = { { "64GiB", 1ull << 24, 1000000 },
+						{ "1TiB", 1ull << 28, 1000000 } };
+	static const struct scale_frac fr[] = { { "10pct", 100000 }, { "50pct", 500000 } };
+
+	for (size_t i = 0; i < sizeof(sz) / sizeof(sz[0]); i++)
+		for (size_t j = 0; j < sizeof(fr) / sizeof(fr[0]); j++) {
+			struct dt_slot_table slots = { 0 };
+			struct dt_stats *s = mk_stats(1);
+			char reason[DT_REASON_LEN] = "";
+			uint64_t whole, longest = 0, nsteps = 0, step, csteps, t0;
+			struct dt_bitmap *b;
+			int fd, r;
+
+			r = dt_slots_add(&slots, 0, 1ull << 32, sz[i].pages, PAGE_SHIFT, 512, UINT64_MAX);
+			if (r < 0)
+				die("dt_slots_add", -r);
+			fd = sealed_memfd("bitmap", dt_bitmap_bytes(sz[i].pages),
+					  F_SEAL_SHRINK | F_SEAL_GROW);
+			if (dt_bitmap_map(fd, 0, dt_slots_find(&slots, 0), &b, reason) < 0) {
+				fprintf(stderr, "bench_harvest: dt_bitmap_map: %s\n", reason);
+				exit(1);
+			}
+			/* The whole pass (one loop turn before the split), into a stats thrown away. */
+			struct dt_stats *scratch = mk_stats(1);
+			fill_fraction(b->words, b->nwords, sz[i].pages, fr[j].ppm);
+			evict_caches();
+			t0 = cpu_ns();
+			dt_bitmap_consume(b, scratch);
+			whole = cpu_ns() - t0;
+			dt_stats_free(scratch);
+			fill_fraction(b->words, b->nwords, sz[i].pages, fr[j].ppm);
+			evict_caches();
+#ifdef DT_COLLECTOR_CONSUME_STEP_WORDS
+			for (uint64_t w = 0; w < b->nwords; w += DT_COLLECTOR_CONSUME_STEP_WORDS) {
+				t0 = cpu_ns();
+				dt_bitmap_consume_range(b, w, w + DT_COLLECTOR_CONSUME_STEP_WORDS, s);
+				longest = DT_MAX(longest, cpu_ns() - t0);
+				nsteps++;
+			}
+#else
+			dt_bitmap_consume(b, s);
+#endif
+			close_timed(s, 0, DT_STATS_CLOSE_BUDGET, &step, &csteps);
+			/* A plan's (or a reference-link gauge's) gather: the layout by window, on the loop. */
+			static const uint32_t lw[] = { 1 };
+			uint64_t bounds[64 + 1], parts[64];
+			t0 = cpu_ns();
+			r = dt_stats_layout(s, lw, 1, sz[i].pages, 64, bounds, parts);
+			uint64_t layout = cpu_ns() - t0;
+			if (r < 0)
+				die("dt_stats_layout", -r);
+			printf("young_steps_%s_%s: consume whole %.2f ms, in %llu steps longest %.2f "
+			       "ms; first close in %llu steps, longest %.2f ms CPU; layout %.1f ms\n",
+			       sz[i].name, fr[j].name, (double)whole / 1e6,
+			       (unsigned long long)nsteps, (double)longest / 1e6,
+			       (unsigned long long)csteps, (double)step / 1e6, (double)layout / 1e6);
+			dt_bitmap_unmap(b);
+			close(fd);
+			dt_slots_free(&slots);
+			dt_stats_free(s);
+		}
+}
+
 /* ---- references: what the collector loops cost without the stats core ---- */
 
 /*
@@ -787,6 +858,12 @@ int main(int argc, char **argv)
 		die("offsets", ENOMEM);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	measure_bandwidth();
+	if (argc > 1 && !strcmp(argv[1], "--young-steps")) {
+		bench_young_steps();
+		free(off);
+		free(bw_buf);
+		return 0;
+	}
 	if (argc > 1 && !strcmp(argv[1], "--close-steps")) {
 		bench_close_steps();
 		free(off);

@@ -29,6 +29,7 @@
 #include "dt_collector.h"
 #include "dt_fdcheck.h"
 #include "dt_plant.h"
+#include "dt_util.h"
 
 int dt_bitmap_map(int fd, uint64_t offset, const struct dt_slot *slot, struct dt_bitmap **ret,
 		  char reason[DT_REASON_LEN])
@@ -138,14 +139,15 @@ static uint64_t consume_words(struct dt_bitmap *b, uint64_t i, uint64_t n, struc
 /* Pages per mincore() call: its vector (one byte a page) stays on the stack. */
 #define RESIDENCY_CHUNK 4096
 
-/* Take the set bits of the pages that hold data; the others are zero. */
-static uint64_t consume_resident(struct dt_bitmap *b, struct dt_stats *stats)
+/* Take the set bits of the pages of words [w0, w1) that hold data; the others are zero. */
+static uint64_t consume_resident(struct dt_bitmap *b, uint64_t w0, uint64_t w1,
+				 struct dt_stats *stats)
 {
-	uint64_t pw = b->page_words, npages = (b->nwords + pw - 1) / pw, pages = 0;
+	uint64_t pw = b->page_words, last = (w1 + pw - 1) / pw, pages = 0;
 	unsigned char vec[RESIDENCY_CHUNK];
 
-	for (uint64_t p0 = 0; p0 < npages; p0 += RESIDENCY_CHUNK) {
-		uint64_t np = npages - p0 < RESIDENCY_CHUNK ? npages - p0 : RESIDENCY_CHUNK;
+	for (uint64_t p0 = w0 / pw; p0 < last; p0 += RESIDENCY_CHUNK) {
+		uint64_t np = last - p0 < RESIDENCY_CHUNK ? last - p0 : RESIDENCY_CHUNK;
 
 		if (dt_map_resident((char *)b->map + p0 * pw * 8, np * pw * 8, vec) < 0)
 			memset(vec, 1, np); /* cannot tell: read them */
@@ -156,19 +158,27 @@ static uint64_t consume_resident(struct dt_bitmap *b, struct dt_stats *stats)
 			}
 			for (e = k + 1; e < np && (vec[e] & 1); e++)
 				;
-			pages += consume_words(b, (p0 + k) * pw,
-					       (p0 + e) * pw < b->nwords ? (p0 + e) * pw : b->nwords,
+			pages += consume_words(b, DT_MAX((p0 + k) * pw, w0), DT_MIN((p0 + e) * pw, w1),
 					       stats);
 		}
 	}
 	return pages;
 }
 
-uint64_t dt_bitmap_consume(struct dt_bitmap *b, struct dt_stats *stats)
+uint64_t dt_bitmap_consume_range(struct dt_bitmap *b, uint64_t w0, uint64_t w1,
+				 struct dt_stats *stats)
 {
-	uint64_t pages = b->page_words ? consume_resident(b, stats)
-				       : consume_words(b, 0, b->nwords, stats);
+	uint64_t pages;
 
+	w1 = DT_MIN(w1, b->nwords);
+	if (w0 >= w1)
+		return 0;
+	pages = b->page_words ? consume_resident(b, w0, w1, stats) : consume_words(b, w0, w1, stats);
 	b->consumed += pages;
 	return pages;
+}
+
+uint64_t dt_bitmap_consume(struct dt_bitmap *b, struct dt_stats *stats)
+{
+	return dt_bitmap_consume_range(b, 0, b->nwords, stats);
 }

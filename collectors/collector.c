@@ -78,14 +78,53 @@ static uint64_t collector_harvest_rings(struct dt_collector *c)
 	return n;
 }
 
-static uint64_t collector_consume_bitmaps(struct dt_collector *c)
+void dt_collector_consume_begin(struct dt_collector *c)
+{
+	c->consuming = true;
+	c->consume_map = 0;
+	c->consume_word = 0;
+}
+
+/* Words per page of a bitmap: a step takes at least one (mincore's unit). */
+#define CONSUME_MIN_WORDS 512u
+
+int dt_collector_consume_step(struct dt_collector *c, uint64_t words)
 {
 	uint64_t n = 0;
 
-	for (uint32_t i = 0; i < c->nbitmaps; i++)
-		n += dt_bitmap_consume(c->bitmaps[i], c->stats);
+	if (words < CONSUME_MIN_WORDS)
+		words = CONSUME_MIN_WORDS;
+	while (c->consuming && c->consume_map < c->nbitmaps) {
+		struct dt_bitmap *b = c->bitmaps[c->consume_map];
+		uint64_t end = words < b->nwords - c->consume_word ? c->consume_word + words
+								   : b->nwords;
+
+		if (!words)
+			break;
+		n += dt_bitmap_consume_range(b, c->consume_word, end, c->stats);
+		words -= end - c->consume_word;
+		c->consume_word = end;
+		if (end == b->nwords) {
+			c->consume_map++;
+			c->consume_word = 0;
+		}
+	}
 	c->bitmap_pages += n;
-	return n;
+	if (c->consuming && c->consume_map < c->nbitmaps)
+		return 1;
+	c->consuming = false;
+	return 0;
+}
+
+static uint64_t collector_consume_bitmaps(struct dt_collector *c)
+{
+	uint64_t before = c->bitmap_pages;
+
+	/* A pass in progress completes (its words in order), then one whole pass. */
+	dt_collector_consume_step(c, UINT64_MAX);
+	dt_collector_consume_begin(c);
+	dt_collector_consume_step(c, UINT64_MAX);
+	return c->bitmap_pages - before;
 }
 
 static const struct dt_collector_ops ring_ops = {
@@ -186,6 +225,7 @@ int dt_collector_remove_slot(struct dt_collector *c, uint32_t slot)
 	/* Entries already published for this slot still count. */
 	if (c->ops->harvest)
 		c->ops->harvest(c);
+	dt_collector_consume_step(c, UINT64_MAX); /* a pass in progress: its order stays */
 	for (uint32_t i = 0; i < c->nbitmaps; i++) {
 		if (c->bitmaps[i]->slot != slot)
 			continue;

@@ -83,6 +83,9 @@ struct dt_bitmap *dt_bitmap_unmap(struct dt_bitmap *b);
  * VMM spent, not what it declared.
  */
 uint64_t dt_bitmap_consume(struct dt_bitmap *b, struct dt_stats *stats);
+/* The same for words [w0, w1) only (clipped to the bitmap). */
+uint64_t dt_bitmap_consume_range(struct dt_bitmap *b, uint64_t w0, uint64_t w1,
+				 struct dt_stats *stats);
 
 /* A VM's collection state. */
 struct dt_collector {
@@ -97,6 +100,10 @@ struct dt_collector {
 	uint64_t invalid_entries;
 	uint64_t bitmap_pages;
 	uint64_t ring_resyncs;
+	/* A consume split in steps: the next word to take, of bitmap consume_map. */
+	bool consuming;
+	uint32_t consume_map;
+	uint64_t consume_word;
 };
 
 struct dt_collector_ops {
@@ -124,5 +131,18 @@ void dt_collector_done(struct dt_collector *c);
 void dt_collector_release(struct dt_collector *c);
 /* Harvest one vCPU's ring at once (RING_FULL). Returns entries, or -errno. */
 int dt_collector_harvest_vcpu(struct dt_collector *c, uint32_t vcpu);
+/*
+ * Consume the bitmaps in bounded steps, so a huge guest's bitmaps do not
+ * hold the caller for one whole pass: begin starts a pass (from the first
+ * word of the first bitmap), each step takes up to `words` words (a whole
+ * page of the bitmap at least) and returns 1 while words are left, 0 when
+ * the pass is complete (or none is in progress). A bit set before its word
+ * is taken is in the pass; the words are read in order, each once. A
+ * bitmap added during a pass is in it; consume, release and remove_slot
+ * complete a pass in progress first.
+ */
+#define DT_COLLECTOR_CONSUME_STEP_WORDS (64u * 1024) /* the daemon's step: 512 KiB of bitmap */
+void dt_collector_consume_begin(struct dt_collector *c);
+int dt_collector_consume_step(struct dt_collector *c, uint64_t words);
 /* Consume a slot's bitmap one last time, unmap it and remove the slot. */
 int dt_collector_remove_slot(struct dt_collector *c, uint32_t slot);

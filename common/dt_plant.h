@@ -12,6 +12,9 @@
  *                         in the collector's list (a use after free)
  *   plan-slow             every plan on a planner thread takes 3 s more (a
  *                         planner starved of CPU: [api] plan_timeout)
+ *   rehash-new-only       while the last-dirty index's hash rehashes, lookups
+ *                         skip the old table (read when an index is made)
+ *   rehash-old-only       ... and skip the new one (tests/unit/test_lastidx.c)
  */
 #pragma once
 

@@ -524,6 +524,7 @@ static void handle(struct dt_conn *c, struct dt_msg *msg)
 		r = on_add_slot(c, msg, reason, sizeof(reason));
 		break;
 	case DT_MSG_REMOVE_SLOT:
+		dt_vm_consume_finish(vm); /* the slot's last bits go in the next epoch */
 		r = dt_collector_remove_slot(&vm->collector, msg->u.remove_slot.slot);
 		if (r < 0)
 			snprintf(reason, sizeof(reason), "slot 0x%x was not added",
@@ -559,6 +560,7 @@ static void handle(struct dt_conn *c, struct dt_msg *msg)
 		return;
 	case DT_MSG_DETACH:
 		/* Count everything before the ACK: the VMM may stop tracking then. */
+		dt_vm_consume_finish(vm);
 		if (vm->collector.ops->harvest)
 			vm->collector.ops->harvest(&vm->collector);
 		if (vm->collector.ops->consume)

@@ -121,6 +121,8 @@ struct dt_vm {
 	uint64_t epoch_harvest_us; /* harvest time of the open epoch so far */
 	/* A close split into steps (dt_stats_close_step): one step per loop turn. */
 	sd_event_source *close_defer;
+	bool consuming;		/* the bitmaps' pass before the close, in steps too */
+	uint64_t sync_point_us; /* when the epoch being consumed ended */
 	uint64_t close_us; /* time its steps took so far */
 	uint64_t generation; /* bumped whenever its figures change */
 	uint64_t history_bytes; /* heap held by its statistics, as of the last epoch */
@@ -255,6 +257,8 @@ void dt_vm_detach(struct dt_vm *vm, const char *reason);
 void dt_vm_ring_full(struct dt_vm *vm, uint32_t vcpu);
 void dt_vm_reset_done(struct dt_vm *vm, uint32_t ref_seq);
 void dt_vm_sync_done(struct dt_vm *vm, uint32_t ref_seq);
+/* A bitmap pass in progress completes and its epoch's close begins (before REMOVE_SLOT, DETACH). */
+void dt_vm_consume_finish(struct dt_vm *vm);
 const char *dt_vm_state_name(enum dt_vm_state s);
 /* Pages of memory the VM declares (or declared when it detached). */
 uint64_t dt_vm_memory_pages(const struct dt_vm *vm);

@@ -10,6 +10,8 @@
  *            counted has changed yet, and the next step starts over);
  *   update:  the index's counts move (cannot fail); from here on a query
  *            that walks an index completes the close first (settle);
+ *   compact: the VM's set becomes runs where smaller, a share of its
+ *            containers per step;
  *   done:    each index ends its epoch, the VM's set is kept, the record
  *            written, the epoch counted: all at once, so the O(1) figures
  *            (configured windows, records, epoch count) switch together.
@@ -254,6 +256,25 @@ static int step_index(struct dt_stats *s, uint64_t *left, bool update)
 	return 0;
 }
 
+/* The VM's set compacted (sequential sweeps collapse to a few runs), a share at a time. */
+static int step_compact(struct dt_stats *s, uint64_t *left)
+{
+	uint64_t max = *left / CHUNK_UNITS + 1;
+	uint32_t before = s->cl.pos;
+	int r;
+
+	if (s->cl.t || !s->cl.pages)
+		return 0;
+	r = dt_roaring_run_optimize_step(s->cl.set, &s->cl.pos,
+					 max > UINT32_MAX ? UINT32_MAX : (uint32_t)max);
+	*left -= DT_MIN(*left, (uint64_t)(s->cl.pos - before) * CHUNK_UNITS);
+	if (r)
+		return 1;
+	roaring_bitmap_shrink_to_fit(s->cl.set); /* nothing left to convert: headers only */
+	s->cl.pos = 0;
+	return 0;
+}
+
 /* The epoch applied, all at once. */
 static void close_apply(struct dt_stats *s)
 {
@@ -328,6 +349,9 @@ static int close_run(struct dt_stats *s, uint64_t left)
 				dt_lastidx_begin(target_ls(s, s->cl.t));
 			r = step_index(s, &left, true);
 			break;
+		case DT_CLOSE_COMPACT:
+			r = step_compact(s, &left);
+			break;
 		case DT_CLOSE_APPLY:
 			close_apply(s);
 			left -= DT_MIN(left, (uint64_t)CHUNK_UNITS);
@@ -361,13 +385,10 @@ static int close_run(struct dt_stats *s, uint64_t left)
 			}
 			s->cl.phase = DT_CLOSE_UPDATE;
 		} else if (s->cl.phase == DT_CLOSE_UPDATE) {
-			/* Sequential sweeps collapse to a few runs; random sets stay as they are. */
-			if (s->cl.pages) {
-				roaring_bitmap_run_optimize(s->cl.set);
-				roaring_bitmap_shrink_to_fit(s->cl.set);
-			}
+			s->cl.phase = DT_CLOSE_COMPACT;
+		} else if (s->cl.phase == DT_CLOSE_COMPACT) {
 			s->cl.phase = DT_CLOSE_APPLY;
-			/* A bounded step ends here: the compaction walks every container. */
+			/* A bounded step ends here: applying walks each index's sweep and the buckets. */
 			if (bounded)
 				left = 0;
 		} else {
@@ -400,7 +421,8 @@ void dt_stats_settle(const struct dt_stats *cs)
 	struct dt_stats *s = (struct dt_stats *)cs;
 
 	/* Counts that moved cannot move back: finish (nothing below fails). */
-	if (s->cl.phase == DT_CLOSE_UPDATE || s->cl.phase == DT_CLOSE_APPLY)
+	if (s->cl.phase == DT_CLOSE_UPDATE || s->cl.phase == DT_CLOSE_COMPACT ||
+	    s->cl.phase == DT_CLOSE_APPLY)
 		close_run(s, UINT64_MAX);
 }
 

@@ -234,8 +234,7 @@ int dt_stats_epoch_pages_from(const struct dt_stats *s, uint64_t epoch, uint32_t
 
 int dt_stats_page_quantiles(const struct dt_stats *s, uint32_t window, uint32_t n, uint64_t *out)
 {
-	roaring_bitmap_t *u;
-	uint64_t card;
+	int64_t card;
 
 	dt_stats_settle(s); /* before s->epochs is read */
 
@@ -247,17 +246,9 @@ int dt_stats_page_quantiles(const struct dt_stats *s, uint32_t window, uint32_t 
 		window = s->horizon;
 	if (window > s->epochs)
 		window = (uint32_t)s->epochs;
-	u = dt_lastidx_union(s->ls, window);
-	if (!u)
-		return -ENOMEM;
-	card = roaring_bitmap_get_cardinality(u);
-	for (uint32_t i = 0; card && i < n; i++) {
-		uint32_t page = 0;
-
-		roaring_bitmap_select(u, (uint32_t)(card * i / n), &page);
-		out[i] = page;
-	}
-	roaring_bitmap_free(u);
+	card = dt_lastidx_quantiles(s->ls, window, n, out);
+	if (card < 0)
+		return (int)card;
 	return card ? 0 : -ENODATA;
 }
 
@@ -273,13 +264,6 @@ int dt_stats_layout(const struct dt_stats *s, const uint32_t *windows, uint32_t 
 		return r;
 	bounds[0] = 0;
 	bounds[nparts] = memory;
-	for (uint32_t b = 0; b < nparts; b++) {
-		if (bounds[b + 1] < bounds[b])
-			return -EINVAL; /* a page beyond memory: not this VM's statistics */
-		r = dt_stats_wss_range_at(s, bounds[b], bounds[b + 1], windows, n,
-					  parts + (size_t)b * n);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	/* -EINVAL for bounds out of order: a page beyond memory, not this VM's statistics */
+	return dt_lastidx_count_parts_at(dt_stats_ls(s), bounds, nparts, windows, n, parts);
 }

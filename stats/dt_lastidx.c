@@ -5,15 +5,18 @@
 #include <string.h>
 
 #include "dt_lastidx.h"
+#include "dt_plant.h"
 
 #define CNT_SHIFT 8u /* counts allocated 256 epochs at a time */
 #define CNT_SIZE  (1u << CNT_SHIFT)
 #define TAB_MIN	  64u
 #define INLINE_EP 2u /* blocks with up to 2 pages keep their epochs in the slot */
+#define MIGRATE_PER_CLOSE 4096u /* old-table slots moved at each close's end */
+#define SHRINK_MAX 16u /* a shrink divides the table by at most this */
 
 struct lslot {
 	uint32_t key; /* block (page / 64) + 1; 0 = empty */
-	uint32_t cap; /* epochs the slot can hold */
+	uint32_t cap; /* epochs the slot can hold; 0 = moved to the new table */
 	uint64_t mask;
 	union {
 		uint32_t *ep;
@@ -28,6 +31,15 @@ struct dt_lastidx {
 
 	struct lslot *tab;
 	uint32_t tcap, tlg, tused, sweep;
+	/*
+	 * A rehash in progress: the table before it, whose slots move to tab
+	 * a few at a time (pace per insertion, more at each close's end). A
+	 * block is in at most one of the two; a moved slot keeps its key, so
+	 * the probe chains through it stay whole, with cap 0.
+	 */
+	struct lslot *otab;
+	uint32_t ocap, olg, oleft, opos, pace; /* oleft: slots not yet moved */
+	uint8_t plant; /* test builds: 1 = lookups skip otab, 2 = they skip tab */
 	uint64_t held;	   /* pages present in the index */
 	uint32_t rkey;	   /* reserving: last block of the previous batch... */
 	uint64_t rmask;	   /* ...and its pages, for a block split across batches */
@@ -56,6 +68,7 @@ int dt_lastidx_new(uint32_t horizon, const struct dt_windows *win, struct dt_las
 	ls->horizon = horizon;
 	ls->win = win;
 	ls->nchunks = (horizon + CNT_SIZE - 1) / CNT_SIZE;
+	ls->plant = dt_plant("rehash-new-only") ? 1 : dt_plant("rehash-old-only") ? 2 : 0;
 	*ret = ls;
 	return 0;
 }
@@ -75,14 +88,18 @@ static void slot_release(struct dt_lastidx *ls, struct lslot *s)
 	}
 }
 
+static const struct lslot *slot_next(const struct dt_lastidx *ls, uint64_t *pos);
+
 struct dt_lastidx *dt_lastidx_free(struct dt_lastidx *ls)
 {
+	const struct lslot *s;
+
 	if (!ls)
 		return NULL;
-	for (uint32_t i = 0; i < ls->tcap; i++)
-		if (ls->tab[i].key)
-			slot_release(ls, &ls->tab[i]);
+	for (uint64_t pos = 0; (s = slot_next(ls, &pos));)
+		slot_release(ls, (struct lslot *)s);
 	free(ls->tab);
+	free(ls->otab);
 	for (uint32_t c = 0; ls->cnt && c < ls->nchunks; c++)
 		free(ls->cnt[c]);
 	free(ls->cnt);
@@ -98,25 +115,58 @@ struct dt_lastidx *dt_lastidx_free(struct dt_lastidx *ls)
  * dense and a close walks them in order, so the walk is sequential in
  * memory); the high bits are mixed in so the index space wraps evenly.
  */
-static uint32_t home(const struct dt_lastidx *ls, uint32_t key)
+static uint32_t home_in(uint32_t cap, uint32_t lg, uint32_t key)
 {
-	return (key + (ls->tlg < 32 ? key >> ls->tlg : 0) * 0x9e3779b1u) & (ls->tcap - 1);
+	return (key + (lg < 32 ? key >> lg : 0) * 0x9e3779b1u) & (cap - 1);
 }
 
-static int64_t tab_find(const struct dt_lastidx *ls, uint32_t key)
+static uint32_t home(const struct dt_lastidx *ls, uint32_t key)
 {
-	if (!ls->tcap)
-		return -1;
-	for (uint32_t i = home(ls, key);; i = (i + 1) & (ls->tcap - 1)) {
-		if (ls->tab[i].key == key)
-			return i;
-		if (ls->tab[i].key == 0)
-			return -1;
+	return home_in(ls->tcap, ls->tlg, key);
+}
+
+static struct lslot *probe(struct lslot *tab, uint32_t cap, uint32_t lg, uint32_t key)
+{
+	if (!cap)
+		return NULL;
+	for (uint32_t i = home_in(cap, lg, key);; i = (i + 1) & (cap - 1)) {
+		if (tab[i].key == key)
+			return &tab[i];
+		if (tab[i].key == 0)
+			return NULL;
 	}
 }
 
-/* The caller made sure the table has room. */
-static uint32_t tab_insert(struct dt_lastidx *ls, const struct lslot *s)
+/* The block's slot in whichever table holds it, or NULL. */
+static struct lslot *tab_find(const struct dt_lastidx *ls, uint32_t key)
+{
+	struct lslot *s = ls->plant == 2 && ls->otab ? NULL : probe(ls->tab, ls->tcap, ls->tlg, key);
+
+	if (s || !ls->otab || ls->plant == 1)
+		return s;
+	s = probe(ls->otab, ls->ocap, ls->olg, key);
+	return s && s->cap ? s : NULL; /* a moved slot's block is not in tab: gone since */
+}
+
+/*
+ * Every slot holding a block, the old table's first: *pos from 0 on,
+ * NULL at the end. Iterating while nothing is inserted, moved or deleted.
+ */
+static const struct lslot *slot_next(const struct dt_lastidx *ls, uint64_t *pos)
+{
+	for (; *pos < (uint64_t)ls->ocap + ls->tcap; ++*pos) {
+		const struct lslot *s = *pos < ls->ocap ? &ls->otab[*pos] : &ls->tab[*pos - ls->ocap];
+
+		if (s->key && s->cap) {
+			++*pos;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+/* Into the new table; the caller made sure it has room. */
+static struct lslot *tab_insert(struct dt_lastidx *ls, const struct lslot *s)
 {
 	uint32_t i = home(ls, s->key);
 
@@ -124,28 +174,88 @@ static uint32_t tab_insert(struct dt_lastidx *ls, const struct lslot *s)
 		i = (i + 1) & (ls->tcap - 1);
 	ls->tab[i] = *s;
 	ls->tused++;
-	return i;
+	return &ls->tab[i];
 }
 
+/*
+ * Move up to n of the old table's slots (empty or not) into the new one;
+ * the old table goes once none is left. Slots in the new table stay where
+ * they are (insertion moves none).
+ */
+static void tab_migrate(struct dt_lastidx *ls, uint32_t n)
+{
+	while (ls->otab && n--) {
+		struct lslot *s = &ls->otab[ls->opos++];
+
+		if (s->key && s->cap) {
+			tab_insert(ls, s);
+			s->cap = 0;
+			ls->oleft--;
+		}
+		if (!ls->oleft || ls->opos == ls->ocap) {
+			free(ls->otab);
+			ls->otab = NULL;
+			ls->ocap = ls->olg = ls->oleft = ls->opos = 0;
+		}
+	}
+}
+
+/*
+ * Rehash into a table of cap slots, incrementally: the current table
+ * becomes the old one (a rehash still in progress completes first). Its
+ * blocks move `pace` slots per insertion, fast enough that the new table
+ * is at most half full when the last one has moved: the new table holds
+ * at most cap / 2 - oleft more blocks before that, and pace * (that / 2)
+ * >= ocap.
+ */
 static int tab_resize(struct dt_lastidx *ls, uint32_t cap)
 {
-	struct lslot *old = ls->tab, *tab = calloc(cap, sizeof(*tab));
-	uint32_t ocap = ls->tcap;
+	struct lslot *tab;
+	uint32_t room;
 
+	tab_migrate(ls, UINT32_MAX);
+	if (cap / 2 <= ls->tused)
+		return -EINVAL; /* not reached: callers keep the new table at most half full */
+	tab = calloc(cap, sizeof(*tab));
 	if (!tab)
 		return -ENOMEM;
+	if (ls->tused) {
+		ls->otab = ls->tab;
+		ls->ocap = ls->tcap;
+		ls->olg = ls->tlg;
+		ls->oleft = ls->tused;
+		ls->opos = 0;
+	} else {
+		free(ls->tab);
+	}
+	room = cap / 2 - ls->tused;
+	ls->pace = (uint32_t)(2 * (uint64_t)ls->ocap / room + 1);
 	ls->tab = tab;
 	ls->tcap = cap;
 	ls->tlg = (uint32_t)__builtin_ctz(cap);
 	ls->tused = 0;
-	for (uint32_t i = 0; i < ocap; i++)
-		if (old[i].key)
-			tab_insert(ls, &old[i]);
-	free(old);
 	return 0;
 }
 
-/* Backward-shift deletion keeps probe chains intact without tombstones. */
+/* Blocks in either table. */
+static uint32_t tab_count(const struct dt_lastidx *ls) { return ls->tused + ls->oleft; }
+
+/* A new block (not in either table), growing the table first if need be. */
+static int tab_add(struct dt_lastidx *ls, const struct lslot *s, struct lslot **ret)
+{
+	/* At most half full: short probes, and an empty slot always ends them. */
+	if ((tab_count(ls) + 1) * 2 > ls->tcap) {
+		int r = tab_resize(ls, ls->tcap ? ls->tcap * 2 : TAB_MIN);
+
+		if (r < 0)
+			return r;
+	}
+	*ret = tab_insert(ls, s);
+	tab_migrate(ls, ls->pace);
+	return 0;
+}
+
+/* Backward-shift deletion (new table) keeps probe chains intact without tombstones. */
 static void tab_delete(struct dt_lastidx *ls, uint32_t i)
 {
 	uint32_t m = ls->tcap - 1;
@@ -220,29 +330,23 @@ static uint32_t cnt_get(const struct dt_lastidx *ls, uint64_t epoch)
 /* One block of the epoch: room for its new pages. */
 static int reserve_block(struct dt_lastidx *ls, uint32_t key, uint64_t newmask)
 {
+	struct lslot *s = tab_find(ls, key);
 	uint32_t need;
-	int64_t idx;
-	int r;
 
-	idx = tab_find(ls, key);
-	if (idx < 0) {
-		struct lslot s = {.key = key, .cap = INLINE_EP};
+	if (!s) {
+		struct lslot n = {.key = key, .cap = INLINE_EP};
+		int r = tab_add(ls, &n, &s);
 
-		/* At most half full: short probes, and an empty slot always ends them. */
-		if ((ls->tused + 1) * 2 > ls->tcap) {
-			r = tab_resize(ls, ls->tcap ? ls->tcap * 2 : TAB_MIN);
-			if (r < 0)
-				return r;
-		}
-		idx = tab_insert(ls, &s);
+		if (r < 0)
+			return r;
 	}
 	if (key == ls->rkey)
 		newmask |= ls->rmask;
 	ls->rkey = key;
 	ls->rmask = newmask;
-	need = (uint32_t)__builtin_popcountll(ls->tab[idx].mask | newmask);
-	if (need > ls->tab[idx].cap)
-		return slot_grow(ls, &ls->tab[idx], need);
+	need = (uint32_t)__builtin_popcountll(s->mask | newmask);
+	if (need > s->cap)
+		return slot_grow(ls, s, need);
 	return 0;
 }
 
@@ -452,7 +556,7 @@ static void update_batch(struct dt_lastidx *ls, const struct dt_block *b, uint32
 	for (uint32_t j = 0; j < n; j++)
 		__builtin_prefetch(&ls->tab[home(ls, b[j].block + 1)]);
 	for (uint32_t j = 0; j < n; j++)
-		q[j] = &ls->tab[tab_find(ls, b[j].block + 1)]; /* reserved */
+		q[j] = tab_find(ls, b[j].block + 1); /* reserved */
 	for (uint32_t j = 0; j < n && j < PREFETCH_DIST; j++)
 		prefetch_ep(q[j]);
 	for (uint32_t j = 0; j < n; j++) {
@@ -485,19 +589,22 @@ void dt_lastidx_update(struct dt_lastidx *ls, const uint32_t *pages, size_t n)
 }
 
 /*
- * Advance the sweep; at the end of a pass, shrink a mostly empty table.
- * Only then: rehashing reorders the slots, and a pass cut short by it
- * would leave stale pages behind for another pass. Returns true at the end.
+ * Advance the sweep (over the new table: the old one's blocks are swept
+ * once they have moved); at the end of a pass, shrink a mostly empty
+ * table. Only then: rehashing reorders the slots, and a pass cut short by
+ * it would leave stale pages behind for another pass. The new table is
+ * left at most a quarter full (room for the old one's slots to move at a
+ * bounded pace) and at least 1/SHRINK_MAX of the old. Returns true at the end.
  */
 static bool sweep_next(struct dt_lastidx *ls)
 {
 	if (++ls->sweep < ls->tcap)
 		return false;
 	ls->sweep = 0;
-	if (ls->tcap > TAB_MIN && ls->tused * 8 < ls->tcap) {
+	if (!ls->otab && ls->tcap > TAB_MIN && ls->tused * 8 < ls->tcap) {
 		uint32_t cap = ls->tcap;
 
-		while (cap > TAB_MIN && ls->tused * 4 < cap)
+		while (cap / 2 >= TAB_MIN && ls->tused * 4 <= cap / 2 && cap / 2 >= ls->tcap / SHRINK_MAX)
 			cap /= 2;
 		tab_resize(ls, cap); /* failure keeps the larger table */
 	}
@@ -548,7 +655,7 @@ static void sweep(struct dt_lastidx *ls)
 		if (sweep_next(ls))
 			break;
 	}
-	if (!ls->tused) {
+	if (!tab_count(ls)) {
 		free(ls->tab);
 		ls->tab = NULL;
 		ls->tcap = ls->tlg = 0;
@@ -572,6 +679,7 @@ void dt_lastidx_end(struct dt_lastidx *ls, uint64_t npages)
 		ls->wss[i] = ls->wss[i] - ls->leave[i] - cum + npages;
 	}
 	ls->epochs++;
+	tab_migrate(ls, MIGRATE_PER_CLOSE); /* a table rehashing with few insertions */
 	for (uint32_t i = 0; ls->nalloc && i < ls->nchunks; i++) {
 		if (ls->cnt[i] && !ls->csum[i]) {
 			free(ls->cnt[i]);
@@ -595,6 +703,8 @@ uint64_t dt_lastidx_epochs(const struct dt_lastidx *ls) { return ls->epochs; }
 uint64_t dt_lastidx_wss(const struct dt_lastidx *ls, uint32_t i) { return ls->wss[i]; }
 
 uint64_t dt_lastidx_held(const struct dt_lastidx *ls) { return ls->held; }
+
+bool dt_lastidx_rehashing(const struct dt_lastidx *ls) { return ls->otab != NULL; }
 
 uint64_t dt_lastidx_count(const struct dt_lastidx *ls, uint32_t window)
 {
@@ -646,10 +756,11 @@ static void range_hist(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi, co
 		       uint32_t n, uint64_t *hist)
 {
 	uint32_t e32 = (uint32_t)ls->epochs;
+	const struct lslot *sl;
 	uint64_t blo, bhi;
 
 	memset(hist, 0, (n + 1) * sizeof(*hist));
-	if (lo >= hi || !ls->tcap)
+	if (lo >= hi || !tab_count(ls))
 		return;
 	if (hi > (UINT64_C(1) << 32))
 		hi = UINT64_C(1) << 32;
@@ -658,18 +769,16 @@ static void range_hist(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi, co
 	/* Probe the range's blocks, or scan the table, whichever is shorter. */
 	if (bhi - blo < ls->tcap) {
 		for (uint64_t b = blo; b <= bhi; b++) {
-			int64_t i = tab_find(ls, (uint32_t)b + 1);
-
-			if (i >= 0)
-				block_hist(&ls->tab[i], range_mask(b, lo, hi), e32, lim, n, hist);
+			sl = tab_find(ls, (uint32_t)b + 1);
+			if (sl)
+				block_hist(sl, range_mask(b, lo, hi), e32, lim, n, hist);
 		}
 		return;
 	}
-	for (uint32_t i = 0; i < ls->tcap; i++) {
-		const struct lslot *sl = &ls->tab[i];
+	for (uint64_t pos = 0; (sl = slot_next(ls, &pos));) {
 		uint64_t b = sl->key - 1;
 
-		if (sl->key && b >= blo && b <= bhi)
+		if (b >= blo && b <= bhi)
 			block_hist(sl, range_mask(b, lo, hi), e32, lim, n, hist);
 	}
 }
@@ -686,12 +795,10 @@ uint64_t dt_lastidx_count_range(const struct dt_lastidx *ls, uint32_t window, ui
 	return hist[0];
 }
 
-int dt_lastidx_count_range_at(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
-			      const uint32_t *windows, uint32_t n, uint64_t *out)
+/* Each window's age limit (ascending windows, at most DT_LASTIDX_MAX_AT). */
+static int windows_lim(const struct dt_lastidx *ls, const uint32_t *windows, uint32_t n,
+		       uint32_t *lim)
 {
-	uint32_t lim[DT_LASTIDX_MAX_AT] = {0};
-	uint64_t hist[DT_LASTIDX_MAX_AT + 1], sum = 0;
-
 	if (n > DT_LASTIDX_MAX_AT)
 		return -EINVAL;
 	for (uint32_t i = 0; i < n; i++) {
@@ -699,11 +806,73 @@ int dt_lastidx_count_range_at(const struct dt_lastidx *ls, uint64_t lo, uint64_t
 			return -EINVAL;
 		lim[i] = windows[i] < ls->horizon ? windows[i] : ls->horizon;
 	}
-	range_hist(ls, lo, hi, lim, n, hist);
+	return 0;
+}
+
+/* Per-age-limit counts (hist, n + 1) into D at each window (out, n). */
+static void hist_windows(const uint64_t *hist, const uint32_t *windows, uint32_t n, uint64_t *out)
+{
+	uint64_t sum = 0;
+
 	for (uint32_t i = 0; i < n; i++) {
 		sum += hist[i];
 		out[i] = windows[i] ? sum : 0;
 	}
+}
+
+int dt_lastidx_count_range_at(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
+			      const uint32_t *windows, uint32_t n, uint64_t *out)
+{
+	uint32_t lim[DT_LASTIDX_MAX_AT] = {0};
+	uint64_t hist[DT_LASTIDX_MAX_AT + 1];
+	int r = windows_lim(ls, windows, n, lim);
+
+	if (r < 0)
+		return r;
+	range_hist(ls, lo, hi, lim, n, hist);
+	hist_windows(hist, windows, n, out);
+	return 0;
+}
+
+int dt_lastidx_count_parts_at(const struct dt_lastidx *ls, const uint64_t *bounds,
+			      uint32_t nparts, const uint32_t *windows, uint32_t n, uint64_t *out)
+{
+	uint32_t lim[DT_LASTIDX_MAX_AT] = {0}, e32 = (uint32_t)ls->epochs;
+	uint64_t *hist;
+	const struct lslot *sl;
+	int r = windows_lim(ls, windows, n, lim);
+
+	if (r < 0)
+		return r;
+	for (uint32_t p = 0; p < nparts; p++)
+		if (bounds[p + 1] < bounds[p])
+			return -EINVAL;
+	hist = calloc((size_t)nparts * (n + 1), sizeof(*hist));
+	if (!hist)
+		return -ENOMEM;
+	/* One scan in table order: each block adds to the parts it overlaps (mostly one). */
+	for (uint64_t pos = 0; nparts && (sl = slot_next(ls, &pos));) {
+		uint64_t first = (uint64_t)(sl->key - 1) * 64, lo = 0, hi = nparts;
+
+		if (first + 64 <= bounds[0] || first >= bounds[nparts])
+			continue;
+		/* The last part starting at or below the block's first page. */
+		while (hi - lo > 1) {
+			uint64_t mid = (lo + hi) / 2;
+
+			if (bounds[mid] <= first)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		for (uint64_t p = lo; p < nparts && bounds[p] < first + 64; p++)
+			if (bounds[p + 1] > bounds[p] && bounds[p + 1] > first)
+				block_hist(sl, range_mask(first / 64, bounds[p], bounds[p + 1]), e32,
+					   lim, n, hist + p * (n + 1));
+	}
+	for (uint32_t p = 0; p < nparts; p++)
+		hist_windows(hist + (size_t)p * (n + 1), windows, n, out + (size_t)p * n);
+	free(hist);
 	return 0;
 }
 
@@ -718,15 +887,13 @@ roaring_bitmap_t *dt_lastidx_union(const struct dt_lastidx *ls, uint32_t window)
 	uint32_t e32 = (uint32_t)ls->epochs, lim = window < ls->horizon ? window : ls->horizon;
 	roaring_bitmap_t *u = roaring_bitmap_create();
 	uint32_t buf[1024], n = 0;
+	const struct lslot *s;
 
 	if (!u || window == 0)
 		return u;
-	for (uint32_t i = 0; i < ls->tcap; i++) {
-		const struct lslot *s = &ls->tab[i];
+	for (uint64_t pos = 0; (s = slot_next(ls, &pos));) {
 		uint64_t live;
 
-		if (!s->key)
-			continue;
 		live = block_live(s, ~UINT64_C(0), e32, lim);
 		if (n + 64 > sizeof(buf) / sizeof(buf[0])) {
 			roaring_bitmap_add_many(u, n, buf);
@@ -739,9 +906,56 @@ roaring_bitmap_t *dt_lastidx_union(const struct dt_lastidx *ls, uint32_t window)
 	return u;
 }
 
+#define QCHUNK_SHIFT 10u /* blocks per chunk of the quantile count: 64 Ki pages */
+
+int64_t dt_lastidx_quantiles(const struct dt_lastidx *ls, uint32_t window, uint32_t n,
+			     uint64_t *out)
+{
+	uint32_t e32 = (uint32_t)ls->epochs, lim = window < ls->horizon ? window : ls->horizon;
+	uint32_t *chunk;
+	uint64_t card = 0, cum = 0, c = 0;
+	const struct lslot *s;
+
+	if (!window)
+		return 0;
+	chunk = calloc(1u << (26 - QCHUNK_SHIFT), sizeof(*chunk));
+	if (!chunk)
+		return -ENOMEM;
+	for (uint64_t pos = 0; (s = slot_next(ls, &pos));) {
+		uint32_t k = (uint32_t)__builtin_popcountll(block_live(s, ~UINT64_C(0), e32, lim));
+
+		chunk[(s->key - 1) >> QCHUNK_SHIFT] += k;
+		card += k;
+	}
+	for (uint32_t i = 0; card && i < n; i++) {
+		uint64_t rank = card * i / n;
+
+		/* Ranks ascend: the chunks are walked forward once. */
+		while (cum + chunk[c] <= rank)
+			cum += chunk[c++];
+		uint64_t left = rank - cum;
+
+		for (uint32_t b = (uint32_t)c << QCHUNK_SHIFT;; b++) {
+			const struct lslot *sl = tab_find(ls, b + 1);
+			uint64_t live = sl ? block_live(sl, ~UINT64_C(0), e32, lim) : 0;
+			uint32_t k = (uint32_t)__builtin_popcountll(live);
+
+			if (left < k) {
+				for (; left; left--)
+					live &= live - 1;
+				out[i] = (uint64_t)b * 64 + (uint32_t)__builtin_ctzll(live);
+				break;
+			}
+			left -= k;
+		}
+	}
+	free(chunk);
+	return (int64_t)card;
+}
+
 size_t dt_lastidx_memory(const struct dt_lastidx *ls)
 {
-	return sizeof(*ls) + (size_t)ls->tcap * sizeof(*ls->tab) + ls->ep_bytes +
+	return sizeof(*ls) + ((size_t)ls->tcap + ls->ocap) * sizeof(*ls->tab) + ls->ep_bytes +
 	       (ls->cnt ? ls->nchunks * (sizeof(*ls->cnt) + sizeof(*ls->csum)) : 0) +
 	       (size_t)ls->nalloc * CNT_SIZE * sizeof(**ls->cnt);
 }
@@ -753,16 +967,14 @@ int dt_lastidx_walk(const struct dt_lastidx *ls,
 		    void *ud)
 {
 	uint32_t e32 = (uint32_t)ls->epochs, ages[64];
+	const struct lslot *s;
 
-	for (uint32_t i = 0; i < ls->tcap; i++) {
-		const struct lslot *s = &ls->tab[i];
+	for (uint64_t pos = 0; (s = slot_next(ls, &pos));) {
 		const uint32_t *ep;
 		uint64_t live;
 		uint32_t n = 0;
 		int r;
 
-		if (!s->key)
-			continue;
 		live = block_live(s, ~UINT64_C(0), e32, ls->horizon);
 		if (!live)
 			continue;
@@ -784,7 +996,7 @@ int dt_lastidx_restore_block(struct dt_lastidx *ls, uint32_t block, uint64_t mas
 {
 	uint64_t lim = ls->epochs < ls->horizon ? ls->epochs : ls->horizon;
 	uint32_t n = (uint32_t)__builtin_popcountll(mask), e32 = (uint32_t)ls->epochs, *ep;
-	struct lslot sl;
+	struct lslot sl, *s;
 	int r;
 
 	if (!mask || block > (UINT32_MAX >> 6))
@@ -792,7 +1004,7 @@ int dt_lastidx_restore_block(struct dt_lastidx *ls, uint32_t block, uint64_t mas
 	for (uint32_t i = 0; i < n; i++)
 		if (ages[i] < 1 || ages[i] > lim)
 			return -EBADMSG;
-	if (tab_find(ls, block + 1) >= 0)
+	if (tab_find(ls, block + 1))
 		return -EBADMSG;
 	/* Counts first: a failure then leaves no half-inserted block behind. */
 	for (uint32_t i = 0; i < n; i++) {
@@ -802,21 +1014,22 @@ int dt_lastidx_restore_block(struct dt_lastidx *ls, uint32_t block, uint64_t mas
 		if (r < 0)
 			return r;
 	}
-	if ((ls->tused + 1) * 2 > ls->tcap) {
-		r = tab_resize(ls, ls->tcap ? ls->tcap * 2 : TAB_MIN);
-		if (r < 0)
-			return r;
-	}
 	sl = (struct lslot){ .key = block + 1, .cap = INLINE_EP };
 	r = slot_grow(ls, &sl, n);
 	if (r < 0)
 		return r;
 	sl.mask = mask;
 	ep = slot_ep(&sl);
+	for (uint32_t i = 0; i < n; i++)
+		ep[i] = e32 - ages[i];
+	r = tab_add(ls, &sl, &s);
+	if (r < 0) {
+		slot_release(ls, &sl);
+		return r;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t pos = (uint32_t)((ls->epochs - ages[i]) % ls->horizon);
 
-		ep[i] = e32 - ages[i];
 		ls->cnt[pos >> CNT_SHIFT][pos & (CNT_SIZE - 1)]++;
 		ls->csum[pos >> CNT_SHIFT]++;
 		ls->total++;
@@ -824,7 +1037,6 @@ int dt_lastidx_restore_block(struct dt_lastidx *ls, uint32_t block, uint64_t mas
 		for (uint32_t w = ls->win->k[ages[i] - 1]; w < ls->win->n; w++)
 			ls->wss[w]++;
 	}
-	tab_insert(ls, &sl);
 	ls->held += n;
 	return 0;
 }

@@ -16,7 +16,10 @@
  *
  * Pages that left the horizon are dead for every count at once (their age
  * says so); a sweep over a slice of the hash at each close frees them, a
- * whole pass every horizon/4 epochs.
+ * whole pass every horizon/4 epochs. The hash grows and shrinks by an
+ * incremental rehash: a bounded number of slots move per insertion and per
+ * close, and lookups look in both tables until the old one is empty, so no
+ * call pays for a whole table.
  *
  * Closing goes in two phases so that a caller closing several indexes can
  * fail before changing any: reserve (may return -ENOMEM, leaves every
@@ -24,6 +27,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,14 +72,31 @@ uint64_t dt_lastidx_count(const struct dt_lastidx *ls, uint32_t window);
 #define DT_LASTIDX_MAX_AT 64
 int dt_lastidx_count_range_at(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
 			      const uint32_t *windows, uint32_t n, uint64_t *out);
+/*
+ * The same for each of nparts ranges [bounds[p], bounds[p + 1]) (ascending
+ * bounds) into out[p * n + i], in one scan of the index, not a lookup per
+ * block of each range; -ENOMEM, -EINVAL.
+ */
+int dt_lastidx_count_parts_at(const struct dt_lastidx *ls, const uint64_t *bounds,
+			      uint32_t nparts, const uint32_t *windows, uint32_t n, uint64_t *out);
 /* D at every configured window, restricted to pages [lo, hi), in one pass. */
 void dt_lastidx_count_range_windows(const struct dt_lastidx *ls, uint64_t lo, uint64_t hi,
 				    uint64_t *out);
 /* D(window) restricted to pages [lo, hi). */
 uint64_t dt_lastidx_count_range(const struct dt_lastidx *ls, uint32_t window, uint64_t lo,
 				uint64_t hi);
+/*
+ * The pages at ranks card * i / n (i < n) of the distinct pages of the last
+ * `window` epochs, ascending (card: how many; the ranks of the union's
+ * roaring_bitmap_select), in one pass over the index and a probe of at
+ * most 1024 blocks per rank: no set is built. Returns card, or -ENOMEM.
+ */
+int64_t dt_lastidx_quantiles(const struct dt_lastidx *ls, uint32_t window, uint32_t n,
+			     uint64_t *out);
 /* The distinct pages of the last `window` epochs as a new bitmap; NULL on -ENOMEM. */
 roaring_bitmap_t *dt_lastidx_union(const struct dt_lastidx *ls, uint32_t window);
+/* A rehash of the block hash is in progress (its old table still holds blocks). */
+bool dt_lastidx_rehashing(const struct dt_lastidx *ls);
 /* Pages held by the index, live or not yet swept. */
 uint64_t dt_lastidx_held(const struct dt_lastidx *ls);
 size_t dt_lastidx_memory(const struct dt_lastidx *ls);

@@ -6,20 +6,39 @@
 
 #include "dt_roaring.h"
 
+/*
+ * Per container: a 16-byte container struct and its payload, two malloc
+ * headers, and a key, a typecode and a pointer in the top-level arrays.
+ * Plus the bitmap struct itself and its top-level arrays. O(containers):
+ * roaring_bitmap_statistics() would also sum every value.
+ */
 size_t dt_roaring_memory(const roaring_bitmap_t *r)
 {
-	roaring_statistics_t st;
+	const roaring_array_t *ra;
+	size_t m;
 
 	if (!r)
 		return 0;
-	roaring_bitmap_statistics(r, &st);
-	/*
-	 * Per container: a 16-byte container struct and its payload, two
-	 * malloc headers, and a key, a typecode and a pointer in the top-level
-	 * arrays. Plus the bitmap struct itself and its top-level arrays.
-	 */
-	return sizeof(*r) + 32 + (size_t)st.n_bytes_array_containers + st.n_bytes_run_containers +
-	       st.n_bytes_bitset_containers + (size_t)st.n_containers * (16 + 2 * 16 + 2 + 1 + 8);
+	ra = &r->high_low_container;
+	m = sizeof(*r) + 32 + (size_t)ra->size * (16 + 2 * 16 + 2 + 1 + 8);
+	for (int32_t i = 0; i < ra->size; i++)
+		m += (size_t)container_size_in_bytes(ra->containers[i], ra->typecodes[i]);
+	return m;
+}
+
+int dt_roaring_run_optimize_step(roaring_bitmap_t *r, uint32_t *pos, uint32_t max)
+{
+	roaring_array_t *ra = &r->high_low_container;
+
+	for (; *pos < (uint32_t)ra->size && max; ++*pos, max--) {
+		uint8_t type;
+
+		ra_unshare_container_at_index(ra, (uint16_t)*pos);
+		ra->containers[*pos] = convert_run_optimize(ra->containers[*pos],
+							    ra->typecodes[*pos], &type);
+		ra->typecodes[*pos] = type;
+	}
+	return *pos < (uint32_t)ra->size;
 }
 
 int dt_roaring_append_words(roaring_bitmap_t *r, uint16_t key, const uint64_t *words)

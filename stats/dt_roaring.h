@@ -32,6 +32,11 @@ struct dt_block {
  * -ENOMEM leaves r as it was.
  */
 int dt_roaring_append_words(roaring_bitmap_t *r, uint16_t key, const uint64_t *words);
+/*
+ * roaring_bitmap_run_optimize() a share at a time: containers [*pos,
+ * *pos + max) become runs where that is smaller; 1 while more remain.
+ */
+int dt_roaring_run_optimize_step(roaring_bitmap_t *r, uint32_t *pos, uint32_t max);
 /* Containers of r; the non-empty blocks of container i, ascending, into out. */
 uint32_t dt_roaring_ncontainers(const roaring_bitmap_t *r);
 uint32_t dt_roaring_container_blocks(const roaring_bitmap_t *r, uint32_t i,

@@ -26,6 +26,7 @@ enum dt_close_phase {
 	DT_CLOSE_BUILD,	  /* the sealed open sets become roaring sets */
 	DT_CLOSE_RESERVE, /* room in each index (no count changes) */
 	DT_CLOSE_UPDATE,  /* counts move: index queries complete the close first */
+	DT_CLOSE_COMPACT, /* the VM's set to runs where smaller, containers a share at a time */
 	DT_CLOSE_APPLY,	  /* the set compacted; next step applies the epoch at once */
 	DT_CLOSE_RESET,	  /* applied; the sealed buffers are cleared for reuse */
 	DT_CLOSE_DONE,	  /* the closed epoch waits for the caller */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "dt_collector.h"
+#include "dt_stats_int.h"
 #include "dt_test.h"
 
 static int sealed_memfd(size_t size, int seals)
@@ -356,6 +357,101 @@ static void test_bitmap_sparse(void)
 	dt_stats_free(s);
 }
 
+/*
+ * The bitmaps consumed in steps of random size, the producer setting bits
+ * between steps: a bit set in a word the pass has not reached is in the
+ * pass, one set behind it stays for the next, and the pass's pages are
+ * exactly those (two bitmaps, the first with holes that stay holes).
+ */
+static void test_bitmap_steps(void)
+{
+	const uint64_t pages[2] = { 1 << 20, 4687 * 64 };
+	uint64_t *w[2], bytes[2], rng = 0x9e3779b97f4a7c15ull, later = 0, ahead = 0;
+	struct dt_closed_epoch *closed = NULL;
+	char reason[DT_REASON_LEN];
+	struct dt_collector c;
+	struct dt_stats *s = new_stats(1);
+	roaring_bitmap_t *want = roaring_bitmap_create();
+	uint32_t base[2], steps = 0;
+	struct stat st;
+	int fd[2], r;
+
+	CHECK(dt_collector_init(&c, DT_MODE_BITMAP, 1, s) == 0);
+	for (uint32_t i = 0; i < 2; i++) {
+		struct dt_msg_add_bitmap m = { .slot = i };
+
+		CHECK(dt_slots_add(&c.slots, i, (uint64_t)i << 40, pages[i], 12, 8, 1 << 22) == 0);
+		base[i] = dt_slots_find(&c.slots, i)->base;
+		bytes[i] = pages[i] / 8;
+		fd[i] = sealed_memfd(bytes[i], F_SEAL_SHRINK | F_SEAL_GROW);
+		CHECK_EQ(c.ops->add_bitmap(&c, fd[i], &m, reason), 0);
+		w[i] = mmap(NULL, bytes[i], PROT_READ | PROT_WRITE, MAP_SHARED, fd[i], 0);
+		CHECK(w[i] != MAP_FAILED);
+	}
+	/* Bitmap 0: only every 4th page of it written, the others holes. */
+	for (uint64_t k = 0; k < 3000; k++) {
+		uint32_t i = k % 2;
+		uint64_t word = (rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 33;
+		uint64_t bit = rng >> 58;
+
+		word %= pages[i] / 64;
+		if (i == 0)
+			word = word / 512 / 4 * 4 * 512 + word % 512;
+		w[i][word] |= 1ull << bit;
+		roaring_bitmap_add(want, base[i] + (uint32_t)(word * 64 + bit));
+	}
+	CHECK(fstat(fd[0], &st) == 0);
+	dt_collector_consume_begin(&c);
+	do {
+		uint64_t budget = (rng = rng * 6364136223846793005ull + 1442695040888963407ull) >> 54;
+
+		r = dt_collector_consume_step(&c, budget);
+		steps++;
+		/* The producer, between steps: a few bits behind the pass and ahead of it. */
+		for (int k = 0; r > 0 && k < 8; k++) {
+			uint32_t i = (uint32_t)((rng = rng * 6364136223846793005ull + 1) >> 63);
+			uint64_t word = (rng >> 20) % (pages[i] / 64), bit = rng >> 58;
+			uint32_t page = base[i] + (uint32_t)(word * 64 + bit);
+			bool behind = i < c.consume_map || (i == c.consume_map && word < c.consume_word);
+
+			if (i == 0)
+				continue; /* keep bitmap 0's holes */
+			if (w[i][word] & (1ull << bit))
+				continue;
+			w[i][word] |= 1ull << bit;
+			if (behind) {
+				later++;
+			} else {
+				ahead++;
+				roaring_bitmap_add(want, page);
+			}
+		}
+	} while (r > 0);
+	CHECK_EQ(r, 0);
+	CHECK(steps > 20);
+	CHECK(later > 0 && ahead > 0); /* both sides of the cursor were tried */
+	CHECK_EQ(c.bitmap_pages, roaring_bitmap_get_cardinality(want));
+	CHECK(dt_stats_close_epoch(s, 1, &closed) == 0);
+	CHECK(closed && closed->set && roaring_bitmap_equals(closed->set, want));
+	dt_closed_epoch_free(closed);
+	/* What was set behind the pass is there for the next. */
+	CHECK_EQ(c.ops->consume(&c), later);
+	CHECK_EQ(dt_collector_consume_step(&c, 1), 0);
+	{
+		struct stat st2;
+
+		CHECK(fstat(fd[0], &st2) == 0);
+		CHECK_EQ(st2.st_blocks, st.st_blocks); /* no hole read in */
+	}
+	for (uint32_t i = 0; i < 2; i++) {
+		munmap(w[i], bytes[i]);
+		close(fd[i]);
+	}
+	roaring_bitmap_free(want);
+	dt_collector_done(&c);
+	dt_stats_free(s);
+}
+
 static void test_slots(void)
 {
 	struct dt_slot_table t = { 0 };
@@ -386,6 +482,7 @@ int main(void)
 	RUN(test_ring_refusals);
 	RUN(test_bitmap);
 	RUN(test_bitmap_sparse);
+	RUN(test_bitmap_steps);
 	RUN(test_slots);
 	TEST_EXIT();
 }
