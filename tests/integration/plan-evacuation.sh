@@ -118,12 +118,19 @@ jq -e --argjson t "$third" '
 	([.vms[] | .start_seconds == 0 and .running == 3 and near(.bandwidth_bytes_per_second; 67108864 / 3)] | all)' \
 	"$TMP/ev4.json" >/dev/null ||
 	fail "parallel 4, 3 VMs: not each at a third: $(jq -c '[.inputs, [.vms[] | {name, start_seconds, running, bandwidth_bytes_per_second}]]' "$TMP/ev4.json")"
+# Each duration is the VM's own plan at a third, not at a quarter: nearer the one than the
+# other (the VMs run on between the two requests, and their curves drift by 10 % and more
+# on a loaded host, so a fixed tolerance around one plan is not the test).
+quarter=$((67108864 / 4))
 for vm in small middle; do
 	[ "$(req "/v1/vms/$vm/plan?bandwidth=$third&downtime=100ms")" = 200 ] || fail "$vm plan: $(cat "$TMP/body")"
 	own=$(jq .total_time_seconds "$TMP/body")
+	[ "$(req "/v1/vms/$vm/plan?bandwidth=$quarter&downtime=100ms")" = 200 ] || fail "$vm plan: $(cat "$TMP/body")"
+	own4=$(jq .total_time_seconds "$TMP/body")
 	ev=$(jq --arg n $vm '.vms[] | select(.name == $n) | .duration_seconds' "$TMP/ev4.json")
-	awk -v a="$own" -v b="$ev" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.1 * a) }' ||
-		fail "$vm: evacuation says $ev s, its own plan at a third ($third B/s) $own s"
+	awk -v a="$own" -v q="$own4" -v b="$ev" 'function abs(x) { return x < 0 ? -x : x }
+		BEGIN { exit !(abs(a - b) < abs(q - b) && abs(a - b) <= 0.25 * a) }' ||
+		fail "$vm: evacuation says $ev s, its own plan at a third ($third B/s) $own s, at a quarter $own4 s"
 done
 echo "ok: parallel 4 with 3 VMs: each at a third of the bandwidth from the start, as its own plan at $third B/s; drain $(jq .total_drain_seconds "$TMP/ev4.json") s"
 
