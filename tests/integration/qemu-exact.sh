@@ -49,6 +49,7 @@ def fail(msg):
     print("FAIL:", msg, file=sys.stderr)
     for q in qemus:
         print(f"--- {q.name} log:\n{q.log_tail()}", file=sys.stderr)
+        q.stop()
     sys.exit(1)
 
 def ok(msg):
@@ -264,8 +265,7 @@ if "dirty ring" not in open(f"{G}/qr.dtq").read():
     fail("no stand-down message in DIRTYTRACK_LOG")
 ok("QEMU with a dirty ring: the library stood down, QEMU runs")
 for q in qemus:
-    if q.alive():
-        q.stop()
+    q.stop()  # also one killed on purpose (qb): its RAM file in /dev/shm goes too
 d = daemons[-1]
 d.terminate()
 if d.wait(20) != 0:
